@@ -1,0 +1,142 @@
+# bucketnfs - one non-recursive Makefile.
+#
+#   make            build bin/bucketnfsd (and the unit tests)
+#   make run        install missing Debian packages, build, serve the demo export
+#   make test       install missing packages, build, run every test
+#   make check      the same tests built with AddressSanitizer + UBSan
+#   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make clean
+#
+# Every .c under the layer folders goes into one static library; programs
+# and tests link against it.  New files need no edit here.
+
+SAN ?=
+ifeq ($(SAN),1)
+B := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+B := build
+SANFLAGS :=
+endif
+
+CC ?= cc
+PREFIX ?= /usr/local
+DESTDIR ?=
+OPT ?= -O2 -g
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter
+CPPFLAGS += -I. -I$(B)/gen -I/usr/include/tirpc -D_GNU_SOURCE
+CFLAGS += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -pthread -MMD -MP
+LDFLAGS += $(SANFLAGS) -pthread
+LDLIBS := -ltirpc -ldb -lconfig -lcurl -lssl -lcrypto -lexpat -lm
+
+LAYERS := common rpc meta objstore cache nfsd mountd
+MAINS := nfsd/bucketnfsd.c tools/bucketnfs.c
+XFILES := $(wildcard nfsd/*.x mountd/*.x)
+GEN_H := $(patsubst %.x,$(B)/gen/%.h,$(notdir $(XFILES)))
+GEN_C := $(patsubst %.x,$(B)/gen/%_xdr.c,$(notdir $(XFILES)))
+LIB_SRCS := $(filter-out $(MAINS),$(wildcard $(addsuffix /*.c,$(LAYERS))))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o) $(GEN_C:$(B)/gen/%.c=$(B)/obj/gen/%.o)
+LIB := $(B)/libbucketnfs.a
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+IT_SRCS := $(wildcard tests/integration/it_*.c)
+IT_BINS := $(IT_SRCS:tests/integration/%.c=$(B)/tests/%)
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
+PROGS := bin/bucketnfsd $(if $(wildcard tools/bucketnfs.c),bin/bucketnfs)
+
+.PHONY: all run test check fuzz install clean deps tests bench
+.DEFAULT_GOAL := all
+
+all: $(PROGS) tests
+
+tests: $(UNIT_BINS) $(IT_BINS) $(BENCH_BINS)
+
+deps:
+	@tools/install-deps.sh build
+
+# rpcgen output: header and XDR routines only (the transport is ours).
+$(B)/gen/%.h: nfsd/%.x
+	@mkdir -p $(@D)
+	rpcgen -h -o $@ $<
+$(B)/gen/%.h: mountd/%.x
+	@mkdir -p $(@D)
+	rpcgen -h -o $@ $<
+$(B)/gen/%_xdr.c: nfsd/%.x $(B)/gen/%.h
+	rpcgen -c -o $@ $<
+$(B)/gen/%_xdr.c: mountd/%.x $(B)/gen/%.h
+	rpcgen -c -o $@ $<
+
+# Generated XDR code is not ours to keep warning-free.
+$(B)/obj/gen/%.o: $(B)/gen/%.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -std=gnu11 $(OPT) $(SANFLAGS) -w -c -o $@ $<
+
+$(B)/obj/%.o: %.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+bin/bucketnfsd: $(B)/obj/nfsd/bucketnfsd.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/bucketnfs: $(B)/obj/tools/bucketnfs.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/it_%: $(B)/obj/tests/integration/it_%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lnfs
+
+$(B)/bench/%: $(B)/obj/bench/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lnfs
+
+# libFuzzer targets: clang, ASan + UBSan, against the library sources.
+FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -pthread
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(GEN_C) $(GEN_H)
+	@mkdir -p $(@D)
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -w -o $@ $< $(LIB_SRCS) $(GEN_C) $(LDLIBS)
+
+FUZZ_SECONDS ?= 20
+fuzz: $(FUZZ_BINS)
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@tools/run-demo.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@tools/install-deps.sh test
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@tests/run.sh $(B)
+
+check: deps
+	@$(MAKE) --no-print-directory SAN=1 all
+	@tools/install-deps.sh test
+	@BNFS_SAN=1 tests/run.sh build-san
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/bucketnfs
+	install -m 0755 bin/bucketnfsd $(DESTDIR)$(PREFIX)/sbin/bucketnfsd
+	$(if $(wildcard bin/bucketnfs),install -m 0755 bin/bucketnfs $(DESTDIR)$(PREFIX)/bin/bucketnfs)
+	install -m 0644 etc/bucketnfs.conf etc/exports.conf $(DESTDIR)$(PREFIX)/etc/bucketnfs/
+
+clean:
+	rm -rf build build-san build-fuzz bin
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,30 @@
+/*
+ * log.h - one printf-checked logging function with syslog levels.
+ *
+ * The level is tested before any formatting happens (LOG_AT), so a disabled
+ * debug line costs one comparison.  Lines go to stderr in the foreground
+ * (-f) and to syslog otherwise.  Never pass a secret to these functions.
+ */
+#ifndef BNFS_LOG_H
+#define BNFS_LOG_H
+
+#include <syslog.h>
+
+extern int log_level; /* highest syslog level that is emitted (LOG_INFO default) */
+
+/* Set up logging.  to_stderr != 0: write "ident: level: msg" lines to stderr. */
+void log_init(const char *ident, int to_stderr, int level);
+
+/* Emit one line at `level` (syslog LOG_ERR..LOG_DEBUG).  Thread-safe. */
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse "err", "warning", "notice", "info", "debug"; returns -1 if unknown. */
+int log_level_parse(const char *name);
+
+#define LOG_AT(level, ...)                                                     \
+    do {                                                                       \
+        if ((level) <= log_level)                                              \
+            log_msg((level), __VA_ARGS__);                                     \
+    } while (0)
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * rpc.h - ONC RPC (RFC 5531) server transport and dispatch.
+ *
+ * libtirpc provides XDR; this module provides the rest: TCP record marking
+ * (RFC 5531 section 11) and UDP, call header and credential decoding
+ * (AUTH_NONE, AUTH_SYS), the RPC-level error replies (PROG_UNAVAIL,
+ * PROG_MISMATCH, PROC_UNAVAIL, GARBAGE_ARGS, SYSTEM_ERR, RPC_MISMATCH,
+ * AUTH_ERROR), a pool of worker threads, and rpcbind registration.
+ *
+ * Many calls may be in flight on one TCP connection: each complete record
+ * is handed to a worker, and each reply is written as soon as its worker
+ * finishes, in whatever order that is.  A per-connection limit on calls in
+ * flight and a limit on record size bound memory; a record over the limit,
+ * or a malformed record mark, closes that connection only.
+ *
+ * A program is a table of procedures (struct rpc_proc), in the manner of
+ * Linux nfsd's dispatch tables: decoder, encoder, handler, reply size.
+ */
+#ifndef BNFS_RPC_H
+#define BNFS_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <rpc/rpc.h>
+
+#define RPC_AUTH_SYS_MAX_GIDS 16 /* RFC 5531 appendix A */
+
+struct rpc_cred {
+    uint32_t flavor; /* AUTH_NONE (0) or AUTH_SYS (1) */
+    uint32_t uid, gid;
+    uint32_t ngids;
+    uint32_t gids[RPC_AUTH_SYS_MAX_GIDS];
+};
+
+/* One call being served.  Owned by the transport; valid until the handler returns. */
+struct rpc_req {
+    uint32_t xid, prog, vers, proc;
+    struct rpc_cred cred;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    bool tcp;
+    void *prog_ctx; /* rpc_program.ctx */
+    struct rpc_arena *arena;
+};
+
+/* What a handler returns. */
+enum rpc_handler_status {
+    RPC_HANDLER_OK = 0,      /* reply SUCCESS with the encoded result */
+    RPC_HANDLER_GARBAGE,     /* reply GARBAGE_ARGS */
+    RPC_HANDLER_SYSTEM_ERR,  /* reply SYSTEM_ERR */
+    RPC_HANDLER_AUTH_TOOWEAK,/* reply MSG_DENIED / AUTH_ERROR / AUTH_TOOWEAK */
+    RPC_HANDLER_DROP,        /* send no reply (the client will retransmit) */
+};
+
+struct rpc_proc {
+    const char *name;
+    xdrproc_t decode_args;   /* NULL: procedure takes no arguments */
+    size_t args_size;        /* bytes of the decoded argument struct */
+    xdrproc_t encode_res;    /* NULL: void result */
+    size_t res_size;         /* bytes of the result struct (zeroed before the handler) */
+    /* Fill res from args.  Allocate reply memory with rpc_alloc (freed after the reply is sent). */
+    enum rpc_handler_status (*handler)(struct rpc_req *req, void *args, void *res);
+    size_t max_reply;        /* upper bound of the encoded result, bytes (0: 4096) */
+    /* Called after encoding with the same res, to release what the handler holds (may be NULL). */
+    void (*release)(struct rpc_req *req, void *res);
+};
+
+struct rpc_program {
+    uint32_t prog;
+    uint32_t vers;
+    const struct rpc_proc *procs; /* indexed by procedure number */
+    uint32_t nprocs;
+    void *ctx;                    /* handed to handlers as req->prog_ctx */
+};
+
+struct rpc_server_conf {
+    unsigned threads;          /* worker threads (>= 1) */
+    size_t max_record;         /* largest accepted call record, bytes (e.g. 1 MiB + 4 KiB) */
+    unsigned max_inflight;     /* calls in flight per connection before reading pauses */
+    unsigned max_connections;  /* accepted connections beyond this are closed at once */
+};
+
+struct rpc_server;
+
+/* NULL + errno. */
+struct rpc_server *rpc_server_create(const struct rpc_server_conf *c);
+
+/* Serve a program/version on every listener (call before rpc_server_start). */
+int rpc_server_add_program(struct rpc_server *s, const struct rpc_program *p);
+
+/*
+ * Listen on addr:port (port 0 picks a free port; *bound_port receives the
+ * port).  Returns 0 or a positive errno.
+ */
+int rpc_listen_tcp(struct rpc_server *s, const char *addr, uint16_t port, uint16_t *bound_port);
+int rpc_listen_udp(struct rpc_server *s, const char *addr, uint16_t port, uint16_t *bound_port);
+
+/* Start the event loop and the workers in background threads. */
+int rpc_server_start(struct rpc_server *s);
+
+/* Stop accepting, finish calls in flight, join threads.  Safe to call once. */
+void rpc_server_stop(struct rpc_server *s);
+void rpc_server_destroy(struct rpc_server *s);
+
+/*
+ * rpcbind: register (prog, vers, proto, port) with the local rpcbind if it
+ * is running; returns 0, or ECONNREFUSED/ENOENT quickly when it is not.
+ * rpc_unregister removes what was registered.
+ */
+int rpc_register(uint32_t prog, uint32_t vers, int proto, uint16_t port);
+void rpc_unregister(uint32_t prog, uint32_t vers);
+
+/* Request-lifetime memory (zeroed, aligned for any type).  Never NULL: aborts on exhaustion of memory. */
+void *rpc_alloc(struct rpc_req *req, size_t n);
+char *rpc_strdup(struct rpc_req *req, const char *s);
+
+struct rpc_stats {
+    uint64_t calls, replies, garbage, bad_records, connections, inflight;
+};
+void rpc_server_get_stats(struct rpc_server *s, struct rpc_stats *out);
+
+#endif

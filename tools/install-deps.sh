@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# install-deps.sh {build|test|bench} - install the Debian packages a step
+# needs, only those missing.  Runs apt-get as root (or through sudo).
+set -euo pipefail
+
+build_pkgs=(gcc make rpcsvc-proto libtirpc-dev libdb-dev libconfig-dev
+            libcurl4-openssl-dev libssl-dev libexpat1-dev libnfs-dev pkg-config)
+test_pkgs=(libnfs-utils clang libclang-rt-14-dev python3 python3-botocore
+           qemu-system-x86 busybox-static cpio kmod rpcbind curl)
+bench_pkgs=(nfs-ganesha nfs-ganesha-vfs)
+
+case "${1:-build}" in
+    build) want=("${build_pkgs[@]}") ;;
+    test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+    bench) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+    *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]})); then
+    echo "install-deps: installing ${missing[*]}"
+    sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# moto_server for the S3 tests (pip), only where it is missing.
+if [ "${1:-build}" != build ] && ! command -v moto_server >/dev/null 2>&1; then
+    echo "install-deps: installing moto[server] with pip"
+    python3 -m pip install -q 'moto[server]' || pip3 install -q 'moto[server]'
+fi
+exit 0

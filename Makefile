@@ -66,10 +66,11 @@ $(B)/gen/%.h: nfsd/%.x
 $(B)/gen/%.h: mountd/%.x
 	@mkdir -p $(@D)
 	rpcgen -h -o $@ $<
+# rpcgen names the header by the .x path; the header sits beside the .c here.
 $(B)/gen/%_xdr.c: nfsd/%.x $(B)/gen/%.h
-	rpcgen -c -o $@ $<
+	rpcgen -c $< | sed 's|#include "nfsd/|#include "|' > $@
 $(B)/gen/%_xdr.c: mountd/%.x $(B)/gen/%.h
-	rpcgen -c -o $@ $<
+	rpcgen -c $< | sed 's|#include "mountd/|#include "|' > $@
 
 # Generated XDR code is not ours to keep warning-free.
 $(B)/obj/gen/%.o: $(B)/gen/%.c $(GEN_H)

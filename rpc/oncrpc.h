@@ -1,5 +1,5 @@
 /*
- * rpc.h - ONC RPC (RFC 5531) server transport and dispatch.
+ * oncrpc.h - ONC RPC (RFC 5531) server transport and dispatch.
  *
  * libtirpc provides XDR; this module provides the rest: TCP record marking
  * (RFC 5531 section 11) and UDP, call header and credential decoding

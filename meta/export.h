@@ -1,0 +1,65 @@
+/*
+ * export.h - the live export table (etc/exports.conf made runnable).
+ *
+ * An export_set is an immutable snapshot of every export: what the MOUNT
+ * and NFS handlers consult for each call (by path or by the export id in a
+ * file handle), together with each export's root inode.  SIGHUP builds a
+ * new set from the re-read exports file and swaps it in; calls in flight
+ * keep the set they started with (reference counted), so a reload never
+ * pulls an export from under a running call.
+ *
+ * Stores are created once at start (struct export_ctx owns them); a
+ * reload may add, remove or change exports but not stores.
+ */
+#ifndef BNFS_EXPORT_H
+#define BNFS_EXPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/conf.h"
+#include "meta/inode.h"
+
+struct export {
+    struct meta_export m;  /* id, store, bucket, prefix, ttl, defaults */
+    char *path;
+    bool rw;
+    struct conf_cidr *clients;
+    size_t nclients;
+    enum conf_squash squash;
+    uint32_t anon_uid, anon_gid;
+    struct inode_attr root; /* the root directory's inode (number, generation) */
+};
+
+struct export_set {
+    struct export *v;
+    size_t n;
+};
+
+struct export_ctx;
+
+/*
+ * Create the stores named in c and the first export set.  The inode table
+ * gives each export its stable id and root inode.  NULL + errno, with a
+ * message in err.
+ */
+struct export_ctx *export_ctx_create(const struct conf *c, struct inode_table *t, char *err,
+                                     size_t errlen);
+void export_ctx_destroy(struct export_ctx *x);
+
+/* Swap in the exports of e (already parsed).  0 or a positive errno with a message in err. */
+int export_ctx_reload(struct export_ctx *x, const struct conf_exports *e, char *err,
+                      size_t errlen);
+
+/* Take / drop a reference on the current set.  export_set_get never fails. */
+const struct export_set *export_set_get(struct export_ctx *x);
+void export_set_put(struct export_ctx *x, const struct export_set *s);
+
+const struct export *export_by_id(const struct export_set *s, uint32_t id);
+const struct export *export_by_path(const struct export_set *s, const char *path);
+
+/* Is the peer address allowed by the export's clients list? */
+bool export_client_allowed(const struct export *e, const struct sockaddr *peer);
+
+#endif

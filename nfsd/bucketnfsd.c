@@ -1,0 +1,288 @@
+/*
+ * bucketnfsd.c - the daemon: configuration, state, listeners, signals.
+ *
+ *   bucketnfsd -c FILE [-f]     serve (-f: foreground, log to stderr)
+ *   bucketnfsd -t -c FILE       check the configuration; exit 0 or 1
+ *
+ * Start-up order: configuration -> state_dir -> handle secret -> inode
+ * table -> stores and exports -> RPC server (NFS v3, MOUNT v3) -> rpcbind.
+ * The main thread then waits for signals: SIGHUP re-reads the exports
+ * file (a broken file is reported and the old exports stay), SIGTERM and
+ * SIGINT stop the server, let calls in flight finish, and close the inode
+ * table cleanly.
+ *
+ * With port 0 in the configuration the kernel picks free ports; the ports
+ * in use are written to state_dir/bucketnfsd.ports for tests and tools.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/conf.h"
+#include "common/log.h"
+#include "meta/export.h"
+#include "meta/fh.h"
+#include "meta/inode.h"
+#include "mount3_prot.h"
+#include "mountd/mount3.h"
+#include "nfs3_prot.h"
+#include "nfsd/nfs3.h"
+#include "rpc/oncrpc.h"
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: bucketnfsd -c FILE [-f]\n"
+                    "       bucketnfsd -t -c FILE\n"
+                    "  -c FILE  configuration (bucketnfs.conf)\n"
+                    "  -f       stay in the foreground and log to stderr\n"
+                    "  -t       check the configuration and exit (0 valid, 1 not)\n");
+}
+
+/* mkdir -p with mode 0700 for the last component. */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return errno;
+    return 0;
+}
+
+static int write_ports(const char *state_dir, uint16_t nfs, uint16_t mnt)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof(path), "%s/bucketnfsd.ports", state_dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return errno;
+    fprintf(f, "nfs_port=%u\nmount_port=%u\npid=%ld\n", nfs, mnt, (long)getpid());
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return errno;
+    return 0;
+}
+
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return errno;
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return errno;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    return 0;
+}
+
+static void reload_exports(struct conf *conf, struct export_ctx *ex)
+{
+    char err[1024] = "";
+    struct conf_exports e;
+    int rc = conf_load_exports(conf, &e, err, sizeof(err));
+    if (rc) {
+        LOG_AT(LOG_ERR, "SIGHUP: exports not reloaded, the old ones stay: %s", err);
+        return;
+    }
+    rc = export_ctx_reload(ex, &e, err, sizeof(err));
+    if (rc) {
+        LOG_AT(LOG_ERR, "SIGHUP: exports not reloaded, the old ones stay: %s", err);
+        conf_exports_free(&e);
+        return;
+    }
+    /* The new set copied what it needs; keep the parsed list for the next reload's checks. */
+    conf_exports_free(&conf->exports);
+    conf->exports = e;
+    LOG_AT(LOG_NOTICE, "SIGHUP: %zu export(s) loaded from %s", e.n, e.file);
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf_path = NULL;
+    int foreground = 0, check_only = 0, opt;
+    while ((opt = getopt(argc, argv, "c:fth")) != -1) {
+        switch (opt) {
+        case 'c': conf_path = optarg; break;
+        case 'f': foreground = 1; break;
+        case 't': check_only = 1; break;
+        case 'h': usage(); return 0;
+        default: usage(); return 2;
+        }
+    }
+    if (!conf_path || optind != argc) {
+        usage();
+        return 2;
+    }
+
+    char err[1024] = "";
+    struct conf *conf = NULL;
+    if (conf_load(conf_path, &conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (check_only) {
+        printf("%s: configuration OK (%zu store(s), %zu export(s))\n", conf->file, conf->nstores,
+               conf->exports.n);
+        conf_free(conf);
+        return 0;
+    }
+
+    log_init("bucketnfsd", foreground, conf->server.log_level);
+    if (!foreground && daemonize() != 0) {
+        fprintf(stderr, "bucketnfsd: cannot detach: %s\n", strerror(errno));
+        return 1;
+    }
+
+    /* Signals are taken by sigwait in this thread only; workers inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1, rc;
+    struct fh_key *key = NULL;
+    struct inode_table *inodes = NULL;
+    struct export_ctx *exports = NULL;
+    struct mnt_server *mnt = NULL;
+    struct rpc_server *rpc = NULL;
+    bool registered = false;
+
+    rc = make_dirs(conf->server.state_dir);
+    if (rc) {
+        LOG_AT(LOG_ERR, "state_dir %s: %s", conf->server.state_dir, strerror(rc));
+        goto out;
+    }
+    key = fh_key_open(conf->server.state_dir);
+    if (!key) {
+        LOG_AT(LOG_ERR, "file handle secret in %s: %s", conf->server.state_dir,
+               strerror(errno));
+        goto out;
+    }
+    inodes = inode_open(conf->server.state_dir);
+    if (!inodes) {
+        LOG_AT(LOG_ERR, "inode table in %s: %s", conf->server.state_dir, strerror(errno));
+        goto out;
+    }
+    exports = export_ctx_create(conf, inodes, err, sizeof(err));
+    if (!exports) {
+        LOG_AT(LOG_ERR, "%s", err);
+        goto out;
+    }
+    mnt = mnt_server_create(exports, key);
+    if (!mnt) {
+        LOG_AT(LOG_ERR, "mount server: %s", strerror(errno));
+        goto out;
+    }
+
+    struct rpc_server_conf rc_conf = {
+        .threads = conf->server.threads,
+        .max_record = NFS3_MAX_IO + 64 * 1024, /* a 1 MiB WRITE plus its headers */
+        .max_inflight = 128,
+        .max_connections = 1024,
+    };
+    rpc = rpc_server_create(&rc_conf);
+    if (!rpc) {
+        LOG_AT(LOG_ERR, "rpc server: %s", strerror(errno));
+        goto out;
+    }
+    struct nfs3_server nfs = {.inodes = inodes, .fh_key = key, .exports = exports};
+    struct rpc_program nfs_prog, mnt_prog;
+    nfs3_program(&nfs, &nfs_prog);
+    mnt_program(mnt, &mnt_prog);
+    uint16_t nfs_port = 0, mnt_port = 0, mnt_udp_port = 0;
+    if ((rc = rpc_server_add_program(rpc, &nfs_prog)) ||
+        (rc = rpc_server_add_program(rpc, &mnt_prog))) {
+        LOG_AT(LOG_ERR, "rpc programs: %s", strerror(rc));
+        goto out;
+    }
+    rc = rpc_listen_tcp(rpc, conf->server.listen, conf->server.nfs_port, &nfs_port);
+    if (rc) {
+        LOG_AT(LOG_ERR, "listen %s:%u/tcp (nfs): %s", conf->server.listen,
+               conf->server.nfs_port, strerror(rc));
+        goto out;
+    }
+    rc = rpc_listen_tcp(rpc, conf->server.listen, conf->server.mount_port, &mnt_port);
+    if (!rc)
+        rc = rpc_listen_udp(rpc, conf->server.listen, mnt_port, &mnt_udp_port);
+    if (rc) {
+        LOG_AT(LOG_ERR, "listen %s:%u (mount): %s", conf->server.listen,
+               conf->server.mount_port, strerror(rc));
+        goto out;
+    }
+    if ((rc = rpc_server_start(rpc))) {
+        LOG_AT(LOG_ERR, "rpc server start: %s", strerror(rc));
+        goto out;
+    }
+    if (conf->server.rpcbind) {
+        rc = rpc_register(NFS3_PROGRAM, NFS_V3, IPPROTO_TCP, nfs_port);
+        if (!rc)
+            rc = rpc_register(MOUNT_PROGRAM, MOUNT_V3, IPPROTO_TCP, mnt_port);
+        if (!rc)
+            rc = rpc_register(MOUNT_PROGRAM, MOUNT_V3, IPPROTO_UDP, mnt_udp_port);
+        if (rc)
+            LOG_AT(LOG_WARNING, "rpcbind registration failed (%s): clients must give "
+                   "port=%u,mountport=%u", strerror(rc), nfs_port, mnt_port);
+        else
+            registered = true;
+    }
+    if ((rc = write_ports(conf->server.state_dir, nfs_port, mnt_port)))
+        LOG_AT(LOG_WARNING, "cannot write %s/bucketnfsd.ports: %s", conf->server.state_dir,
+               strerror(rc));
+    LOG_AT(LOG_NOTICE, "serving %zu export(s): nfs %s:%u/tcp, mount %s:%u/tcp+udp%s",
+           conf->exports.n, conf->server.listen, nfs_port, conf->server.listen, mnt_port,
+           registered ? ", registered with rpcbind" : "");
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reload_exports(conf, exports);
+            continue;
+        }
+        LOG_AT(LOG_NOTICE, "signal %d: stopping", sig);
+        break;
+    }
+    status = 0;
+
+out:
+    if (registered) {
+        rpc_unregister(NFS3_PROGRAM, NFS_V3);
+        rpc_unregister(MOUNT_PROGRAM, MOUNT_V3);
+    }
+    if (rpc) {
+        rpc_server_stop(rpc);
+        rpc_server_destroy(rpc);
+    }
+    mnt_server_destroy(mnt);
+    export_ctx_destroy(exports);
+    inode_close(inodes);
+    fh_key_free(key);
+    conf_free(conf);
+    return status;
+}

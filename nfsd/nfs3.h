@@ -1,0 +1,28 @@
+/*
+ * nfs3.h - the NFS version 3 program (RFC 1813) served by bucketnfsd.
+ */
+#ifndef BNFS_NFS3_H
+#define BNFS_NFS3_H
+
+#include <stdint.h>
+
+#include "meta/export.h"
+#include "meta/fh.h"
+#include "meta/inode.h"
+#include "rpc/oncrpc.h"
+
+#define NFS3_MAX_IO (1024u * 1024u) /* rtmax / wtmax advertised by FSINFO */
+
+struct nfs3_server {
+    struct inode_table *inodes;
+    struct fh_key *fh_key;
+    struct export_ctx *exports;
+};
+
+/* Fill p with the NFS v3 program served from srv. */
+void nfs3_program(struct nfs3_server *srv, struct rpc_program *p);
+
+/* The one place errno becomes nfsstat3 (see the table in nfs3_err.c). */
+int nfs3_stat(int err);
+
+#endif

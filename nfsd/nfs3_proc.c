@@ -1,0 +1,739 @@
+/*
+ * nfs3_proc.c - the NFS version 3 procedures (RFC 1813 section 3).
+ *
+ * Handlers are thin: check the file handle, find the export, apply the
+ * export's client list and squashing, ask the inode table or the object
+ * store, and always set a status.  Every reply carries the post-op
+ * attributes RFC 1813 allows, so clients revalidate without extra GETATTRs.
+ *
+ * The write path does not exist yet: SETATTR, WRITE, CREATE, MKDIR,
+ * SYMLINK, MKNOD, REMOVE, RMDIR, RENAME, LINK and COMMIT decode their
+ * arguments, check the handle, and answer NFS3ERR_ROFS.
+ *
+ * Threads: handlers run on the RPC worker threads, many at once; they share
+ * only the nfs3_server (read-only) and the modules below, which lock
+ * themselves.  Reply memory comes from the request arena (rpc_alloc).
+ */
+#include "nfsd/nfs3.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "nfs3_prot.h"
+#include "nfsd/nfs3_xdr.h"
+#include "objstore/objstore.h"
+
+#define NFS3_MAX_FILESIZE (5ull << 40) /* S3's largest object: 5 TiB */
+#define NFS3_DTPREF (64u * 1024u)
+
+/* One call's view: handle decoded, export found, caller's identity squashed. */
+struct call {
+    struct nfs3_server *srv;
+    struct rpc_req *req;
+    const struct export_set *set;
+    const struct export *exp;
+    struct fh fh;
+    uint32_t uid, gid, ngids;
+    const uint32_t *gids;
+};
+
+static void call_squash(struct call *c)
+{
+    const struct rpc_cred *cr = &c->req->cred;
+    const struct export *e = c->exp;
+    bool anon = cr->flavor != AUTH_SYS || e->squash == CONF_SQUASH_ALL ||
+                (e->squash == CONF_SQUASH_ROOT && cr->uid == 0);
+    if (anon) {
+        c->uid = e->anon_uid;
+        c->gid = e->anon_gid;
+        c->ngids = 0;
+        c->gids = NULL;
+        return;
+    }
+    c->uid = cr->uid;
+    c->gid = cr->gid;
+    c->ngids = cr->ngids;
+    c->gids = cr->gids;
+}
+
+/*
+ * Decode the handle and find its export.  Returns 0, EBADMSG (forged or
+ * malformed: BADHANDLE), ESTALE (no such export any more) or EACCES (this
+ * client is not in the export's list).  call_end must follow in every case.
+ */
+static int call_begin(struct rpc_req *req, const nfs_fh3 *h, struct call *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->srv = req->prog_ctx;
+    c->req = req;
+    int err = fh_decode(c->srv->fh_key, (const uint8_t *)h->data.data_val, h->data.data_len,
+                        &c->fh);
+    if (err)
+        return err;
+    c->set = export_set_get(c->srv->exports);
+    c->exp = export_by_id(c->set, c->fh.export_id);
+    if (!c->exp)
+        return ESTALE;
+    if (!export_client_allowed(c->exp, (const struct sockaddr *)&req->peer))
+        return EACCES;
+    call_squash(c);
+    return 0;
+}
+
+static void call_end(struct call *c)
+{
+    if (c->set)
+        export_set_put(c->srv->exports, c->set);
+}
+
+/* Attributes of inode ino of the call's export; ESTALE if the generation moved on. */
+static int call_getattr(struct call *c, uint64_t ino, uint32_t gen, struct inode_attr *a)
+{
+    int err = inode_getattr(c->srv->inodes, &c->exp->m, ino, a);
+    if (!err && a->gen != gen)
+        err = ESTALE;
+    return err;
+}
+
+/* Attributes of the object the call's handle names. */
+static int call_attr(struct call *c, struct inode_attr *a)
+{
+    return call_getattr(c, c->fh.ino, c->fh.gen, a);
+}
+
+static ftype3 attr_type(uint32_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFDIR:
+        return NF3DIR;
+    case S_IFLNK:
+        return NF3LNK;
+    default:
+        return NF3REG;
+    }
+}
+
+void nfs3_fattr(fattr3 *f, const struct inode_attr *a)
+{
+    f->type = attr_type(a->mode);
+    f->mode = a->mode & 07777;
+    f->nlink = a->nlink;
+    f->uid = a->uid;
+    f->gid = a->gid;
+    f->size = a->size;
+    f->used = (a->size + 4095) & ~(uint64_t)4095;
+    f->rdev.specdata1 = 0;
+    f->rdev.specdata2 = 0;
+    f->fsid = a->export_id;
+    f->fileid = a->ino;
+    f->mtime.seconds = (uint32_t)a->mtime_sec;
+    f->mtime.nseconds = a->mtime_nsec;
+    f->atime = f->mtime; /* objects keep no access time */
+    f->ctime.seconds = (uint32_t)a->ctime_sec;
+    f->ctime.nseconds = a->ctime_nsec;
+}
+
+static void post_op(post_op_attr *p, const struct inode_attr *a)
+{
+    p->attributes_follow = a != NULL;
+    if (a)
+        nfs3_fattr(&p->post_op_attr_u.attributes, a);
+}
+
+void nfs3_handle(struct nfs3_server *srv, struct rpc_req *req, const struct inode_attr *a,
+                 nfs_fh3 *out)
+{
+    struct fh fh = {.export_id = a->export_id, .ino = a->ino, .gen = a->gen};
+    uint8_t *buf = rpc_alloc(req, FH_SIZE);
+    fh_encode(srv->fh_key, &fh, buf);
+    out->data.data_val = (char *)buf;
+    out->data.data_len = FH_SIZE;
+}
+
+static bool in_group(const struct call *c, uint32_t gid)
+{
+    if (c->gid == gid)
+        return true;
+    for (uint32_t i = 0; i < c->ngids; i++)
+        if (c->gids[i] == gid)
+            return true;
+    return false;
+}
+
+/* The rwx bits (4/2/1) the caller holds on an object, by its mode and owner. */
+static uint32_t perm_bits(const struct call *c, const struct inode_attr *a)
+{
+    if (c->uid == 0) {
+        /* root may read and write anything; execute needs some x bit (or a dir) */
+        bool x = S_ISDIR(a->mode) || (a->mode & 0111);
+        return 6u | (x ? 1u : 0u);
+    }
+    if (c->uid == a->uid)
+        return (a->mode >> 6) & 7;
+    if (in_group(c, a->gid))
+        return (a->mode >> 3) & 7;
+    return a->mode & 7;
+}
+
+/*
+ * The ACCESS3 bits granted.  Write bits follow the mode as on any file
+ * system; the mutations themselves answer NFS3ERR_ROFS, so clients report
+ * EROFS (not EACCES) for writes to this read-only server.
+ */
+static uint32_t access_bits(const struct call *c, const struct inode_attr *a, uint32_t want)
+{
+    uint32_t p = perm_bits(c, a), got = 0;
+    bool dir = S_ISDIR(a->mode);
+    if (p & 4)
+        got |= ACCESS3_READ;
+    if (p & 2)
+        got |= ACCESS3_MODIFY | ACCESS3_EXTEND | (dir ? ACCESS3_DELETE : 0);
+    if (p & 1)
+        got |= dir ? ACCESS3_LOOKUP : ACCESS3_EXECUTE;
+    return got & want;
+}
+
+/* ---- NULL ---- */
+
+static enum rpc_handler_status nfs3_null(struct rpc_req *req, void *args, void *res)
+{
+    return RPC_HANDLER_OK;
+}
+
+/* ---- GETATTR ---- */
+
+static enum rpc_handler_status nfs3_getattr(struct rpc_req *req, void *args, void *res)
+{
+    GETATTR3args *a = args;
+    GETATTR3res *r = res;
+    struct call c;
+    struct inode_attr attr;
+    int err = call_begin(req, &a->object, &c);
+    if (!err)
+        err = call_attr(&c, &attr);
+    r->status = nfs3_stat(err);
+    if (!err)
+        nfs3_fattr(&r->GETATTR3res_u.resok.obj_attributes, &attr);
+    call_end(&c);
+    return RPC_HANDLER_OK;
+}
+
+/* ---- LOOKUP ---- */
+
+static enum rpc_handler_status nfs3_lookup(struct rpc_req *req, void *args, void *res)
+{
+    LOOKUP3args *a = args;
+    LOOKUP3res *r = res;
+    struct call c;
+    struct inode_attr dir, obj;
+    bool have_dir = false;
+    int err = call_begin(req, &a->what.dir, &c);
+    if (!err)
+        err = call_attr(&c, &dir);
+    if (!err) {
+        have_dir = true;
+        if (!S_ISDIR(dir.mode))
+            err = ENOTDIR;
+        else if (!(perm_bits(&c, &dir) & 1))
+            err = EACCES; /* search permission on the directory */
+    }
+    if (!err && strlen(a->what.name) > INODE_NAME_MAX)
+        err = ENAMETOOLONG;
+    if (!err)
+        err = inode_lookup(c.srv->inodes, &c.exp->m, dir.ino, a->what.name, &obj, &dir);
+    r->status = nfs3_stat(err);
+    if (!err) {
+        LOOKUP3resok *ok = &r->LOOKUP3res_u.resok;
+        nfs3_handle(c.srv, req, &obj, &ok->object);
+        post_op(&ok->obj_attributes, &obj);
+        post_op(&ok->dir_attributes, &dir);
+    } else {
+        post_op(&r->LOOKUP3res_u.resfail.dir_attributes, have_dir ? &dir : NULL);
+    }
+    call_end(&c);
+    return RPC_HANDLER_OK;
+}
+
+/* ---- ACCESS ---- */
+
+static enum rpc_handler_status nfs3_access(struct rpc_req *req, void *args, void *res)
+{
+    ACCESS3args *a = args;
+    ACCESS3res *r = res;
+    struct call c;
+    struct inode_attr attr;
+    int err = call_begin(req, &a->object, &c);
+    if (!err)
+        err = call_attr(&c, &attr);
+    r->status = nfs3_stat(err);
+    if (!err) {
+        post_op(&r->ACCESS3res_u.resok.obj_attributes, &attr);
+        r->ACCESS3res_u.resok.access = access_bits(&c, &attr, a->access);
+    } else {
+        post_op(&r->ACCESS3res_u.resfail.obj_attributes, NULL);
+    }
+    call_end(&c);
+    return RPC_HANDLER_OK;
+}
+
+/* ---- READLINK ---- */
+
+static enum rpc_handler_status nfs3_readlink(struct rpc_req *req, void *args, void *res)
+{
+    READLINK3args *a = args;
+    READLINK3res *r = res;
+    struct call c;
+    struct inode_attr attr;
+    bool have = false;
+    char *key = NULL, *target = NULL;
+    int err = call_begin(req, &a->symlink, &c);
+    if (!err)
+        err = call_attr(&c, &attr);
+    if (!err) {
+        have = true;
+        if (!S_ISLNK(attr.mode))
+            err = EINVAL; /* RFC 1813: READLINK on a non-symlink */
+        else if (attr.size > 4095)
+            err = ENAMETOOLONG;
+    }
+    if (!err) {
+        key = rpc_alloc(req, OBJ_KEY_MAX + 1);
+        err = inode_key(c.srv->inodes, c.fh.ino, key, OBJ_KEY_MAX + 1);
+    }
+    if (!err) {
+        size_t got = 0;
+        target = rpc_alloc(req, attr.size + 1);
+        err = obj_get(c.exp->m.store, c.exp->m.bucket, key, 0, attr.size, target, &got, NULL);
+        if (!err && (got != attr.size || memchr(target, 0, got)))
+            err = EIO; /* changed under us or not a path: let the client retry */
+        if (!err)
+            target[got] = 0;
+    }
+    r->status = nfs3_stat(err);
+    if (!err) {
+        post_op(&r->READLINK3res_u.resok.symlink_attributes, &attr);
+        r->READLINK3res_u.resok.data = target;
+    } else {
+        post_op(&r->READLINK3res_u.resfail.symlink_attributes, have ? &attr : NULL);
+    }
+    call_end(&c);
+    return RPC_HANDLER_OK;
+}
+
+/* ---- READ ---- */
+
+static enum rpc_handler_status nfs3_read(struct rpc_req *req, void *args, void *res)
+{
+    READ3args *a = args;
+    READ3res *r = res;
+    struct call c;
+    struct inode_attr attr;
+    bool have = false;
+    int err = call_begin(req, &a->file, &c);
+    if (!err)
+        err = call_attr(&c, &attr);
+    if (!err) {
+        have = true;
+        if (S_ISDIR(attr.mode))
+            err = EISDIR;
+        else if (!S_ISREG(attr.mode))
+            err = EINVAL;
+        /* The owner may always read (open-then-chmod); others need r or x. */
+        else if (c.uid != attr.uid && !(perm_bits(&c, &attr) & 5))
+            err = EACCES;
+    }
+    size_t got = 0;
+    char *buf = NULL;
+    uint32_t count = a->count > NFS3_MAX_IO ? NFS3_MAX_IO : a->count;
+    if (!err && a->offset < attr.size && count > 0) {
+        uint64_t left = attr.size - a->offset;
+        if (count > left)
+            count = (uint32_t)left;
+        char *key = rpc_alloc(req, OBJ_KEY_MAX + 1);
+        buf = rpc_alloc(req, count);
+        err = inode_key(c.srv->inodes, c.fh.ino, key, OBJ_KEY_MAX + 1);
+        if (!err)
+            err = obj_get(c.exp->m.store, c.exp->m.bucket, key, a->offset, count, buf, &got,
+                          NULL);
+        if (err == ENOENT)
+            err = ESTALE; /* the object went away behind us */
+    }
+    r->status = nfs3_stat(err);
+    if (!err) {
+        READ3resok *ok = &r->READ3res_u.resok;
+        post_op(&ok->file_attributes, &attr);
+        ok->count = (uint32_t)got;
+        ok->eof = a->offset + got >= attr.size;
+        ok->data.data_len = (u_int)got;
+        ok->data.data_val = buf;
+    } else {
+        post_op(&r->READ3res_u.resfail.file_attributes, have ? &attr : NULL);
+    }
+    call_end(&c);
+    return RPC_HANDLER_OK;
+}
+
+/* ---- READDIR / READDIRPLUS ---- */
+
+struct readdir_fill {
+    struct call *c;
+    struct nfs3_dirlist *list;
+    size_t space; /* bytes of reply left for entries */
+};
+
+static int readdir_cb(void *arg, const char *name, uint64_t cookie, const struct inode_attr *a)
+{
+    struct readdir_fill *f = arg;
+    size_t len = strlen(name);
+    size_t need = nfs3_dirent_size(len, f->list->plus);
+    if (need > f->space)
+        return 1; /* reply full: the client continues from the last cookie */
+    struct nfs3_dirent *d = rpc_alloc(f->c->req, sizeof(*d) + len + 1);
+    f->space -= need;
+    d->fileid = a->ino;
+    d->cookie = cookie;
+    memcpy(d->name, name, len + 1);
+    if (f->list->plus) {
+        nfs3_fattr(&d->attr, a);
+        struct fh fh = {.export_id = a->export_id, .ino = a->ino, .gen = a->gen};
+        fh_encode(f->c->srv->fh_key, &fh, d->fh);
+    }
+    if (f->list->tail)
+        f->list->tail->next = d;
+    else
+        f->list->head = d;
+    f->list->tail = d;
+    f->list->n++;
+    return 0;
+}
+
+/*
+ * READDIR and READDIRPLUS share everything but the entry size and content.
+ * maxcount bounds the whole reply (RFC 1813 3.3.16/3.3.17); like Linux
+ * nfsd, READDIRPLUS replies are sized by maxcount alone (dircount is a hint).
+ */
+static void readdir_common(struct rpc_req *req, const nfs_fh3 *h, uint64_t cookie,
+                           uint32_t maxcount, bool plus, struct nfs3_readdir_res *r)
+{
+    struct call c;
+    struct inode_attr dir;
+    bool have = false, too_small = false, bad_cookie = false;
+    int err = call_begin(req, h, &c);
+    if (!err)
+        err = call_attr(&c, &dir);
+    if (!err) {
+        have = true;
+        if (!S_ISDIR(dir.mode))
+            err = ENOTDIR;
+        else if (!(perm_bits(&c, &dir) & 4))
+            err = EACCES;
+    }
+    if (maxcount > NFS3_MAX_IO)
+        maxcount = NFS3_MAX_IO;
+    if (!err && maxcount < nfs3_readdir_fixed_size())
+        too_small = true;
+    if (!err && !too_small) {
+        struct readdir_fill f = {.c = &c, .list = &r->list,
+                                 .space = maxcount - nfs3_readdir_fixed_size()};
+        r->list.plus = plus;
+        err = inode_readdir(c.srv->inodes, &c.exp->m, dir.ino, cookie, readdir_cb, &f,
+                            &r->list.eof, &r->verf);
+        if (err == EINVAL)
+            bad_cookie = true; /* the entry the cookie named is gone */
+        else if (!err && r->list.n == 0 && !r->list.eof)
+            too_small = true; /* not even one entry fits */
+    }
+    if (bad_cookie)
+        r->status = NFS3ERR_BAD_COOKIE;
+    else if (too_small)
+        r->status = NFS3ERR_TOOSMALL;
+    else
+        r->status = nfs3_stat(err);
+    r->have_dir = have;
+    if (have)
+        nfs3_fattr(&r->dir, &dir);
+    call_end(&c);
+}
+
+static enum rpc_handler_status nfs3_readdir(struct rpc_req *req, void *args, void *res)
+{
+    READDIR3args *a = args;
+    readdir_common(req, &a->dir, a->cookie, a->count, false, res);
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_readdirplus(struct rpc_req *req, void *args, void *res)
+{
+    READDIRPLUS3args *a = args;
+    readdir_common(req, &a->dir, a->cookie, a->maxcount, true, res);
+    return RPC_HANDLER_OK;
+}
+
+/* ---- FSSTAT / FSINFO / PATHCONF ---- */
+
+static enum rpc_handler_status nfs3_fsstat(struct rpc_req *req, void *args, void *res)
+{
+    FSSTAT3args *a = args;
+    FSSTAT3res *r = res;
+    struct call c;
+    struct inode_attr attr;
+    int err = call_begin(req, &a->fsroot, &c);
+    if (!err)
+        err = call_attr(&c, &attr);
+    r->status = nfs3_stat(err);
+    if (!err) {
+        /*
+         * A bucket has no capacity to report: advertise 1 PiB and 2^32
+         * files, nothing free on this read-only server.
+         */
+        FSSTAT3resok *ok = &r->FSSTAT3res_u.resok;
+        post_op(&ok->obj_attributes, &attr);
+        ok->tbytes = 1ull << 50;
+        ok->fbytes = c.exp->rw ? ok->tbytes : 0;
+        ok->abytes = ok->fbytes;
+        ok->tfiles = 1ull << 32;
+        ok->ffiles = c.exp->rw ? ok->tfiles : 0;
+        ok->afiles = ok->ffiles;
+        ok->invarsec = 0;
+    } else {
+        post_op(&r->FSSTAT3res_u.resfail.obj_attributes, NULL);
+    }
+    call_end(&c);
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_fsinfo(struct rpc_req *req, void *args, void *res)
+{
+    FSINFO3args *a = args;
+    FSINFO3res *r = res;
+    struct call c;
+    struct inode_attr attr;
+    int err = call_begin(req, &a->fsroot, &c);
+    if (!err)
+        err = call_attr(&c, &attr);
+    r->status = nfs3_stat(err);
+    if (!err) {
+        FSINFO3resok *ok = &r->FSINFO3res_u.resok;
+        post_op(&ok->obj_attributes, &attr);
+        ok->rtmax = ok->rtpref = NFS3_MAX_IO;
+        ok->wtmax = ok->wtpref = NFS3_MAX_IO;
+        ok->rtmult = ok->wtmult = 4096;
+        ok->dtpref = NFS3_DTPREF;
+        ok->maxfilesize = NFS3_MAX_FILESIZE;
+        ok->time_delta.seconds = 0;
+        ok->time_delta.nseconds = 1;
+        /* No hard links in an object store; symlinks are objects (File Cache layout). */
+        ok->properties = FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME;
+    } else {
+        post_op(&r->FSINFO3res_u.resfail.obj_attributes, NULL);
+    }
+    call_end(&c);
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_pathconf(struct rpc_req *req, void *args, void *res)
+{
+    PATHCONF3args *a = args;
+    PATHCONF3res *r = res;
+    struct call c;
+    struct inode_attr attr;
+    int err = call_begin(req, &a->object, &c);
+    if (!err)
+        err = call_attr(&c, &attr);
+    r->status = nfs3_stat(err);
+    if (!err) {
+        PATHCONF3resok *ok = &r->PATHCONF3res_u.resok;
+        post_op(&ok->obj_attributes, &attr);
+        ok->linkmax = 1;
+        ok->name_max = INODE_NAME_MAX;
+        ok->no_trunc = TRUE;
+        ok->chown_restricted = TRUE;
+        ok->case_insensitive = FALSE;
+        ok->case_preserving = TRUE;
+    } else {
+        post_op(&r->PATHCONF3res_u.resfail.obj_attributes, NULL);
+    }
+    call_end(&c);
+    return RPC_HANDLER_OK;
+}
+
+/* ---- the mutating procedures: NFS3ERR_ROFS until the write path exists ---- */
+
+/*
+ * Check the handle (BADHANDLE / STALE / ACCES come first, as for any call),
+ * then refuse with ROFS.  *attr receives the object's attributes for the
+ * wcc_data "after" field when they are known.
+ */
+static int rofs(struct rpc_req *req, const nfs_fh3 *h, struct inode_attr *attr, bool *have)
+{
+    struct call c;
+    int err = call_begin(req, h, &c);
+    if (!err)
+        err = call_attr(&c, attr);
+    *have = err == 0;
+    call_end(&c);
+    return err ? err : EROFS;
+}
+
+static void wcc_after(wcc_data *w, const struct inode_attr *a, bool have)
+{
+    w->before.attributes_follow = FALSE;
+    post_op(&w->after, have ? a : NULL);
+}
+
+static enum rpc_handler_status nfs3_setattr(struct rpc_req *req, void *args, void *res)
+{
+    SETATTR3args *a = args;
+    SETATTR3res *r = res;
+    struct inode_attr attr;
+    bool have;
+    r->status = nfs3_stat(rofs(req, &a->object, &attr, &have));
+    wcc_after(&r->SETATTR3res_u.resfail.obj_wcc, &attr, have);
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_write(struct rpc_req *req, void *args, void *res)
+{
+    WRITE3args *a = args;
+    WRITE3res *r = res;
+    struct inode_attr attr;
+    bool have;
+    r->status = nfs3_stat(rofs(req, &a->file, &attr, &have));
+    wcc_after(&r->WRITE3res_u.resfail.file_wcc, &attr, have);
+    return RPC_HANDLER_OK;
+}
+
+/* CREATE, MKDIR, SYMLINK and MKNOD share their result layout (CREATE3res). */
+static enum rpc_handler_status create_like(struct rpc_req *req, const diropargs3 *where,
+                                           CREATE3res *r)
+{
+    struct inode_attr attr;
+    bool have;
+    r->status = nfs3_stat(rofs(req, &where->dir, &attr, &have));
+    wcc_after(&r->CREATE3res_u.resfail.dir_wcc, &attr, have);
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_create(struct rpc_req *req, void *args, void *res)
+{
+    return create_like(req, &((CREATE3args *)args)->where, res);
+}
+
+static enum rpc_handler_status nfs3_mkdir(struct rpc_req *req, void *args, void *res)
+{
+    return create_like(req, &((MKDIR3args *)args)->where, res);
+}
+
+static enum rpc_handler_status nfs3_symlink(struct rpc_req *req, void *args, void *res)
+{
+    return create_like(req, &((SYMLINK3args *)args)->where, res);
+}
+
+static enum rpc_handler_status nfs3_mknod(struct rpc_req *req, void *args, void *res)
+{
+    return create_like(req, &((MKNOD3args *)args)->where, res);
+}
+
+static enum rpc_handler_status nfs3_remove(struct rpc_req *req, void *args, void *res)
+{
+    REMOVE3args *a = args;
+    REMOVE3res *r = res;
+    struct inode_attr attr;
+    bool have;
+    r->status = nfs3_stat(rofs(req, &a->object.dir, &attr, &have));
+    wcc_after(&r->REMOVE3res_u.resfail.dir_wcc, &attr, have);
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_rename(struct rpc_req *req, void *args, void *res)
+{
+    RENAME3args *a = args;
+    RENAME3res *r = res;
+    struct inode_attr from, to;
+    bool have_from, have_to;
+    int err = rofs(req, &a->from.dir, &from, &have_from);
+    int err2 = rofs(req, &a->to.dir, &to, &have_to);
+    r->status = nfs3_stat(err != EROFS ? err : err2);
+    wcc_after(&r->RENAME3res_u.resfail.fromdir_wcc, &from, have_from);
+    wcc_after(&r->RENAME3res_u.resfail.todir_wcc, &to, have_to);
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_link(struct rpc_req *req, void *args, void *res)
+{
+    LINK3args *a = args;
+    LINK3res *r = res;
+    struct inode_attr file, dir;
+    bool have_file, have_dir;
+    int err = rofs(req, &a->file, &file, &have_file);
+    int err2 = rofs(req, &a->link.dir, &dir, &have_dir);
+    r->status = nfs3_stat(err != EROFS ? err : err2);
+    post_op(&r->LINK3res_u.resfail.file_attributes, have_file ? &file : NULL);
+    wcc_after(&r->LINK3res_u.resfail.linkdir_wcc, &dir, have_dir);
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_commit(struct rpc_req *req, void *args, void *res)
+{
+    COMMIT3args *a = args;
+    COMMIT3res *r = res;
+    struct inode_attr attr;
+    bool have;
+    r->status = nfs3_stat(rofs(req, &a->file, &attr, &have));
+    wcc_after(&r->COMMIT3res_u.resfail.file_wcc, &attr, have);
+    return RPC_HANDLER_OK;
+}
+
+/* ---- the dispatch table ---- */
+
+#define ST 512 /* room for status + attributes + wcc in any small reply */
+#define PROC(n, fn, at, rt, maxrep)                                                         \
+    [NFSPROC3_##n] = {.name = #n, .decode_args = (xdrproc_t)xdr_##at, .args_size = sizeof(at), \
+                      .encode_res = (xdrproc_t)xdr_##rt, .res_size = sizeof(rt),             \
+                      .handler = fn, .max_reply = (maxrep)}
+
+static const struct rpc_proc nfs3_procs[] = {
+    [NFSPROC3_NULL] = {.name = "NULL", .handler = nfs3_null, .max_reply = 64},
+    PROC(GETATTR, nfs3_getattr, GETATTR3args, GETATTR3res, ST),
+    PROC(SETATTR, nfs3_setattr, SETATTR3args, SETATTR3res, ST),
+    PROC(LOOKUP, nfs3_lookup, LOOKUP3args, LOOKUP3res, ST),
+    PROC(ACCESS, nfs3_access, ACCESS3args, ACCESS3res, ST),
+    PROC(READLINK, nfs3_readlink, READLINK3args, READLINK3res, ST + 4096),
+    PROC(READ, nfs3_read, READ3args, READ3res, ST + NFS3_MAX_IO),
+    PROC(WRITE, nfs3_write, WRITE3args, WRITE3res, ST),
+    PROC(CREATE, nfs3_create, CREATE3args, CREATE3res, ST),
+    PROC(MKDIR, nfs3_mkdir, MKDIR3args, CREATE3res, ST),
+    PROC(SYMLINK, nfs3_symlink, SYMLINK3args, CREATE3res, ST),
+    PROC(MKNOD, nfs3_mknod, MKNOD3args, CREATE3res, ST),
+    PROC(REMOVE, nfs3_remove, REMOVE3args, REMOVE3res, ST),
+    PROC(RMDIR, nfs3_remove, REMOVE3args, REMOVE3res, ST),
+    PROC(RENAME, nfs3_rename, RENAME3args, RENAME3res, ST),
+    PROC(LINK, nfs3_link, LINK3args, LINK3res, ST),
+    [NFSPROC3_READDIR] = {.name = "READDIR", .decode_args = (xdrproc_t)xdr_READDIR3args,
+                          .args_size = sizeof(READDIR3args),
+                          .encode_res = (xdrproc_t)nfs3_xdr_readdir_res,
+                          .res_size = sizeof(struct nfs3_readdir_res),
+                          .handler = nfs3_readdir, .max_reply = ST + NFS3_MAX_IO},
+    [NFSPROC3_READDIRPLUS] = {.name = "READDIRPLUS",
+                              .decode_args = (xdrproc_t)xdr_READDIRPLUS3args,
+                              .args_size = sizeof(READDIRPLUS3args),
+                              .encode_res = (xdrproc_t)nfs3_xdr_readdir_res,
+                              .res_size = sizeof(struct nfs3_readdir_res),
+                              .handler = nfs3_readdirplus, .max_reply = ST + NFS3_MAX_IO},
+    PROC(FSSTAT, nfs3_fsstat, FSSTAT3args, FSSTAT3res, ST),
+    PROC(FSINFO, nfs3_fsinfo, FSINFO3args, FSINFO3res, ST),
+    PROC(PATHCONF, nfs3_pathconf, PATHCONF3args, PATHCONF3res, ST),
+    PROC(COMMIT, nfs3_commit, COMMIT3args, COMMIT3res, ST),
+};
+
+void nfs3_program(struct nfs3_server *srv, struct rpc_program *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->prog = NFS3_PROGRAM;
+    p->vers = NFS_V3;
+    p->procs = nfs3_procs;
+    p->nprocs = sizeof(nfs3_procs) / sizeof(nfs3_procs[0]);
+    p->ctx = srv;
+}

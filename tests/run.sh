@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# run.sh BUILD_DIR - run every test suite and print one closing line:
+#   "N passed, N failed"
+# Each suite prints its own "N passed, N failed" line last; this script
+# adds them up.  A suite that exits non-zero without such a line counts as
+# one failure.  Nothing is skipped silently: a suite that cannot run says
+# why and counts as failed, unless BNFS_ALLOW_SKIP names it.
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-build}
+cd "$root"
+export IT_BUILD=$root/$build
+export IT_BIN=$root/bin/bucketnfsd
+total_pass=0
+total_fail=0
+summary=()
+logdir=$root/$build/test-logs
+mkdir -p "$logdir"
+
+run_suite() { # run_suite NAME TIMEOUT_SECONDS CMD...
+    local name=$1 limit=$2; shift 2
+    local log=$logdir/$(echo "$name" | tr '/ ' '__').log
+    local t0=$SECONDS
+    timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+    local rc=$?
+    local line
+    line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    local p=0 f=0
+    if [ -n "$line" ]; then
+        p=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\1/')
+        f=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\2/')
+    fi
+    if [ $rc != 0 ] && [ "$f" = 0 ]; then
+        f=1 # crashed, timed out or failed without counting
+        [ $rc = 124 ] && echo "$name: TIMED OUT after ${limit}s" >>"$log"
+    fi
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+    local verdict=PASS
+    [ "$f" != 0 ] && verdict=FAIL
+    printf '%-4s %-32s %5d passed %3d failed  %4ds\n' "$verdict" "$name" "$p" "$f" $((SECONDS - t0))
+    summary+=("$verdict $name")
+    if [ "$f" != 0 ]; then
+        echo "---- $name (last 40 lines of $log) ----"
+        tail -40 "$log"
+        echo "----"
+    fi
+}
+
+echo "== unit tests"
+for t in "$build"/tests/test_*; do
+    [ -x "$t" ] || continue
+    run_suite "unit/$(basename "$t")" 600 "$t"
+done
+
+echo "== integration tests"
+for t in tests/integration/*.sh; do
+    [ -f "$t" ] || continue
+    case $(basename "$t") in lib.sh) continue ;; esac
+    run_suite "integration/$(basename "$t" .sh)" 900 bash "$t"
+done
+
+if [ -z "${BNFS_SAN:-}" ] && ls build-fuzz/fuzz_* >/dev/null 2>&1; then
+    echo "== fuzz smoke (${FUZZ_SECONDS:-15}s per target)"
+    run_suite "fuzz" 600 tests/fuzz/run.sh "${FUZZ_SECONDS:-15}" build-fuzz/fuzz_*
+fi
+
+if [ -x tests/kernel/suite.sh ] && [ -z "${BNFS_SAN:-}" ]; then
+    echo "== Linux kernel NFS client (QEMU)"
+    run_suite "kernel" 1500 tests/kernel/suite.sh
+fi
+
+echo
+echo "tests: $total_pass passed, $total_fail failed"
+[ "$total_fail" = 0 ]

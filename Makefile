@@ -62,10 +62,10 @@ deps:
 # rpcgen output: header and XDR routines only (the transport is ours).
 $(B)/gen/%.h: nfsd/%.x
 	@mkdir -p $(@D)
-	rpcgen -h -o $@ $<
+	rm -f $@; rpcgen -h -o $@ $<
 $(B)/gen/%.h: mountd/%.x
 	@mkdir -p $(@D)
-	rpcgen -h -o $@ $<
+	rm -f $@; rpcgen -h -o $@ $<
 # rpcgen names the header by the .x path; the header sits beside the .c here.
 $(B)/gen/%_xdr.c: nfsd/%.x $(B)/gen/%.h
 	rpcgen -c $< | sed 's|#include "nfsd/|#include "|' > $@

@@ -50,7 +50,7 @@ xdr_filename3 (XDR *xdrs, filename3 *objp)
 {
 	register int32_t *buf;
 
-	 if (!xdr_string (xdrs, objp, ~0))
+	 if (!xdr_string (xdrs, objp, 1024))
 		 return FALSE;
 	return TRUE;
 }
@@ -60,7 +60,7 @@ xdr_nfspath3 (XDR *xdrs, nfspath3 *objp)
 {
 	register int32_t *buf;
 
-	 if (!xdr_string (xdrs, objp, ~0))
+	 if (!xdr_string (xdrs, objp, 4096))
 		 return FALSE;
 	return TRUE;
 }
@@ -854,7 +854,7 @@ xdr_WRITE3args (XDR *xdrs, WRITE3args *objp)
 		 return FALSE;
 	 if (!xdr_stable_how (xdrs, &objp->stable))
 		 return FALSE;
-	 if (!xdr_bytes (xdrs, (char **)&objp->data.data_val, (u_int *) &objp->data.data_len, ~0))
+	 if (!xdr_bytes (xdrs, (char **)&objp->data.data_val, (u_int *) &objp->data.data_len, 1048576))
 		 return FALSE;
 	return TRUE;
 }

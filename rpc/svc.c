@@ -1,0 +1,1004 @@
+/*
+ * svc.c - the RPC server: listeners, connections, the event loop, the work
+ * queue and the worker threads, and call dispatch.
+ *
+ * Threads
+ *   loop      one thread.  Owns the epoll set, accepts, reads every TCP
+ *             connection (nonblocking), reassembles records (record.c),
+ *             reads UDP datagrams, and queues one work item per call.  It
+ *             is the only thread that reads a socket or touches a
+ *             connection's reassembly state and read buffer.
+ *   workers   conf.threads threads.  Each takes a work item, decodes the
+ *             call header (msg.c), runs the procedure, encodes the reply
+ *             into a buffer of its own and writes it at once, under the
+ *             connection's send lock.  Replies thus leave in completion
+ *             order, not arrival order.
+ *
+ * Connection life
+ *   open      registered in epoll for input; refs = 1 (the loop's) plus one
+ *             per queued or running call.
+ *   paused    inflight reached conf.max_inflight: input interest removed.
+ *             The worker whose reply brings inflight below the limit puts
+ *             the connection on the resume list and wakes the loop, which
+ *             consumes what is left in the read buffer and re-arms input.
+ *   dead      the loop saw EOF, an error, or a bad record, or a reply could
+ *             not be written within RPC_SEND_TIMEOUT_MS: removed from epoll,
+ *             shut down, dropped from the connection list.  Workers still
+ *             running calls for it skip their replies.  The fd is closed
+ *             and the memory freed when the last reference is put.
+ *
+ * Work queue: a list bounded by qmax items.  When it is full the loop
+ * waits for room, which stops reading everywhere - back-pressure rather
+ * than unbounded memory.
+ *
+ * Lock order: conn->send_lock, then conn->lock, then srv->lock.  No lock
+ * is held across a handler call, and only send_lock across a write.
+ *
+ * Stop: the loop exits at its next wake-up; workers drain the queue (every
+ * call already read is answered), then exit; then the remaining
+ * connections and the listeners are closed.
+ */
+#include "rpc/oncrpc.h"
+#include "rpc/rpc_internal.h"
+
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define RPC_MAX_PROGRAMS 16
+#define RPC_MAX_LISTENERS 8
+#define RPC_RBUF_SIZE (32 * 1024)
+#define RPC_UDP_MAX 65535
+#define RPC_SEND_TIMEOUT_MS 30000  /* a reply making no progress this long kills the connection */
+#define RPC_LOOP_BATCH 64          /* records or datagrams per wake-up before yielding */
+#define RPC_DEFAULT_MAX_REPLY 4096
+
+enum ep_kind { EP_WAKE, EP_TCP_LISTEN, EP_UDP, EP_CONN };
+
+struct ep_wake {
+    enum ep_kind kind;
+};
+
+struct listener {
+    enum ep_kind kind; /* EP_TCP_LISTEN or EP_UDP */
+    int fd;
+};
+
+struct rpc_conn {
+    enum ep_kind kind; /* EP_CONN */
+    struct rpc_server *srv;
+    int fd;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+
+    pthread_mutex_t send_lock; /* one reply on the wire at a time */
+    pthread_mutex_t lock;      /* the fields below up to the loop-only ones */
+    unsigned refs;
+    unsigned inflight;
+    bool dead;
+    bool paused;
+    bool resume_queued;
+    struct rpc_conn *resume_next; /* under srv->lock */
+
+    /* Loop thread only. */
+    struct rpc_rec rec;
+    uint8_t *rbuf;
+    size_t roff, rlen;
+    struct rpc_conn *prev, *next;
+};
+
+struct rpc_work {
+    struct rpc_work *next;
+    struct rpc_conn *conn; /* NULL for UDP */
+    int udp_fd;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    uint8_t *rec;
+    size_t len;
+};
+
+struct rpc_server {
+    struct rpc_server_conf conf;
+    struct rpc_program progs[RPC_MAX_PROGRAMS];
+    unsigned nprogs;
+    struct listener lis[RPC_MAX_LISTENERS];
+    unsigned nlis;
+    int epfd;
+    int wakefd;
+    struct ep_wake wake;
+
+    pthread_t loop_thread;
+    pthread_t *workers;
+    unsigned nworkers;
+    bool started, stopped;
+
+    pthread_mutex_t lock;      /* queue, resume list, stopping flags */
+    pthread_cond_t work_ready; /* queue non-empty, or loop_done */
+    pthread_cond_t queue_room; /* queue below qmax, or stopping */
+    struct rpc_work *qhead, *qtail;
+    size_t qlen, qmax;
+    struct rpc_conn *resume;
+    bool stopping;
+    bool loop_done;
+
+    /* Loop thread only (and rpc_server_stop after the loop is joined). */
+    struct rpc_conn *conns;
+    unsigned nconns;
+
+    struct rpc_stats stats; /* updated with atomics */
+};
+
+#define STAT_ADD(s, field, n) __atomic_fetch_add(&(s)->stats.field, (n), __ATOMIC_RELAXED)
+#define STAT_SUB(s, field, n) __atomic_fetch_sub(&(s)->stats.field, (n), __ATOMIC_RELAXED)
+
+static bool server_stopping(struct rpc_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool st = s->stopping;
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+static void wake_loop(struct rpc_server *s)
+{
+    uint64_t one = 1;
+    ssize_t n = write(s->wakefd, &one, sizeof(one));
+    (void)n; /* EAGAIN: the counter is already non-zero, the loop will wake */
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+/* Drop one reference; the last one closes the fd and frees the connection. */
+static void conn_put(struct rpc_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    bool last = --c->refs == 0;
+    pthread_mutex_unlock(&c->lock);
+    if (!last)
+        return;
+    close(c->fd);
+    rpc_rec_free(&c->rec);
+    free(c->rbuf);
+    pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->send_lock);
+    free(c);
+}
+
+/* Loop thread: take the connection out of service and drop the loop's reference. */
+static void conn_close(struct rpc_server *s, struct rpc_conn *c)
+{
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    pthread_mutex_lock(&c->lock);
+    c->dead = true;
+    pthread_mutex_unlock(&c->lock);
+    /* Wakes a worker blocked writing to this peer; the fd stays open until the last put. */
+    shutdown(c->fd, SHUT_RDWR);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    STAT_SUB(s, connections, 1);
+    conn_put(c);
+}
+
+static void conn_set_input(struct rpc_server *s, struct rpc_conn *c, bool on)
+{
+    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = c};
+    epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* ---- work queue -------------------------------------------------------- */
+
+/* Loop thread: queue one call; waits while the queue is full (back-pressure). */
+static void queue_push(struct rpc_server *s, struct rpc_work *w)
+{
+    pthread_mutex_lock(&s->lock);
+    while (s->qlen >= s->qmax && !s->stopping)
+        pthread_cond_wait(&s->queue_room, &s->lock);
+    w->next = NULL;
+    if (s->qtail)
+        s->qtail->next = w;
+    else
+        s->qhead = w;
+    s->qtail = w;
+    s->qlen++;
+    pthread_cond_signal(&s->work_ready);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Worker: the next call, or NULL when the server stops and the queue is empty. */
+static struct rpc_work *queue_pop(struct rpc_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (!s->qhead && !s->loop_done)
+        pthread_cond_wait(&s->work_ready, &s->lock);
+    struct rpc_work *w = s->qhead;
+    if (w) {
+        s->qhead = w->next;
+        if (!s->qhead)
+            s->qtail = NULL;
+        s->qlen--;
+        pthread_cond_signal(&s->queue_room);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return w;
+}
+
+static void work_free(struct rpc_work *w)
+{
+    free(w->rec);
+    free(w);
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+/*
+ * Write all of buf to the connection.  Waits for POLLOUT when the socket
+ * is full; if no byte can be written for RPC_SEND_TIMEOUT_MS the peer is
+ * taken for dead and the connection shut down (the loop then closes it).
+ * Takes conn->send_lock.
+ */
+static void conn_send(struct rpc_conn *c, const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+
+    pthread_mutex_lock(&c->send_lock);
+    pthread_mutex_lock(&c->lock);
+    bool dead = c->dead;
+    pthread_mutex_unlock(&c->lock);
+    while (!dead && off < len) {
+        ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+            int r = poll(&p, 1, RPC_SEND_TIMEOUT_MS);
+            if (r > 0 || (r < 0 && errno == EINTR))
+                continue;
+            LOG_AT(LOG_WARNING, "rpc: peer accepted no reply data for %d ms, closing connection",
+                   RPC_SEND_TIMEOUT_MS);
+        }
+        /* Error or timeout: this connection cannot carry replies any more. */
+        shutdown(c->fd, SHUT_RDWR);
+        break;
+    }
+    pthread_mutex_unlock(&c->send_lock);
+    if (off == len)
+        STAT_ADD(c->srv, replies, 1);
+}
+
+/* Worker: the call for `c` is over; resume reading if it was paused at the limit. */
+static void conn_call_done(struct rpc_server *s, struct rpc_conn *c)
+{
+    bool queue = false;
+
+    pthread_mutex_lock(&c->lock);
+    c->inflight--;
+    if (c->paused && !c->dead && !c->resume_queued && c->inflight < s->conf.max_inflight) {
+        c->resume_queued = true;
+        c->refs++; /* held by the resume list */
+        queue = true;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (queue) {
+        pthread_mutex_lock(&s->lock);
+        c->resume_next = s->resume;
+        s->resume = c;
+        pthread_mutex_unlock(&s->lock);
+        wake_loop(s);
+    }
+}
+
+/* A reply under construction: 4 bytes of record mark, then the XDR stream. */
+struct reply {
+    uint8_t *buf;
+    size_t cap;
+    XDR x;
+};
+
+static bool reply_init(struct reply *r, size_t body_max)
+{
+    r->cap = 4 + RPC_REPLY_HDR_MAX + body_max;
+    r->buf = malloc(r->cap);
+    if (!r->buf)
+        return false;
+    xdrmem_create(&r->x, (char *)r->buf + 4, (u_int)(r->cap - 4), XDR_ENCODE);
+    return true;
+}
+
+/* Start over (an encoder failed half-way). */
+static void reply_reset(struct reply *r)
+{
+    xdr_destroy(&r->x);
+    xdrmem_create(&r->x, (char *)r->buf + 4, (u_int)(r->cap - 4), XDR_ENCODE);
+}
+
+static void reply_send(struct rpc_server *s, struct rpc_work *w, struct reply *r)
+{
+    size_t len = xdr_getpos(&r->x);
+
+    if (w->conn) {
+        uint32_t mark = htonl(RPC_LAST_FRAG | (uint32_t)len);
+        memcpy(r->buf, &mark, 4);
+        conn_send(w->conn, r->buf, len + 4);
+        return;
+    }
+    ssize_t n = sendto(w->udp_fd, r->buf + 4, len, MSG_DONTWAIT, (struct sockaddr *)&w->peer,
+                       w->peerlen);
+    if (n == (ssize_t)len)
+        STAT_ADD(s, replies, 1);
+    else
+        LOG_AT(LOG_DEBUG, "rpc: udp reply of %zu bytes not sent: %s", len,
+               n < 0 ? strerror(errno) : "short write");
+}
+
+static void reply_free(struct reply *r)
+{
+    xdr_destroy(&r->x);
+    free(r->buf);
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static const struct rpc_program *find_program(struct rpc_server *s, uint32_t prog, uint32_t vers,
+                                              bool *prog_known, uint32_t *low, uint32_t *high)
+{
+    *prog_known = false;
+    for (unsigned i = 0; i < s->nprogs; i++) {
+        const struct rpc_program *p = &s->progs[i];
+        if (p->prog != prog)
+            continue;
+        if (!*prog_known || p->vers < *low)
+            *low = p->vers;
+        if (!*prog_known || p->vers > *high)
+            *high = p->vers;
+        *prog_known = true;
+        if (p->vers == vers)
+            return p;
+    }
+    return NULL;
+}
+
+/*
+ * Run one procedure and encode its reply into r.  Returns false if no reply
+ * is to be sent (the handler asked to drop the call).
+ */
+static bool run_proc(struct rpc_server *s, struct rpc_work *w, const struct rpc_call_hdr *h,
+                     const struct rpc_program *p, const struct rpc_proc *pr, struct reply *r)
+{
+    struct rpc_req req = {
+        .xid = h->xid, .prog = h->prog, .vers = h->vers, .proc = h->proc,
+        .cred = h->cred, .tcp = w->conn != NULL, .prog_ctx = p->ctx,
+    };
+    void *args = NULL, *res = NULL;
+    bool send = true;
+
+    if (w->conn) {
+        req.peer = w->conn->peer;
+        req.peerlen = w->conn->peerlen;
+    } else {
+        req.peer = w->peer;
+        req.peerlen = w->peerlen;
+    }
+    req.arena = rpc_arena_create();
+    args = calloc(1, pr->args_size ? pr->args_size : 1);
+    res = calloc(1, pr->res_size ? pr->res_size : 1);
+    if (!req.arena || !args || !res) {
+        LOG_AT(LOG_ERR, "rpc: out of memory serving %s", pr->name);
+        rpc_encode_accepted(&r->x, h->xid, SYSTEM_ERR, 0, 0);
+        goto out;
+    }
+
+    if (pr->decode_args) {
+        XDR ax;
+        xdrmem_create(&ax, (char *)w->rec + h->args_off, (u_int)(w->len - h->args_off),
+                      XDR_DECODE);
+        bool ok = pr->decode_args(&ax, args, 0);
+        xdr_destroy(&ax);
+        if (!ok) {
+            STAT_ADD(s, garbage, 1);
+            LOG_AT(LOG_DEBUG, "rpc: %s: arguments do not decode (xid %#x)", pr->name, h->xid);
+            rpc_encode_accepted(&r->x, h->xid, GARBAGE_ARGS, 0, 0);
+            goto out_args;
+        }
+    }
+
+    switch (pr->handler(&req, args, res)) {
+    case RPC_HANDLER_OK:
+        if (!rpc_encode_accepted(&r->x, h->xid, SUCCESS, 0, 0) ||
+            (pr->encode_res && !pr->encode_res(&r->x, res, 0))) {
+            LOG_AT(LOG_ERR, "rpc: %s: reply does not fit or does not encode (max_reply %zu)",
+                   pr->name, pr->max_reply);
+            reply_reset(r);
+            rpc_encode_accepted(&r->x, h->xid, SYSTEM_ERR, 0, 0);
+        }
+        break;
+    case RPC_HANDLER_GARBAGE:
+        STAT_ADD(s, garbage, 1);
+        rpc_encode_accepted(&r->x, h->xid, GARBAGE_ARGS, 0, 0);
+        break;
+    case RPC_HANDLER_AUTH_TOOWEAK:
+        rpc_encode_auth_error(&r->x, h->xid, AUTH_TOOWEAK);
+        break;
+    case RPC_HANDLER_DROP:
+        send = false;
+        break;
+    case RPC_HANDLER_SYSTEM_ERR:
+    default:
+        rpc_encode_accepted(&r->x, h->xid, SYSTEM_ERR, 0, 0);
+        break;
+    }
+    if (pr->release)
+        pr->release(&req, res);
+out_args:
+    if (pr->decode_args)
+        xdr_free(pr->decode_args, args);
+out:
+    free(res);
+    free(args);
+    rpc_arena_destroy(req.arena);
+    return send;
+}
+
+/* Worker: serve one call from start to reply. */
+static void serve(struct rpc_server *s, struct rpc_work *w)
+{
+    struct rpc_call_hdr h;
+    struct reply r;
+    const struct rpc_proc *pr = NULL;
+    bool send = true;
+
+    STAT_ADD(s, calls, 1);
+    enum rpc_call_verdict v = rpc_decode_call(w->rec, w->len, &h);
+    if (v == RPC_CALL_SHORT || v == RPC_CALL_IGNORE) {
+        STAT_ADD(s, bad_records, 1);
+        LOG_AT(LOG_DEBUG, "rpc: dropped a record of %zu bytes that is not a well-formed call",
+               w->len);
+        return;
+    }
+
+    bool known = false;
+    uint32_t low = 0, high = 0;
+    const struct rpc_program *p = NULL;
+    if (v == RPC_CALL_OK) {
+        p = find_program(s, h.prog, h.vers, &known, &low, &high);
+        if (p && h.proc < p->nprocs && p->procs[h.proc].handler)
+            pr = &p->procs[h.proc];
+    }
+    size_t body_max = pr ? (pr->max_reply ? pr->max_reply : RPC_DEFAULT_MAX_REPLY) : 0;
+    if (!reply_init(&r, body_max)) {
+        LOG_AT(LOG_ERR, "rpc: out of memory for a %zu-byte reply; call dropped", body_max);
+        return;
+    }
+
+    if (v == RPC_CALL_RPC_MISMATCH) {
+        rpc_encode_rpc_mismatch(&r.x, h.xid);
+    } else if (v == RPC_CALL_AUTH_ERROR) {
+        LOG_AT(LOG_DEBUG, "rpc: call xid %#x rejected: auth_stat %d", h.xid, (int)h.why);
+        rpc_encode_auth_error(&r.x, h.xid, h.why);
+    } else if (!p && !known) {
+        rpc_encode_accepted(&r.x, h.xid, PROG_UNAVAIL, 0, 0);
+    } else if (!p) {
+        rpc_encode_accepted(&r.x, h.xid, PROG_MISMATCH, low, high);
+    } else if (!pr) {
+        rpc_encode_accepted(&r.x, h.xid, PROC_UNAVAIL, 0, 0);
+    } else {
+        send = run_proc(s, w, &h, p, pr, &r);
+    }
+    if (send)
+        reply_send(s, w, &r);
+    reply_free(&r);
+}
+
+static void *worker_main(void *arg)
+{
+    struct rpc_server *s = arg;
+    struct rpc_work *w;
+
+    while ((w = queue_pop(s)) != NULL) {
+        STAT_ADD(s, inflight, 1);
+        serve(s, w);
+        STAT_SUB(s, inflight, 1);
+        if (w->conn) {
+            conn_call_done(s, w->conn);
+            conn_put(w->conn);
+        }
+        work_free(w);
+    }
+    return NULL;
+}
+
+/* ---- event loop -------------------------------------------------------- */
+
+static void loop_accept(struct rpc_server *s, int lfd)
+{
+    for (int i = 0; i < RPC_LOOP_BATCH; i++) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                LOG_AT(LOG_WARNING, "rpc: accept: %s", strerror(errno));
+            return;
+        }
+        if (s->nconns >= s->conf.max_connections) {
+            LOG_AT(LOG_WARNING, "rpc: %u connections open (the limit): refusing a new one",
+                   s->nconns);
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+        struct rpc_conn *c = calloc(1, sizeof(*c));
+        uint8_t *rbuf = malloc(RPC_RBUF_SIZE);
+        if (!c || !rbuf) {
+            LOG_AT(LOG_ERR, "rpc: out of memory accepting a connection");
+            free(c);
+            free(rbuf);
+            close(fd);
+            continue;
+        }
+        c->kind = EP_CONN;
+        c->srv = s;
+        c->fd = fd;
+        c->peer = peer;
+        c->peerlen = plen;
+        c->refs = 1;
+        c->rbuf = rbuf;
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_mutex_init(&c->send_lock, NULL);
+        rpc_rec_init(&c->rec, s->conf.max_record);
+
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            LOG_AT(LOG_ERR, "rpc: epoll_ctl: %s", strerror(errno));
+            conn_put(c);
+            continue;
+        }
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        s->nconns++;
+        STAT_ADD(s, connections, 1);
+    }
+}
+
+/*
+ * Loop thread: read and queue calls from `c` until the socket is drained,
+ * the in-flight limit is reached, or RPC_LOOP_BATCH records were queued.
+ * May close the connection.
+ */
+static void conn_read(struct rpc_server *s, struct rpc_conn *c)
+{
+    for (int records = 0; records < RPC_LOOP_BATCH;) {
+        pthread_mutex_lock(&c->lock);
+        bool full = c->inflight >= s->conf.max_inflight;
+        if (full)
+            c->paused = true;
+        pthread_mutex_unlock(&c->lock);
+        if (full) {
+            conn_set_input(s, c, false);
+            return;
+        }
+
+        if (c->roff == c->rlen) {
+            ssize_t n = recv(c->fd, c->rbuf, RPC_RBUF_SIZE, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return;
+            if (n <= 0) {
+                if (c->rec.len || c->rec.in_frag || c->rec.mark_have)
+                    LOG_AT(LOG_INFO, "rpc: connection closed in the middle of a record");
+                conn_close(s, c);
+                return;
+            }
+            c->roff = 0;
+            c->rlen = (size_t)n;
+        }
+
+        size_t used;
+        uint8_t *rec;
+        size_t rec_len;
+        int err = rpc_rec_feed(&c->rec, c->rbuf + c->roff, c->rlen - c->roff, &used, &rec,
+                               &rec_len);
+        c->roff += used;
+        if (err) {
+            STAT_ADD(s, bad_records, 1);
+            LOG_AT(LOG_WARNING, "rpc: closing connection: %s (max_record %zu)",
+                   err == EMSGSIZE ? "record or fragment over the size limit" : strerror(err),
+                   s->conf.max_record);
+            conn_close(s, c);
+            return;
+        }
+        if (!rec)
+            continue;
+        if (rec_len < 4) {
+            STAT_ADD(s, bad_records, 1);
+            LOG_AT(LOG_WARNING, "rpc: closing connection: %zu-byte record holds no xid",
+                   rec_len);
+            free(rec);
+            conn_close(s, c);
+            return;
+        }
+        struct rpc_work *w = calloc(1, sizeof(*w));
+        if (!w) {
+            LOG_AT(LOG_ERR, "rpc: out of memory queueing a call; closing connection");
+            free(rec);
+            conn_close(s, c);
+            return;
+        }
+        w->conn = c;
+        w->rec = rec;
+        w->len = rec_len;
+        pthread_mutex_lock(&c->lock);
+        c->refs++;
+        c->inflight++;
+        pthread_mutex_unlock(&c->lock);
+        queue_push(s, w);
+        records++;
+    }
+    /* Batch used up.  Bytes still buffered would raise no epoll event: come back. */
+    if (c->roff < c->rlen) {
+        pthread_mutex_lock(&c->lock);
+        bool queue = !c->resume_queued;
+        if (queue) {
+            c->resume_queued = true;
+            c->refs++;
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (queue) {
+            pthread_mutex_lock(&s->lock);
+            c->resume_next = s->resume;
+            s->resume = c;
+            pthread_mutex_unlock(&s->lock);
+            wake_loop(s);
+        }
+    }
+}
+
+static void loop_udp(struct rpc_server *s, int fd, uint8_t *buf)
+{
+    for (int i = 0; i < RPC_LOOP_BATCH; i++) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        ssize_t n = recvfrom(fd, buf, RPC_UDP_MAX, MSG_DONTWAIT, (struct sockaddr *)&peer, &plen);
+        if (n < 0)
+            return;
+        if (n < 4 || (size_t)n > s->conf.max_record) {
+            STAT_ADD(s, bad_records, 1);
+            continue;
+        }
+        struct rpc_work *w = calloc(1, sizeof(*w));
+        uint8_t *rec = malloc((size_t)n);
+        if (!w || !rec) {
+            free(w);
+            free(rec);
+            LOG_AT(LOG_ERR, "rpc: out of memory queueing a datagram");
+            return;
+        }
+        memcpy(rec, buf, (size_t)n);
+        w->udp_fd = fd;
+        w->peer = peer;
+        w->peerlen = plen;
+        w->rec = rec;
+        w->len = (size_t)n;
+        queue_push(s, w);
+    }
+}
+
+/* Loop thread: connections whose reading was paused (or cut short) and may go on. */
+static void loop_resume(struct rpc_server *s)
+{
+    uint64_t cnt;
+    ssize_t n = read(s->wakefd, &cnt, sizeof(cnt));
+    (void)n;
+
+    pthread_mutex_lock(&s->lock);
+    struct rpc_conn *list = s->resume;
+    s->resume = NULL;
+    pthread_mutex_unlock(&s->lock);
+    while (list) {
+        struct rpc_conn *c = list;
+        list = c->resume_next;
+        pthread_mutex_lock(&c->lock);
+        c->resume_queued = false;
+        bool was_paused = c->paused;
+        c->paused = false;
+        bool dead = c->dead;
+        pthread_mutex_unlock(&c->lock);
+        if (!dead) {
+            if (was_paused)
+                conn_set_input(s, c, true);
+            conn_read(s, c);
+        }
+        conn_put(c);
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    struct rpc_server *s = arg;
+    struct epoll_event evs[64];
+    uint8_t *udpbuf = malloc(RPC_UDP_MAX);
+
+    if (!udpbuf) {
+        LOG_AT(LOG_CRIT, "rpc: out of memory starting the event loop");
+        return NULL;
+    }
+    while (!server_stopping(s)) {
+        int n = epoll_wait(s->epfd, evs, 64, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            LOG_AT(LOG_CRIT, "rpc: epoll_wait: %s", strerror(errno));
+            break;
+        }
+        bool woken = false;
+        for (int i = 0; i < n; i++) {
+            enum ep_kind kind = *(enum ep_kind *)evs[i].data.ptr;
+            if (kind == EP_WAKE) {
+                woken = true;
+            } else if (kind == EP_TCP_LISTEN) {
+                loop_accept(s, ((struct listener *)evs[i].data.ptr)->fd);
+            } else if (kind == EP_UDP) {
+                loop_udp(s, ((struct listener *)evs[i].data.ptr)->fd, udpbuf);
+            } else {
+                /* Each connection appears at most once per batch, and only its own
+                 * event closes it here, so c is alive. */
+                struct rpc_conn *c = evs[i].data.ptr;
+                if (evs[i].events & EPOLLIN)
+                    conn_read(s, c);
+                else if (evs[i].events & (EPOLLERR | EPOLLHUP))
+                    conn_close(s, c);
+            }
+        }
+        /* Last: resuming may close and free connections named by events above. */
+        if (woken)
+            loop_resume(s);
+    }
+    free(udpbuf);
+    return NULL;
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+struct rpc_server *rpc_server_create(const struct rpc_server_conf *c)
+{
+    int err;
+
+    if (!c || c->threads < 1 || c->max_record < 64 || c->max_record > 0x7fffffffu ||
+        c->max_inflight < 1 || c->max_connections < 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct rpc_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->conf = *c;
+    /* Enough for every connection to be at its limit, within reason. */
+    size_t qmax = (size_t)c->max_inflight * c->max_connections;
+    s->qmax = qmax < 64 ? 64 : qmax > 65536 ? 65536 : qmax;
+    s->wake.kind = EP_WAKE;
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epfd < 0)
+        goto fail_free;
+    s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->wakefd < 0)
+        goto fail_epoll;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->wake};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &ev) < 0)
+        goto fail_wake;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->work_ready, NULL);
+    pthread_cond_init(&s->queue_room, NULL);
+    return s;
+
+fail_wake:
+    err = errno;
+    close(s->wakefd);
+    errno = err;
+fail_epoll:
+    err = errno;
+    close(s->epfd);
+    errno = err;
+fail_free:
+    err = errno;
+    free(s);
+    errno = err;
+    return NULL;
+}
+
+int rpc_server_add_program(struct rpc_server *s, const struct rpc_program *p)
+{
+    if (s->started)
+        return EBUSY;
+    if (!p->procs && p->nprocs)
+        return EINVAL;
+    for (unsigned i = 0; i < s->nprogs; i++)
+        if (s->progs[i].prog == p->prog && s->progs[i].vers == p->vers)
+            return EEXIST;
+    if (s->nprogs == RPC_MAX_PROGRAMS)
+        return ENOSPC;
+    s->progs[s->nprogs++] = *p;
+    return 0;
+}
+
+static int listen_on(struct rpc_server *s, const char *addr, uint16_t port, bool tcp,
+                     uint16_t *bound_port)
+{
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE,
+                             .ai_family = AF_UNSPEC,
+                             .ai_socktype = tcp ? SOCK_STREAM : SOCK_DGRAM};
+    struct addrinfo *ai = NULL;
+    int err, fd = -1;
+
+    if (s->nlis == RPC_MAX_LISTENERS)
+        return ENOSPC;
+    int gai = getaddrinfo(addr, NULL, &hints, &ai);
+    if (gai != 0 || !ai)
+        return EINVAL;
+    struct sockaddr_storage ss;
+    socklen_t sl = ai->ai_addrlen;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+
+    fd = socket(ss.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                0);
+    if (fd < 0)
+        return errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || (tcp && listen(fd, 128) < 0))
+        goto fail;
+    sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        goto fail;
+    struct listener *l = &s->lis[s->nlis];
+    l->kind = tcp ? EP_TCP_LISTEN : EP_UDP;
+    l->fd = fd;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        goto fail;
+    s->nlis++;
+    if (bound_port)
+        *bound_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                    : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+fail:
+    err = errno;
+    close(fd);
+    return err;
+}
+
+int rpc_listen_tcp(struct rpc_server *s, const char *addr, uint16_t port, uint16_t *bound_port)
+{
+    return listen_on(s, addr, port, true, bound_port);
+}
+
+int rpc_listen_udp(struct rpc_server *s, const char *addr, uint16_t port, uint16_t *bound_port)
+{
+    return listen_on(s, addr, port, false, bound_port);
+}
+
+int rpc_server_start(struct rpc_server *s)
+{
+    int err;
+
+    if (s->started)
+        return EBUSY;
+    s->workers = calloc(s->conf.threads, sizeof(pthread_t));
+    if (!s->workers)
+        return ENOMEM;
+    for (s->nworkers = 0; s->nworkers < s->conf.threads; s->nworkers++) {
+        err = pthread_create(&s->workers[s->nworkers], NULL, worker_main, s);
+        if (err)
+            goto fail_workers;
+    }
+    err = pthread_create(&s->loop_thread, NULL, loop_main, s);
+    if (err)
+        goto fail_workers;
+    s->started = true;
+    return 0;
+
+fail_workers:
+    pthread_mutex_lock(&s->lock);
+    s->loop_done = true;
+    pthread_cond_broadcast(&s->work_ready);
+    pthread_mutex_unlock(&s->lock);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i], NULL);
+    free(s->workers);
+    s->workers = NULL;
+    s->nworkers = 0;
+    s->loop_done = false;
+    return err;
+}
+
+void rpc_server_stop(struct rpc_server *s)
+{
+    if (!s->started || s->stopped)
+        return;
+    s->stopped = true;
+
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->queue_room);
+    pthread_mutex_unlock(&s->lock);
+    wake_loop(s);
+    pthread_join(s->loop_thread, NULL);
+
+    /* No more calls can arrive: let the workers answer what is queued, then exit. */
+    pthread_mutex_lock(&s->lock);
+    s->loop_done = true;
+    pthread_cond_broadcast(&s->work_ready);
+    pthread_mutex_unlock(&s->lock);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i], NULL);
+    free(s->workers);
+    s->workers = NULL;
+
+    /* Single-threaded from here on. */
+    while (s->resume) {
+        struct rpc_conn *c = s->resume;
+        s->resume = c->resume_next;
+        conn_put(c);
+    }
+    while (s->conns)
+        conn_close(s, s->conns);
+    for (unsigned i = 0; i < s->nlis; i++) {
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lis[i].fd, NULL);
+        close(s->lis[i].fd);
+    }
+    s->nlis = 0;
+}
+
+void rpc_server_destroy(struct rpc_server *s)
+{
+    if (!s)
+        return;
+    rpc_server_stop(s);
+    for (unsigned i = 0; i < s->nlis; i++)
+        close(s->lis[i].fd);
+    close(s->wakefd);
+    close(s->epfd);
+    pthread_cond_destroy(&s->queue_room);
+    pthread_cond_destroy(&s->work_ready);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+void rpc_server_get_stats(struct rpc_server *s, struct rpc_stats *out)
+{
+    out->calls = __atomic_load_n(&s->stats.calls, __ATOMIC_RELAXED);
+    out->replies = __atomic_load_n(&s->stats.replies, __ATOMIC_RELAXED);
+    out->garbage = __atomic_load_n(&s->stats.garbage, __ATOMIC_RELAXED);
+    out->bad_records = __atomic_load_n(&s->stats.bad_records, __ATOMIC_RELAXED);
+    out->connections = __atomic_load_n(&s->stats.connections, __ATOMIC_RELAXED);
+    out->inflight = __atomic_load_n(&s->stats.inflight, __ATOMIC_RELAXED);
+}

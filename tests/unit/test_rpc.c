@@ -1,0 +1,821 @@
+/*
+ * test_rpc.c - the RPC layer seen from the wire.
+ *
+ * Starts an rpc_server on 127.0.0.1 (port 0) serving a test program and
+ * talks to it over raw TCP and UDP sockets with hand-built records, then
+ * with libtirpc's own client to prove interoperability.  Every socket read
+ * has a receive timeout, so a server bug fails a check instead of hanging.
+ */
+#include "rpc/oncrpc.h"
+#include "rpc/rpc_internal.h"
+#include "tests/unit/testlib.h"
+
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TPROG 0x20000099u
+#define MAX_RECORD 8192
+#define RECV_TIMEOUT_S 5
+
+enum { P_NULL, P_ECHO, P_SLOW, P_CRED, P_GREET, P_TOOBIG, P_HOLE, NPROCS };
+
+/* ---- the test program -------------------------------------------------- */
+
+struct cred_res {
+    uint32_t uid, gid, ngids, gids[RPC_AUTH_SYS_MAX_GIDS];
+};
+
+/* XDR routines with their natural types, cast to xdrproc_t as rpcgen output is. */
+static bool_t xdr_cred_res(XDR *x, struct cred_res *r)
+{
+    if (!xdr_u_int(x, &r->uid) || !xdr_u_int(x, &r->gid) || !xdr_u_int(x, &r->ngids))
+        return FALSE;
+    for (uint32_t i = 0; i < r->ngids && i < RPC_AUTH_SYS_MAX_GIDS; i++)
+        if (!xdr_u_int(x, &r->gids[i]))
+            return FALSE;
+    return TRUE;
+}
+
+static bool_t xdr_str_res(XDR *x, char **p)
+{
+    return xdr_string(x, p, 1024);
+}
+
+static bool_t xdr_nothing(XDR *x, void *p)
+{
+    return TRUE;
+}
+
+#define XP(f) ((xdrproc_t)(f))
+
+static enum rpc_handler_status h_null(struct rpc_req *req, void *args, void *res)
+{
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status h_echo(struct rpc_req *req, void *args, void *res)
+{
+    *(uint32_t *)res = *(uint32_t *)args;
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status h_slow(struct rpc_req *req, void *args, void *res)
+{
+    struct timespec ts = {1, 500000000};
+    nanosleep(&ts, NULL);
+    *(uint32_t *)res = *(uint32_t *)args;
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status h_cred(struct rpc_req *req, void *args, void *res)
+{
+    struct cred_res *r = res;
+    r->uid = req->cred.uid;
+    r->gid = req->cred.gid;
+    r->ngids = req->cred.ngids;
+    memcpy(r->gids, req->cred.gids, sizeof(r->gids));
+    return RPC_HANDLER_OK;
+}
+
+/* Builds its reply in the request arena, in many small pieces and one big one. */
+static enum rpc_handler_status h_greet(struct rpc_req *req, void *args, void *res)
+{
+    for (int i = 0; i < 100; i++)
+        rpc_alloc(req, 100);
+    char *big = rpc_alloc(req, 20000);
+    CHECK(big[0] == 0 && big[19999] == 0);
+    char *s = rpc_strdup(req, "hello from the arena");
+    *(char **)res = s;
+    return RPC_HANDLER_OK;
+}
+
+static int released;
+
+static void r_greet(struct rpc_req *req, void *res)
+{
+    __atomic_fetch_add(&released, 1, __ATOMIC_RELAXED);
+}
+
+/* A result larger than the declared max_reply: the server must answer SYSTEM_ERR. */
+static enum rpc_handler_status h_toobig(struct rpc_req *req, void *args, void *res)
+{
+    char *s = rpc_alloc(req, 1001);
+    memset(s, 'x', 1000);
+    *(char **)res = s;
+    return RPC_HANDLER_OK;
+}
+
+static const struct rpc_proc tprocs[NPROCS] = {
+    [P_NULL] = {"null", NULL, 0, NULL, 0, h_null, 0, NULL},
+    [P_ECHO] = {"echo", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_echo, 4,
+                NULL},
+    [P_SLOW] = {"slow", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_slow, 4,
+                NULL},
+    [P_CRED] = {"cred", NULL, 0, XP(xdr_cred_res), sizeof(struct cred_res), h_cred, 80, NULL},
+    [P_GREET] = {"greet", NULL, 0, XP(xdr_str_res), sizeof(char *), h_greet, 128, r_greet},
+    [P_TOOBIG] = {"toobig", NULL, 0, XP(xdr_str_res), sizeof(char *), h_toobig, 64, NULL},
+    [P_HOLE] = {"hole", NULL, 0, NULL, 0, NULL, 0, NULL},
+};
+
+/* ---- raw wire helpers -------------------------------------------------- */
+
+struct wbuf {
+    uint8_t b[4096];
+    size_t n;
+};
+
+static void put32(struct wbuf *w, uint32_t v)
+{
+    uint32_t be = htonl(v);
+    memcpy(w->b + w->n, &be, 4);
+    w->n += 4;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t be;
+    memcpy(&be, p, 4);
+    return ntohl(be);
+}
+
+/* Call header with AUTH_NONE credentials. */
+static void call_hdr(struct wbuf *w, uint32_t xid, uint32_t rpcvers, uint32_t prog,
+                     uint32_t vers, uint32_t proc)
+{
+    w->n = 0;
+    put32(w, xid);
+    put32(w, 0); /* CALL */
+    put32(w, rpcvers);
+    put32(w, prog);
+    put32(w, vers);
+    put32(w, proc);
+    put32(w, AUTH_NONE);
+    put32(w, 0);
+    put32(w, AUTH_NONE);
+    put32(w, 0);
+}
+
+/* Call header with AUTH_SYS credentials carrying ngids groups (1000, 1001, ...). */
+static void call_hdr_sys(struct wbuf *w, uint32_t xid, uint32_t proc, uint32_t ngids)
+{
+    w->n = 0;
+    put32(w, xid);
+    put32(w, 0);
+    put32(w, 2);
+    put32(w, TPROG);
+    put32(w, 1);
+    put32(w, proc);
+    put32(w, AUTH_SYS);
+    put32(w, 4 + 4 + 8 + 4 + 4 + 4 + 4 * ngids);
+    put32(w, 12345);    /* stamp */
+    put32(w, 5);        /* machinename "node1" + 3 bytes padding */
+    memcpy(w->b + w->n, "node1\0\0\0", 8);
+    w->n += 8;
+    put32(w, 4242);     /* uid */
+    put32(w, 77);       /* gid */
+    put32(w, ngids);
+    for (uint32_t i = 0; i < ngids; i++)
+        put32(w, 1000 + i);
+    put32(w, AUTH_NONE);
+    put32(w, 0);
+}
+
+static int tcp_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {RECV_TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return false;
+        b += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* Send w as one record split into nfrag fragments. */
+static bool send_record(int fd, const struct wbuf *w, unsigned nfrag)
+{
+    size_t off = 0;
+    for (unsigned i = 0; i < nfrag; i++) {
+        size_t len = i + 1 == nfrag ? w->n - off : w->n / nfrag;
+        uint32_t mark = htonl((i + 1 == nfrag ? RPC_LAST_FRAG : 0) | (uint32_t)len);
+        if (!write_all(fd, &mark, 4) || !write_all(fd, w->b + off, len))
+            return false;
+        off += len;
+    }
+    return true;
+}
+
+static bool read_full(int fd, void *p, size_t n)
+{
+    uint8_t *b = p;
+    while (n) {
+        ssize_t r = recv(fd, b, n, 0);
+        if (r <= 0)
+            return false;
+        b += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* One reply record into buf; returns its length, or -1 on EOF/timeout. */
+static ssize_t recv_record(int fd, uint8_t *buf, size_t cap)
+{
+    size_t len = 0;
+    for (int frags = 0; frags < 16; frags++) {
+        uint8_t m[4];
+        if (!read_full(fd, m, 4))
+            return -1;
+        uint32_t mark = get32(m);
+        uint32_t fl = mark & ~RPC_LAST_FRAG;
+        if (fl > cap - len || !read_full(fd, buf + len, fl))
+            return -1;
+        len += fl;
+        if (mark & RPC_LAST_FRAG)
+            return (ssize_t)len;
+    }
+    return -1;
+}
+
+/* True when the server closed the connection (EOF or reset) within the timeout. */
+static bool peer_closed(int fd)
+{
+    uint8_t b[64];
+    for (int i = 0; i < 100; i++) {
+        ssize_t r = recv(fd, b, sizeof(b), 0);
+        if (r == 0 || (r < 0 && errno == ECONNRESET))
+            return true;
+        if (r < 0)
+            return false; /* timeout */
+    }
+    return false;
+}
+
+struct reply {
+    uint32_t xid, reply_stat, stat; /* stat: accept_stat or reject_stat */
+    uint32_t a, b;                  /* mismatch low/high, auth_stat, or first result words */
+    const uint8_t *body;            /* results, for accepted replies */
+    size_t body_len;
+};
+
+/* Parse a reply record; false if it is malformed. */
+static bool parse_reply(const uint8_t *p, ssize_t n, struct reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (n < 12 || get32(p + 4) != 1)
+        return false;
+    r->xid = get32(p);
+    r->reply_stat = get32(p + 8);
+    if (r->reply_stat == MSG_ACCEPTED) {
+        if (n < 24 || get32(p + 12) != AUTH_NONE || get32(p + 16) != 0)
+            return false;
+        r->stat = get32(p + 20);
+        r->body = p + 24;
+        r->body_len = (size_t)n - 24;
+        if (r->body_len >= 4)
+            r->a = get32(p + 24);
+        if (r->body_len >= 8)
+            r->b = get32(p + 28);
+        return true;
+    }
+    if (n < 20)
+        return false;
+    r->stat = get32(p + 12);
+    r->a = get32(p + 16);
+    if (n >= 24)
+        r->b = get32(p + 20);
+    return true;
+}
+
+/* One call on a fresh connection; false on any transport failure. */
+static bool call_once(uint16_t port, const struct wbuf *w, struct reply *r, uint8_t *buf,
+                      size_t cap)
+{
+    int fd = tcp_connect(port);
+    if (fd < 0)
+        return false;
+    bool ok = send_record(fd, w, 1);
+    ssize_t n = ok ? recv_record(fd, buf, cap) : -1;
+    close(fd);
+    return n >= 0 && parse_reply(buf, n, r);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_basic(uint16_t port)
+{
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+
+    call_hdr(&w, 1, 2, TPROG, 1, P_NULL);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 1);
+    CHECK_EQ_INT(r.reply_stat, MSG_ACCEPTED);
+    CHECK_EQ_INT(r.stat, SUCCESS);
+    CHECK_EQ_INT(r.body_len, 0);
+
+    call_hdr(&w, 2, 2, TPROG, 1, P_ECHO);
+    put32(&w, 0xdeadbeef);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 2);
+    CHECK_EQ_INT(r.stat, SUCCESS);
+    CHECK_EQ_INT(r.a, 0xdeadbeef);
+
+    /* Arena-built reply, and the release hook ran. */
+    call_hdr(&w, 3, 2, TPROG, 1, P_GREET);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.stat, SUCCESS);
+    CHECK_EQ_INT(r.a, 20);
+    CHECK(r.body_len >= 24 && memcmp(r.body + 4, "hello from the arena", 20) == 0);
+    CHECK_EQ_INT(__atomic_load_n(&released, __ATOMIC_RELAXED), 1);
+
+    /* A result that does not fit max_reply: SYSTEM_ERR, not a crash or a cut reply. */
+    call_hdr(&w, 4, 2, TPROG, 1, P_TOOBIG);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 4);
+    CHECK_EQ_INT(r.stat, SYSTEM_ERR);
+}
+
+static void test_errors(uint16_t port)
+{
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+
+    /* Garbage after a valid header: two bytes where a uint is expected. */
+    call_hdr(&w, 10, 2, TPROG, 1, P_ECHO);
+    w.b[w.n++] = 0x12;
+    w.b[w.n++] = 0x34;
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 10);
+    CHECK_EQ_INT(r.reply_stat, MSG_ACCEPTED);
+    CHECK_EQ_INT(r.stat, GARBAGE_ARGS);
+
+    call_hdr(&w, 11, 2, 0x20000777, 1, P_NULL);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.stat, PROG_UNAVAIL);
+
+    /* Versions 1 and 3 are served. */
+    call_hdr(&w, 12, 2, TPROG, 2, P_NULL);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.stat, PROG_MISMATCH);
+    CHECK_EQ_INT(r.a, 1);
+    CHECK_EQ_INT(r.b, 3);
+
+    call_hdr(&w, 13, 2, TPROG, 1, 99);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.stat, PROC_UNAVAIL);
+
+    call_hdr(&w, 14, 2, TPROG, 1, P_HOLE);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.stat, PROC_UNAVAIL);
+
+    call_hdr(&w, 15, 3, TPROG, 1, P_NULL);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 15);
+    CHECK_EQ_INT(r.reply_stat, MSG_DENIED);
+    CHECK_EQ_INT(r.stat, RPC_MISMATCH);
+    CHECK_EQ_INT(r.a, 2);
+    CHECK_EQ_INT(r.b, 2);
+
+    /* 100 groups: the credential body is over 400 bytes. */
+    call_hdr_sys(&w, 16, P_CRED, 100);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.reply_stat, MSG_DENIED);
+    CHECK_EQ_INT(r.stat, AUTH_ERROR);
+    CHECK_EQ_INT(r.a, AUTH_BADCRED);
+
+    /* 17 groups fit in 400 bytes but break the AUTH_SYS limit of 16. */
+    call_hdr_sys(&w, 17, P_CRED, 17);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.stat, AUTH_ERROR);
+    CHECK_EQ_INT(r.a, AUTH_BADCRED);
+
+    /* An unsupported flavor (RPCSEC_GSS = 6). */
+    call_hdr(&w, 18, 2, TPROG, 1, P_NULL);
+    w.b[27] = 6;
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.reply_stat, MSG_DENIED);
+    CHECK_EQ_INT(r.stat, AUTH_ERROR);
+    CHECK_EQ_INT(r.a, AUTH_REJECTEDCRED);
+}
+
+static void test_authsys(uint16_t port)
+{
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+
+    call_hdr_sys(&w, 20, P_CRED, RPC_AUTH_SYS_MAX_GIDS);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.stat, SUCCESS);
+    CHECK_EQ_INT(r.a, 4242);
+    CHECK_EQ_INT(r.b, 77);
+    CHECK(r.body_len == 12 + 4 * RPC_AUTH_SYS_MAX_GIDS);
+    if (r.body_len == 12 + 4 * RPC_AUTH_SYS_MAX_GIDS) {
+        CHECK_EQ_INT(get32(r.body + 8), RPC_AUTH_SYS_MAX_GIDS);
+        CHECK_EQ_INT(get32(r.body + 12), 1000);
+        CHECK_EQ_INT(get32(r.body + 12 + 4 * 15), 1015);
+    }
+
+    call_hdr(&w, 21, 2, TPROG, 1, P_CRED);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.stat, SUCCESS);
+    CHECK_EQ_INT(r.body_len, 12); /* AUTH_NONE: no ids, no groups */
+}
+
+/* Slow call first, fast call second, same connection: the fast reply comes first. */
+static void test_out_of_order(uint16_t port)
+{
+    struct wbuf w;
+    struct reply r1, r2;
+    uint8_t buf[4096];
+    int fd = tcp_connect(port);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+
+    double t0 = now_s();
+    call_hdr(&w, 100, 2, TPROG, 1, P_SLOW);
+    put32(&w, 1);
+    CHECK(send_record(fd, &w, 1));
+    call_hdr(&w, 101, 2, TPROG, 1, P_ECHO);
+    put32(&w, 2);
+    CHECK(send_record(fd, &w, 1));
+
+    ssize_t n = recv_record(fd, buf, sizeof(buf));
+    double t1 = now_s() - t0;
+    CHECK(parse_reply(buf, n, &r1));
+    n = recv_record(fd, buf, sizeof(buf));
+    double t2 = now_s() - t0;
+    CHECK(parse_reply(buf, n, &r2));
+    close(fd);
+
+    CHECK_EQ_INT(r1.xid, 101);
+    CHECK_EQ_INT(r1.a, 2);
+    CHECK_EQ_INT(r2.xid, 100);
+    CHECK_EQ_INT(r2.a, 1);
+    /* "Did not wait for the slow one", with generous bounds. */
+    CHECK(t1 < 1.0);
+    CHECK(t2 >= 1.4);
+}
+
+/*
+ * max_inflight is 2: with two slow calls running, a third call is not even
+ * read until one finishes, so its reply cannot overtake both slow ones.
+ */
+static void test_inflight_limit(uint16_t port)
+{
+    struct wbuf w;
+    struct reply r[3];
+    uint8_t buf[4096];
+    int fd = tcp_connect(port);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+
+    for (uint32_t i = 0; i < 2; i++) {
+        call_hdr(&w, 200 + i, 2, TPROG, 1, P_SLOW);
+        put32(&w, i);
+        CHECK(send_record(fd, &w, 1));
+    }
+    call_hdr(&w, 202, 2, TPROG, 1, P_ECHO);
+    put32(&w, 2);
+    CHECK(send_record(fd, &w, 1));
+    for (int i = 0; i < 3; i++) {
+        ssize_t n = recv_record(fd, buf, sizeof(buf));
+        CHECK(parse_reply(buf, n, &r[i]));
+    }
+    close(fd);
+    CHECK(r[0].xid == 200 || r[0].xid == 201);
+    CHECK(r[1].xid == 202 || r[2].xid == 202); /* and it was answered once reading resumed */
+    CHECK_EQ_INT(r[0].stat, SUCCESS);
+}
+
+static void test_framing(uint16_t port)
+{
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+
+    /* One call split into five fragments, sent byte-split as well. */
+    int fd = tcp_connect(port);
+    call_hdr(&w, 30, 2, TPROG, 1, P_ECHO);
+    put32(&w, 31337);
+    CHECK(send_record(fd, &w, 5));
+    ssize_t n = recv_record(fd, buf, sizeof(buf));
+    CHECK(parse_reply(buf, n, &r));
+    CHECK_EQ_INT(r.xid, 30);
+    CHECK_EQ_INT(r.a, 31337);
+
+    /* Zero-length fragments before the data are harmless. */
+    uint32_t empty = htonl(0);
+    CHECK(write_all(fd, &empty, 4) && write_all(fd, &empty, 4));
+    call_hdr(&w, 32, 2, TPROG, 1, P_NULL);
+    CHECK(send_record(fd, &w, 1));
+    n = recv_record(fd, buf, sizeof(buf));
+    CHECK(parse_reply(buf, n, &r));
+    CHECK_EQ_INT(r.xid, 32);
+    close(fd);
+
+    /* A truncated record, then the client goes away: the server must carry on. */
+    fd = tcp_connect(port);
+    uint32_t mark = htonl(RPC_LAST_FRAG | 100);
+    CHECK(write_all(fd, &mark, 4) && write_all(fd, w.b, 20));
+    close(fd);
+    call_hdr(&w, 33, 2, TPROG, 1, P_ECHO);
+    put32(&w, 5);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 33);
+
+    /* A fragment claiming more than max_record: that connection is closed. */
+    fd = tcp_connect(port);
+    mark = htonl(RPC_LAST_FRAG | (MAX_RECORD + 1));
+    CHECK(write_all(fd, &mark, 4));
+    CHECK(peer_closed(fd));
+    close(fd);
+
+    /* Fragments each under the limit, summing over it: closed too. */
+    fd = tcp_connect(port);
+    static uint8_t chunk[MAX_RECORD / 2];
+    bool sent = true;
+    for (int i = 0; i < 3 && sent; i++) {
+        mark = htonl(sizeof(chunk));
+        sent = write_all(fd, &mark, 4) && write_all(fd, chunk, sizeof(chunk));
+    }
+    CHECK(peer_closed(fd));
+    close(fd);
+
+    /* The largest mark (2^31 - 1): closed, nothing allocated for it. */
+    fd = tcp_connect(port);
+    mark = htonl(0x7fffffff);
+    CHECK(write_all(fd, &mark, 4));
+    CHECK(peer_closed(fd));
+    close(fd);
+
+    /* A record too short to hold an xid: closed. */
+    fd = tcp_connect(port);
+    mark = htonl(RPC_LAST_FRAG | 2);
+    CHECK(write_all(fd, &mark, 4) && write_all(fd, "ab", 2));
+    CHECK(peer_closed(fd));
+    close(fd);
+
+    /* And the server still answers. */
+    call_hdr(&w, 34, 2, TPROG, 1, P_NULL);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 34);
+}
+
+static void test_udp(uint16_t uport)
+{
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(uport)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {RECV_TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+
+    call_hdr(&w, 40, 2, TPROG, 1, P_ECHO);
+    put32(&w, 4040);
+    CHECK(sendto(fd, w.b, w.n, 0, (struct sockaddr *)&sin, sizeof(sin)) == (ssize_t)w.n);
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    CHECK(parse_reply(buf, n, &r));
+    CHECK_EQ_INT(r.xid, 40);
+    CHECK_EQ_INT(r.stat, SUCCESS);
+    CHECK_EQ_INT(r.a, 4040);
+
+    call_hdr(&w, 41, 2, 0x20000777, 1, P_NULL);
+    CHECK(sendto(fd, w.b, w.n, 0, (struct sockaddr *)&sin, sizeof(sin)) == (ssize_t)w.n);
+    n = recv(fd, buf, sizeof(buf), 0);
+    CHECK(parse_reply(buf, n, &r));
+    CHECK_EQ_INT(r.xid, 41);
+    CHECK_EQ_INT(r.stat, PROG_UNAVAIL);
+    close(fd);
+}
+
+/* libtirpc's own client against our server, over TCP and UDP. */
+static void test_tirpc_client(uint16_t port, uint16_t uport)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int sock = RPC_ANYSOCK;
+    struct timeval tmo = {RECV_TIMEOUT_S, 0};
+    u_int in = 777, out = 0;
+
+    CLIENT *cl = clnttcp_create(&sin, TPROG, 1, &sock, 0, 0);
+    CHECK(cl != NULL);
+    if (cl) {
+        enum clnt_stat st = clnt_call(cl, P_ECHO, (xdrproc_t)xdr_u_int, (char *)&in,
+                                      (xdrproc_t)xdr_u_int, (char *)&out, tmo);
+        CHECK_EQ_INT(st, RPC_SUCCESS);
+        CHECK_EQ_INT(out, 777);
+        st = clnt_call(cl, 55, XP(xdr_nothing), NULL, XP(xdr_nothing), NULL, tmo);
+        CHECK_EQ_INT(st, RPC_PROCUNAVAIL);
+        clnt_destroy(cl);
+    }
+
+    sock = RPC_ANYSOCK;
+    cl = clnttcp_create(&sin, TPROG, 2, &sock, 0, 0);
+    CHECK(cl != NULL);
+    if (cl) {
+        enum clnt_stat st =
+            clnt_call(cl, P_NULL, XP(xdr_nothing), NULL, XP(xdr_nothing), NULL, tmo);
+        CHECK_EQ_INT(st, RPC_PROGVERSMISMATCH);
+        struct rpc_err err;
+        clnt_geterr(cl, &err);
+        CHECK_EQ_INT(err.re_vers.low, 1);
+        CHECK_EQ_INT(err.re_vers.high, 3);
+        clnt_destroy(cl);
+    }
+
+    sin.sin_port = htons(uport);
+    sock = RPC_ANYSOCK;
+    struct timeval wait = {1, 0};
+    cl = clntudp_create(&sin, TPROG, 3, wait, &sock);
+    CHECK(cl != NULL);
+    if (cl) {
+        in = 4321;
+        enum clnt_stat st = clnt_call(cl, P_ECHO, (xdrproc_t)xdr_u_int, (char *)&in,
+                                      (xdrproc_t)xdr_u_int, (char *)&out, tmo);
+        CHECK_EQ_INT(st, RPC_SUCCESS);
+        CHECK_EQ_INT(out, 4321);
+        clnt_destroy(cl);
+    }
+}
+
+/* A second server allowing one connection: a second one is closed at once. */
+static void test_max_connections(const struct rpc_program *progs, int nprogs)
+{
+    struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
+                                .max_connections = 1};
+    struct rpc_server *s = rpc_server_create(&c);
+    uint16_t port = 0;
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    for (int i = 0; i < nprogs; i++)
+        CHECK_EQ_INT(rpc_server_add_program(s, &progs[i]), 0);
+    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, &port), 0);
+    CHECK_EQ_INT(rpc_server_start(s), 0);
+
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[256];
+    int a = tcp_connect(port);
+    call_hdr(&w, 50, 2, TPROG, 1, P_NULL);
+    CHECK(send_record(a, &w, 1));
+    ssize_t n = recv_record(a, buf, sizeof(buf));
+    CHECK(parse_reply(buf, n, &r) && r.xid == 50);
+
+    int b = tcp_connect(port);
+    CHECK(b >= 0);
+    CHECK(peer_closed(b));
+    close(b);
+
+    /* The first connection is still served, and a stop with it open is clean. */
+    call_hdr(&w, 51, 2, TPROG, 1, P_NULL);
+    CHECK(send_record(a, &w, 1));
+    n = recv_record(a, buf, sizeof(buf));
+    CHECK(parse_reply(buf, n, &r) && r.xid == 51);
+    struct rpc_stats st;
+    rpc_server_get_stats(s, &st);
+    CHECK_EQ_INT(st.connections, 1);
+    rpc_server_stop(s);
+    CHECK(peer_closed(a));
+    close(a);
+    rpc_server_destroy(s);
+}
+
+/* Calls still running when the server stops are answered before it returns. */
+static void test_stop_finishes_calls(const struct rpc_program *progs, int nprogs)
+{
+    struct rpc_server_conf c = {.threads = 2, .max_record = MAX_RECORD, .max_inflight = 4,
+                                .max_connections = 4};
+    struct rpc_server *s = rpc_server_create(&c);
+    uint16_t port = 0;
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    for (int i = 0; i < nprogs; i++)
+        rpc_server_add_program(s, &progs[i]);
+    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, &port), 0);
+    CHECK_EQ_INT(rpc_server_start(s), 0);
+
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[256];
+    int fd = tcp_connect(port);
+    call_hdr(&w, 60, 2, TPROG, 1, P_SLOW);
+    put32(&w, 6);
+    CHECK(send_record(fd, &w, 1));
+    /* Let the loop read it, then stop while the handler sleeps. */
+    struct timespec ts = {0, 300000000};
+    nanosleep(&ts, NULL);
+    rpc_server_stop(s);
+    ssize_t n = recv_record(fd, buf, sizeof(buf));
+    CHECK(parse_reply(buf, n, &r) && r.xid == 60 && r.a == 6);
+    close(fd);
+    rpc_server_destroy(s);
+}
+
+static void test_register_without_rpcbind(void)
+{
+    double t0 = now_s();
+    int err = rpc_register(TPROG, 1, IPPROTO_TCP, 1);
+    double dt = now_s() - t0;
+    /* With rpcbind running this registers (and we undo it); without, it fails fast. */
+    CHECK(err == 0 || err == ECONNREFUSED || err == ENOENT);
+    if (err == 0)
+        rpc_unregister(TPROG, 1);
+    else
+        CHECK(dt < 10.0);
+    CHECK_EQ_INT(rpc_register(TPROG, 1, 99, 1), EPROTONOSUPPORT);
+}
+
+int main(void)
+{
+    log_init("test_rpc", 1, LOG_ERR);
+
+    struct rpc_program progs[2] = {
+        {.prog = TPROG, .vers = 1, .procs = tprocs, .nprocs = NPROCS},
+        {.prog = TPROG, .vers = 3, .procs = tprocs, .nprocs = NPROCS},
+    };
+    struct rpc_server_conf c = {.threads = 4, .max_record = MAX_RECORD, .max_inflight = 2,
+                                .max_connections = 64};
+    struct rpc_server_conf bad = c;
+    bad.threads = 0;
+    errno = 0;
+    CHECK(rpc_server_create(&bad) == NULL && errno == EINVAL);
+
+    struct rpc_server *s = rpc_server_create(&c);
+    CHECK(s != NULL);
+    if (!s)
+        return TEST_DONE();
+    uint16_t port = 0, uport = 0;
+    CHECK_EQ_INT(rpc_server_add_program(s, &progs[0]), 0);
+    CHECK_EQ_INT(rpc_server_add_program(s, &progs[1]), 0);
+    CHECK_EQ_INT(rpc_server_add_program(s, &progs[1]), EEXIST);
+    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, &port), 0);
+    CHECK_EQ_INT(rpc_listen_udp(s, "127.0.0.1", 0, &uport), 0);
+    CHECK(port != 0 && uport != 0);
+    CHECK_EQ_INT(rpc_listen_tcp(s, "not-an-address", 0, NULL), EINVAL);
+    CHECK_EQ_INT(rpc_server_start(s), 0);
+
+    test_basic(port);
+    test_errors(port);
+    test_authsys(port);
+    test_out_of_order(port);
+    test_inflight_limit(port);
+    test_framing(port);
+    test_udp(uport);
+    test_tirpc_client(port, uport);
+
+    struct rpc_stats st;
+    rpc_server_get_stats(s, &st);
+    CHECK(st.calls >= 30);
+    CHECK(st.replies >= 30);
+    CHECK(st.garbage >= 1);
+    CHECK(st.bad_records >= 4);
+    CHECK_EQ_INT(st.inflight, 0);
+    rpc_server_stop(s);
+    rpc_server_destroy(s);
+
+    test_max_connections(progs, 2);
+    test_stop_finishes_calls(progs, 2);
+    test_register_without_rpcbind();
+    return TEST_DONE();
+}

@@ -864,19 +864,120 @@ static void test_marker_keys(struct inode_table *t, struct tstore *s, uint32_t i
     s->markers_as_keys = false;
 }
 
+struct stress_arg {
+    struct inode_table *t;
+    const struct meta_export *e;
+    uint64_t root;
+    unsigned seed;
+    int failures;
+    unsigned ops;
+};
+
+/* One random operation a busy client would do; returns non-zero on a wrong answer. */
+static int stress_op(struct stress_arg *a)
+{
+    struct inode_attr d, f, x;
+    char name[16];
+    unsigned pick = (unsigned)rand_r(&a->seed);
+    int i = (int)(pick / 8 % 100);
+    snprintf(name, sizeof(name), "f%03d", i);
+    if (inode_lookup(a->t, a->e, a->root, "hundred", &d, NULL) != 0)
+        return 1;
+    switch (pick % 4) {
+    case 0:
+        if (inode_lookup(a->t, a->e, d.ino, name, &f, NULL) != 0 || f.size != (uint64_t)(99 - i))
+            return 1;
+        return 0;
+    case 1: {
+        /* Continue a listing from a random entry. */
+        struct collect c = {.room = 10};
+        bool eof = false;
+        uint64_t verf;
+        if (inode_lookup(a->t, a->e, d.ino, name, &f, NULL) != 0)
+            return 1;
+        if (inode_readdir(a->t, a->e, d.ino, f.ino, collect_cb, &c, &eof, &verf) != 0)
+            return 1;
+        if (c.n == 0 && i != 99)
+            return 1;
+        return 0;
+    }
+    case 2:
+        if (inode_lookup(a->t, a->e, d.ino, name, &f, NULL) != 0 ||
+            inode_getattr(a->t, a->e, f.ino, &x) != 0 || x.ino != f.ino)
+            return 1;
+        return 0;
+    default:
+        if (inode_lookup(a->t, a->e, a->root, "d1", &d, NULL) != 0 ||
+            inode_lookup(a->t, a->e, d.ino, "d2", &d, NULL) != 0 ||
+            inode_lookup(a->t, a->e, d.ino, "d3", &d, NULL) != 0 ||
+            inode_lookup(a->t, a->e, d.ino, "z", &f, NULL) != 0 || f.size != 3)
+            return 1;
+        return 0;
+    }
+}
+
+static void *stress_thread(void *p)
+{
+    struct stress_arg *a = p;
+    double end = now_s() + 3.0;
+    for (a->ops = 0; a->ops < 400 && now_s() < end; a->ops++)
+        a->failures += stress_op(a);
+    return NULL;
+}
+
+/*
+ * Eight threads on an export with metadata_ttl 0: every call lists again,
+ * so listings, sweeps, lookups, HEADs and readdirs all overlap.  Nothing
+ * changes in the store, so every answer must be right (and nothing hangs:
+ * main() arms an alarm).
+ */
+static void test_stress(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    struct meta_export e = export_for(s, id, "pre/", 0);
+    struct inode_attr root;
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    pthread_t th[8];
+    struct stress_arg a[8];
+    for (int i = 0; i < 8; i++) {
+        a[i] = (struct stress_arg){.t = t, .e = &e, .root = root.ino, .seed = (unsigned)i + 1};
+        pthread_create(&th[i], NULL, stress_thread, &a[i]);
+    }
+    int failures = 0;
+    unsigned ops = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        failures += a[i].failures;
+        ops += a[i].ops;
+    }
+    printf("stress: %u operations in 8 threads with metadata_ttl 0, %d wrong\n", ops, failures);
+    CHECK_EQ_INT(failures, 0);
+    CHECK(ops >= 8);
+}
+
 static double elapsed_us(double t0, uint64_t n)
 {
     return (now_s() - t0) * 1e6 / (double)(n ? n : 1);
 }
 
-static void test_big(struct inode_table *t, struct tstore *s, const struct meta_export *e)
+enum { BIG_N = 100000 };
+
+/* Filled first, while appending to the double's sorted array is cheap. */
+static void fill_big(struct tstore *s)
 {
-    enum { N = 100000 };
     char key[64];
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < BIG_N; i++) {
         snprintf(key, sizeof(key), "big/f%06d", i);
         ts_put(s, key, (uint64_t)i, "e");
     }
+}
+
+static void test_big(struct inode_table *t, struct tstore *s, const struct meta_export *e)
+{
+    enum { N = BIG_N };
+    char key[64];
+    uint64_t *inos = calloc(N, sizeof(*inos));
+    if (!inos)
+        abort();
     struct inode_attr root, a;
     CHECK_EQ_INT(inode_root(t, e, &root), 0);
 
@@ -895,8 +996,10 @@ static void test_big(struct inode_table *t, struct tstore *s, const struct meta_
     uint64_t prev = 0;
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "f%06d", (i * 7919) % N);
-        if (inode_lookup(t, e, root.ino, key + 0, &a, NULL) != 0 || a.size != (uint64_t)((i * 7919) % N))
+        if (inode_lookup(t, e, root.ino, key, &a, NULL) != 0 ||
+            a.size != (uint64_t)((i * 7919) % N))
             bad++;
+        inos[i] = a.ino;
         prev ^= a.ino;
     }
     double lk_us = elapsed_us(t0, N);
@@ -904,7 +1007,7 @@ static void test_big(struct inode_table *t, struct tstore *s, const struct meta_
 
     t0 = now_s();
     for (int i = 0; i < N; i++)
-        if (inode_getattr(t, e, root.ino + 1 + (uint64_t)i % 1000, &a) != 0)
+        if (inode_getattr(t, e, inos[(uint64_t)i * 104729u % N], &a) != 0)
             bad++;
     double ga_us = elapsed_us(t0, N);
     CHECK_EQ_INT(bad, 0);
@@ -914,18 +1017,23 @@ static void test_big(struct inode_table *t, struct tstore *s, const struct meta_
 
     /* Re-listing the unchanged directory keeps every number. */
     CHECK_EQ_INT(inode_lookup(t, e, root.ino, "f099999", &a, NULL), 0);
-    struct inode_attr before = a;
+    struct inode_attr before = a, pre;
+    CHECK_EQ_INT(inode_getattr(t, e, root.ino, &pre), 0);
     CHECK_EQ_INT(inode_invalidate(t, root.ino), 0);
     t0 = now_s();
     CHECK_EQ_INT(inode_getattr(t, e, root.ino, &root), 0);
     printf("100000-entry directory: re-listing %.1f us/entry\n", elapsed_us(t0, N));
     CHECK_EQ_INT(inode_lookup(t, e, root.ino, "f099999", &a, NULL), 0);
     CHECK(a.ino == before.ino && a.gen == before.gen && a.change == before.change);
+    CHECK_EQ_INT(root.change, pre.change); /* nothing changed: clients keep their caches */
+    CHECK_EQ_INT(root.nlink, 2);
+    free(inos);
 }
 
 int main(void)
 {
     log_init("test_inode", 1, LOG_ERR);
+    alarm(600); /* a hang (a lock cycle the table failed to break) fails the run */
     strcpy(state_dir, "/tmp/test_inode.XXXXXX");
     strcpy(kill_dir, "/tmp/test_inode_k.XXXXXX");
     if (!mkdtemp(state_dir) || !mkdtemp(kill_dir)) {
@@ -933,6 +1041,7 @@ int main(void)
         return 2;
     }
     struct tstore *s = ts_create();
+    fill_big(s);
     fill_main(s);
 
     /* kill -9 first, before this process has threads or an open environment. */
@@ -963,6 +1072,9 @@ int main(void)
     test_export_isolation(t, s, &e_main, other_id);
     CHECK_EQ_INT(inode_export_id(t, "/markers", &mk_id), 0);
     test_marker_keys(t, s, mk_id);
+    uint32_t stress_id;
+    CHECK_EQ_INT(inode_export_id(t, "/stress", &stress_id), 0);
+    test_stress(t, s, stress_id);
     test_big(t, s, &e_big);
 
     inode_close(t);

@@ -203,6 +203,8 @@ static int txn_run(struct inode_table *t, txn_fn fn, void *arg, bool sync)
         txn->abort(txn);
         if (!is_deadlock(r))
             return public_errno(r);
+        LOG_AT(LOG_DEBUG, "inode: transaction lost a deadlock, retrying (attempt %d)",
+               attempt + 1);
         /* Back off a little, more on each attempt, so the winner finishes. */
         usleep((useconds_t)(100 * (attempt + 1) + (rand() & 255)));
     }
@@ -443,6 +445,8 @@ out:
 
 /* ---- open / close ---------------------------------------------------------- */
 
+static int remove_orphans(struct inode_table *t);
+
 static void bdb_errcall(const DB_ENV *env, const char *pfx, const char *msg)
 {
     LOG_AT(LOG_ERR, "inode: berkeley db: %s", msg);
@@ -505,6 +509,10 @@ struct inode_table *inode_open(const char *state_dir)
         t->n_inodes = st->bt_nkeys;
         free(st);
     }
+    /* Subtrees a crash left detached but not yet deleted. */
+    r = remove_orphans(t);
+    if (r)
+        LOG_AT(LOG_WARNING, "inode: removing detached subtrees failed: %s", strerror(r));
     return t;
 
 fail_dbs:
@@ -693,8 +701,6 @@ static int root_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     wlen = root_val(e, n->ino, want);
     return misc_put(t, txn, kb, sizeof(kb), want, wlen);
 }
-
-static int remove_orphans(struct inode_table *t);
 
 static int root_find(struct inode_table *t, const struct meta_export *e, struct inode_rec *rec)
 {
@@ -1383,8 +1389,15 @@ static int list_dir(struct inode_table *t, const struct meta_export *e, uint64_t
     x->n = 0;
     if ((r = txn_run(t, list_end_fn, x, false)))
         goto out;
-    if (orphans || x->p_orphans)
-        remove_orphans(t);
+    /*
+     * Subtrees detached by the pages (retyped entries) or the sweep.  Their
+     * removal failing leaves them recorded for the next listing or start;
+     * the listing itself succeeded.
+     */
+    int rr = remove_orphans(t);
+    if (rr)
+        LOG_AT(LOG_WARNING, "inode: removing %llu detached subtrees failed: %s",
+               (unsigned long long)orphans, strerror(rr));
     /* Cheap unless enough log has accumulated: keeps recovery short and logs pruned. */
     t->env->txn_checkpoint(t->env, 8192, 0, 0);
 out:

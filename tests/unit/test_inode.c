@@ -625,6 +625,7 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     ts_put(s, "t/r/sub/k", 1, "v1");
     ts_put(s, "t/r/sub/deeper/k2", 1, "v1");
     ts_put(s, "t/r/ty", 1, "v1");
+    ts_put(s, "t/r/dd/in", 1, "v1");
     ts_put(s, "t/gone", 1, "v1");
     CHECK_EQ_INT(inode_root(t, e, &root), 0);
     CHECK_EQ_INT(inode_lookup(t, e, root.ino, "r", &r, NULL), 0);
@@ -638,8 +639,11 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     struct inode_attr deeper, k2;
     CHECK_EQ_INT(inode_lookup(t, e, sub.ino, "deeper", &deeper, NULL), 0);
     CHECK_EQ_INT(inode_lookup(t, e, deeper.ino, "k2", &k2, NULL), 0);
+    struct inode_attr dd, in;
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "dd", &dd, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, dd.ino, "in", &in, NULL), 0);
     CHECK_EQ_INT(inode_getattr(t, e, r.ino, &r), 0);
-    CHECK_EQ_INT(r.nlink, 3);
+    CHECK_EQ_INT(r.nlink, 4);
     struct inode_stats st0, st1;
     inode_get_stats(t, &st0);
 
@@ -652,6 +656,8 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     ts_del(s, "t/r/ty");
     ts_put(s, "t/r/ty/now-a-dir", 1, "v1");
     ts_del(s, "t/gone");
+    ts_del(s, "t/r/dd/in");
+    ts_put(s, "t/r/dd", 5, "v1"); /* a directory became a file */
 
     /* Within the TTL nothing changes. */
     CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f2", &a, NULL), 0);
@@ -691,9 +697,14 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     CHECK(S_ISDIR(a.mode));
     CHECK(a.ino != ty.ino);
     CHECK_EQ_INT(inode_getattr(t, e, ty.ino, &a), ESTALE);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "dd", &a, NULL), 0);
+    CHECK(S_ISREG(a.mode) && a.size == 5);
+    CHECK(a.ino != dd.ino);
+    CHECK_EQ_INT(inode_getattr(t, e, dd.ino, &a), ESTALE);
+    CHECK_EQ_INT(inode_getattr(t, e, in.ino, &a), ESTALE);
     inode_get_stats(t, &st1);
-    /* -f2 -sub -k -deeper -k2 -ty(file) -gone +f4 +ty(dir) */
-    CHECK_EQ_INT((int64_t)st0.inodes - (int64_t)st1.inodes, 5);
+    /* -f2 -sub -k -deeper -k2 -ty(file) -gone +f4 +ty(dir) -dd(dir) -in +dd(file) */
+    CHECK_EQ_INT((int64_t)st0.inodes - (int64_t)st1.inodes, 6);
 
     /* A cookie naming a deleted entry is a bad cookie. */
     struct collect c = {.room = 64};
@@ -702,7 +713,7 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     CHECK_EQ_INT(inode_readdir(t, e, r.ino, f2.ino, collect_cb, &c, &eof, &verf), EINVAL);
     CHECK_EQ_INT(inode_readdir(t, e, r.ino, f1.ino, collect_cb, &c, &eof, &verf), 0);
     CHECK(eof);
-    CHECK_EQ_INT(c.n, 3); /* f3 f4 ty */
+    CHECK_EQ_INT(c.n, 3); /* after f1: f3 f4 ty */
     CHECK_EQ_INT(verf, r2.change);
 }
 

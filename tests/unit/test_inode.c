@@ -1,0 +1,1099 @@
+/*
+ * test_inode.c - the inode table against an in-memory object store.
+ *
+ * The test double (struct tstore) keeps objects in a sorted array and
+ * implements head and list with S3 ListObjectsV2 semantics: delimiter
+ * roll-up into common prefixes, pages of at most max_keys, continuation
+ * tokens.  It counts calls and can inject errors and a listing delay.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "meta/inode.h"
+#include "tests/unit/testlib.h"
+
+/* ---- the in-memory store ---------------------------------------------------- */
+
+struct tobj {
+    char *key;
+    struct obj_meta meta;
+};
+
+struct tstore {
+    struct objstore base;
+    pthread_mutex_t mu;
+    struct tobj *v;
+    size_t n, cap;
+    int fail_list, fail_head;  /* errno to return, 0 = none */
+    unsigned list_delay_ms;
+    bool markers_as_keys;      /* "d/" markers listed as keys (as a dir backend may) */
+    atomic_uint lists, heads;  /* calls */
+    unsigned max_page;         /* the store's own page limit (0 = max_keys) */
+};
+
+/* First index whose key is >= k. */
+static size_t ts_lower(struct tstore *s, const char *k)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(s->v[mid].key, k) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void ts_put(struct tstore *s, const char *key, uint64_t size, const char *etag)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t i = ts_lower(s, key);
+    if (i < s->n && strcmp(s->v[i].key, key) == 0) {
+        s->v[i].meta.size = size;
+        snprintf(s->v[i].meta.etag, OBJ_ETAG_MAX, "%s", etag);
+        s->v[i].meta.mtime_sec++;
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->v = realloc(s->v, s->cap * sizeof(*s->v));
+        if (!s->v)
+            abort();
+    }
+    memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
+    s->n++;
+    memset(&s->v[i], 0, sizeof(s->v[i]));
+    s->v[i].key = strdup(key);
+    s->v[i].meta.size = size;
+    s->v[i].meta.mtime_sec = 1700000000;
+    snprintf(s->v[i].meta.etag, OBJ_ETAG_MAX, "%s", etag);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void ts_posix(struct tstore *s, const char *key, uint32_t mode, uint32_t uid, uint32_t gid)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t i = ts_lower(s, key);
+    if (i < s->n && strcmp(s->v[i].key, key) == 0) {
+        s->v[i].meta.has_posix = true;
+        s->v[i].meta.mode = mode;
+        s->v[i].meta.uid = uid;
+        s->v[i].meta.gid = gid;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void ts_del(struct tstore *s, const char *key)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t i = ts_lower(s, key);
+    if (i < s->n && strcmp(s->v[i].key, key) == 0) {
+        free(s->v[i].key);
+        memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(*s->v));
+        s->n--;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int ts_head(struct objstore *o, const char *bucket, const char *key, struct obj_meta *out)
+{
+    struct tstore *s = o->priv;
+    int r = ENOENT;
+    atomic_fetch_add(&s->heads, 1);
+    pthread_mutex_lock(&s->mu);
+    if (s->fail_head) {
+        r = s->fail_head;
+    } else {
+        size_t i = ts_lower(s, key);
+        if (i < s->n && strcmp(s->v[i].key, key) == 0) {
+            *out = s->v[i].meta;
+            r = 0;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+static int ts_list(struct objstore *o, const char *bucket, const char *prefix,
+                   const char *delim, const char *token_in, unsigned max_keys, obj_list_cb cb,
+                   void *arg, char *token_out)
+{
+    struct tstore *s = o->priv;
+    size_t plen = strlen(prefix), i;
+    unsigned count = 0;
+    int r = 0;
+    char cp[OBJ_KEY_MAX + 2];
+
+    atomic_fetch_add(&s->lists, 1);
+    if (s->list_delay_ms)
+        usleep(s->list_delay_ms * 1000);
+    if (s->max_page && max_keys > s->max_page)
+        max_keys = s->max_page;
+    token_out[0] = '\0';
+    pthread_mutex_lock(&s->mu);
+    if (s->fail_list) {
+        r = s->fail_list;
+        goto out;
+    }
+    if (!token_in || !token_in[0]) {
+        i = ts_lower(s, prefix);
+    } else {
+        size_t tl = strlen(token_in);
+        snprintf(cp, sizeof(cp), "%s", token_in);
+        if (tl && cp[tl - 1] == '/') {
+            cp[tl - 1] = '0'; /* past every key under the rolled-up prefix */
+            i = ts_lower(s, cp);
+        } else {
+            i = ts_lower(s, token_in);
+            if (i < s->n && strcmp(s->v[i].key, token_in) == 0)
+                i++;
+        }
+    }
+    while (i < s->n && strncmp(s->v[i].key, prefix, plen) == 0) {
+        if (count == max_keys) {
+            goto out; /* token_out already names the last entry */
+        }
+        const char *k = s->v[i].key;
+        const char *slash = (delim && *delim) ? strchr(k + plen, '/') : NULL;
+        struct obj_entry e = {0};
+        if (slash) {
+            size_t cl = (size_t)(slash - k) + 1;
+            memcpy(cp, k, cl);
+            cp[cl] = '\0';
+            e.key = cp;
+            e.is_prefix = true;
+            if (s->markers_as_keys && strcmp(k, cp) == 0 && strlen(k) > plen) {
+                e.is_prefix = false;
+                e.meta = s->v[i].meta;
+            }
+            snprintf(token_out, OBJ_TOKEN_MAX, "%s", cp);
+            cp[cl - 1] = '0';
+            i = ts_lower(s, cp);
+            cp[cl - 1] = '/';
+        } else {
+            e.key = k;
+            e.meta = s->v[i].meta;
+            snprintf(token_out, OBJ_TOKEN_MAX, "%s", k);
+            i++;
+        }
+        count++;
+        if ((r = cb(arg, &e)))
+            goto out;
+    }
+    token_out[0] = '\0';
+out:
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+static void ts_destroy(struct objstore *o)
+{
+    struct tstore *s = o->priv;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i].key);
+    free(s->v);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static const struct obj_ops ts_ops = {
+    .head = ts_head,
+    .list = ts_list,
+    .destroy = ts_destroy,
+};
+
+static struct tstore *ts_create(void)
+{
+    struct tstore *s = calloc(1, sizeof(*s));
+    if (!s)
+        abort();
+    s->base.ops = &ts_ops;
+    s->base.name = "test";
+    s->base.priv = s;
+    pthread_mutex_init(&s->mu, NULL);
+    return s;
+}
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+static char state_dir[64], kill_dir[64];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct meta_export export_for(struct tstore *s, uint32_t id, const char *prefix,
+                                     unsigned ttl)
+{
+    struct meta_export e = {
+        .id = id, .store = &s->base, .bucket = "bkt", .prefix = prefix,
+        .metadata_ttl = ttl, .file_mode = 0644, .dir_mode = 0755, .uid = 10, .gid = 20,
+    };
+    return e;
+}
+
+/* Collects readdir entries; stops (returns 1) after `room` entries. */
+struct collect {
+    unsigned room, n;
+    char names[64][64];
+    uint64_t cookies[64];
+    struct inode_attr attrs[64];
+};
+
+static int collect_cb(void *arg, const char *name, uint64_t cookie, const struct inode_attr *a)
+{
+    struct collect *c = arg;
+    if (c->n == c->room)
+        return 1;
+    snprintf(c->names[c->n], sizeof(c->names[0]), "%s", name);
+    c->cookies[c->n] = cookie;
+    c->attrs[c->n] = *a;
+    c->n++;
+    return 0;
+}
+
+struct counter {
+    uint64_t n, last_cookie;
+    char last[300];
+    bool sorted;
+};
+
+static int count_cb(void *arg, const char *name, uint64_t cookie, const struct inode_attr *a)
+{
+    struct counter *c = arg;
+    if (c->n > 2 && strcmp(c->last, name) >= 0)
+        c->sorted = false;
+    snprintf(c->last, sizeof(c->last), "%s", name);
+    c->last_cookie = cookie;
+    c->n++;
+    return 0;
+}
+
+/* Count every entry of dir through as many readdir calls as `chunk` requires. */
+static uint64_t readdir_all(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                            bool *sorted)
+{
+    struct counter c = {.sorted = true};
+    bool eof = false;
+    uint64_t verf;
+    int r = inode_readdir(t, e, dir, 0, count_cb, &c, &eof, &verf);
+    CHECK_EQ_INT(r, 0);
+    CHECK(eof);
+    if (sorted)
+        *sorted = c.sorted;
+    return c.n;
+}
+
+/* ---- tests ----------------------------------------------------------------------- */
+
+static void test_exports(struct inode_table *t, uint32_t *ids)
+{
+    const char *paths[] = {"/main", "/ttl", "/big", "/other"};
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ_INT(inode_export_id(t, paths[i], &ids[i]), 0);
+    CHECK(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2] && ids[3] != ids[2]);
+    uint32_t again = 0;
+    CHECK_EQ_INT(inode_export_id(t, "/ttl", &again), 0);
+    CHECK_EQ_INT(again, ids[1]);
+    CHECK_EQ_INT(inode_export_id(t, "", &again), EINVAL);
+}
+
+static void fill_main(struct tstore *s)
+{
+    ts_put(s, "pre/a.txt", 11, "e-a");
+    ts_put(s, "pre/d1/x", 1, "e-x");
+    ts_put(s, "pre/d1/d2/y", 2, "e-y");
+    ts_put(s, "pre/d1/d2/d3/z", 3, "e-z");
+    ts_put(s, "pre/link", 7, "e-l");
+    ts_posix(s, "pre/link", S_IFLNK | 0777, 1, 1);
+    ts_put(s, "pre/secret", 5, "e-s");
+    ts_posix(s, "pre/secret", S_IFREG | 0600, 1000, 1001);
+    /* bad names and a name that is both an object and a prefix */
+    ts_put(s, "pre/bad/.", 1, "e");
+    ts_put(s, "pre/bad/..", 1, "e");
+    ts_put(s, "pre/bad//x", 1, "e");
+    char longname[300];
+    memset(longname, 'n', 256);
+    longname[256] = '\0';
+    char key[400];
+    snprintf(key, sizeof(key), "pre/bad/%s", longname);
+    ts_put(s, key, 1, "e");
+    ts_put(s, "pre/bad/ok", 1, "e");
+    ts_put(s, "pre/bad/both", 1, "e");
+    ts_put(s, "pre/bad/both/inner", 1, "e");
+    /* an empty directory: only its marker */
+    ts_put(s, "pre/empty/", 0, "e-m");
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "pre/hundred/f%03d", 99 - i);
+        ts_put(s, key, (uint64_t)i, "e");
+    }
+    ts_put(s, "pre/conc/one", 1, "e");
+    ts_put(s, "pre/conc/two", 2, "e");
+}
+
+static void test_tree(struct inode_table *t, struct tstore *s, const struct meta_export *e,
+                      struct inode_attr *root_out)
+{
+    struct inode_attr root, a, d, d1, d2, d3, z;
+    char key[OBJ_KEY_MAX + 1];
+
+    CHECK_EQ_INT(inode_root(t, e, &root), 0);
+    CHECK(S_ISDIR(root.mode));
+    CHECK_EQ_INT(root.mode & 07777, 0755);
+    CHECK(root.ino >= INODE_FIRST);
+    CHECK(root.parent == root.ino);
+    CHECK_EQ_INT(root.nlink, 2);
+    CHECK_EQ_INT(root.uid, 10);
+    *root_out = root;
+    CHECK_EQ_INT(inode_root(t, e, &a), 0);
+    CHECK(a.ino == root.ino && a.gen == root.gen);
+    CHECK_EQ_INT(inode_getattr(t, e, root.ino, &a), 0);
+    CHECK_EQ_INT(atomic_load(&s->lists), 0); /* lazy: nothing listed yet */
+
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "a.txt", &a, &d), 0);
+    CHECK_EQ_INT(atomic_load(&s->lists), 1);
+    CHECK(S_ISREG(a.mode));
+    CHECK_EQ_INT(a.mode & 07777, 0644);
+    CHECK_EQ_INT(a.size, 11);
+    CHECK_EQ_INT(a.nlink, 1);
+    CHECK(a.parent == root.ino);
+    CHECK(strcmp(a.etag, "e-a") == 0);
+    CHECK_EQ_INT(a.mtime_sec, 1700000000);
+    CHECK_EQ_INT(d.ino, root.ino);
+    CHECK(d.nlink >= 3); /* d1, bad, empty, hundred, conc */
+    CHECK_EQ_INT(d.nlink, 2 + 5);
+    CHECK_EQ_INT(inode_key(t, a.ino, key, sizeof(key)), 0);
+    CHECK(strcmp(key, "pre/a.txt") == 0);
+
+    /* Within the TTL the listing is reused. */
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "a.txt", &z, NULL), 0);
+    CHECK(z.ino == a.ino && z.gen == a.gen);
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "nope", &z, NULL), ENOENT);
+    CHECK_EQ_INT(atomic_load(&s->lists), 1);
+
+    /* Three levels down. */
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "d1", &d1, NULL), 0);
+    CHECK(S_ISDIR(d1.mode));
+    CHECK_EQ_INT(d1.mode & 07777, 0755);
+    CHECK_EQ_INT(inode_lookup(t, e, d1.ino, "d2", &d2, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, d2.ino, "d3", &d3, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, d3.ino, "z", &z, NULL), 0);
+    CHECK_EQ_INT(z.size, 3);
+    CHECK_EQ_INT(inode_key(t, z.ino, key, sizeof(key)), 0);
+    CHECK(strcmp(key, "pre/d1/d2/d3/z") == 0);
+    CHECK_EQ_INT(inode_key(t, d3.ino, key, sizeof(key)), 0);
+    CHECK(strcmp(key, "pre/d1/d2/d3/") == 0);
+    CHECK_EQ_INT(inode_key(t, z.ino, key, 5), ENAMETOOLONG);
+    CHECK_EQ_INT(inode_lookup(t, e, d2.ino, "..", &a, NULL), 0);
+    CHECK_EQ_INT(a.ino, d1.ino);
+    CHECK_EQ_INT(inode_lookup(t, e, d2.ino, ".", &a, NULL), 0);
+    CHECK_EQ_INT(a.ino, d2.ino);
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "..", &a, NULL), 0);
+    CHECK_EQ_INT(a.ino, root.ino);
+    CHECK_EQ_INT(inode_getattr(t, e, d1.ino, &a), 0);
+    CHECK_EQ_INT(a.nlink, 3);
+    CHECK_EQ_INT(inode_getattr(t, e, d3.ino, &a), 0);
+    CHECK_EQ_INT(a.nlink, 2);
+    CHECK_EQ_INT(atomic_load(&s->lists), 4);
+
+    /* Errors callers must see. */
+    CHECK_EQ_INT(inode_lookup(t, e, z.ino, "x", &a, NULL), ENOTDIR);
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "", &a, NULL), EINVAL);
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "d1/x", &a, NULL), EINVAL);
+    char longname[300];
+    memset(longname, 'q', 256);
+    longname[256] = '\0';
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, longname, &a, NULL), ENAMETOOLONG);
+    CHECK_EQ_INT(inode_getattr(t, e, 999999999, &a), ESTALE);
+    CHECK_EQ_INT(inode_key(t, 999999999, key, sizeof(key)), ESTALE);
+    bool eof;
+    uint64_t verf;
+    struct collect c = {.room = 64};
+    CHECK_EQ_INT(inode_readdir(t, e, z.ino, 0, collect_cb, &c, &eof, &verf), ENOTDIR);
+
+    /* POSIX metadata from the object, symlinks. */
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "link", &a, NULL), 0);
+    CHECK(S_ISLNK(a.mode));
+    CHECK_EQ_INT(a.size, 7);
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "secret", &a, NULL), 0);
+    CHECK_EQ_INT(a.mode, S_IFREG | 0600);
+    CHECK_EQ_INT(a.uid, 1000);
+    CHECK_EQ_INT(a.gid, 1001);
+
+    /* An empty directory from its marker; its own marker is not an entry. */
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "empty", &d, NULL), 0);
+    CHECK(S_ISDIR(d.mode));
+    bool sorted;
+    CHECK_EQ_INT(readdir_all(t, e, d.ino, &sorted), 2);
+
+    /* Bad names are skipped; the directory wins over the object of the same name. */
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "bad", &d, NULL), 0);
+    c.n = 0;
+    CHECK_EQ_INT(inode_readdir(t, e, d.ino, 0, collect_cb, &c, &eof, &verf), 0);
+    CHECK(eof);
+    CHECK_EQ_INT(c.n, 4);
+    if (c.n == 4) {
+        CHECK(strcmp(c.names[0], ".") == 0 && c.cookies[0] == 1);
+        CHECK(strcmp(c.names[1], "..") == 0 && c.cookies[1] == 2);
+        CHECK(c.attrs[1].ino == root.ino);
+        CHECK(strcmp(c.names[2], "both") == 0 && S_ISDIR(c.attrs[2].mode));
+        CHECK(strcmp(c.names[3], "ok") == 0 && S_ISREG(c.attrs[3].mode));
+    }
+    CHECK_EQ_INT(inode_lookup(t, e, d.ino, "both", &a, NULL), 0);
+    CHECK(S_ISDIR(a.mode));
+}
+
+/* READDIR in small chunks, each continuing from the last cookie taken. */
+static void test_readdir_cookies(struct inode_table *t, const struct meta_export *e,
+                                 uint64_t root)
+{
+    struct inode_attr d;
+    CHECK_EQ_INT(inode_lookup(t, e, root, "hundred", &d, NULL), 0);
+
+    uint64_t cookie = 0, verf0 = 0;
+    unsigned total = 0, calls = 0, in_order = 1;
+    char prev[64] = "";
+    bool eof = false;
+    while (!eof && calls < 100) {
+        struct collect c = {.room = 7};
+        uint64_t verf = 0;
+        int r = inode_readdir(t, e, d.ino, cookie, collect_cb, &c, &eof, &verf);
+        CHECK_EQ_INT(r, 0);
+        if (r)
+            break;
+        if (calls == 0)
+            verf0 = verf;
+        CHECK(verf == verf0);
+        for (unsigned i = 0; i < c.n; i++) {
+            if (total >= 2) {
+                char want[16];
+                snprintf(want, sizeof(want), "f%03u", total - 2);
+                if (strcmp(c.names[i], want) != 0 || strcmp(prev, c.names[i]) >= 0)
+                    in_order = 0;
+                if (c.attrs[i].size != 99 - (total - 2))
+                    in_order = 0;
+                if (c.cookies[i] != c.attrs[i].ino)
+                    in_order = 0;
+            }
+            snprintf(prev, sizeof(prev), "%s", c.names[i]);
+            total++;
+        }
+        if (c.n)
+            cookie = c.cookies[c.n - 1];
+        calls++;
+    }
+    CHECK(eof);
+    CHECK_EQ_INT(total, 102);
+    CHECK(in_order);
+    CHECK(calls >= 102 / 7);
+
+    /* Resuming after ".." and after "." */
+    struct collect c = {.room = 2};
+    CHECK_EQ_INT(inode_readdir(t, e, d.ino, 2, collect_cb, &c, &eof, &verf0), 0);
+    CHECK(c.n == 2 && strcmp(c.names[0], "f000") == 0 && strcmp(c.names[1], "f001") == 0);
+    CHECK(!eof);
+    c.n = 0;
+    CHECK_EQ_INT(inode_readdir(t, e, d.ino, 1, collect_cb, &c, &eof, &verf0), 0);
+    CHECK(c.n == 2 && strcmp(c.names[0], "..") == 0 && strcmp(c.names[1], "f000") == 0);
+    /* After the last entry: nothing more, eof. */
+    struct inode_attr last;
+    CHECK_EQ_INT(inode_lookup(t, e, d.ino, "f099", &last, NULL), 0);
+    c.n = 0;
+    CHECK_EQ_INT(inode_readdir(t, e, d.ino, last.ino, collect_cb, &c, &eof, &verf0), 0);
+    CHECK_EQ_INT(c.n, 0);
+    CHECK(eof);
+    /* Cookies that are no entry of this directory. */
+    CHECK_EQ_INT(inode_readdir(t, e, d.ino, 5, collect_cb, &c, &eof, &verf0), EINVAL);
+    CHECK_EQ_INT(inode_readdir(t, e, d.ino, root, collect_cb, &c, &eof, &verf0), EINVAL);
+    CHECK_EQ_INT(inode_readdir(t, e, d.ino, 99999999, collect_cb, &c, &eof, &verf0), EINVAL);
+}
+
+struct conc_arg {
+    struct inode_table *t;
+    const struct meta_export *e;
+    uint64_t dir;
+    int rc;
+    uint64_t ino;
+};
+
+static void *conc_thread(void *p)
+{
+    struct conc_arg *a = p;
+    struct inode_attr out;
+    a->rc = inode_lookup(a->t, a->e, a->dir, "two", &out, NULL);
+    a->ino = a->rc ? 0 : out.ino;
+    return NULL;
+}
+
+/* 8 threads look up in the same unlisted directory: one listing, same answer. */
+static void test_single_flight(struct inode_table *t, struct tstore *s,
+                               const struct meta_export *e, uint64_t root)
+{
+    struct inode_attr d;
+    CHECK_EQ_INT(inode_lookup(t, e, root, "conc", &d, NULL), 0);
+    unsigned before = atomic_load(&s->lists);
+    s->list_delay_ms = 150;
+    pthread_t th[8];
+    struct conc_arg a[8];
+    for (int i = 0; i < 8; i++) {
+        a[i] = (struct conc_arg){.t = t, .e = e, .dir = d.ino};
+        pthread_create(&th[i], NULL, conc_thread, &a[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    s->list_delay_ms = 0;
+    CHECK_EQ_INT(atomic_load(&s->lists) - before, 1);
+    for (int i = 0; i < 8; i++) {
+        CHECK_EQ_INT(a[i].rc, 0);
+        CHECK(a[i].ino == a[0].ino && a[i].ino != 0);
+    }
+}
+
+/* Store errors reach the caller, and a later call succeeds. */
+static void test_store_errors(struct inode_table *t, struct tstore *s,
+                              const struct meta_export *e, uint64_t root)
+{
+    struct inode_attr d, a;
+    CHECK_EQ_INT(inode_lookup(t, e, root, "d1", &d, NULL), 0);
+    CHECK_EQ_INT(inode_invalidate(t, d.ino), 0);
+    s->fail_list = EAGAIN;
+    CHECK_EQ_INT(inode_lookup(t, e, d.ino, "x", &a, NULL), EAGAIN);
+    s->fail_list = EACCES;
+    CHECK_EQ_INT(inode_lookup(t, e, d.ino, "x", &a, NULL), EACCES);
+    s->fail_list = 0;
+    CHECK_EQ_INT(inode_lookup(t, e, d.ino, "x", &a, NULL), 0);
+    CHECK_EQ_INT(inode_invalidate(t, a.ino), 0);
+    s->fail_head = EIO;
+    CHECK_EQ_INT(inode_getattr(t, e, a.ino, &d), EIO);
+    s->fail_head = 0;
+    CHECK_EQ_INT(inode_getattr(t, e, a.ino, &d), 0);
+    CHECK_EQ_INT(d.ino, a.ino);
+    CHECK_EQ_INT(inode_invalidate(t, 999999999), ESTALE);
+}
+
+/* A 2,500-entry directory arrives in several pages. */
+static void test_pages(struct inode_table *t, struct tstore *s, const struct meta_export *e)
+{
+    char key[64];
+    for (int i = 0; i < 2500; i++) {
+        snprintf(key, sizeof(key), "many/k%05d", i);
+        ts_put(s, key, (uint64_t)i, "e");
+    }
+    struct inode_attr root, a;
+    CHECK_EQ_INT(inode_root(t, e, &root), 0);
+    unsigned before = atomic_load(&s->lists);
+    s->max_page = 700; /* as if the store lowered max_keys */
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "k02499", &a, NULL), 0);
+    CHECK_EQ_INT(a.size, 2499);
+    CHECK_EQ_INT(atomic_load(&s->lists) - before, 4);
+    s->max_page = 0;
+    bool sorted = false;
+    CHECK_EQ_INT(readdir_all(t, e, root.ino, &sorted), 2502);
+    CHECK(sorted);
+    CHECK_EQ_INT(inode_getattr(t, e, root.ino, &a), 0);
+    CHECK_EQ_INT(a.nlink, 2);
+}
+
+struct snap {
+    uint64_t ino;
+    uint32_t gen;
+};
+
+/* Re-listing after the TTL: kept numbers, changes, additions, deletions, ESTALE. */
+static void test_relist(struct inode_table *t, struct tstore *s, const struct meta_export *e)
+{
+    struct inode_attr root, r, f1, f2, f3, sub, k, ty, gone, a, r2;
+    ts_put(s, "t/r/f1", 10, "v1");
+    ts_put(s, "t/r/f2", 20, "v1");
+    ts_put(s, "t/r/f3", 30, "v1");
+    ts_put(s, "t/r/sub/k", 1, "v1");
+    ts_put(s, "t/r/sub/deeper/k2", 1, "v1");
+    ts_put(s, "t/r/ty", 1, "v1");
+    ts_put(s, "t/r/dd/in", 1, "v1");
+    ts_put(s, "t/gone", 1, "v1");
+    CHECK_EQ_INT(inode_root(t, e, &root), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "r", &r, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "gone", &gone, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f1", &f1, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f2", &f2, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f3", &f3, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "ty", &ty, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "sub", &sub, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, sub.ino, "k", &k, NULL), 0);
+    struct inode_attr deeper, k2;
+    CHECK_EQ_INT(inode_lookup(t, e, sub.ino, "deeper", &deeper, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, deeper.ino, "k2", &k2, NULL), 0);
+    struct inode_attr dd, in;
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "dd", &dd, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, dd.ino, "in", &in, NULL), 0);
+    CHECK_EQ_INT(inode_getattr(t, e, r.ino, &r), 0);
+    CHECK_EQ_INT(r.nlink, 4);
+    struct inode_stats st0, st1;
+    inode_get_stats(t, &st0);
+
+    /* Somebody changes the bucket behind our back. */
+    ts_put(s, "t/r/f1", 111, "v2");
+    ts_del(s, "t/r/f2");
+    ts_put(s, "t/r/f4", 40, "v1");
+    ts_del(s, "t/r/sub/k");
+    ts_del(s, "t/r/sub/deeper/k2");
+    ts_del(s, "t/r/ty");
+    ts_put(s, "t/r/ty/now-a-dir", 1, "v1");
+    ts_del(s, "t/gone");
+    ts_del(s, "t/r/dd/in");
+    ts_put(s, "t/r/dd", 5, "v1"); /* a directory became a file */
+
+    /* Within the TTL nothing changes. */
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f2", &a, NULL), 0);
+    usleep(1100 * 1000);
+
+    /* The deleted file: HEAD says it is gone. */
+    unsigned heads = atomic_load(&s->heads);
+    CHECK_EQ_INT(inode_getattr(t, e, gone.ino, &a), ESTALE);
+    CHECK_EQ_INT(atomic_load(&s->heads) - heads, 1);
+    CHECK_EQ_INT(inode_getattr(t, e, gone.ino, &a), ESTALE);
+
+    unsigned lists = atomic_load(&s->lists);
+    CHECK_EQ_INT(inode_getattr(t, e, r.ino, &r2), 0);
+    CHECK_EQ_INT(atomic_load(&s->lists) - lists, 1);
+    CHECK(r2.change > r.change);
+    CHECK(r2.mtime_sec > r.mtime_sec ||
+          (r2.mtime_sec == r.mtime_sec && r2.mtime_nsec > r.mtime_nsec));
+    CHECK_EQ_INT(r2.nlink, 3); /* sub/ went away, ty/ is the only subdirectory now */
+
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f1", &a, NULL), 0);
+    CHECK(a.ino == f1.ino && a.gen == f1.gen);
+    CHECK_EQ_INT(a.size, 111);
+    CHECK(strcmp(a.etag, "v2") == 0);
+    CHECK(a.change > f1.change);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f3", &a, NULL), 0);
+    CHECK(a.ino == f3.ino && a.gen == f3.gen && a.size == 30);
+    CHECK_EQ_INT(a.change, f3.change);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f2", &a, NULL), ENOENT);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f4", &a, NULL), 0);
+    CHECK(a.ino > k2.ino);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "sub", &a, NULL), ENOENT);
+    CHECK_EQ_INT(inode_getattr(t, e, sub.ino, &a), ESTALE);
+    CHECK_EQ_INT(inode_getattr(t, e, k.ino, &a), ESTALE);
+    CHECK_EQ_INT(inode_getattr(t, e, deeper.ino, &a), ESTALE);
+    CHECK_EQ_INT(inode_getattr(t, e, k2.ino, &a), ESTALE);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "ty", &a, NULL), 0);
+    CHECK(S_ISDIR(a.mode));
+    CHECK(a.ino != ty.ino);
+    CHECK_EQ_INT(inode_getattr(t, e, ty.ino, &a), ESTALE);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "dd", &a, NULL), 0);
+    CHECK(S_ISREG(a.mode) && a.size == 5);
+    CHECK(a.ino != dd.ino);
+    CHECK_EQ_INT(inode_getattr(t, e, dd.ino, &a), ESTALE);
+    CHECK_EQ_INT(inode_getattr(t, e, in.ino, &a), ESTALE);
+    inode_get_stats(t, &st1);
+    /* -f2 -sub -k -deeper -k2 -ty(file) -gone +f4 +ty(dir) -dd(dir) -in +dd(file) */
+    CHECK_EQ_INT((int64_t)st0.inodes - (int64_t)st1.inodes, 6);
+
+    /* A cookie naming a deleted entry is a bad cookie. */
+    struct collect c = {.room = 64};
+    bool eof;
+    uint64_t verf;
+    CHECK_EQ_INT(inode_readdir(t, e, r.ino, f2.ino, collect_cb, &c, &eof, &verf), EINVAL);
+    CHECK_EQ_INT(inode_readdir(t, e, r.ino, f1.ino, collect_cb, &c, &eof, &verf), 0);
+    CHECK(eof);
+    CHECK_EQ_INT(c.n, 3); /* after f1: f3 f4 ty */
+    CHECK_EQ_INT(verf, r2.change);
+}
+
+static void snap_of(const struct inode_attr *a, struct snap *s)
+{
+    s->ino = a->ino;
+    s->gen = a->gen;
+}
+
+/* What clients hold must survive a restart. */
+static struct inode_table *test_restart(struct inode_table *t, struct tstore *s,
+                                        const struct meta_export *e, const uint32_t *ids)
+{
+    struct inode_attr root, d1, d2, z, a;
+    struct snap sr, sd1, sz;
+    CHECK_EQ_INT(inode_root(t, e, &root), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "d1", &d1, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, d1.ino, "d2", &d2, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, d2.ino, "d3", &a, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, a.ino, "z", &z, NULL), 0);
+    snap_of(&root, &sr);
+    snap_of(&d1, &sd1);
+    snap_of(&z, &sz);
+    struct inode_stats st0;
+    inode_get_stats(t, &st0);
+
+    inode_close(t);
+    t = inode_open(state_dir);
+    CHECK(t != NULL);
+    if (!t)
+        exit(1);
+    const char *paths[] = {"/main", "/ttl", "/big", "/other"};
+    uint32_t id;
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_INT(inode_export_id(t, paths[i], &id), 0);
+        CHECK_EQ_INT(id, ids[i]);
+    }
+    CHECK_EQ_INT(inode_export_id(t, "/new", &id), 0);
+    CHECK(id != ids[0] && id != ids[1] && id != ids[2] && id != ids[3]);
+
+    unsigned lists = atomic_load(&s->lists);
+    CHECK_EQ_INT(inode_root(t, e, &a), 0);
+    CHECK(a.ino == sr.ino && a.gen == sr.gen);
+    CHECK_EQ_INT(inode_getattr(t, e, sz.ino, &a), 0);
+    CHECK(a.ino == sz.ino && a.gen == sz.gen && a.size == 3);
+    CHECK_EQ_INT(inode_lookup(t, e, sr.ino, "d1", &a, NULL), 0);
+    CHECK(a.ino == sd1.ino && a.gen == sd1.gen);
+    CHECK_EQ_INT(atomic_load(&s->lists), lists); /* listings kept too */
+    struct inode_stats st1;
+    inode_get_stats(t, &st1);
+    CHECK_EQ_INT(st1.inodes, st0.inodes);
+
+    /* New inodes after the restart never reuse a number. */
+    ts_put(s, "pre/after-restart", 1, "e");
+    CHECK_EQ_INT(inode_invalidate(t, sr.ino), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, sr.ino, "after-restart", &a, NULL), 0);
+    CHECK(a.ino > sz.ino);
+    CHECK_EQ_INT(inode_lookup(t, e, sr.ino, "d1", &d1, NULL), 0);
+    CHECK(d1.ino == sd1.ino && d1.gen == sd1.gen);
+    return t;
+}
+
+/* A process killed right after its commits loses no inode numbers. */
+static void test_kill9(struct tstore *s)
+{
+    int pfd[2];
+    CHECK(pipe(pfd) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        struct inode_table *t = inode_open(kill_dir);
+        struct snap out[3] = {{0}};
+        uint32_t id = 0;
+        struct inode_attr root, a;
+        if (t && inode_export_id(t, "/k", &id) == 0) {
+            struct meta_export e = export_for(s, id, "pre/", 3600);
+            if (inode_root(t, &e, &root) == 0 &&
+                inode_lookup(t, &e, root.ino, "a.txt", &a, NULL) == 0) {
+                out[0] = (struct snap){root.ino, root.gen};
+                out[1] = (struct snap){a.ino, a.gen};
+                out[2].ino = id;
+            }
+        }
+        if (write(pfd[1], out, sizeof(out)) != sizeof(out))
+            _exit(3);
+        raise(SIGKILL);
+        _exit(4);
+    }
+    close(pfd[1]);
+    struct snap got[3] = {{0}};
+    ssize_t n = read(pfd[0], got, sizeof(got));
+    close(pfd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    CHECK_EQ_INT(n, sizeof(got));
+    CHECK(got[1].ino >= INODE_FIRST);
+
+    struct inode_table *t = inode_open(kill_dir);
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    uint32_t id = 0;
+    CHECK_EQ_INT(inode_export_id(t, "/k", &id), 0);
+    CHECK_EQ_INT(id, got[2].ino);
+    struct meta_export e = export_for(s, id, "pre/", 3600);
+    struct inode_attr root, a;
+    unsigned lists = atomic_load(&s->lists);
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    CHECK(root.ino == got[0].ino && root.gen == got[0].gen);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "a.txt", &a, NULL), 0);
+    CHECK(a.ino == got[1].ino && a.gen == got[1].gen);
+    CHECK_EQ_INT(atomic_load(&s->lists), lists);
+    inode_close(t);
+}
+
+/* Inodes of one export are stale through another; a moved export gets a new tree. */
+static void test_export_isolation(struct inode_table *t, struct tstore *s,
+                                  const struct meta_export *main_e, uint32_t other_id)
+{
+    struct inode_attr root, a, r2;
+    CHECK_EQ_INT(inode_root(t, main_e, &root), 0);
+    struct meta_export o = export_for(s, other_id, "pre/", 3600);
+    CHECK_EQ_INT(inode_getattr(t, &o, root.ino, &a), ESTALE);
+    CHECK_EQ_INT(inode_lookup(t, &o, root.ino, "a.txt", &a, NULL), ESTALE);
+    CHECK_EQ_INT(inode_root(t, &o, &r2), 0);
+    CHECK(r2.ino != root.ino);
+    CHECK_EQ_INT(inode_lookup(t, &o, r2.ino, "d1", &a, NULL), 0);
+    uint64_t d1 = a.ino;
+    /* The same export id now pointing at another prefix: the old tree goes. */
+    struct meta_export moved = export_for(s, other_id, "pre/d1/", 3600);
+    CHECK_EQ_INT(inode_root(t, &moved, &a), 0);
+    CHECK(a.ino != r2.ino);
+    CHECK_EQ_INT(inode_getattr(t, &moved, d1, &a), ESTALE);
+    CHECK_EQ_INT(inode_getattr(t, &moved, r2.ino, &a), ESTALE);
+}
+
+/* Markers listed as keys (a dir-style backend) carry the directory's attributes. */
+static void test_marker_keys(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    ts_put(s, "mk/", 0, "m0");
+    ts_posix(s, "mk/", S_IFDIR | 0700, 7, 8);
+    ts_put(s, "mk/sub/", 0, "m1");
+    ts_posix(s, "mk/sub/", S_IFDIR | 0750, 3, 4);
+    ts_put(s, "mk/sub/f", 1, "e");
+    ts_put(s, "mk/file", 1, "e");
+    s->markers_as_keys = true;
+    struct meta_export e = export_for(s, id, "mk/", 3600);
+    struct inode_attr root, a;
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    CHECK_EQ_INT(root.mode, S_IFDIR | 0700); /* from the marker's metadata */
+    CHECK_EQ_INT(root.uid, 7);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "sub", &a, NULL), 0);
+    CHECK_EQ_INT(a.mode, S_IFDIR | 0750);
+    CHECK_EQ_INT(a.gid, 4);
+    bool sorted;
+    CHECK_EQ_INT(readdir_all(t, &e, root.ino, &sorted), 4);
+    CHECK_EQ_INT(readdir_all(t, &e, a.ino, &sorted), 3);
+    s->markers_as_keys = false;
+}
+
+struct stress_arg {
+    struct inode_table *t;
+    const struct meta_export *e;
+    uint64_t root;
+    unsigned seed;
+    int failures;
+    unsigned ops;
+};
+
+/* One random operation a busy client would do; returns non-zero on a wrong answer. */
+static int stress_op(struct stress_arg *a)
+{
+    struct inode_attr d, f, x;
+    char name[16];
+    unsigned pick = (unsigned)rand_r(&a->seed);
+    int i = (int)(pick / 8 % 100);
+    snprintf(name, sizeof(name), "f%03d", i);
+    if (inode_lookup(a->t, a->e, a->root, "hundred", &d, NULL) != 0)
+        return 1;
+    switch (pick % 4) {
+    case 0:
+        if (inode_lookup(a->t, a->e, d.ino, name, &f, NULL) != 0 || f.size != (uint64_t)(99 - i))
+            return 1;
+        return 0;
+    case 1: {
+        /* Continue a listing from a random entry. */
+        struct collect c = {.room = 10};
+        bool eof = false;
+        uint64_t verf;
+        if (inode_lookup(a->t, a->e, d.ino, name, &f, NULL) != 0)
+            return 1;
+        if (inode_readdir(a->t, a->e, d.ino, f.ino, collect_cb, &c, &eof, &verf) != 0)
+            return 1;
+        if (c.n == 0 && i != 99)
+            return 1;
+        return 0;
+    }
+    case 2:
+        if (inode_lookup(a->t, a->e, d.ino, name, &f, NULL) != 0 ||
+            inode_getattr(a->t, a->e, f.ino, &x) != 0 || x.ino != f.ino)
+            return 1;
+        return 0;
+    default:
+        if (inode_lookup(a->t, a->e, a->root, "d1", &d, NULL) != 0 ||
+            inode_lookup(a->t, a->e, d.ino, "d2", &d, NULL) != 0 ||
+            inode_lookup(a->t, a->e, d.ino, "d3", &d, NULL) != 0 ||
+            inode_lookup(a->t, a->e, d.ino, "z", &f, NULL) != 0 || f.size != 3)
+            return 1;
+        return 0;
+    }
+}
+
+static void *stress_thread(void *p)
+{
+    struct stress_arg *a = p;
+    double end = now_s() + 3.0;
+    for (a->ops = 0; a->ops < 400 && now_s() < end; a->ops++)
+        a->failures += stress_op(a);
+    return NULL;
+}
+
+/*
+ * Eight threads on an export with metadata_ttl 0: every call lists again,
+ * so listings, sweeps, lookups, HEADs and readdirs all overlap.  Nothing
+ * changes in the store, so every answer must be right (and nothing hangs:
+ * main() arms an alarm).
+ */
+static void test_stress(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    struct meta_export e = export_for(s, id, "pre/", 0);
+    struct inode_attr root;
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    pthread_t th[8];
+    struct stress_arg a[8];
+    for (int i = 0; i < 8; i++) {
+        a[i] = (struct stress_arg){.t = t, .e = &e, .root = root.ino, .seed = (unsigned)i + 1};
+        pthread_create(&th[i], NULL, stress_thread, &a[i]);
+    }
+    int failures = 0;
+    unsigned ops = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        failures += a[i].failures;
+        ops += a[i].ops;
+    }
+    printf("stress: %u operations in 8 threads with metadata_ttl 0, %d wrong\n", ops, failures);
+    CHECK_EQ_INT(failures, 0);
+    CHECK(ops >= 8);
+}
+
+static double elapsed_us(double t0, uint64_t n)
+{
+    return (now_s() - t0) * 1e6 / (double)(n ? n : 1);
+}
+
+enum { BIG_N = 100000 };
+
+/* Filled first, while appending to the double's sorted array is cheap. */
+static void fill_big(struct tstore *s)
+{
+    char key[64];
+    for (int i = 0; i < BIG_N; i++) {
+        snprintf(key, sizeof(key), "big/f%06d", i);
+        ts_put(s, key, (uint64_t)i, "e");
+    }
+}
+
+static void test_big(struct inode_table *t, struct tstore *s, const struct meta_export *e)
+{
+    enum { N = BIG_N };
+    char key[64];
+    uint64_t *inos = calloc(N, sizeof(*inos));
+    if (!inos)
+        abort();
+    struct inode_attr root, a;
+    CHECK_EQ_INT(inode_root(t, e, &root), 0);
+
+    double t0 = now_s();
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "f000000", &a, NULL), 0);
+    double list_us = elapsed_us(t0, N);
+
+    t0 = now_s();
+    bool sorted = false;
+    CHECK_EQ_INT(readdir_all(t, e, root.ino, &sorted), N + 2);
+    double rd_us = elapsed_us(t0, N);
+    CHECK(sorted);
+
+    t0 = now_s();
+    int bad = 0;
+    uint64_t prev = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "f%06d", (i * 7919) % N);
+        if (inode_lookup(t, e, root.ino, key, &a, NULL) != 0 ||
+            a.size != (uint64_t)((i * 7919) % N))
+            bad++;
+        inos[i] = a.ino;
+        prev ^= a.ino;
+    }
+    double lk_us = elapsed_us(t0, N);
+    CHECK_EQ_INT(bad, 0);
+
+    t0 = now_s();
+    for (int i = 0; i < N; i++)
+        if (inode_getattr(t, e, inos[(uint64_t)i * 104729u % N], &a) != 0)
+            bad++;
+    double ga_us = elapsed_us(t0, N);
+    CHECK_EQ_INT(bad, 0);
+    printf("100000-entry directory: listing %.1f us/entry, readdir %.2f us/entry, "
+           "lookup %.2f us/op, getattr %.2f us/op (x%llx)\n",
+           list_us, rd_us, lk_us, ga_us, (unsigned long long)(prev & 0xf));
+
+    /* Re-listing the unchanged directory keeps every number. */
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "f099999", &a, NULL), 0);
+    struct inode_attr before = a, pre;
+    CHECK_EQ_INT(inode_getattr(t, e, root.ino, &pre), 0);
+    CHECK_EQ_INT(inode_invalidate(t, root.ino), 0);
+    t0 = now_s();
+    CHECK_EQ_INT(inode_getattr(t, e, root.ino, &root), 0);
+    printf("100000-entry directory: re-listing %.1f us/entry\n", elapsed_us(t0, N));
+    CHECK_EQ_INT(inode_lookup(t, e, root.ino, "f099999", &a, NULL), 0);
+    CHECK(a.ino == before.ino && a.gen == before.gen && a.change == before.change);
+    CHECK_EQ_INT(root.change, pre.change); /* nothing changed: clients keep their caches */
+    CHECK_EQ_INT(root.nlink, 2);
+    free(inos);
+}
+
+int main(void)
+{
+    log_init("test_inode", 1, LOG_ERR);
+    alarm(600); /* a hang (a lock cycle the table failed to break) fails the run */
+    strcpy(state_dir, "/tmp/test_inode.XXXXXX");
+    strcpy(kill_dir, "/tmp/test_inode_k.XXXXXX");
+    if (!mkdtemp(state_dir) || !mkdtemp(kill_dir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    struct tstore *s = ts_create();
+    fill_big(s);
+    fill_main(s);
+
+    /* kill -9 first, before this process has threads or an open environment. */
+    test_kill9(s);
+
+    struct inode_table *t = inode_open(state_dir);
+    CHECK(t != NULL);
+    if (!t)
+        return TEST_DONE();
+    uint32_t ids[4];
+    test_exports(t, ids);
+    struct meta_export e_main = export_for(s, ids[0], "pre/", 3600);
+    struct meta_export e_ttl = export_for(s, ids[1], "t/", 1);
+    struct meta_export e_big = export_for(s, ids[2], "big/", 3600);
+    struct meta_export e_many = export_for(s, ids[3], "many/", 3600);
+
+    struct inode_attr root;
+    test_tree(t, s, &e_main, &root);
+    test_readdir_cookies(t, &e_main, root.ino);
+    test_single_flight(t, s, &e_main, root.ino);
+    test_store_errors(t, s, &e_main, root.ino);
+    test_pages(t, s, &e_many);
+    test_relist(t, s, &e_ttl);
+    t = test_restart(t, s, &e_main, ids);
+
+    uint32_t other_id, mk_id;
+    CHECK_EQ_INT(inode_export_id(t, "/isolated", &other_id), 0);
+    test_export_isolation(t, s, &e_main, other_id);
+    CHECK_EQ_INT(inode_export_id(t, "/markers", &mk_id), 0);
+    test_marker_keys(t, s, mk_id);
+    uint32_t stress_id;
+    CHECK_EQ_INT(inode_export_id(t, "/stress", &stress_id), 0);
+    test_stress(t, s, stress_id);
+    test_big(t, s, &e_big);
+
+    inode_close(t);
+    ts_destroy(&s->base);
+
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", state_dir, kill_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", state_dir);
+    return TEST_DONE();
+}

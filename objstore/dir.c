@@ -126,16 +126,22 @@ static bool inject_failure(struct dirstore *d)
     return (double)(z >> 11) * 0x1.0p-53 < d->fail_rate;
 }
 
-/* Count and log the end of one call; returns rc. */
+/* What enter() returns for an injected failure; done() turns it into EIO. */
+#define INJECTED (-1)
+
+/* Count and log the end of one call; returns rc (INJECTED becomes EIO). */
 static int done(struct objstore *s, const char *method, const char *bucket, const char *key,
                 int rc)
 {
     if (rc == 0)
         return 0;
     STAT_ADD(s, errors, 1);
+    const char *why = rc == INJECTED ? " (injected: fail_rate)" : "";
+    if (rc == INJECTED)
+        rc = EIO;
     int level = (rc == ENOENT && strcmp(method, "head") == 0) ? LOG_DEBUG : LOG_WARNING;
-    LOG_AT(level, "dir store %s: %s %s/%s failed: %s (errno %d)", s->name, method,
-           bucket ? bucket : "-", key ? key : "", strerror(rc), rc);
+    LOG_AT(level, "dir store %s: %s %s/%s failed: %s (errno %d)%s", s->name, method,
+           bucket ? bucket : "-", key ? key : "", strerror(rc), rc, why);
     return rc;
 }
 
@@ -144,9 +150,7 @@ static int enter(struct objstore *s, const char *key, bool delay)
 {
     if (delay)
         inject_latency(D(s), key ? key : "");
-    if (inject_failure(D(s)))
-        return EIO;
-    return 0;
+    return inject_failure(D(s)) ? INJECTED : 0;
 }
 
 /* ---- names ---------------------------------------------------------------- */
@@ -1008,18 +1012,19 @@ static int walk_select(int fd, const char *filter, const char *after, const char
         (*visible)++;
         if (filter && strncmp(de->d_name, filter, strlen(filter)) != 0)
             continue;
+        char key[NAME_MAX + 2];
         size_t len = strlen(de->d_name);
-        char *sk = malloc(len + 2);
+        memcpy(key, de->d_name, len);
+        key[len] = k == ENT_DIR ? '/' : '\0';
+        key[len + 1] = '\0';
+        if (!sel_wanted(key, k == ENT_DIR, after, excl))
+            continue;
+        if (*n == cap && strcmp(key, h[0].sk) >= 0)
+            continue; /* not among the cap smallest: no allocation */
+        char *sk = strdup(key);
         if (!sk) {
             rc = ENOMEM;
             break;
-        }
-        memcpy(sk, de->d_name, len);
-        sk[len] = k == ENT_DIR ? '/' : '\0';
-        sk[len + 1] = '\0';
-        if (!sel_wanted(sk, k == ENT_DIR, after, excl)) {
-            free(sk);
-            continue;
         }
         heap_push(h, n, cap, (struct sel){sk, k == ENT_DIR});
     }

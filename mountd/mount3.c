@@ -1,8 +1,8 @@
 /*
  * mount3.c - MOUNT v3: NULL, MNT, DUMP, UMNT, UMNTALL, EXPORT.
  *
- * MNT hands out an export's root handle and the AUTH_SYS flavor to clients
- * the export's list allows.  The mount list (for DUMP) is advisory, as in
+ * MNT hands out the handle of an export's root, or of a directory below it,
+ * and the AUTH_SYS flavor, to clients the export's list allows.  The mount list (for DUMP) is advisory, as in
  * every NFS server: it records host + path pairs, capped at MNT_LIST_MAX so
  * a client mounting in a loop cannot grow memory without bound.
  *
@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
 #include "mount3_prot.h"
@@ -31,12 +32,14 @@ struct mnt_entry {
 struct mnt_server {
     struct export_ctx *exports;
     struct fh_key *key;
+    struct inode_table *inodes;
     pthread_mutex_t lock;
     struct mnt_entry *list;
     size_t n;
 };
 
-struct mnt_server *mnt_server_create(struct export_ctx *exports, struct fh_key *key)
+struct mnt_server *mnt_server_create(struct export_ctx *exports, struct fh_key *key,
+                                     struct inode_table *inodes)
 {
     struct mnt_server *m = calloc(1, sizeof(*m));
     if (!m)
@@ -49,6 +52,7 @@ struct mnt_server *mnt_server_create(struct export_ctx *exports, struct fh_key *
     }
     m->exports = exports;
     m->key = key;
+    m->inodes = inodes;
     pthread_mutex_init(&m->lock, NULL);
     return m;
 }
@@ -112,6 +116,74 @@ static enum rpc_handler_status mnt_null(struct rpc_req *req, void *args, void *r
     return RPC_HANDLER_OK;
 }
 
+/*
+ * The export a mount path falls in: an export's own path, or a directory
+ * below it ("/demo/drive-0001", as Linux mounts a subtree and as libnfs's
+ * tools ask for a file's folder).  *rest points at what follows the
+ * export's path ("" or "drive-0001").
+ */
+static const struct export *export_for_path(const struct export_set *set, const char *path,
+                                            const char **rest)
+{
+    const struct export *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        const char *ep = set->v[i].path;
+        size_t n = strlen(ep);
+        if (strcmp(ep, "/") == 0)
+            n = 0; /* "/" is a prefix of everything */
+        if (strncmp(path, ep, n) != 0 || (path[n] != 0 && path[n] != '/'))
+            continue;
+        if (!best || n >= best_len) {
+            best = &set->v[i];
+            best_len = n;
+        }
+    }
+    if (best) {
+        *rest = path + best_len;
+        while (**rest == '/')
+            (*rest)++;
+    }
+    return best;
+}
+
+/* Walk the components of rest from the export's root.  0, ENOENT, ENOTDIR, ... */
+static int walk_subdir(struct mnt_server *m, const struct export *e, const char *rest,
+                       struct inode_attr *out)
+{
+    char name[INODE_NAME_MAX + 1];
+    *out = e->root;
+    while (*rest) {
+        size_t n = strcspn(rest, "/");
+        if (n > INODE_NAME_MAX)
+            return ENAMETOOLONG;
+        memcpy(name, rest, n);
+        name[n] = 0;
+        rest += n;
+        while (*rest == '/')
+            rest++;
+        struct inode_attr next;
+        int err = inode_lookup(m->inodes, &e->m, out->ino, name, &next, NULL);
+        if (err)
+            return err;
+        *out = next;
+    }
+    return S_ISDIR(out->mode) ? 0 : ENOTDIR;
+}
+
+static mountstat3 mnt_stat(int err)
+{
+    switch (err) {
+    case 0:            return MNT3_OK;
+    case ENOENT:       return MNT3ERR_NOENT;
+    case ENOTDIR:      return MNT3ERR_NOTDIR;
+    case EACCES:       return MNT3ERR_ACCES;
+    case ENAMETOOLONG: return MNT3ERR_NAMETOOLONG;
+    case EINVAL:       return MNT3ERR_INVAL;
+    default:           return MNT3ERR_IO;
+    }
+}
+
 static enum rpc_handler_status mnt_mnt(struct rpc_req *req, void *args, void *res)
 {
     struct mnt_server *m = req->prog_ctx;
@@ -121,21 +193,27 @@ static enum rpc_handler_status mnt_mnt(struct rpc_req *req, void *args, void *re
     peer_host(req, host, sizeof(host));
 
     const struct export_set *set = export_set_get(m->exports);
-    const struct export *e = export_by_path(set, path);
-    if (!e) {
-        r->fhs_status = MNT3ERR_NOENT;
-        LOG_AT(LOG_NOTICE, "mount %s from %s refused: no such export", path, host);
-    } else if (!export_client_allowed(e, (const struct sockaddr *)&req->peer)) {
-        r->fhs_status = MNT3ERR_ACCES;
-        LOG_AT(LOG_NOTICE, "mount %s from %s refused: client not in the export's list", path,
-               host);
+    const char *rest = "";
+    const struct export *e = export_for_path(set, path, &rest);
+    struct inode_attr dir;
+    int err;
+    if (!e)
+        err = ENOENT;
+    else if (!export_client_allowed(e, (const struct sockaddr *)&req->peer))
+        err = EACCES;
+    else
+        err = walk_subdir(m, e, rest, &dir);
+    r->fhs_status = mnt_stat(err);
+    if (err) {
+        LOG_AT(LOG_NOTICE, "mount %s from %s refused: %s", path, host,
+               !e ? "no such export"
+                  : err == EACCES ? "client not in the export's list" : strerror(err));
     } else {
-        struct fh fh = {.export_id = e->m.id, .ino = e->root.ino, .gen = e->root.gen};
+        struct fh fh = {.export_id = e->m.id, .ino = dir.ino, .gen = dir.gen};
         uint8_t *buf = rpc_alloc(req, FH_SIZE);
         int *flavors = rpc_alloc(req, sizeof(int));
         fh_encode(m->key, &fh, buf);
         flavors[0] = AUTH_SYS;
-        r->fhs_status = MNT3_OK;
         r->mountres3_u.mountinfo.fhandle.fhandle3_len = FH_SIZE;
         r->mountres3_u.mountinfo.fhandle.fhandle3_val = (char *)buf;
         r->mountres3_u.mountinfo.auth_flavors.auth_flavors_len = 1;

@@ -6,12 +6,14 @@
 
 #include "meta/export.h"
 #include "meta/fh.h"
+#include "meta/inode.h"
 #include "rpc/oncrpc.h"
 
 struct mnt_server;
 
-/* NULL + errno.  The server keeps pointers to exports and key; they must outlive it. */
-struct mnt_server *mnt_server_create(struct export_ctx *exports, struct fh_key *key);
+/* NULL + errno.  The server keeps these pointers; they must outlive it. */
+struct mnt_server *mnt_server_create(struct export_ctx *exports, struct fh_key *key,
+                                     struct inode_table *inodes);
 void mnt_server_destroy(struct mnt_server *m);
 
 /* Fill p with the MOUNT v3 program served from m. */

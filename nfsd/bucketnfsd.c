@@ -193,7 +193,7 @@ int main(int argc, char **argv)
         LOG_AT(LOG_ERR, "%s", err);
         goto out;
     }
-    mnt = mnt_server_create(exports, key);
+    mnt = mnt_server_create(exports, key, inodes);
     if (!mnt) {
         LOG_AT(LOG_ERR, "mount server: %s", strerror(errno));
         goto out;

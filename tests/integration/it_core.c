@@ -11,8 +11,9 @@
  * a read of fast-name issued after a read of slow-name on the same
  * connection must complete first: one slow fetch never stalls the others.
  */
-#define _GNU_SOURCE
+
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <nfsc/libnfs.h>
@@ -75,7 +76,8 @@ static void free_names(char **v, size_t n)
 static void check_file(const char *rel, const struct stat *st)
 {
     char lpath[4096];
-    snprintf(lpath, sizeof(lpath), "%s/%s", src, rel);
+    if (snprintf(lpath, sizeof(lpath), "%s/%s", src, rel) >= (int)sizeof(lpath))
+        return;
     struct nfsfh *fh = NULL;
     int rc = nfs_open(nfs, rel, O_RDONLY, &fh);
     if (rc) {
@@ -156,14 +158,16 @@ static void walk(const char *rel, int depth)
     free_names(remote, seen);
 
     for (size_t i = 0; i < n; i++) {
-        char crel[4096], cl[4096];
-        snprintf(crel, sizeof(crel), "%s%s%s", rel, rel[0] ? "/" : "", names[i]);
-        snprintf(cl, sizeof(cl), "%s/%s", src, crel);
+        char crel[2048], cl[4096];
+        if (snprintf(crel, sizeof(crel), "%s%s%s", rel, rel[0] ? "/" : "", names[i]) >=
+                (int)sizeof(crel) ||
+            snprintf(cl, sizeof(cl), "%s/%s", src, crel) >= (int)sizeof(cl))
+            continue;
         struct stat st;
         struct nfs_stat_64 ns;
         if (lstat(cl, &st) != 0)
             continue;
-        rc = nfs_stat64(nfs, crel, &ns);
+        rc = nfs_lstat64(nfs, crel, &ns);
         CHECK(rc == 0);
         if (rc) {
             fprintf(stderr, "stat %s: %s\n", crel, nfs_get_error(nfs));

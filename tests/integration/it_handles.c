@@ -10,9 +10,10 @@
  *   it_handles NFS_PORT MOUNT_PORT stale FILE       every saved handle is NFS3ERR_STALE
  *                                                  (its object was deleted)
  */
-#define _GNU_SOURCE
+
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,12 @@
 #include "tests/unit/testlib.h"
 
 static struct timeval tmo = {10, 0};
+
+/* No arguments (libtirpc's xdr_void has no parameters, so it cannot be cast cleanly). */
+static bool_t xdr_noargs(XDR *x, void *p)
+{
+    return TRUE;
+}
 
 static CLIENT *connect_to(uint16_t port, unsigned long prog, unsigned long vers)
 {
@@ -123,7 +130,7 @@ static int lookup_path(CLIENT *c, nfs_fh3 *root, const char *path, nfs_fh3 *out)
 static void check_export_list(CLIENT *m)
 {
     mntexports res = NULL;
-    enum clnt_stat s = clnt_call(m, MOUNTPROC3_EXPORT, (xdrproc_t)xdr_void, NULL,
+    enum clnt_stat s = clnt_call(m, MOUNTPROC3_EXPORT, (xdrproc_t)xdr_noargs, NULL,
                                  (xdrproc_t)xdr_mntexports, (char *)&res, tmo);
     CHECK(s == RPC_SUCCESS);
     CHECK(res && strcmp(res->ex_dir, "/demo") == 0);

@@ -92,6 +92,19 @@ it_stop() {
     return $rc
 }
 
+# nfs_tool CMD ARGS...: libnfs's tools bind a reserved source port, and a
+# port still in TIME_WAIT from the previous run makes the connect fail on
+# the client side; retry (3 times at most) as a real client reconnects.
+nfs_tool() {
+    local i
+    for i in 1 2 3; do
+        "$@" && return 0
+        echo "# $1 failed (try $i)" >&2
+        sleep 1
+    done
+    return 1
+}
+
 it_done() {
     echo "$(basename "$0"): $IT_PASSED passed, $IT_FAILED failed"
     [ "$IT_FAILED" = 0 ]

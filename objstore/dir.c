@@ -524,10 +524,12 @@ static int write_all(int fd, const void *buf, size_t len)
 
 /*
  * Apply meta (if has_posix), record etag, fsync, rename over `final`, fsync
- * the folder.  Consumes t in every case.
+ * the folder.  Consumes t in every case.  On a file system without user
+ * xattrs the ETag cannot be recorded: etag (OBJ_ETAG_MAX bytes) is then
+ * replaced by the derived one that head will report.
  */
 static int tmp_commit(struct tmpfile *t, const char *final, const struct obj_meta *meta,
-                      const char *etag)
+                      char *etag)
 {
     struct stat st;
     char v[OBJ_ETAG_MAX + 64];
@@ -541,7 +543,14 @@ static int tmp_commit(struct tmpfile *t, const char *final, const struct obj_met
     }
     snprintf(v, sizeof(v), "%s %llu %llu.%09ld", etag, (unsigned long long)st.st_size,
              (unsigned long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
-    if (fsetxattr(t->fd, XA_ETAG, v, strlen(v), 0) != 0 || fsync(t->fd) != 0) {
+    if (fsetxattr(t->fd, XA_ETAG, v, strlen(v), 0) != 0) {
+        if (errno != ENOTSUP) {
+            rc = errno;
+            goto fail;
+        }
+        derived_etag(&st, etag);
+    }
+    if (fsync(t->fd) != 0) {
         rc = errno;
         goto fail;
     }
@@ -558,8 +567,8 @@ fail:
     return rc;
 }
 
-/* Copy src (from its current offset) into t, hashing; ctx may be NULL. */
-static int copy_fd(int src, int dst, EVP_MD_CTX *ctx, uint64_t *copied)
+/* Copy src (from its current offset) to its end into dst, hashing into ctx if not NULL. */
+static int copy_fd(int src, int dst, EVP_MD_CTX *ctx)
 {
     char *buf = malloc(COPY_BUF);
     int rc = 0;
@@ -581,8 +590,6 @@ static int copy_fd(int src, int dst, EVP_MD_CTX *ctx, uint64_t *copied)
         }
         if ((rc = write_all(dst, buf, (size_t)n)))
             break;
-        if (copied)
-            *copied += (uint64_t)n;
     }
     free(buf);
     return rc;
@@ -1242,7 +1249,7 @@ static int copy_at(int sfd, const struct keypath *sk, int dfd, const struct keyp
         close(fd);
         return rc;
     }
-    rc = copy_fd(fd, t.fd, ctx, NULL);
+    rc = copy_fd(fd, t.fd, ctx);
     close(fd);
     if (rc) {
         EVP_MD_CTX_free(ctx);
@@ -1575,7 +1582,7 @@ static int complete_at(int ufd, int dfd, const struct keypath *kp, const struct 
         if (EVP_DigestUpdate(ctx, bin, 16) != 1)
             rc = EIO;
         if (!rc)
-            rc = copy_fd(fd, t.fd, NULL, NULL);
+            rc = copy_fd(fd, t.fd, NULL);
         close(fd);
     }
     if (rc) {

@@ -194,10 +194,8 @@ static int check_dirpath(const char *path, size_t len)
 static int key_split(const char *key, struct keypath *kp)
 {
     size_t n = key ? strlen(key) : 0;
-    if (n == 0 || key[0] == '/')
-        return EINVAL;
-    if (n > OBJ_KEY_MAX)
-        return ENAMETOOLONG;
+    if (n == 0 || n > OBJ_KEY_MAX || key[0] == '/')
+        return EINVAL; /* a component over NAME_MAX is ENAMETOOLONG: valid in S3, not here */
     kp->marker = key[n - 1] == '/';
     size_t end = kp->marker ? n - 1 : n; /* the last name is key[start, end) */
     size_t start = end;
@@ -1189,7 +1187,7 @@ static int dir_list(struct objstore *s, const char *bucket, const char *prefix,
     /* prefix "a/b/na" = folder "a/b/" + name filter "na" */
     size_t plen = strlen(pfx);
     if (plen > OBJ_KEY_MAX)
-        return done(s, "list", bucket, pfx, ENAMETOOLONG);
+        return done(s, "list", bucket, pfx, EINVAL);
     const char *slash = strrchr(pfx, '/');
     size_t dlen = slash ? (size_t)(slash - pfx) + 1 : 0;
     char dirpart[OBJ_KEY_MAX + 1];

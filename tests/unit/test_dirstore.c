@@ -257,7 +257,10 @@ static void test_bad_keys(struct objstore *s)
     }
     memset(key, 'k', OBJ_KEY_MAX + 1);
     key[OBJ_KEY_MAX + 1] = '\0';
-    CHECK(obj_put(s, "b", key, "x", 1, NULL, NULL) != 0);
+    CHECK_EQ_INT(obj_put(s, "b", key, "x", 1, NULL, NULL), EINVAL);
+    memset(key, 'n', 300); /* a valid S3 key whose name the file system cannot hold */
+    key[300] = '\0';
+    CHECK_EQ_INT(obj_put(s, "b", key, "x", 1, NULL, NULL), ENAMETOOLONG);
     CHECK_EQ_INT(obj_head(s, "..", "x", &m), EINVAL);
     CHECK_EQ_INT(obj_head(s, ".hidden", "x", &m), EINVAL);
     CHECK_EQ_INT(obj_head(s, "b/a", "x", &m), EINVAL);

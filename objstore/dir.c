@@ -27,6 +27,8 @@
  * Listings.  With delimiter "/" one directory is read with readdir; the
  * continuation token is "D" + the telldir() cookie of the first entry not
  * returned, so a page costs O(page) no matter how large the directory is.
+ * (On Linux that cookie is the file system's d_off, valid for a later
+ * opendir() of the same folder; ext4, xfs, btrfs and tmpfs keep it stable.)
  * Entries come in the file system's order (hash order on ext4).  An entry
  * present for the whole listing is returned exactly once; one created or
  * removed meanwhile may or may not appear (the readdir(3) guarantee).
@@ -250,7 +252,9 @@ static int open_dirpath(int dirfd, const char *path, bool create, int *out)
         name[n] = '\0';
         int fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT && create) {
-            if (mkdirat(cur, name, 0755) != 0 && errno != EEXIST) {
+            if (mkdirat(cur, name, 0755) == 0) {
+                fsync(cur); /* the new folder's entry must survive a crash after put returns */
+            } else if (errno != EEXIST) {
                 int rc = errno;
                 close(cur);
                 return rc;

@@ -27,6 +27,8 @@
  * Listings.  With delimiter "/" one directory is read with readdir; the
  * continuation token is "D" + the telldir() cookie of the first entry not
  * returned, so a page costs O(page) no matter how large the directory is.
+ * (On Linux that cookie is the file system's d_off, valid for a later
+ * opendir() of the same folder; ext4, xfs, btrfs and tmpfs keep it stable.)
  * Entries come in the file system's order (hash order on ext4).  An entry
  * present for the whole listing is returned exactly once; one created or
  * removed meanwhile may or may not appear (the readdir(3) guarantee).
@@ -194,10 +196,8 @@ static int check_dirpath(const char *path, size_t len)
 static int key_split(const char *key, struct keypath *kp)
 {
     size_t n = key ? strlen(key) : 0;
-    if (n == 0 || key[0] == '/')
-        return EINVAL;
-    if (n > OBJ_KEY_MAX)
-        return ENAMETOOLONG;
+    if (n == 0 || n > OBJ_KEY_MAX || key[0] == '/')
+        return EINVAL; /* a component over NAME_MAX is ENAMETOOLONG: valid in S3, not here */
     kp->marker = key[n - 1] == '/';
     size_t end = kp->marker ? n - 1 : n; /* the last name is key[start, end) */
     size_t start = end;
@@ -252,7 +252,9 @@ static int open_dirpath(int dirfd, const char *path, bool create, int *out)
         name[n] = '\0';
         int fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT && create) {
-            if (mkdirat(cur, name, 0755) != 0 && errno != EEXIST) {
+            if (mkdirat(cur, name, 0755) == 0) {
+                fsync(cur); /* the new folder's entry must survive a crash after put returns */
+            } else if (errno != EEXIST) {
                 int rc = errno;
                 close(cur);
                 return rc;
@@ -524,10 +526,12 @@ static int write_all(int fd, const void *buf, size_t len)
 
 /*
  * Apply meta (if has_posix), record etag, fsync, rename over `final`, fsync
- * the folder.  Consumes t in every case.
+ * the folder.  Consumes t in every case.  On a file system without user
+ * xattrs the ETag cannot be recorded: etag (OBJ_ETAG_MAX bytes) is then
+ * replaced by the derived one that head will report.
  */
 static int tmp_commit(struct tmpfile *t, const char *final, const struct obj_meta *meta,
-                      const char *etag)
+                      char *etag)
 {
     struct stat st;
     char v[OBJ_ETAG_MAX + 64];
@@ -541,7 +545,14 @@ static int tmp_commit(struct tmpfile *t, const char *final, const struct obj_met
     }
     snprintf(v, sizeof(v), "%s %llu %llu.%09ld", etag, (unsigned long long)st.st_size,
              (unsigned long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
-    if (fsetxattr(t->fd, XA_ETAG, v, strlen(v), 0) != 0 || fsync(t->fd) != 0) {
+    if (fsetxattr(t->fd, XA_ETAG, v, strlen(v), 0) != 0) {
+        if (errno != ENOTSUP) {
+            rc = errno;
+            goto fail;
+        }
+        derived_etag(&st, etag);
+    }
+    if (fsync(t->fd) != 0) {
         rc = errno;
         goto fail;
     }
@@ -558,8 +569,8 @@ fail:
     return rc;
 }
 
-/* Copy src (from its current offset) into t, hashing; ctx may be NULL. */
-static int copy_fd(int src, int dst, EVP_MD_CTX *ctx, uint64_t *copied)
+/* Copy src (from its current offset) to its end into dst, hashing into ctx if not NULL. */
+static int copy_fd(int src, int dst, EVP_MD_CTX *ctx)
 {
     char *buf = malloc(COPY_BUF);
     int rc = 0;
@@ -581,8 +592,6 @@ static int copy_fd(int src, int dst, EVP_MD_CTX *ctx, uint64_t *copied)
         }
         if ((rc = write_all(dst, buf, (size_t)n)))
             break;
-        if (copied)
-            *copied += (uint64_t)n;
     }
     free(buf);
     return rc;
@@ -1182,7 +1191,7 @@ static int dir_list(struct objstore *s, const char *bucket, const char *prefix,
     /* prefix "a/b/na" = folder "a/b/" + name filter "na" */
     size_t plen = strlen(pfx);
     if (plen > OBJ_KEY_MAX)
-        return done(s, "list", bucket, pfx, ENAMETOOLONG);
+        return done(s, "list", bucket, pfx, EINVAL);
     const char *slash = strrchr(pfx, '/');
     size_t dlen = slash ? (size_t)(slash - pfx) + 1 : 0;
     char dirpart[OBJ_KEY_MAX + 1];
@@ -1242,7 +1251,7 @@ static int copy_at(int sfd, const struct keypath *sk, int dfd, const struct keyp
         close(fd);
         return rc;
     }
-    rc = copy_fd(fd, t.fd, ctx, NULL);
+    rc = copy_fd(fd, t.fd, ctx);
     close(fd);
     if (rc) {
         EVP_MD_CTX_free(ctx);
@@ -1575,7 +1584,7 @@ static int complete_at(int ufd, int dfd, const struct keypath *kp, const struct 
         if (EVP_DigestUpdate(ctx, bin, 16) != 1)
             rc = EIO;
         if (!rc)
-            rc = copy_fd(fd, t.fd, NULL, NULL);
+            rc = copy_fd(fd, t.fd, NULL);
         close(fd);
     }
     if (rc) {

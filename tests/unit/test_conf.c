@@ -351,6 +351,12 @@ static void test_shipped(void)
     }
     CHECK(c->exports.n >= 1 && strcmp(c->exports.v[0].path, "/demo") == 0);
     CHECK(c->nstores == 1 && c->stores[0].type == CONF_STORE_DIR);
+    /* "../var/state" next to etc/, resolved and normalized */
+    size_t n = strlen(c->server.state_dir);
+    CHECK(n > 10 && strcmp(c->server.state_dir + n - 10, "/var/state") == 0);
+    CHECK(c->server.state_dir[0] == '/' && strstr(c->server.state_dir, "..") == NULL);
+    CHECK(strstr(c->stores[0].root, "/var/buckets") != NULL);
+    CHECK(!c->exports.v[0].rw);
     conf_free(c);
 }
 

@@ -257,7 +257,10 @@ static void test_bad_keys(struct objstore *s)
     }
     memset(key, 'k', OBJ_KEY_MAX + 1);
     key[OBJ_KEY_MAX + 1] = '\0';
-    CHECK(obj_put(s, "b", key, "x", 1, NULL, NULL) != 0);
+    CHECK_EQ_INT(obj_put(s, "b", key, "x", 1, NULL, NULL), EINVAL);
+    memset(key, 'n', 300); /* a valid S3 key whose name the file system cannot hold */
+    key[300] = '\0';
+    CHECK_EQ_INT(obj_put(s, "b", key, "x", 1, NULL, NULL), ENAMETOOLONG);
     CHECK_EQ_INT(obj_head(s, "..", "x", &m), EINVAL);
     CHECK_EQ_INT(obj_head(s, ".hidden", "x", &m), EINVAL);
     CHECK_EQ_INT(obj_head(s, "b/a", "x", &m), EINVAL);
@@ -473,14 +476,6 @@ static void test_list_big(struct objstore *s)
     free(b.count);
     printf("100,000-entry folder: created in %.2f s, listed with delimiter in %d pages in %.2f s\n",
            t1 - t0, pages, t2 - t1);
-    /* without delimiter each page re-scans the folder: print what that costs */
-    pages = page_through(hs, "huge/", NULL, 100000, &b);
-    double t3 = now();
-    CHECK_EQ_INT(pages, 100);
-    CHECK(b.n == 100000 && b.dups == 0 && b.strays == 0);
-    free(b.count);
-    printf("100,000-entry folder: listed without delimiter in %d pages in %.2f s\n", pages,
-           t3 - t2);
     obj_destroy(hs);
     if (strcmp(root, tmp) != 0) {
         char cmd[PATH_MAX + 16];

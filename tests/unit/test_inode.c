@@ -464,6 +464,35 @@ static void test_tree(struct inode_table *t, struct tstore *s, const struct meta
     CHECK(S_ISDIR(a.mode));
 }
 
+/* "a" and "a/" on different pages: still one directory, the same one on every listing. */
+static void test_cross_page_clash(struct inode_table *t, struct tstore *s,
+                                  const struct meta_export *e, uint64_t root)
+{
+    struct inode_attr xp, a1, a2, x;
+    ts_put(s, "pre/xp/a", 1, "e");
+    ts_put(s, "pre/xp/a/x", 2, "e");
+    ts_put(s, "pre/xp/b", 3, "e");
+    CHECK_EQ_INT(inode_invalidate(t, root), 0);
+    s->max_page = 1;
+    CHECK_EQ_INT(inode_lookup(t, e, root, "xp", &xp, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, xp.ino, "a", &a1, NULL), 0);
+    CHECK(S_ISDIR(a1.mode));
+    CHECK_EQ_INT(inode_invalidate(t, xp.ino), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, xp.ino, "a", &a2, NULL), 0);
+    CHECK(S_ISDIR(a2.mode) && a2.ino == a1.ino && a2.gen == a1.gen);
+    CHECK_EQ_INT(inode_lookup(t, e, a2.ino, "x", &x, NULL), 0);
+    CHECK_EQ_INT(x.size, 2);
+    /* Now the directory really becomes a file. */
+    ts_del(s, "pre/xp/a/x");
+    CHECK_EQ_INT(inode_invalidate(t, xp.ino), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, xp.ino, "a", &a2, NULL), 0);
+    CHECK(S_ISREG(a2.mode) && a2.size == 1 && a2.ino != a1.ino);
+    CHECK_EQ_INT(inode_getattr(t, e, x.ino, &a2), ESTALE);
+    CHECK_EQ_INT(inode_getattr(t, e, xp.ino, &a2), 0);
+    CHECK_EQ_INT(a2.nlink, 2);
+    s->max_page = 0;
+}
+
 /* READDIR in small chunks, each continuing from the last cookie taken. */
 static void test_readdir_cookies(struct inode_table *t, const struct meta_export *e,
                                  uint64_t root)
@@ -1102,6 +1131,7 @@ int main(void)
     struct inode_attr root;
     test_tree(t, s, &e_main, &root);
     test_readdir_cookies(t, &e_main, root.ino);
+    test_cross_page_clash(t, s, &e_main, root.ino);
     test_single_flight(t, s, &e_main, root.ino);
     test_store_errors(t, s, &e_main, root.ino);
     test_pages(t, s, &e_many);

@@ -1,7 +1,7 @@
 /*
  * inode.c - the inode table in a Berkeley DB environment in state_dir.
  *
- * What it owns.  Four B-tree databases in one transactional environment:
+ * What it owns.  Five B-tree databases in one transactional environment:
  *
  *   inodes.db   ino (u64 BE) -> struct irec + name + full object key
  *   dirents.db  parent ino (u64 BE) + name bytes -> struct dval {child, epoch}
@@ -12,7 +12,9 @@
  *               same thread are open, so they must not share its pages
  *   misc.db     "next_export" counter (u32),
  *               "R" + export id BE -> root ino + bucket NUL prefix,
- *               "O" + ino BE -> orphaned directory subtrees awaiting removal
+ *               "O" + ino BE -> orphaned directory subtrees awaiting removal,
+ *               "P" + dir BE + name -> an object listed under the name of a
+ *               known directory, settled after the listing's last page
  *
  * Durability.  Commits use DB_TXN_WRITE_NOSYNC: the log reaches the OS at
  * each commit, so a killed process loses nothing.  Everything except inode
@@ -30,6 +32,10 @@
  * (or retyped) subdirectory is detached and recorded as an orphan in the
  * same transaction; remove_tree then deletes its subtree in bounded steps,
  * depth first, following parent pointers, without holding it in memory.
+ * Name clashes ("a" and "a/..."): the directory wins.  Each page is applied
+ * directories first; an object whose name is an existing directory is kept
+ * as a pending record until all pages are in, and replaces the directory
+ * only if no prefix of that name was listed (the directory became a file).
  *
  * States of a directory inode: never listed (listed_at 0, nlink 2), listed
  * (listed_at = time the listing started), expired (listed_at older than the
@@ -60,7 +66,7 @@
 
 #include "common/log.h"
 
-#define INO_BLOCK 1024        /* inode numbers reserved per durable counter update */
+#define INO_BLOCK 16384       /* inode numbers reserved per durable (fsync) counter update */
 #define PAGE_MAX 1000         /* listing entries per store page and per transaction */
 #define SWEEP_BATCH 512       /* dirents examined per sweep transaction */
 #define RM_BATCH 256          /* records deleted per remove_tree transaction */

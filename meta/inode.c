@@ -1,7 +1,7 @@
 /*
  * inode.c - the inode table in a Berkeley DB environment in state_dir.
  *
- * What it owns.  Four B-tree databases in one transactional environment:
+ * What it owns.  Five B-tree databases in one transactional environment:
  *
  *   inodes.db   ino (u64 BE) -> struct irec + name + full object key
  *   dirents.db  parent ino (u64 BE) + name bytes -> struct dval {child, epoch}
@@ -12,7 +12,9 @@
  *               same thread are open, so they must not share its pages
  *   misc.db     "next_export" counter (u32),
  *               "R" + export id BE -> root ino + bucket NUL prefix,
- *               "O" + ino BE -> orphaned directory subtrees awaiting removal
+ *               "O" + ino BE -> orphaned directory subtrees awaiting removal,
+ *               "P" + dir BE + name -> an object listed under the name of a
+ *               known directory, settled after the listing's last page
  *
  * Durability.  Commits use DB_TXN_WRITE_NOSYNC: the log reaches the OS at
  * each commit, so a killed process loses nothing.  Everything except inode
@@ -30,6 +32,10 @@
  * (or retyped) subdirectory is detached and recorded as an orphan in the
  * same transaction; remove_tree then deletes its subtree in bounded steps,
  * depth first, following parent pointers, without holding it in memory.
+ * Name clashes ("a" and "a/..."): the directory wins.  Each page is applied
+ * directories first; an object whose name is an existing directory is kept
+ * as a pending record until all pages are in, and replaces the directory
+ * only if no prefix of that name was listed (the directory became a file).
  *
  * States of a directory inode: never listed (listed_at 0, nlink 2), listed
  * (listed_at = time the listing started), expired (listed_at older than the
@@ -60,7 +66,7 @@
 
 #include "common/log.h"
 
-#define INO_BLOCK 1024        /* inode numbers reserved per durable counter update */
+#define INO_BLOCK 16384       /* inode numbers reserved per durable (fsync) counter update */
 #define PAGE_MAX 1000         /* listing entries per store page and per transaction */
 #define SWEEP_BATCH 512       /* dirents examined per sweep transaction */
 #define RM_BATCH 256          /* records deleted per remove_tree transaction */
@@ -1097,6 +1103,111 @@ static bool entry_name(const struct list_ctx *x, const struct pent *p, char *nam
     return true;
 }
 
+/* misc "P" + dir BE + name -> struct pending: an object whose name is a directory's. */
+struct pending {
+    uint64_t epoch; /* the listing that saw it; older ones are ignored */
+    struct obj_meta meta;
+};
+
+static size_t pending_key(uint8_t *kb, uint64_t dir, const char *name, size_t len)
+{
+    kb[0] = 'P';
+    put_be64(kb + 1, dir);
+    memcpy(kb + 9, name, len);
+    return 9 + len;
+}
+
+static int pending_put(struct list_ctx *x, DB_TXN *txn, const char *name,
+                       const struct obj_meta *m)
+{
+    uint8_t kb[9 + INODE_NAME_MAX];
+    struct pending pv;
+    memset(&pv, 0, sizeof(pv));
+    pv.epoch = x->epoch;
+    pv.meta = *m;
+    size_t ks = pending_key(kb, x->dir, name, strlen(name));
+    return misc_put(x->t, txn, kb, ks, &pv, sizeof(pv));
+}
+
+/*
+ * Settle up to SWEEP_BATCH pending objects of this listing (deleting their
+ * records): if the directory of the same name was seen after all it wins,
+ * otherwise the directory became a file.  Sets x->n to 1 when none are left.
+ */
+static int pending_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct list_ctx *x = arg;
+    uint8_t kb[9 + INODE_NAME_MAX + 1];
+    char name[INODE_NAME_MAX + 1];
+    struct pending pv;
+    DBC *c;
+    DBT k = {0}, v = {0};
+    int r, n;
+
+    x->p_changed = false;
+    x->p_created = x->p_deleted = 0;
+    x->p_orphans = 0;
+    r = t->misc->cursor(t->misc, txn, &c, 0);
+    if (r)
+        return db_errno(r);
+    k.data = kb;
+    k.size = (uint32_t)pending_key(kb, x->dir, "", 0);
+    k.ulen = sizeof(kb);
+    k.flags = DB_DBT_USERMEM;
+    v.data = &pv;
+    v.ulen = sizeof(pv);
+    v.flags = DB_DBT_USERMEM;
+    bool end = false;
+    for (n = 0; n < SWEEP_BATCH; n++) {
+        /* Each record is deleted once settled, so the first one is always next. */
+        k.size = (uint32_t)pending_key(kb, x->dir, "", 0);
+        r = db_errno(c->get(c, &k, &v, DB_SET_RANGE | DB_RMW));
+        if (r == ENOENT || (r == 0 && (k.size < 9 || kb[0] != 'P' || get_be64(kb + 1) != x->dir))) {
+            end = true;
+            r = 0;
+            break;
+        }
+        if (r)
+            break;
+        if (k.size - 9 > INODE_NAME_MAX || v.size != sizeof(pv)) {
+            r = EIO;
+            break;
+        }
+        memcpy(name, kb + 9, k.size - 9);
+        name[k.size - 9] = '\0';
+        if ((r = db_errno(c->del(c, 0))))
+            break;
+        if (pv.epoch != x->epoch)
+            continue; /* left by a listing that failed half way */
+        struct dval dv;
+        struct pent p = {.key = NULL, .is_prefix = false, .meta = pv.meta};
+        r = dirent_get(t, txn, x->dir, name, &dv, DB_RMW);
+        if (r == 0 && dv.epoch == x->epoch) {
+            LOG_AT(LOG_WARNING, "inode: %s%s is both an object and a prefix; "
+                                "showing the directory", x->dkey, name);
+            continue;
+        }
+        if (r == 0) {
+            r = rec_get(t, txn, dv.ino, &x->rec2, DB_RMW);
+            if (r == 0) {
+                struct inode_rec *old = &x->rec2;
+                r = child_drop(x, txn, old);
+            }
+            if (r && r != ENOENT)
+                break;
+        } else if (r != ENOENT) {
+            break;
+        }
+        if ((r = child_create(x, txn, name, &p, false)))
+            break;
+    }
+    c->close(c);
+    if (r)
+        return r;
+    x->n = end;
+    return 0;
+}
+
 static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
 {
     struct list_ctx *x = arg;
@@ -1165,6 +1276,16 @@ static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         }
         if ((c->h.mode & S_IFMT) != (entry_mode(x->e, p, isdir) & S_IFMT) &&
             (isdir || was_dir || p->meta.has_posix)) {
+            /*
+             * A directory listed as an object only: either it became a file,
+             * or the prefix of the same name is on a later page (then the
+             * directory wins).  Decided after the last page (pending_fn).
+             */
+            if (was_dir && !isdir) {
+                if ((r = pending_put(x, txn, name, &p->meta)))
+                    return r;
+                continue;
+            }
             /* Type changed: a new inode, so old handles go stale. */
             if ((r = child_drop(x, txn, c)) || (r = child_create(x, txn, name, p, isdir)))
                 return r;
@@ -1375,10 +1496,20 @@ static int list_dir(struct inode_table *t, const struct meta_export *e, uint64_t
         token[OBJ_TOKEN_MAX - 1] = '\0';
     }
 
+    /* Objects named like a directory of the last listing. */
+    uint64_t orphans = 0;
+    x->n = 0;
+    while (x->n == 0) {
+        if ((r = txn_run(t, pending_fn, x, false)))
+            goto out;
+        x->changed |= x->p_changed;
+        atomic_fetch_add(&t->n_inodes, x->p_created - x->p_deleted);
+        orphans += x->p_orphans;
+    }
+
     /* Sweep what this listing did not see, in bounded transactions. */
     x->rec.name[0] = '\0';
     x->n = 0;
-    uint64_t orphans = 0;
     while (x->n == 0) {
         if ((r = txn_run(t, sweep_fn, x, false)))
             goto out;

@@ -268,6 +268,11 @@ static int collect_cb(void *arg, const char *name, uint64_t cookie, const struct
     return 0;
 }
 
+static int fail_cb(void *arg, const char *name, uint64_t cookie, const struct inode_attr *a)
+{
+    return EIO;
+}
+
 struct counter {
     uint64_t n, last_cookie;
     char last[300];
@@ -459,6 +464,35 @@ static void test_tree(struct inode_table *t, struct tstore *s, const struct meta
     CHECK(S_ISDIR(a.mode));
 }
 
+/* "a" and "a/" on different pages: still one directory, the same one on every listing. */
+static void test_cross_page_clash(struct inode_table *t, struct tstore *s,
+                                  const struct meta_export *e, uint64_t root)
+{
+    struct inode_attr xp, a1, a2, x;
+    ts_put(s, "pre/xp/a", 1, "e");
+    ts_put(s, "pre/xp/a/x", 2, "e");
+    ts_put(s, "pre/xp/b", 3, "e");
+    CHECK_EQ_INT(inode_invalidate(t, root), 0);
+    s->max_page = 1;
+    CHECK_EQ_INT(inode_lookup(t, e, root, "xp", &xp, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, xp.ino, "a", &a1, NULL), 0);
+    CHECK(S_ISDIR(a1.mode));
+    CHECK_EQ_INT(inode_invalidate(t, xp.ino), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, xp.ino, "a", &a2, NULL), 0);
+    CHECK(S_ISDIR(a2.mode) && a2.ino == a1.ino && a2.gen == a1.gen);
+    CHECK_EQ_INT(inode_lookup(t, e, a2.ino, "x", &x, NULL), 0);
+    CHECK_EQ_INT(x.size, 2);
+    /* Now the directory really becomes a file. */
+    ts_del(s, "pre/xp/a/x");
+    CHECK_EQ_INT(inode_invalidate(t, xp.ino), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, xp.ino, "a", &a2, NULL), 0);
+    CHECK(S_ISREG(a2.mode) && a2.size == 1 && a2.ino != a1.ino);
+    CHECK_EQ_INT(inode_getattr(t, e, x.ino, &a2), ESTALE);
+    CHECK_EQ_INT(inode_getattr(t, e, xp.ino, &a2), 0);
+    CHECK_EQ_INT(a2.nlink, 2);
+    s->max_page = 0;
+}
+
 /* READDIR in small chunks, each continuing from the last cookie taken. */
 static void test_readdir_cookies(struct inode_table *t, const struct meta_export *e,
                                  uint64_t root)
@@ -518,6 +552,8 @@ static void test_readdir_cookies(struct inode_table *t, const struct meta_export
     CHECK_EQ_INT(inode_readdir(t, e, d.ino, last.ino, collect_cb, &c, &eof, &verf0), 0);
     CHECK_EQ_INT(c.n, 0);
     CHECK(eof);
+    /* The callback's own error ends the listing with that error. */
+    CHECK_EQ_INT(inode_readdir(t, e, d.ino, 0, fail_cb, NULL, &eof, &verf0), EIO);
     /* Cookies that are no entry of this directory. */
     CHECK_EQ_INT(inode_readdir(t, e, d.ino, 5, collect_cb, &c, &eof, &verf0), EINVAL);
     CHECK_EQ_INT(inode_readdir(t, e, d.ino, root, collect_cb, &c, &eof, &verf0), EINVAL);
@@ -626,6 +662,9 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     ts_put(s, "t/r/sub/deeper/k2", 1, "v1");
     ts_put(s, "t/r/ty", 1, "v1");
     ts_put(s, "t/r/dd/in", 1, "v1");
+    ts_put(s, "t/r/f5", 50, "v1");
+    ts_put(s, "t/r/both", 1, "v1");
+    ts_put(s, "t/r/both/x", 1, "v1");
     ts_put(s, "t/gone", 1, "v1");
     CHECK_EQ_INT(inode_root(t, e, &root), 0);
     CHECK_EQ_INT(inode_lookup(t, e, root.ino, "r", &r, NULL), 0);
@@ -639,11 +678,14 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     struct inode_attr deeper, k2;
     CHECK_EQ_INT(inode_lookup(t, e, sub.ino, "deeper", &deeper, NULL), 0);
     CHECK_EQ_INT(inode_lookup(t, e, deeper.ino, "k2", &k2, NULL), 0);
-    struct inode_attr dd, in;
+    struct inode_attr dd, in, f5, both;
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "both", &both, NULL), 0);
+    CHECK(S_ISDIR(both.mode));
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f5", &f5, NULL), 0);
     CHECK_EQ_INT(inode_lookup(t, e, r.ino, "dd", &dd, NULL), 0);
     CHECK_EQ_INT(inode_lookup(t, e, dd.ino, "in", &in, NULL), 0);
     CHECK_EQ_INT(inode_getattr(t, e, r.ino, &r), 0);
-    CHECK_EQ_INT(r.nlink, 4);
+    CHECK_EQ_INT(r.nlink, 5);
     struct inode_stats st0, st1;
     inode_get_stats(t, &st0);
 
@@ -658,6 +700,7 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     ts_del(s, "t/gone");
     ts_del(s, "t/r/dd/in");
     ts_put(s, "t/r/dd", 5, "v1"); /* a directory became a file */
+    ts_put(s, "t/r/f5", 55, "v2");
 
     /* Within the TTL nothing changes. */
     CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f2", &a, NULL), 0);
@@ -668,6 +711,13 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     CHECK_EQ_INT(inode_getattr(t, e, gone.ino, &a), ESTALE);
     CHECK_EQ_INT(atomic_load(&s->heads) - heads, 1);
     CHECK_EQ_INT(inode_getattr(t, e, gone.ino, &a), ESTALE);
+    /* A changed file: HEAD picks up the new size, same inode, new change counter. */
+    CHECK_EQ_INT(inode_getattr(t, e, f5.ino, &a), 0);
+    CHECK(a.ino == f5.ino && a.gen == f5.gen);
+    CHECK_EQ_INT(a.size, 55);
+    CHECK(strcmp(a.etag, "v2") == 0);
+    CHECK(a.change > f5.change);
+    uint64_t f5_change = a.change;
 
     unsigned lists = atomic_load(&s->lists);
     CHECK_EQ_INT(inode_getattr(t, e, r.ino, &r2), 0);
@@ -675,13 +725,19 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     CHECK(r2.change > r.change);
     CHECK(r2.mtime_sec > r.mtime_sec ||
           (r2.mtime_sec == r.mtime_sec && r2.mtime_nsec > r.mtime_nsec));
-    CHECK_EQ_INT(r2.nlink, 3); /* sub/ went away, ty/ is the only subdirectory now */
+    CHECK_EQ_INT(r2.nlink, 4); /* sub/ and dd/ went away, ty/ came */
+    /* A name that is both an object and a prefix stays the same directory. */
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "both", &a, NULL), 0);
+    CHECK(S_ISDIR(a.mode) && a.ino == both.ino && a.gen == both.gen);
 
     CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f1", &a, NULL), 0);
     CHECK(a.ino == f1.ino && a.gen == f1.gen);
     CHECK_EQ_INT(a.size, 111);
     CHECK(strcmp(a.etag, "v2") == 0);
     CHECK(a.change > f1.change);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f5", &a, NULL), 0);
+    CHECK(a.ino == f5.ino && a.size == 55);
+    CHECK_EQ_INT(a.change, f5_change); /* the listing agrees with HEAD: no second bump */
     CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f3", &a, NULL), 0);
     CHECK(a.ino == f3.ino && a.gen == f3.gen && a.size == 30);
     CHECK_EQ_INT(a.change, f3.change);
@@ -711,9 +767,12 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     bool eof;
     uint64_t verf;
     CHECK_EQ_INT(inode_readdir(t, e, r.ino, f2.ino, collect_cb, &c, &eof, &verf), EINVAL);
+    CHECK_EQ_INT(inode_readdir(t, e, r.ino, both.ino, collect_cb, &c, &eof, &verf), 0);
+    CHECK_EQ_INT(c.n, 6); /* after both: dd f1 f3 f4 f5 ty */
+    c.n = 0;
     CHECK_EQ_INT(inode_readdir(t, e, r.ino, f1.ino, collect_cb, &c, &eof, &verf), 0);
     CHECK(eof);
-    CHECK_EQ_INT(c.n, 3); /* after f1: f3 f4 ty */
+    CHECK_EQ_INT(c.n, 4); /* after f1: f3 f4 f5 ty */
     CHECK_EQ_INT(verf, r2.change);
 }
 
@@ -1072,6 +1131,7 @@ int main(void)
     struct inode_attr root;
     test_tree(t, s, &e_main, &root);
     test_readdir_cookies(t, &e_main, root.ino);
+    test_cross_page_clash(t, s, &e_main, root.ino);
     test_single_flight(t, s, &e_main, root.ino);
     test_store_errors(t, s, &e_main, root.ino);
     test_pages(t, s, &e_many);

@@ -24,11 +24,12 @@ run_suite() { # run_suite NAME TIMEOUT_SECONDS CMD...
     timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
     local rc=$?
     local line
-    line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    line=$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
     local p=0 f=0
     if [ -n "$line" ]; then
-        p=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\1/')
-        f=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\2/')
+        p=${line%% passed*}
+        f=${line#*passed, }
+        f=${f%% failed*}
     fi
     if [ $rc != 0 ] && [ "$f" = 0 ]; then
         f=1 # crashed, timed out or failed without counting

@@ -279,8 +279,8 @@ fi
 # ---- measurements -----------------------------------------------------------
 
 # Generous outer bound for one nfsbench run: 2 depths x 2 tests + read, each
-# t + 10 s drain, readdirplus up to 3 passes of 3t, setup calls.
-limit=$((20 * seconds + 180))
+# t + 10 s drain; readdirplus passes of up to max(3t, 60 s); setup calls.
+limit=$((20 * seconds + 300))
 
 # run_bench INDEX SECONDS PASSES OUTFILE
 run_bench() {

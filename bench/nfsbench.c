@@ -159,7 +159,14 @@ struct bench {
     unsigned nfiles;
     char **names;
     nfs_fh3 *fhs;
-    struct bench_run run; /* reused by each pipelined test */
+    /*
+     * State of the request in flight, kept here rather than on the stack:
+     * after a timeout the request is still queued, and rpc_destroy_context
+     * calls it back (cancelled) long after the caller has returned.
+     */
+    struct bench_call call;       /* setup calls, one at a time */
+    struct bench_listing listing; /* READDIRPLUS, one call at a time */
+    struct bench_run run;         /* pipelined tests */
 };
 
 static double bench_now(void)
@@ -248,18 +255,21 @@ static void bench_connect_cb(struct rpc_context *rpc, int status, void *data, vo
 }
 
 /* Connect `rpc` to server:port for program/version.  Returns 0 or errno. */
-static int bench_connect(struct rpc_context *rpc, const char *server, int port, int prog,
+static int bench_connect(struct bench *b, struct rpc_context *rpc, int port, int prog,
                          int vers)
 {
-    struct bench_call c = {0};
+    struct bench_call *c = &b->call;
     int err;
 
-    if (rpc_connect_port_async(rpc, server, port, prog, vers, bench_connect_cb, &c) != 0) {
-        fprintf(stderr, "nfsbench: connect %s:%d: %s\n", server, port, rpc_get_error(rpc));
+    memset(c, 0, sizeof(*c));
+    if (rpc_connect_port_async(rpc, b->conf.server, port, prog, vers, bench_connect_cb, c) !=
+        0) {
+        fprintf(stderr, "nfsbench: connect %s:%d: %s\n", b->conf.server, port,
+                rpc_get_error(rpc));
         return ECONNREFUSED;
     }
-    err = bench_wait(rpc, &c.done, BENCH_SETUP_SECONDS);
-    return err ? err : c.err;
+    err = bench_wait(rpc, &c->done, BENCH_SETUP_SECONDS);
+    return err ? err : c->err;
 }
 
 BENCH_READS_LIBNFS_REPLY
@@ -294,23 +304,26 @@ static void bench_mnt_cb(struct rpc_context *rpc, int status, void *data, void *
 static int bench_mount(struct bench *b)
 {
     struct rpc_context *mrpc = rpc_init_context();
-    struct bench_call c = {0};
+    struct bench_call *c = &b->call;
     int err;
 
     if (mrpc == NULL)
         return ENOMEM;
-    err = bench_connect(mrpc, b->conf.server, b->conf.mount_port, MOUNT_PROGRAM, MOUNT_V3);
+    err = bench_connect(b, mrpc, b->conf.mount_port, MOUNT_PROGRAM, MOUNT_V3);
     if (err)
         goto out;
-    if (rpc_mount3_mnt_async(mrpc, bench_mnt_cb, (char *)b->conf.export_path, &c) != 0) {
+    memset(c, 0, sizeof(*c));
+    if (rpc_mount3_mnt_async(mrpc, bench_mnt_cb, (char *)b->conf.export_path, c) != 0) {
         err = EIO;
         goto out;
     }
-    err = bench_wait(mrpc, &c.done, BENCH_SETUP_SECONDS);
+    err = bench_wait(mrpc, &c->done, BENCH_SETUP_SECONDS);
     if (err == 0)
-        err = c.err;
-    if (err == 0)
-        b->root = c.fh;
+        err = c->err;
+    if (err == 0) {
+        b->root = c->fh;
+        c->fh.data.data_val = NULL;
+    }
 out:
     rpc_destroy_context(mrpc);
     return err;
@@ -337,19 +350,20 @@ static void bench_fsinfo_cb(struct rpc_context *rpc, int status, void *data, voi
 
 static int bench_fsinfo(struct bench *b)
 {
-    struct bench_call c = {0};
+    struct bench_call *c = &b->call;
     FSINFO3args args = {.fsroot = b->root};
     int err;
 
-    if (rpc_nfs3_fsinfo_async(b->rpc, bench_fsinfo_cb, &args, &c) != 0)
+    memset(c, 0, sizeof(*c));
+    if (rpc_nfs3_fsinfo_async(b->rpc, bench_fsinfo_cb, &args, c) != 0)
         return EIO;
-    err = bench_wait(b->rpc, &c.done, BENCH_SETUP_SECONDS);
+    err = bench_wait(b->rpc, &c->done, BENCH_SETUP_SECONDS);
     if (err == 0)
-        err = c.err;
+        err = c->err;
     if (err)
         return err;
-    b->rtmax = c.rtmax;
-    b->dtpref = c.dtpref;
+    b->rtmax = c->rtmax;
+    b->dtpref = c->dtpref;
     return 0;
 }
 
@@ -377,22 +391,27 @@ static void bench_lookup_cb(struct rpc_context *rpc, int status, void *data, voi
 static int bench_lookup(struct bench *b, const nfs_fh3 *dir, const char *name, nfs_fh3 *out,
                         uint64_t *size)
 {
-    struct bench_call c = {0};
+    struct bench_call *c = &b->call;
     LOOKUP3args args = {.what = {.dir = *dir, .name = (char *)name}};
     int err;
 
-    if (rpc_nfs3_lookup_async(b->rpc, bench_lookup_cb, &args, &c) != 0)
+    memset(c, 0, sizeof(*c));
+    if (rpc_nfs3_lookup_async(b->rpc, bench_lookup_cb, &args, c) != 0)
         return EIO;
-    err = bench_wait(b->rpc, &c.done, BENCH_SETUP_SECONDS);
+    err = bench_wait(b->rpc, &c->done, BENCH_SETUP_SECONDS);
     if (err == 0)
-        err = c.err;
+        err = c->err;
     if (err) {
-        bench_fh_free(&c.fh);
+        /* Still queued after a timeout: the handle, if any, is freed at exit. */
+        if (c->done)
+            bench_fh_free(&c->fh);
         return err;
     }
-    *out = c.fh;
+    *out = c->fh;
+    c->fh.data.data_val = NULL;
+    c->fh.data.data_len = 0;
     if (size != NULL)
-        *size = c.size;
+        *size = c->size;
     return 0;
 }
 
@@ -774,7 +793,7 @@ static int bench_list(struct bench *b, const nfs_fh3 *dir, struct bench_listing 
  */
 static int bench_setup_files(struct bench *b)
 {
-    struct bench_listing l = {0};
+    struct bench_listing *l = &b->listing;
     unsigned i;
     int err;
 
@@ -783,19 +802,21 @@ static int bench_setup_files(struct bench *b)
     err = bench_resolve(b, b->conf.files_dir, &b->files_fh, NULL);
     if (err)
         return err;
-    l.collect = true;
-    l.max_names = b->conf.max_files;
-    l.names = calloc(l.max_names, sizeof(*l.names));
-    l.fhs = calloc(l.max_names, sizeof(*l.fhs));
-    b->names = l.names;
-    b->fhs = l.fhs;
-    if (l.names == NULL || l.fhs == NULL)
+    memset(l, 0, sizeof(*l));
+    l->collect = true;
+    l->max_names = b->conf.max_files;
+    l->names = calloc(l->max_names, sizeof(*l->names));
+    l->fhs = calloc(l->max_names, sizeof(*l->fhs));
+    b->names = l->names;
+    b->fhs = l->fhs;
+    if (l->names == NULL || l->fhs == NULL)
         return ENOMEM;
-    err = bench_list(b, &b->files_fh, &l, BENCH_SETUP_SECONDS);
-    b->nfiles = l.nnames;
+    err = bench_list(b, &b->files_fh, l, BENCH_SETUP_SECONDS);
+    b->nfiles = l->nnames;
+    l->collect = false;
     if (err)
         return err;
-    if (l.nnames == 0) {
+    if (l->nnames == 0) {
         fprintf(stderr, "nfsbench: no regular files in %s\n", b->conf.files_dir);
         return ENOENT;
     }
@@ -833,7 +854,7 @@ static int bench_test_meta(struct bench *b, enum bench_op op, const char *name)
 
 static int bench_test_readdirplus(struct bench *b)
 {
-    struct bench_listing l = {0};
+    struct bench_listing *l = &b->listing;
     nfs_fh3 dir = {0};
     double start = bench_now(), spent = 0;
     uint64_t entries = 0, calls = 0;
@@ -850,24 +871,24 @@ static int bench_test_readdirplus(struct bench *b)
 
         if (limit < BENCH_PASS_MIN_SECONDS)
             limit = BENCH_PASS_MIN_SECONDS;
-        err = bench_list(b, &dir, &l, limit);
+        err = bench_list(b, &dir, l, limit);
         if (err) {
             fprintf(stderr, "nfsbench: listing %s: %s\n", b->conf.big_dir, strerror(err));
             goto out;
         }
         spent += bench_now() - t0;
-        if (b->conf.expect_entries != 0 && l.entries != b->conf.expect_entries) {
+        if (b->conf.expect_entries != 0 && l->entries != b->conf.expect_entries) {
             fprintf(stderr, "nfsbench: %s lists %" PRIu64 " entries, expected %" PRIu64 "\n",
-                    b->conf.big_dir, l.entries, b->conf.expect_entries);
+                    b->conf.big_dir, l->entries, b->conf.expect_entries);
             err = EPROTO;
             goto out;
         }
-        entries += l.entries;
-        calls += l.calls;
+        entries += l->entries;
+        calls += l->calls;
         pass++;
     }
     printf("readdirplus_maxcount %u\n", bench_rdp_maxcount(b));
-    printf("readdirplus_entries %" PRIu64 "\n", l.entries);
+    printf("readdirplus_entries %" PRIu64 "\n", l->entries);
     printf("readdirplus_calls_per_pass %.0f\n", (double)calls / pass);
     printf("readdirplus_passes %u\n", pass);
     printf("readdirplus_pass_seconds %.3f\n", spent / pass);
@@ -1089,7 +1110,7 @@ int main(int argc, char **argv)
     b->rpc = rpc_init_context();
     if (b->rpc == NULL)
         goto out;
-    err = bench_connect(b->rpc, b->conf.server, b->conf.nfs_port, NFS_PROGRAM, NFS_V3);
+    err = bench_connect(b, b->rpc, b->conf.nfs_port, NFS_PROGRAM, NFS_V3);
     if (err == 0)
         err = bench_fsinfo(b);
     if (err) {
@@ -1123,6 +1144,7 @@ out:
     free(b->fhs);
     bench_fh_free(&b->files_fh);
     bench_fh_free(&b->root);
+    bench_fh_free(&b->call.fh);
     free(b->run.lat);
     free(b);
     return status;

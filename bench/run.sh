@@ -26,6 +26,7 @@
 # missing prerequisite (bin/bucketnfsd absent without --peer-only).
 set -euo pipefail
 
+caller_dir=$PWD
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
@@ -74,6 +75,10 @@ while (($#)); do
     shift
 done
 
+# Paths given on the command line are relative to where run.sh was called.
+[[ $data == /* ]] || data=$caller_dir/$data
+[[ -z $out || $out == /* ]] || out=$caller_dir/$out
+
 ((seconds <= 60 && rounds <= 9)) || { echo "run.sh: at most 60 s per test and 9 rounds" >&2; exit 2; }
 ((!(peer_only && calibrate))) || { echo "run.sh: --peer-only or --calibrate, not both" >&2; exit 2; }
 
@@ -105,8 +110,12 @@ stamp="bench-tree v1 files=$nfiles entries=$entries bigfile_mb=$bigfile_mb"
 
 build_tree() {
     local i name t0=$SECONDS
+    if [ -e "$bucket" ] && [ ! -e "$data/tree.stamp" ]; then
+        die2 "$bucket exists but was not made by run.sh; choose another --data"
+    fi
     echo "run.sh: building the test tree in $bucket (cached for later runs)" >&2
-    rm -f "$data/tree.stamp"
+    # The stamp marks the folder as ours even if this build is interrupted.
+    echo "bench-tree building" >"$data/tree.stamp"
     rm -rf "$bucket"
     mkdir -p "$bucket/files" "$bucket/dir"
     for ((i = 0; i < nfiles; i++)); do

@@ -44,21 +44,23 @@
 #include <string.h>
 #include <time.h>
 
+/* libnfs.h first: the raw headers use its EXTERN and rpc_cb. */
 #include <nfsc/libnfs.h>
-#include <nfsc/libnfs-raw.h>
+
 #include <nfsc/libnfs-raw-mount.h>
 #include <nfsc/libnfs-raw-nfs.h>
+#include <nfsc/libnfs-raw.h>
 
-#define BENCH_MAX_DEPTH 256
-#define BENCH_FH_MAX 64             /* NFS3_FHSIZE, RFC 1813 section 2.4 */
-#define BENCH_LAT_BUCKETS 100000    /* 1 us buckets: exact up to 100 ms */
-#define BENCH_SLOW_BUCKETS 10000    /* then 1 ms buckets: up to 10.1 s */
-#define BENCH_DRAIN_SECONDS 10.0    /* in-flight replies due after the deadline */
-#define BENCH_SETUP_SECONDS 30.0    /* MOUNT, LOOKUP, FSINFO during setup */
-#define BENCH_PASS_MIN_SECONDS 60.0 /* a cold first listing may be slow */
-#define BENCH_MAX_IO (1024u * 1024) /* Linux NFS_MAX_FILE_IO_SIZE */
-#define BENCH_MIN_IO 1024u          /* Linux NFS_MIN_FILE_IO_SIZE */
-#define BENCH_DEF_IO 4096u          /* Linux NFS_DEF_FILE_IO_SIZE */
+#define BENCH_MAX_DEPTH        256
+#define BENCH_FH_MAX           64             /* NFS3_FHSIZE, RFC 1813 section 2.4 */
+#define BENCH_LAT_BUCKETS      100000         /* 1 us buckets: exact up to 100 ms */
+#define BENCH_SLOW_BUCKETS     10000          /* then 1 ms buckets: up to 10.1 s */
+#define BENCH_DRAIN_SECONDS    10.0           /* in-flight replies due after the deadline */
+#define BENCH_SETUP_SECONDS    30.0           /* MOUNT, LOOKUP, FSINFO during setup */
+#define BENCH_PASS_MIN_SECONDS 60.0           /* a cold first listing may be slow */
+#define BENCH_MAX_IO           (1024u * 1024) /* Linux NFS_MAX_FILE_IO_SIZE */
+#define BENCH_MIN_IO           1024u          /* Linux NFS_MIN_FILE_IO_SIZE */
+#define BENCH_DEF_IO           4096u          /* Linux NFS_DEF_FILE_IO_SIZE */
 
 /*
  * libnfs decodes replies into memory that is only 4-byte aligned (its
@@ -73,18 +75,18 @@ struct bench_conf {
     int nfs_port;
     int mount_port;
     const char *export_path;
-    unsigned depth;         /* requests in flight for getattr/lookup */
-    unsigned read_depth;    /* requests in flight for read */
-    double seconds;         /* per test */
-    uint64_t max_ops;       /* per test */
-    const char *files_dir;  /* relative to the export root */
-    unsigned max_files;     /* how many of its files to use */
-    const char *big_dir;    /* relative to the export root */
+    unsigned depth;          /* requests in flight for getattr/lookup */
+    unsigned read_depth;     /* requests in flight for read */
+    double seconds;          /* per test */
+    uint64_t max_ops;        /* per test */
+    const char *files_dir;   /* relative to the export root */
+    unsigned max_files;      /* how many of its files to use */
+    const char *big_dir;     /* relative to the export root */
     uint64_t expect_entries; /* 0: do not check */
-    unsigned passes;        /* READDIRPLUS passes at most */
-    uint32_t rdp_maxcount;  /* 0: like Linux, from FSINFO */
-    const char *big_file;   /* relative to the export root */
-    const char *tests;      /* comma-separated test names */
+    unsigned passes;         /* READDIRPLUS passes at most */
+    uint32_t rdp_maxcount;   /* 0: like Linux, from FSINFO */
+    const char *big_file;    /* relative to the export root */
+    const char *tests;       /* comma-separated test names */
 };
 
 enum bench_op { BENCH_GETATTR, BENCH_LOOKUP, BENCH_READ };
@@ -104,20 +106,20 @@ struct bench_run {
     enum bench_op op;
     unsigned depth;
     uint64_t max_ops;
-    double deadline;  /* no new request after this */
+    double deadline; /* no new request after this */
     bool stop;
-    int err;          /* first failure: 0 or a positive errno */
+    int err; /* first failure: 0 or a positive errno */
     uint64_t issued;
     uint64_t completed;
     unsigned inflight;
     double t_start;
-    double t_last;    /* time of the last completion */
-    uint64_t bytes;   /* READ payload received */
+    double t_last;  /* time of the last completion */
+    uint64_t bytes; /* READ payload received */
     uint64_t next_offset;
     uint64_t file_size;
     uint32_t io_size;
-    uint32_t *lat;    /* BENCH_LAT_BUCKETS counters, 1 us each, then
-                         BENCH_SLOW_BUCKETS counters, 1 ms each */
+    uint32_t *lat;     /* BENCH_LAT_BUCKETS counters, 1 us each, then
+                          BENCH_SLOW_BUCKETS counters, 1 ms each */
     uint64_t lat_over; /* completions slower than the histogram */
     struct bench_slot slots[BENCH_MAX_DEPTH];
 };
@@ -129,24 +131,24 @@ struct bench_listing {
     bool eof;
     cookie3 cookie;
     cookieverf3 verf;
-    uint64_t entries;   /* excluding "." and ".." */
+    uint64_t entries; /* excluding "." and ".." */
     uint64_t calls;
     /* when collecting (setup of getattr/lookup): regular files only */
     bool collect;
     unsigned max_names;
     unsigned nnames;
     char **names;
-    nfs_fh3 *fhs;       /* data_len 0 when the server sent no handle */
+    nfs_fh3 *fhs; /* data_len 0 when the server sent no handle */
 };
 
 /* A synchronous setup call: connect, MNT, LOOKUP, GETATTR, FSINFO. */
 struct bench_call {
     bool done;
     int err;
-    nfs_fh3 fh;         /* MNT, LOOKUP result (owned) */
-    uint64_t size;      /* LOOKUP: object size when attributes came back */
-    uint32_t rtmax;     /* FSINFO */
-    uint32_t dtpref;    /* FSINFO */
+    nfs_fh3 fh;      /* MNT, LOOKUP result (owned) */
+    uint64_t size;   /* LOOKUP: object size when attributes came back */
+    uint32_t rtmax;  /* FSINFO */
+    uint32_t dtpref; /* FSINFO */
 };
 
 struct bench {
@@ -155,7 +157,7 @@ struct bench {
     nfs_fh3 root;
     uint32_t rtmax;
     uint32_t dtpref;
-    nfs_fh3 files_fh;   /* the directory of getattr/lookup */
+    nfs_fh3 files_fh; /* the directory of getattr/lookup */
     unsigned nfiles;
     char **names;
     nfs_fh3 *fhs;
@@ -255,17 +257,14 @@ static void bench_connect_cb(struct rpc_context *rpc, int status, void *data, vo
 }
 
 /* Connect `rpc` to server:port for program/version.  Returns 0 or errno. */
-static int bench_connect(struct bench *b, struct rpc_context *rpc, int port, int prog,
-                         int vers)
+static int bench_connect(struct bench *b, struct rpc_context *rpc, int port, int prog, int vers)
 {
     struct bench_call *c = &b->call;
     int err;
 
     memset(c, 0, sizeof(*c));
-    if (rpc_connect_port_async(rpc, b->conf.server, port, prog, vers, bench_connect_cb, c) !=
-        0) {
-        fprintf(stderr, "nfsbench: connect %s:%d: %s\n", b->conf.server, port,
-                rpc_get_error(rpc));
+    if (rpc_connect_port_async(rpc, b->conf.server, port, prog, vers, bench_connect_cb, c) != 0) {
+        fprintf(stderr, "nfsbench: connect %s:%d: %s\n", b->conf.server, port, rpc_get_error(rpc));
         return ECONNREFUSED;
     }
     err = bench_wait(rpc, &c->done, BENCH_SETUP_SECONDS);
@@ -482,12 +481,8 @@ static void bench_run_cb(struct rpc_context *rpc, int status, void *data, void *
         return;
     }
     switch (run->op) {
-    case BENCH_GETATTR:
-        nfs_err = bench_nfs_errno(((GETATTR3res *)data)->status);
-        break;
-    case BENCH_LOOKUP:
-        nfs_err = bench_nfs_errno(((LOOKUP3res *)data)->status);
-        break;
+    case BENCH_GETATTR: nfs_err = bench_nfs_errno(((GETATTR3res *)data)->status); break;
+    case BENCH_LOOKUP: nfs_err = bench_nfs_errno(((LOOKUP3res *)data)->status); break;
     case BENCH_READ: {
         READ3res *res = data;
 
@@ -552,8 +547,7 @@ static int bench_run_issue(struct bench_slot *slot)
         break;
     }
     case BENCH_READ: {
-        READ3args args = {.file = b->fhs[0], .offset = run->next_offset,
-                          .count = run->io_size};
+        READ3args args = {.file = b->fhs[0], .offset = run->next_offset, .count = run->io_size};
 
         rc = rpc_nfs3_read_async(b->rpc, bench_run_cb, &args, slot);
         run->next_offset += run->io_size;
@@ -751,8 +745,7 @@ static uint32_t bench_rdp_maxcount(const struct bench *b)
  * List directory `dir` completely, one READDIRPLUS after the other, within
  * `timeout` seconds.  Returns 0 or errno; counts are left in *l.
  */
-static int bench_list(struct bench *b, const nfs_fh3 *dir, struct bench_listing *l,
-                      double timeout)
+static int bench_list(struct bench *b, const nfs_fh3 *dir, struct bench_listing *l, double timeout)
 {
     double deadline = bench_now() + timeout;
     uint32_t maxcount = bench_rdp_maxcount(b);
@@ -763,8 +756,8 @@ static int bench_list(struct bench *b, const nfs_fh3 *dir, struct bench_listing 
     l->entries = 0;
     l->calls = 0;
     while (!l->eof) {
-        READDIRPLUS3args args = {.dir = *dir, .cookie = l->cookie,
-                                 .dircount = maxcount / 8, .maxcount = maxcount};
+        READDIRPLUS3args args = {
+            .dir = *dir, .cookie = l->cookie, .dircount = maxcount / 8, .maxcount = maxcount};
         double left = deadline - bench_now();
         int err;
 
@@ -949,22 +942,21 @@ static bool bench_wants(const struct bench *b, const char *test)
 
 static void bench_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: nfsbench -p NFS_PORT -m MOUNT_PORT -e EXPORT [options]\n"
-            "  -s HOST      server address (127.0.0.1)\n"
-            "  -T TESTS     comma list of getattr,lookup,readdirplus,read\n"
-            "               (default: every test whose path is given)\n"
-            "  -f DIR       directory of files for getattr/lookup, relative to the export\n"
-            "  -N COUNT     use at most COUNT of its files (10000)\n"
-            "  -D DIR       large directory for readdirplus, relative to the export\n"
-            "  -E COUNT     fail unless DIR lists exactly COUNT entries\n"
-            "  -P PASSES    readdirplus passes at most (3)\n"
-            "  -M BYTES     readdirplus maxcount (default: as Linux, from FSINFO)\n"
-            "  -b FILE      large file for read, relative to the export\n"
-            "  -q DEPTH     requests in flight for getattr/lookup (32); also runs at 1\n"
-            "  -Q DEPTH     requests in flight for read (8)\n"
-            "  -t SECONDS   time limit per test (10)\n"
-            "  -n OPS       operation limit per test (5000000)\n");
+    fprintf(f, "usage: nfsbench -p NFS_PORT -m MOUNT_PORT -e EXPORT [options]\n"
+               "  -s HOST      server address (127.0.0.1)\n"
+               "  -T TESTS     comma list of getattr,lookup,readdirplus,read\n"
+               "               (default: every test whose path is given)\n"
+               "  -f DIR       directory of files for getattr/lookup, relative to the export\n"
+               "  -N COUNT     use at most COUNT of its files (10000)\n"
+               "  -D DIR       large directory for readdirplus, relative to the export\n"
+               "  -E COUNT     fail unless DIR lists exactly COUNT entries\n"
+               "  -P PASSES    readdirplus passes at most (3)\n"
+               "  -M BYTES     readdirplus maxcount (default: as Linux, from FSINFO)\n"
+               "  -b FILE      large file for read, relative to the export\n"
+               "  -q DEPTH     requests in flight for getattr/lookup (32); also runs at 1\n"
+               "  -Q DEPTH     requests in flight for read (8)\n"
+               "  -t SECONDS   time limit per test (10)\n"
+               "  -n OPS       operation limit per test (5000000)\n");
 }
 
 static int bench_parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -994,8 +986,12 @@ int main(int argc, char **argv)
     b->run.lat = calloc(BENCH_LAT_BUCKETS + BENCH_SLOW_BUCKETS, sizeof(*b->run.lat));
     if (b->run.lat == NULL)
         goto out;
-    b->conf = (struct bench_conf){.server = "127.0.0.1", .depth = 32, .read_depth = 8,
-                                  .seconds = 10, .max_ops = 5000000, .max_files = 10000,
+    b->conf = (struct bench_conf){.server = "127.0.0.1",
+                                  .depth = 32,
+                                  .read_depth = 8,
+                                  .seconds = 10,
+                                  .max_ops = 5000000,
+                                  .max_files = 10000,
                                   .passes = 3};
     while ((opt = getopt(argc, argv, "s:p:m:e:T:f:N:D:E:P:M:b:q:Q:t:n:h")) != -1) {
         err = 0;
@@ -1028,8 +1024,8 @@ int main(int argc, char **argv)
             break;
         case 'M':
             /* RFC 1813 count3 is 32 bits; below 1 KiB no 100k listing is sane. */
-            if ((err = bench_parse_uint(optarg, BENCH_MAX_IO * 4ull, &v)) == 0 &&
-                v != 0 && v < 1024)
+            if ((err = bench_parse_uint(optarg, BENCH_MAX_IO * 4ull, &v)) == 0 && v != 0 &&
+                v < 1024)
                 err = EINVAL;
             if (err == 0)
                 b->conf.rdp_maxcount = (uint32_t)v;
@@ -1080,8 +1076,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (b->conf.tests == NULL) {
-        snprintf(deflt, sizeof(deflt), "%s%s%s",
-                 b->conf.files_dir ? "getattr,lookup," : "",
+        snprintf(deflt, sizeof(deflt), "%s%s%s", b->conf.files_dir ? "getattr,lookup," : "",
                  b->conf.big_dir ? "readdirplus," : "", b->conf.big_file ? "read" : "");
         b->conf.tests = deflt;
     }
@@ -1103,8 +1098,8 @@ int main(int argc, char **argv)
 
     err = bench_mount(b);
     if (err) {
-        fprintf(stderr, "nfsbench: mount %s:%s failed: %s\n", b->conf.server,
-                b->conf.export_path, strerror(err));
+        fprintf(stderr, "nfsbench: mount %s:%s failed: %s\n", b->conf.server, b->conf.export_path,
+                strerror(err));
         goto out;
     }
     b->rpc = rpc_init_context();
@@ -1114,8 +1109,8 @@ int main(int argc, char **argv)
     if (err == 0)
         err = bench_fsinfo(b);
     if (err) {
-        fprintf(stderr, "nfsbench: NFS service at %s:%d: %s\n", b->conf.server,
-                b->conf.nfs_port, strerror(err));
+        fprintf(stderr, "nfsbench: NFS service at %s:%d: %s\n", b->conf.server, b->conf.nfs_port,
+                strerror(err));
         goto out;
     }
     printf("server_rtmax %u\nserver_dtpref %u\n", b->rtmax, b->dtpref);

@@ -19,8 +19,8 @@ struct netconfig;
 struct netbuf;
 
 /* Returns true (success, as libntirpc's bool_t) without contacting rpcbind. */
-bool rpcb_set(unsigned long prog, unsigned long vers,
-              const struct netconfig *nconf, const struct netbuf *addr)
+bool rpcb_set(unsigned long prog, unsigned long vers, const struct netconfig *nconf,
+              const struct netbuf *addr)
 {
     (void)prog;
     (void)vers;
@@ -30,8 +30,7 @@ bool rpcb_set(unsigned long prog, unsigned long vers,
 }
 
 /* Returns true: there is no registration to remove. */
-bool rpcb_unset(unsigned long prog, unsigned long vers,
-                const struct netconfig *nconf)
+bool rpcb_unset(unsigned long prog, unsigned long vers, const struct netconfig *nconf)
 {
     (void)prog;
     (void)vers;

@@ -131,6 +131,11 @@ check: deps
 	@tools/install-deps.sh test
 	@BNFS_SAN=1 tests/run.sh build-san
 
+# Benchmarks against nfs-ganesha (needs root: ganesha's VFS FSAL opens by handle).
+bench: $(B)/bench/nfsbench bin/bucketnfsd
+	@tools/install-deps.sh bench
+	@bench/run.sh $(BENCH_ARGS)
+
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/bucketnfs
 	install -m 0755 bin/bucketnfsd $(DESTDIR)$(PREFIX)/sbin/bucketnfsd

@@ -222,7 +222,8 @@ static void conn_close(struct rpc_server *s, struct rpc_conn *c)
     c->dead = true;
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     pthread_mutex_unlock(&c->lock);
-    /* Wakes a worker blocked writing to this peer; the fd stays open until the last put. */
+    /* The peer learns at once; the fd stays open until the last put, so a worker
+     * finishing a call never writes to a reused descriptor. */
     shutdown(c->fd, SHUT_RDWR);
     if (c->prev)
         c->prev->next = c->next;

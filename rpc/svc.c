@@ -717,12 +717,13 @@ static void loop_accept(struct rpc_server *s, int lfd)
 
 /*
  * Loop thread: read and queue calls from `c` until the socket is drained,
- * the in-flight limit is reached, or RPC_LOOP_BATCH records were queued.
- * May close the connection.
+ * the in-flight limit is reached, or RPC_LOOP_BATCH records were queued or
+ * reads done (so one busy peer cannot starve the others).  May close the
+ * connection.
  */
 static void conn_read(struct rpc_server *s, struct rpc_conn *c)
 {
-    for (int records = 0; records < RPC_LOOP_BATCH;) {
+    for (int records = 0, reads = 0; records < RPC_LOOP_BATCH && reads < RPC_LOOP_BATCH;) {
         pthread_mutex_lock(&c->lock);
         bool full = c->inflight >= s->conf.max_inflight;
         if (full) {
@@ -734,6 +735,7 @@ static void conn_read(struct rpc_server *s, struct rpc_conn *c)
             return;
 
         if (c->roff == c->rlen) {
+            reads++;
             ssize_t n = recv(c->fd, c->rbuf, RPC_RBUF_SIZE, 0);
             if (n < 0 && errno == EINTR)
                 continue;

@@ -12,17 +12,22 @@
  *             call header (msg.c), runs the procedure, encodes the reply
  *             into a buffer of its own and writes it at once, under the
  *             connection's send lock.  Replies thus leave in completion
- *             order, not arrival order.
+ *             order, not arrival order.  A worker never waits for a peer:
+ *             what the socket does not take at once is appended to the
+ *             connection's output queue, which the loop flushes on EPOLLOUT.
  *
  * Connection life
  *   open      registered in epoll for input; refs = 1 (the loop's) plus one
  *             per queued or running call.
  *   paused    inflight reached conf.max_inflight: input interest removed.
+ *             A call counts as in flight until its reply has left the
+ *             output queue, so a peer that stops reading holds at most
+ *             max_inflight replies in memory.
  *             The worker whose reply brings inflight below the limit puts
  *             the connection on the resume list and wakes the loop, which
  *             consumes what is left in the read buffer and re-arms input.
- *   dead      the loop saw EOF, an error, or a bad record, or a reply could
- *             not be written within RPC_SEND_TIMEOUT_MS: removed from epoll,
+ *   dead      the loop saw EOF, an error, or a bad record, or queued output
+ *             made no progress for RPC_SEND_TIMEOUT_MS: removed from epoll,
  *             shut down, dropped from the connection list.  Workers still
  *             running calls for it skip their replies.  The fd is closed
  *             and the memory freed when the last reference is put.
@@ -31,12 +36,17 @@
  * waits for room, which stops reading everywhere - back-pressure rather
  * than unbounded memory.
  *
+ * The epoll interest of a connection (EPOLLIN unless paused, EPOLLOUT while
+ * output is queued) is set only under conn->lock, from the current state,
+ * so the loop and the workers may both change it.
+ *
  * Lock order: conn->send_lock, then conn->lock, then srv->lock.  No lock
- * is held across a handler call, and only send_lock across a write.
+ * is held across a handler call; send_lock is held across nonblocking
+ * writes only.
  *
  * Stop: the loop exits at its next wake-up; workers drain the queue (every
- * call already read is answered), then exit; then the remaining
- * connections and the listeners are closed.
+ * call already read is answered), then exit; queued output gets up to
+ * RPC_STOP_FLUSH_MS to leave; then the connections and listeners close.
  */
 #include "rpc/oncrpc.h"
 #include "rpc/rpc_internal.h"
@@ -54,13 +64,18 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RPC_MAX_PROGRAMS 16
 #define RPC_MAX_LISTENERS 8
 #define RPC_RBUF_SIZE (32 * 1024)
 #define RPC_UDP_MAX 65535
-#define RPC_SEND_TIMEOUT_MS 30000  /* a reply making no progress this long kills the connection */
+#define RPC_SEND_TIMEOUT_MS 30000  /* queued output making no progress this long: close */
+#define RPC_SWEEP_MS 1000          /* how often the loop looks for stuck output */
+#define RPC_STOP_FLUSH_MS 5000     /* at stop, how long queued output may take to leave */
 #define RPC_LOOP_BATCH 64          /* records or datagrams per wake-up before yielding */
 #define RPC_DEFAULT_MAX_REPLY 4096
 
@@ -75,6 +90,13 @@ struct listener {
     int fd;
 };
 
+/* A reply, or its unsent tail, waiting for the socket to take it. */
+struct out_item {
+    struct out_item *next;
+    uint8_t *buf;
+    size_t off, len;
+};
+
 struct rpc_conn {
     enum ep_kind kind; /* EP_CONN */
     struct rpc_server *srv;
@@ -82,12 +104,17 @@ struct rpc_conn {
     struct sockaddr_storage peer;
     socklen_t peerlen;
 
-    pthread_mutex_t send_lock; /* one reply on the wire at a time */
+    pthread_mutex_t send_lock; /* one reply on the wire at a time; the output queue */
+    struct out_item *out_head, *out_tail;
+
     pthread_mutex_t lock;      /* the fields below up to the loop-only ones */
     unsigned refs;
-    unsigned inflight;
+    unsigned inflight;         /* calls read whose reply has not left yet */
     bool dead;
     bool paused;
+    bool out_pending;          /* output queued: EPOLLOUT armed */
+    uint64_t out_progress_ms;  /* when queued output, or the socket's send queue, last moved */
+    int out_sockq;             /* unsent bytes in the socket at the last sweep */
     bool resume_queued;
     struct rpc_conn *resume_next; /* under srv->lock */
 
@@ -150,6 +177,13 @@ static bool server_stopping(struct rpc_server *s)
     return st;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void wake_loop(struct rpc_server *s)
 {
     uint64_t one = 1;
@@ -168,6 +202,12 @@ static void conn_put(struct rpc_conn *c)
     if (!last)
         return;
     close(c->fd);
+    while (c->out_head) {
+        struct out_item *o = c->out_head;
+        c->out_head = o->next;
+        free(o->buf);
+        free(o);
+    }
     rpc_rec_free(&c->rec);
     free(c->rbuf);
     pthread_mutex_destroy(&c->lock);
@@ -178,11 +218,12 @@ static void conn_put(struct rpc_conn *c)
 /* Loop thread: take the connection out of service and drop the loop's reference. */
 static void conn_close(struct rpc_server *s, struct rpc_conn *c)
 {
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     pthread_mutex_lock(&c->lock);
     c->dead = true;
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     pthread_mutex_unlock(&c->lock);
-    /* Wakes a worker blocked writing to this peer; the fd stays open until the last put. */
+    /* The peer learns at once; the fd stays open until the last put, so a worker
+     * finishing a call never writes to a reused descriptor. */
     shutdown(c->fd, SHUT_RDWR);
     if (c->prev)
         c->prev->next = c->next;
@@ -195,9 +236,13 @@ static void conn_close(struct rpc_server *s, struct rpc_conn *c)
     conn_put(c);
 }
 
-static void conn_set_input(struct rpc_server *s, struct rpc_conn *c, bool on)
+/* Set the epoll interest from the connection's state.  Caller holds c->lock. */
+static void conn_update_events(struct rpc_server *s, struct rpc_conn *c)
 {
-    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = c};
+    if (c->dead)
+        return;
+    struct epoll_event ev = {.events = (c->paused ? 0 : EPOLLIN) | (c->out_pending ? EPOLLOUT : 0),
+                             .data.ptr = c};
     epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
@@ -247,51 +292,15 @@ static void work_free(struct rpc_work *w)
 /* ---- replies ----------------------------------------------------------- */
 
 /*
- * Write all of buf to the connection.  Waits for POLLOUT when the socket
- * is full; if no byte can be written for RPC_SEND_TIMEOUT_MS the peer is
- * taken for dead and the connection shut down (the loop then closes it).
- * Takes conn->send_lock.
+ * `n` calls of `c` are over (replies sent, dropped, or never to be sent):
+ * if reading was paused at the limit, have the loop resume it.  Any thread.
  */
-static void conn_send(struct rpc_conn *c, const uint8_t *buf, size_t len)
-{
-    size_t off = 0;
-
-    pthread_mutex_lock(&c->send_lock);
-    pthread_mutex_lock(&c->lock);
-    bool dead = c->dead;
-    pthread_mutex_unlock(&c->lock);
-    while (!dead && off < len) {
-        ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
-        if (n > 0) {
-            off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-            int r = poll(&p, 1, RPC_SEND_TIMEOUT_MS);
-            if (r > 0 || (r < 0 && errno == EINTR))
-                continue;
-            LOG_AT(LOG_WARNING, "rpc: peer accepted no reply data for %d ms, closing connection",
-                   RPC_SEND_TIMEOUT_MS);
-        }
-        /* Error or timeout: this connection cannot carry replies any more. */
-        shutdown(c->fd, SHUT_RDWR);
-        break;
-    }
-    pthread_mutex_unlock(&c->send_lock);
-    if (off == len)
-        STAT_ADD(c->srv, replies, 1);
-}
-
-/* Worker: the call for `c` is over; resume reading if it was paused at the limit. */
-static void conn_call_done(struct rpc_server *s, struct rpc_conn *c)
+static void conn_call_done(struct rpc_server *s, struct rpc_conn *c, unsigned n)
 {
     bool queue = false;
 
     pthread_mutex_lock(&c->lock);
-    c->inflight--;
+    c->inflight -= n;
     if (c->paused && !c->dead && !c->resume_queued && c->inflight < s->conf.max_inflight) {
         c->resume_queued = true;
         c->refs++; /* held by the resume list */
@@ -305,6 +314,120 @@ static void conn_call_done(struct rpc_server *s, struct rpc_conn *c)
         pthread_mutex_unlock(&s->lock);
         wake_loop(s);
     }
+}
+
+/*
+ * Worker: send one reply record (buf, owned by the callee from here on).
+ * Writes what the socket takes now; the rest goes to the output queue for
+ * the loop to flush.  The call stays in flight until its last byte left.
+ */
+static void conn_queue_reply(struct rpc_server *s, struct rpc_conn *c, uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    bool failed = false;
+
+    pthread_mutex_lock(&c->send_lock);
+    pthread_mutex_lock(&c->lock);
+    bool dead = c->dead;
+    pthread_mutex_unlock(&c->lock);
+    if (dead) {
+        failed = true;
+    } else if (!c->out_head) {
+        /* Nothing queued before us: the bytes may go straight out. */
+        while (off < len) {
+            ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0)
+                off += (size_t)n;
+            else if (n < 0 && errno == EINTR)
+                continue;
+            else
+                break;
+        }
+        if (off < len && errno != EAGAIN && errno != EWOULDBLOCK)
+            failed = true;
+    }
+    if (!failed && off < len) {
+        struct out_item *o = malloc(sizeof(*o));
+        if (o) {
+            *o = (struct out_item){.buf = buf, .off = off, .len = len};
+            if (c->out_tail)
+                c->out_tail->next = o;
+            else
+                c->out_head = o;
+            c->out_tail = o;
+            pthread_mutex_lock(&c->lock);
+            if (!c->out_pending) {
+                c->out_pending = true;
+                c->out_progress_ms = now_ms();
+                conn_update_events(s, c);
+            }
+            pthread_mutex_unlock(&c->lock);
+            pthread_mutex_unlock(&c->send_lock);
+            return;
+        }
+        LOG_AT(LOG_ERR, "rpc: out of memory queueing a reply; closing connection");
+        failed = true;
+    }
+    if (failed && !dead)
+        shutdown(c->fd, SHUT_RDWR); /* the loop sees the hang-up and closes */
+    pthread_mutex_unlock(&c->send_lock);
+    if (!failed)
+        STAT_ADD(s, replies, 1);
+    free(buf);
+    conn_call_done(s, c, 1);
+}
+
+/*
+ * Loop thread (or stop): write queued output.  Returns false if the
+ * connection failed and was closed (c may be gone).
+ */
+static bool conn_flush(struct rpc_server *s, struct rpc_conn *c)
+{
+    unsigned done = 0;
+    bool progress = false, broken = false;
+
+    pthread_mutex_lock(&c->send_lock);
+    while (c->out_head) {
+        struct out_item *o = c->out_head;
+        ssize_t n = send(c->fd, o->buf + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            broken = true;
+            break;
+        }
+        progress = true;
+        o->off += (size_t)n;
+        if (o->off == o->len) {
+            c->out_head = o->next;
+            if (!c->out_head)
+                c->out_tail = NULL;
+            free(o->buf);
+            free(o);
+            done++;
+        }
+    }
+    pthread_mutex_lock(&c->lock);
+    if (progress)
+        c->out_progress_ms = now_ms();
+    if (!c->out_head && c->out_pending) {
+        c->out_pending = false;
+        conn_update_events(s, c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->send_lock);
+
+    if (done) {
+        STAT_ADD(s, replies, done);
+        conn_call_done(s, c, done);
+    }
+    if (broken) {
+        conn_close(s, c);
+        return false;
+    }
+    return true;
 }
 
 /* A reply under construction: 4 bytes of record mark, then the XDR stream. */
@@ -331,6 +454,7 @@ static void reply_reset(struct reply *r)
     xdrmem_create(&r->x, (char *)r->buf + 4, (u_int)(r->cap - 4), XDR_ENCODE);
 }
 
+/* Send the reply; for TCP the buffer passes to the connection (r->buf becomes NULL). */
 static void reply_send(struct rpc_server *s, struct rpc_work *w, struct reply *r)
 {
     size_t len = xdr_getpos(&r->x);
@@ -338,7 +462,9 @@ static void reply_send(struct rpc_server *s, struct rpc_work *w, struct reply *r
     if (w->conn) {
         uint32_t mark = htonl(RPC_LAST_FRAG | (uint32_t)len);
         memcpy(r->buf, &mark, 4);
-        conn_send(w->conn, r->buf, len + 4);
+        uint8_t *buf = r->buf;
+        r->buf = NULL;
+        conn_queue_reply(s, w->conn, buf, len + 4);
         return;
     }
     ssize_t n = sendto(w->udp_fd, r->buf + 4, len, MSG_DONTWAIT, (struct sockaddr *)&w->peer,
@@ -458,8 +584,11 @@ out:
     return send;
 }
 
-/* Worker: serve one call from start to reply. */
-static void serve(struct rpc_server *s, struct rpc_work *w)
+/*
+ * Worker: serve one call from start to reply.  Returns true if a reply was
+ * handed to the connection (which then accounts for the call's end).
+ */
+static bool serve(struct rpc_server *s, struct rpc_work *w)
 {
     struct rpc_call_hdr h;
     struct reply r;
@@ -472,7 +601,7 @@ static void serve(struct rpc_server *s, struct rpc_work *w)
         STAT_ADD(s, bad_records, 1);
         LOG_AT(LOG_DEBUG, "rpc: dropped a record of %zu bytes that is not a well-formed call",
                w->len);
-        return;
+        return false;
     }
 
     bool known = false;
@@ -486,7 +615,7 @@ static void serve(struct rpc_server *s, struct rpc_work *w)
     size_t body_max = pr ? (pr->max_reply ? pr->max_reply : RPC_DEFAULT_MAX_REPLY) : 0;
     if (!reply_init(&r, body_max)) {
         LOG_AT(LOG_ERR, "rpc: out of memory for a %zu-byte reply; call dropped", body_max);
-        return;
+        return false;
     }
 
     if (v == RPC_CALL_RPC_MISMATCH) {
@@ -506,6 +635,7 @@ static void serve(struct rpc_server *s, struct rpc_work *w)
     if (send)
         reply_send(s, w, &r);
     reply_free(&r);
+    return send && w->conn;
 }
 
 static void *worker_main(void *arg)
@@ -515,10 +645,11 @@ static void *worker_main(void *arg)
 
     while ((w = queue_pop(s)) != NULL) {
         STAT_ADD(s, inflight, 1);
-        serve(s, w);
+        bool handed_off = serve(s, w);
         STAT_SUB(s, inflight, 1);
         if (w->conn) {
-            conn_call_done(s, w->conn);
+            if (!handed_off)
+                conn_call_done(s, w->conn, 1);
             conn_put(w->conn);
         }
         work_free(w);
@@ -586,23 +717,25 @@ static void loop_accept(struct rpc_server *s, int lfd)
 
 /*
  * Loop thread: read and queue calls from `c` until the socket is drained,
- * the in-flight limit is reached, or RPC_LOOP_BATCH records were queued.
- * May close the connection.
+ * the in-flight limit is reached, or RPC_LOOP_BATCH records were queued or
+ * reads done (so one busy peer cannot starve the others).  May close the
+ * connection.
  */
 static void conn_read(struct rpc_server *s, struct rpc_conn *c)
 {
-    for (int records = 0; records < RPC_LOOP_BATCH;) {
+    for (int records = 0, reads = 0; records < RPC_LOOP_BATCH && reads < RPC_LOOP_BATCH;) {
         pthread_mutex_lock(&c->lock);
         bool full = c->inflight >= s->conf.max_inflight;
-        if (full)
-            c->paused = true;
-        pthread_mutex_unlock(&c->lock);
         if (full) {
-            conn_set_input(s, c, false);
-            return;
+            c->paused = true;
+            conn_update_events(s, c);
         }
+        pthread_mutex_unlock(&c->lock);
+        if (full)
+            return;
 
         if (c->roff == c->rlen) {
+            reads++;
             ssize_t n = recv(c->fd, c->rbuf, RPC_RBUF_SIZE, 0);
             if (n < 0 && errno == EINTR)
                 continue;
@@ -724,16 +857,45 @@ static void loop_resume(struct rpc_server *s)
         list = c->resume_next;
         pthread_mutex_lock(&c->lock);
         c->resume_queued = false;
-        bool was_paused = c->paused;
-        c->paused = false;
+        if (c->paused) {
+            c->paused = false;
+            conn_update_events(s, c);
+        }
         bool dead = c->dead;
         pthread_mutex_unlock(&c->lock);
-        if (!dead) {
-            if (was_paused)
-                conn_set_input(s, c, true);
+        if (!dead)
             conn_read(s, c);
-        }
         conn_put(c);
+    }
+}
+
+/*
+ * Loop thread: close connections whose queued output has not moved for too
+ * long.  The peer's progress shows in the socket's own send queue first:
+ * EPOLLOUT only fires once a third of a (possibly large) send buffer is
+ * free, which a slow but live reader may take longer than the timeout to do.
+ */
+static void loop_sweep(struct rpc_server *s)
+{
+    uint64_t now = now_ms();
+    struct rpc_conn *c = s->conns;
+
+    while (c) {
+        struct rpc_conn *next = c->next;
+        pthread_mutex_lock(&c->lock);
+        int q;
+        if (c->out_pending && ioctl(c->fd, SIOCOUTQ, &q) == 0 && q != c->out_sockq) {
+            c->out_sockq = q;
+            c->out_progress_ms = now;
+        }
+        bool stuck = c->out_pending && now - c->out_progress_ms > RPC_SEND_TIMEOUT_MS;
+        pthread_mutex_unlock(&c->lock);
+        if (stuck) {
+            LOG_AT(LOG_WARNING, "rpc: peer took no reply data for %d ms, closing connection",
+                   RPC_SEND_TIMEOUT_MS);
+            conn_close(s, c);
+        }
+        c = next;
     }
 }
 
@@ -747,8 +909,9 @@ static void *loop_main(void *arg)
         LOG_AT(LOG_CRIT, "rpc: out of memory starting the event loop");
         return NULL;
     }
+    uint64_t last_sweep = now_ms();
     while (!server_stopping(s)) {
-        int n = epoll_wait(s->epfd, evs, 64, -1);
+        int n = epoll_wait(s->epfd, evs, 64, RPC_SWEEP_MS);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -768,15 +931,22 @@ static void *loop_main(void *arg)
                 /* Each connection appears at most once per batch, and only its own
                  * event closes it here, so c is alive. */
                 struct rpc_conn *c = evs[i].data.ptr;
-                if (evs[i].events & EPOLLIN)
+                uint32_t e = evs[i].events;
+                if ((e & EPOLLOUT) && !conn_flush(s, c))
+                    continue;
+                if (e & EPOLLIN)
                     conn_read(s, c);
-                else if (evs[i].events & (EPOLLERR | EPOLLHUP))
+                else if (e & (EPOLLERR | EPOLLHUP))
                     conn_close(s, c);
             }
         }
         /* Last: resuming may close and free connections named by events above. */
         if (woken)
             loop_resume(s);
+        if (now_ms() - last_sweep >= RPC_SWEEP_MS) {
+            loop_sweep(s);
+            last_sweep = now_ms();
+        }
     }
     free(udpbuf);
     return NULL;
@@ -963,7 +1133,22 @@ void rpc_server_stop(struct rpc_server *s)
     free(s->workers);
     s->workers = NULL;
 
-    /* Single-threaded from here on. */
+    /* Single-threaded from here on.  Give queued replies a bounded time to leave. */
+    uint64_t deadline = now_ms() + RPC_STOP_FLUSH_MS;
+    for (struct rpc_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        for (;;) {
+            pthread_mutex_lock(&c->send_lock);
+            bool pending = c->out_head != NULL;
+            pthread_mutex_unlock(&c->send_lock);
+            uint64_t now = now_ms();
+            if (!pending || now >= deadline || !conn_flush(s, c))
+                break;
+            struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+            uint64_t wait = deadline - now;
+            poll(&p, 1, wait > 100 ? 100 : (int)wait);
+        }
+    }
     while (s->resume) {
         struct rpc_conn *c = s->resume;
         s->resume = c->resume_next;

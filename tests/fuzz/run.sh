@@ -22,6 +22,11 @@ trap 'rm -rf "$scratch"' EXIT
 
 for bin in "$@"; do
     name=$(basename "$bin")
+    if [ ! -x "$bin" ]; then
+        echo "FAIL $name: $bin is not built"
+        failed=$((failed + 1))
+        continue
+    fi
     seeds="$here/corpus/$name"
     work="$scratch/$name"
     artifacts="$(dirname "$bin")/artifacts/$name"

@@ -25,7 +25,9 @@
 #define MAX_RECORD 8192
 #define RECV_TIMEOUT_S 5
 
-enum { P_NULL, P_ECHO, P_SLOW, P_CRED, P_GREET, P_TOOBIG, P_HOLE, NPROCS };
+enum { P_NULL, P_ECHO, P_SLOW, P_CRED, P_GREET, P_TOOBIG, P_HOLE, P_BIG, NPROCS };
+
+#define BIG_REPLY (256 * 1024)
 
 /* ---- the test program -------------------------------------------------- */
 
@@ -47,6 +49,11 @@ static bool_t xdr_cred_res(XDR *x, struct cred_res *r)
 static bool_t xdr_str_res(XDR *x, char **p)
 {
     return xdr_string(x, p, 1024);
+}
+
+static bool_t xdr_big_res(XDR *x, char **p)
+{
+    return xdr_opaque(x, *p, BIG_REPLY);
 }
 
 static bool_t xdr_nothing(XDR *x, void *p)
@@ -113,6 +120,15 @@ static enum rpc_handler_status h_toobig(struct rpc_req *req, void *args, void *r
     return RPC_HANDLER_OK;
 }
 
+/* A large reply filled with the low byte of the xid. */
+static enum rpc_handler_status h_big(struct rpc_req *req, void *args, void *res)
+{
+    char *b = rpc_alloc(req, BIG_REPLY);
+    memset(b, (int)(req->xid & 0xff), BIG_REPLY);
+    *(char **)res = b;
+    return RPC_HANDLER_OK;
+}
+
 static const struct rpc_proc tprocs[NPROCS] = {
     [P_NULL] = {"null", NULL, 0, NULL, 0, h_null, 0, NULL},
     [P_ECHO] = {"echo", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_echo, 4,
@@ -123,6 +139,7 @@ static const struct rpc_proc tprocs[NPROCS] = {
     [P_GREET] = {"greet", NULL, 0, XP(xdr_str_res), sizeof(char *), h_greet, 128, r_greet},
     [P_TOOBIG] = {"toobig", NULL, 0, XP(xdr_str_res), sizeof(char *), h_toobig, 64, NULL},
     [P_HOLE] = {"hole", NULL, 0, NULL, 0, NULL, 0, NULL},
+    [P_BIG] = {"big", NULL, 0, XP(xdr_big_res), sizeof(char *), h_big, BIG_REPLY, NULL},
 };
 
 /* ---- raw wire helpers -------------------------------------------------- */
@@ -752,6 +769,62 @@ static void test_stop_finishes_calls(const struct rpc_program *progs, int nprogs
     rpc_server_destroy(s);
 }
 
+/*
+ * One worker thread, and a client that sends many calls with large replies
+ * and reads nothing: the worker must not get stuck writing to it, so
+ * another client is still answered; and when the first client finally
+ * reads, every one of its replies arrives whole.
+ */
+static void test_slow_reader(const struct rpc_program *progs, int nprogs)
+{
+    struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
+                                .max_connections = 4};
+    struct rpc_server *s = rpc_server_create(&c);
+    uint16_t port = 0;
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    for (int i = 0; i < nprogs; i++)
+        rpc_server_add_program(s, &progs[i]);
+    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, &port), 0);
+    CHECK_EQ_INT(rpc_server_start(s), 0);
+
+    enum { NCALLS = 40 };
+    struct wbuf w;
+    struct reply r;
+    int a = tcp_connect(port);
+    for (uint32_t i = 0; i < NCALLS; i++) {
+        call_hdr(&w, 0x700 + i, 2, TPROG, 1, P_BIG);
+        CHECK(send_record(a, &w, 1));
+    }
+    struct timespec ts = {0, 300000000};
+    nanosleep(&ts, NULL);
+
+    uint8_t small[256];
+    call_hdr(&w, 0x800, 2, TPROG, 1, P_NULL);
+    CHECK(call_once(port, &w, &r, small, sizeof(small)));
+    CHECK_EQ_INT(r.xid, 0x800);
+
+    uint8_t *big = malloc(BIG_REPLY + 64);
+    bool seen[NCALLS] = {false};
+    int whole = 0;
+    for (int i = 0; i < NCALLS && big; i++) {
+        ssize_t n = recv_record(a, big, BIG_REPLY + 64);
+        if (!parse_reply(big, n, &r) || r.body_len != BIG_REPLY || r.xid < 0x700 ||
+            r.xid >= 0x700 + NCALLS)
+            break;
+        if (!seen[r.xid - 0x700] && r.body[0] == (r.xid & 0xff) &&
+            r.body[BIG_REPLY - 1] == (r.xid & 0xff))
+            whole++;
+        seen[r.xid - 0x700] = true;
+    }
+    CHECK_EQ_INT(whole, NCALLS);
+    free(big);
+    close(a);
+    rpc_server_stop(s);
+    rpc_server_destroy(s);
+}
+
 static void test_register_without_rpcbind(void)
 {
     double t0 = now_s();
@@ -816,6 +889,7 @@ int main(void)
 
     test_max_connections(progs, 2);
     test_stop_finishes_calls(progs, 2);
+    test_slow_reader(progs, 2);
     test_register_without_rpcbind();
     return TEST_DONE();
 }

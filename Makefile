@@ -47,7 +47,16 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
-PROGS := bin/bucketnfsd $(if $(wildcard tools/bucketnfs.c),bin/bucketnfs)
+# Programs are linked per build ($(B)/bin); the plain build also copies them
+# to bin/, the paths operators and the README use.  A sanitizer build never
+# touches bin/, so `make check` cannot leave an instrumented daemon behind.
+PROG_NAMES := bucketnfsd $(if $(wildcard tools/bucketnfs.c),bucketnfs)
+BUILD_PROGS := $(PROG_NAMES:%=$(B)/bin/%)
+ifeq ($(SAN),1)
+PROGS := $(BUILD_PROGS)
+else
+PROGS := $(BUILD_PROGS) $(PROG_NAMES:%=bin/%)
+endif
 
 .PHONY: all run test check fuzz install clean deps tests bench
 .DEFAULT_GOAL := all
@@ -86,13 +95,17 @@ $(LIB): $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-bin/bucketnfsd: $(B)/obj/nfsd/bucketnfsd.o $(LIB)
+$(B)/bin/bucketnfsd: $(B)/obj/nfsd/bucketnfsd.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-bin/bucketnfs: $(B)/obj/tools/bucketnfs.o $(LIB)
+$(B)/bin/bucketnfs: $(B)/obj/tools/bucketnfs.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/%: build/bin/%
+	@mkdir -p $(@D)
+	cp $< $@
 
 $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(LIB)
 	@mkdir -p $(@D)
@@ -132,14 +145,14 @@ check: deps
 	@BNFS_SAN=1 tests/run.sh build-san
 
 # Benchmarks against nfs-ganesha (needs root: ganesha's VFS FSAL opens by handle).
-bench: $(B)/bench/nfsbench bin/bucketnfsd
+bench: $(B)/bench/nfsbench $(PROGS)
 	@tools/install-deps.sh bench
 	@bench/run.sh $(BENCH_ARGS)
 
-install: $(PROGS)
+install: $(BUILD_PROGS)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/bucketnfs
-	install -m 0755 bin/bucketnfsd $(DESTDIR)$(PREFIX)/sbin/bucketnfsd
-	$(if $(wildcard bin/bucketnfs),install -m 0755 bin/bucketnfs $(DESTDIR)$(PREFIX)/bin/bucketnfs)
+	install -m 0755 $(B)/bin/bucketnfsd $(DESTDIR)$(PREFIX)/sbin/bucketnfsd
+	$(if $(wildcard tools/bucketnfs.c),install -m 0755 $(B)/bin/bucketnfs $(DESTDIR)$(PREFIX)/bin/bucketnfs)
 	install -m 0644 etc/bucketnfs.conf etc/exports.conf $(DESTDIR)$(PREFIX)/etc/bucketnfs/
 
 clean:

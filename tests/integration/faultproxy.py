@@ -18,6 +18,7 @@ MODE is one of:
     reset     close with a TCP reset (SO_LINGER 0)
     truncate  relay the answer but cut its body in half, then close
     hang      never answer (held open up to 60 s)
+    norange   forward without the Range header (a server that ignores it)
     none      stop injecting
 Every wait is bounded; the proxy stops on SIGTERM, or by itself after
 LIFETIME seconds.
@@ -70,9 +71,10 @@ def take_fault():
     return None
 
 
-async def forward(head, body, upstream_port):
+async def forward(head, body, upstream_port, drop_range=False):
     r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", upstream_port), 10)
-    lines = [l for l in head.split(b"\r\n") if l and not l.lower().startswith(b"connection:")]
+    dropped = (b"connection:", b"range:") if drop_range else (b"connection:",)
+    lines = [l for l in head.split(b"\r\n") if l and not l.lower().startswith(dropped)]
     w.write(b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n" + body)
     await w.drain()
     chunks = []
@@ -113,7 +115,7 @@ async def handle(reader, writer, upstream_port):
         elif fault == "hang":
             await asyncio.sleep(60)
         else:
-            answer = await forward(head, body, upstream_port)
+            answer = await forward(head, body, upstream_port, fault == "norange")
             if fault == "truncate":
                 end = answer.find(b"\r\n\r\n") + 4
                 answer = answer[:end + (len(answer) - end) // 2]

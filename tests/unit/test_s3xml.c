@@ -241,6 +241,44 @@ static void test_limits(void)
     CHECK_EQ_INT(s3xml_parse_time("yesterday", &sec, &nsec), EINVAL);
 }
 
+static int count_only(void *arg, const struct obj_entry *e)
+{
+    (void)e;
+    (*(unsigned *)arg)++;
+    return 0;
+}
+
+/* 100,000 keys, produced and fed 64 KiB at a time: never one document in memory. */
+static void test_huge_listing(void)
+{
+    unsigned count = 0;
+    struct s3xml_opts o = { .cb = count_only, .cb_arg = &count };
+    struct s3xml *x = s3xml_create(&o);
+    CHECK(x != NULL);
+    if (!x)
+        return;
+    static char chunk[65536 + 512];
+    size_t len = 0;
+    int rc = 0;
+    len = (size_t)sprintf(chunk, "<ListBucketResult><IsTruncated>false</IsTruncated>");
+    for (unsigned i = 0; i < 100000 && !rc; i++) {
+        len += (size_t)sprintf(chunk + len,
+                               "<Contents><Key>frames/cam0/%09u.jpg</Key><Size>%u</Size>"
+                               "<ETag>\"%032x\"</ETag></Contents>", i, 50000 + i, i);
+        if (len > 65536) {
+            rc = s3xml_feed(x, chunk, len, false);
+            len = 0;
+        }
+    }
+    len += (size_t)sprintf(chunk + len, "</ListBucketResult>");
+    if (!rc)
+        rc = s3xml_feed(x, chunk, len, true);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(count, 100000);
+    CHECK_EQ_INT(s3xml_info(x)->nentries, 100000);
+    s3xml_destroy(x);
+}
+
 static void test_part_size(void)
 {
     const uint64_t MiB = 1024 * 1024, GiB = 1024 * MiB;
@@ -265,6 +303,7 @@ int main(void)
     test_errors();
     test_multipart_docs();
     test_limits();
+    test_huge_listing();
     test_part_size();
     return TEST_DONE();
 }

@@ -503,11 +503,26 @@ static void sleep_ms(uint64_t ms)
         ;
 }
 
+/* Append "name: value" (value NULL: "name:", which removes a curl default).  0 or ENOMEM. */
+static int add_header(struct curl_slist **hl, const char *name, const char *value)
+{
+    struct sbuf line = SBUF_INIT;
+    sbuf_printf(&line, value ? "%s: %s" : "%s:", name, value ? value : "");
+    struct curl_slist *nl = sbuf_err(&line) ? NULL : curl_slist_append(*hl, line.p);
+    if (line.p)
+        OPENSSL_cleanse(line.p, line.len); /* it may be the Authorization or the token */
+    sbuf_free(&line);
+    if (!nl)
+        return ENOMEM;
+    *hl = nl;
+    return 0;
+}
+
 /* One try: build, sign, send, read.  Returns the curl code; c->status etc. are set. */
 static CURLcode attempt(struct s3 *s, struct s3_call *c, const char *payload_hash, int *err)
 {
     time_t now = time(NULL);
-    struct sbuf path = SBUF_INIT, url = SBUF_INIT, hostb = SBUF_INIT, line = SBUF_INIT;
+    struct sbuf path = SBUF_INIT, url = SBUF_INIT, hostb = SBUF_INIT;
     struct curl_slist *hl = NULL;
     char *authz = NULL;
     CURLcode cc = CURLE_FAILED_INIT;
@@ -543,54 +558,29 @@ static CURLcode attempt(struct s3 *s, struct s3_call *c, const char *payload_has
     if (*err)
         goto out;
 
-    /* The signed headers, sent exactly as signed; then the unsigned ones. */
+    /* Every signed header, sent exactly as signed, then the Authorization. */
     char amz_date[17];
     sigv4_amz_date(now, amz_date);
-    struct sigv4_kv std[] = { { "Host", hostb.p },
-                              { "x-amz-content-sha256", payload_hash },
-                              { "Authorization", authz } };
-    for (size_t i = 0; i < sizeof(std) / sizeof(std[0]) + c->nhdrs; i++) {
-        const struct sigv4_kv *h =
-            i < sizeof(std) / sizeof(std[0]) ? &std[i] : &c->hdrs[i - sizeof(std) / sizeof(std[0])];
-        sbuf_free(&line);
-        sbuf_printf(&line, "%s: %s", h->name, h->value);
-        struct curl_slist *nl = sbuf_err(&line) ? NULL : curl_slist_append(hl, line.p);
-        if (!nl) {
-            *err = ENOMEM;
+    bool has_type = false;
+    if ((*err = add_header(&hl, "Host", hostb.p)) ||
+        (*err = add_header(&hl, "x-amz-date", amz_date)) ||
+        (*err = add_header(&hl, "x-amz-content-sha256", payload_hash)))
+        goto out;
+    if (s->session_token && *s->session_token &&
+        (*err = add_header(&hl, "x-amz-security-token", s->session_token)))
+        goto out;
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        has_type |= strcasecmp(c->hdrs[i].name, "content-type") == 0;
+        if ((*err = add_header(&hl, c->hdrs[i].name, c->hdrs[i].value)))
             goto out;
-        }
-        hl = nl;
     }
-    if (line.p)
-        OPENSSL_cleanse(line.p, line.len); /* it held the Authorization line last */
-    const char *extra[] = { "Expect:", "Content-Type:", NULL, NULL };
-    sbuf_free(&line);
-    /* the same x-amz-date that was signed */
-    sbuf_printf(&line, "x-amz-date: %s", amz_date);
-    extra[2] = line.p;
-    if (s->session_token && *s->session_token) {
-        static const char tok_prefix[] = "x-amz-security-token: ";
-        struct sbuf t = SBUF_INIT;
-        sbuf_adds(&t, tok_prefix);
-        sbuf_adds(&t, s->session_token);
-        struct curl_slist *nl = sbuf_err(&t) ? NULL : curl_slist_append(hl, t.p);
-        if (t.p)
-            OPENSSL_cleanse(t.p, t.len);
-        sbuf_free(&t);
-        if (!nl) {
-            *err = ENOMEM;
-            goto out;
-        }
-        hl = nl;
-    }
-    for (int i = 0; extra[i]; i++) {
-        struct curl_slist *nl = curl_slist_append(hl, extra[i]);
-        if (!nl) {
-            *err = ENOMEM;
-            goto out;
-        }
-        hl = nl;
-    }
+    if ((*err = add_header(&hl, "Authorization", authz)))
+        goto out;
+    /* "Name:" with no value stops curl from adding its own (unsigned) header:
+     * no 100-continue round trip, no form-encoded Content-Type on POST. */
+    if ((*err = add_header(&hl, "Expect", NULL)) ||
+        (!has_type && (*err = add_header(&hl, "Content-Type", NULL))))
+        goto out;
 
     CURL *h = c->h;
     curl_easy_setopt(h, CURLOPT_URL, url.p);
@@ -643,7 +633,6 @@ out:
         OPENSSL_cleanse(authz, strlen(authz));
         free(authz);
     }
-    sbuf_free(&line);
     sbuf_free(&url);
     sbuf_free(&path);
     sbuf_free(&hostb);

@@ -101,7 +101,6 @@ struct s3_call {
     size_t nhdrs;
     const void *body;
     size_t body_len, body_pos;
-    bool is_post;
 
     /* GET: the destination buffer; skip is how many leading bytes to drop
      * (a server that ignored Range and sent the whole object). */
@@ -117,6 +116,7 @@ struct s3_call {
     struct s3xml *xml;                /* this attempt's parser (success or error body) */
     bool xml_is_error;
     int xml_err;
+    size_t errbody_len;               /* bytes of an error document seen */
     struct s3xml_info info;           /* copied from the parser after the attempt */
 
     /* From the response headers of the latest attempt. */
@@ -347,10 +347,10 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
                 return 0;
             }
         }
-        if (c->xml_is_error && c->got > S3_ERRBODY_MAX)
+        if (c->xml_is_error && c->errbody_len > S3_ERRBODY_MAX)
             return len; /* the rest of an oversized error body is not needed */
         if (c->xml_is_error)
-            c->got += len;
+            c->errbody_len += len;
         int rc = s3xml_feed(c->xml, p, len, false);
         if (rc) {
             c->xml_err = rc;
@@ -672,6 +672,7 @@ static int s3_perform(struct s3 *s, struct s3_call *c)
         c->body_pos = 0;
         c->xml = NULL;
         c->xml_err = 0;
+        c->errbody_len = 0;
         c->xml_is_error = false;
         memset(&c->info, 0, sizeof(c->info));
 
@@ -691,8 +692,12 @@ static int s3_perform(struct s3 *s, struct s3_call *c)
             break; /* success, "past the end", or the listing callback said stop */
         if (rc == EBADMSG && c->op && strcmp(c->op, "LIST") == 0)
             break; /* the caller asks again with encoding-type=url */
-        if (rc == ENOENT && c->status == 404 && strcmp(c->method, "HEAD") == 0)
-            break; /* an absent object is an answer, not a failure to log */
+        if (rc == ENOENT && c->status == 404 &&
+            (strcmp(c->method, "HEAD") == 0 || strcmp(c->method, "GET") == 0)) {
+            /* An absent object is an answer (a LOOKUP miss), not a failure. */
+            LOG_AT(LOG_DEBUG, "s3: %s %s/%s: not found", c->op, c->bucket, c->key);
+            break;
+        }
 
         stat_add(&s->os.stats.errors, 1);
         LOG_AT(LOG_WARNING, "s3: %s %s/%s: status %ld attempt %u/%u code %s request-id %s%s%s",

@@ -58,23 +58,23 @@
 
 #include "common/conf.h"
 #include "common/log.h"
-#include "objstore/sbuf.h"
 #include "objstore/s3xml.h"
+#include "objstore/sbuf.h"
 
-#define S3_POOL_MAX 16
-#define S3_MAX_QUERY 8
-#define S3_MAX_HDRS 12
+#define S3_POOL_MAX    16
+#define S3_MAX_QUERY   8
+#define S3_MAX_HDRS    12
 #define S3_ERRBODY_MAX (64 * 1024) /* error documents are small; ignore the rest */
-#define MIB (1024ull * 1024ull)
-#define S3_PART_MIN (8 * MIB)
-#define S3_PART_MAX (5ull * 1024 * MIB)
-#define S3_PARTS_MAX 10000u
-#define S3_LIST_MAX 1000u
+#define MIB            (1024ull * 1024ull)
+#define S3_PART_MIN    (8 * MIB)
+#define S3_PART_MAX    (5ull * 1024 * MIB)
+#define S3_PARTS_MAX   10000u
+#define S3_LIST_MAX    1000u
 
 struct s3 {
     struct objstore os;
-    char *scheme;          /* "http" or "https" */
-    char *host;            /* endpoint host[:port] */
+    char *scheme; /* "http" or "https" */
+    char *host;   /* endpoint host[:port] */
     char *region;
     bool virtual_hosted;
     char *access_key, *secret_key, *session_token;
@@ -91,10 +91,10 @@ struct s3 {
 
 /* One operation, and what its latest attempt saw. */
 struct s3_call {
-    const char *op;                   /* for log lines: "HEAD", "LIST", "MP-PUT" ... */
+    const char *op; /* for log lines: "HEAD", "LIST", "MP-PUT" ... */
     const char *method;
     const char *bucket;
-    const char *key;                  /* "" for bucket-level requests */
+    const char *key; /* "" for bucket-level requests */
     struct sigv4_kv query[S3_MAX_QUERY];
     size_t nquery;
     struct sigv4_kv hdrs[S3_MAX_HDRS];
@@ -108,16 +108,16 @@ struct s3_call {
     size_t cap, got;
     uint64_t off, skip;
     bool buf_full;
-    bool skip_set;                    /* skip decided for this attempt */
+    bool skip_set; /* skip decided for this attempt */
 
     /* A 2xx body parsed as XML (list, multipart, copy). */
     bool want_xml;
     struct s3xml_opts xo;
-    struct s3xml *xml;                /* this attempt's parser (success or error body) */
+    struct s3xml *xml; /* this attempt's parser (success or error body) */
     bool xml_is_error;
     int xml_err;
-    size_t errbody_len;               /* bytes of an error document seen */
-    struct s3xml_info info;           /* copied from the parser after the attempt */
+    size_t errbody_len;     /* bytes of an error document seen */
+    struct s3xml_info info; /* copied from the parser after the attempt */
 
     /* From the response headers of the latest attempt. */
     CURL *h;
@@ -125,7 +125,7 @@ struct s3_call {
     struct obj_meta meta;
     bool have_length, have_perm, have_range_total, have_fmtime;
     uint64_t length, range_total;
-    int64_t lm_sec, fm_sec;           /* Last-Modified, x-amz-meta-file-mtime */
+    int64_t lm_sec, fm_sec; /* Last-Modified, x-amz-meta-file-mtime */
     uint32_t fm_nsec;
     char request_id[128];
     char curl_err[CURL_ERROR_SIZE];
@@ -156,9 +156,9 @@ uint64_t s3_part_size(uint64_t size)
 /* ---- signing ---------------------------------------------------------- */
 
 int s3_sign_request(const struct s3_signing *k, struct sigv4_keycache *kc, const char *method,
-                    const char *host, const char *path, const struct sigv4_kv *query,
-                    size_t nquery, const struct sigv4_kv *headers, size_t nheaders,
-                    const char *payload_hash, time_t t, char **authz)
+                    const char *host, const char *path, const struct sigv4_kv *query, size_t nquery,
+                    const struct sigv4_kv *headers, size_t nheaders, const char *payload_hash,
+                    time_t t, char **authz)
 {
     struct sigv4_kv h[S3_MAX_HDRS + 4];
     char amz_date[17];
@@ -167,16 +167,16 @@ int s3_sign_request(const struct s3_signing *k, struct sigv4_keycache *kc, const
     if (nheaders > S3_MAX_HDRS)
         return EINVAL;
     sigv4_amz_date(t, amz_date);
-    h[n++] = (struct sigv4_kv){ "host", host };
-    h[n++] = (struct sigv4_kv){ "x-amz-date", amz_date };
-    h[n++] = (struct sigv4_kv){ "x-amz-content-sha256", payload_hash };
+    h[n++] = (struct sigv4_kv){"host", host};
+    h[n++] = (struct sigv4_kv){"x-amz-date", amz_date};
+    h[n++] = (struct sigv4_kv){"x-amz-content-sha256", payload_hash};
     if (k->session_token && *k->session_token)
-        h[n++] = (struct sigv4_kv){ "x-amz-security-token", k->session_token };
+        h[n++] = (struct sigv4_kv){"x-amz-security-token", k->session_token};
     for (size_t i = 0; i < nheaders; i++)
         h[n++] = headers[i];
 
-    struct sigv4_request r = { method, path, query, nquery, h, n, payload_hash };
-    struct sigv4_creds c = { k->access_key, k->secret_key };
+    struct sigv4_request r = {method, path, query, nquery, h, n, payload_hash};
+    struct sigv4_creds c = {k->access_key, k->secret_key};
     struct sigv4_result res;
     int rc = sigv4_sign(&r, &c, k->region, "s3", t, kc, &res);
     if (rc)
@@ -236,8 +236,7 @@ static void handle_put(struct s3 *s, CURL *h)
 
 /* ---- response callbacks ----------------------------------------------- */
 
-static bool hdr_is(const char *line, size_t len, const char *name, const char **value,
-                   size_t *vlen)
+static bool hdr_is(const char *line, size_t len, const char *name, const char **value, size_t *vlen)
 {
     size_t n = strlen(name);
     if (len <= n || line[n] != ':' || strncasecmp(line, name, n) != 0)
@@ -339,7 +338,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
         /* An XML document: the operation's answer or an S3 error. */
         bool error_doc = status < 200 || status >= 300;
         if (!c->xml) {
-            struct s3xml_opts eo = { 0 };
+            struct s3xml_opts eo = {0};
             c->xml = s3xml_create(error_doc ? &eo : &c->xo);
             c->xml_is_error = error_doc;
             if (!c->xml) {
@@ -415,13 +414,16 @@ static bool code_is(const char *code, const char *const *list)
     return false;
 }
 
-static const char *const temporary_codes[] = { "SlowDown", "InternalError", "RequestTimeout",
-                                               "ServiceUnavailable", "OperationAborted",
-                                               NULL };
-static const char *const denied_codes[] = { "AccessDenied", "SignatureDoesNotMatch",
-                                            "InvalidAccessKeyId", "ExpiredToken",
-                                            "InvalidToken", "RequestTimeTooSkewed", NULL };
-static const char *const absent_codes[] = { "NoSuchKey", "NoSuchBucket", "NoSuchUpload", NULL };
+static const char *const temporary_codes[] = {
+    "SlowDown", "InternalError", "RequestTimeout", "ServiceUnavailable", "OperationAborted", NULL};
+static const char *const denied_codes[] = {"AccessDenied",
+                                           "SignatureDoesNotMatch",
+                                           "InvalidAccessKeyId",
+                                           "ExpiredToken",
+                                           "InvalidToken",
+                                           "RequestTimeTooSkewed",
+                                           NULL};
+static const char *const absent_codes[] = {"NoSuchKey", "NoSuchBucket", "NoSuchUpload", NULL};
 
 /*
  * Classify an attempt.  Returns 0 on success, else a positive errno and sets
@@ -445,13 +447,9 @@ static int classify(struct s3_call *c, CURLcode cc, bool *temporary)
         case CURLE_PARTIAL_FILE:
         case CURLE_SSL_CONNECT_ERROR:
         case CURLE_HTTP2:
-        case CURLE_HTTP2_STREAM:
-            *temporary = true;
-            return EAGAIN;
-        case CURLE_OUT_OF_MEMORY:
-            return ENOMEM;
-        default:
-            return EIO;
+        case CURLE_HTTP2_STREAM: *temporary = true; return EAGAIN;
+        case CURLE_OUT_OF_MEMORY: return ENOMEM;
+        default: return EIO;
         }
     }
     if (c->status >= 200 && c->status < 300) {
@@ -498,7 +496,7 @@ static uint64_t now_ms(void)
 
 static void sleep_ms(uint64_t ms)
 {
-    struct timespec ts = { (time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L };
+    struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
 }
@@ -552,7 +550,7 @@ static CURLcode attempt(struct s3 *s, struct s3_call *c, const char *payload_has
         goto out;
     }
 
-    struct s3_signing k = { s->access_key, s->secret_key, s->session_token, s->region };
+    struct s3_signing k = {s->access_key, s->secret_key, s->session_token, s->region};
     *err = s3_sign_request(&k, s->kc, c->method, hostb.p, path.p, c->query, c->nquery, c->hdrs,
                            c->nhdrs, payload_hash, now, &authz);
     if (*err)
@@ -700,15 +698,14 @@ static int s3_perform(struct s3 *s, struct s3_call *c)
         }
 
         stat_add(&s->os.stats.errors, 1);
-        LOG_AT(LOG_WARNING, "s3: %s %s/%s: status %ld attempt %u/%u code %s request-id %s%s%s",
-               c->op, c->bucket, c->key, c->status, n, s->tun.max_attempts,
-               c->info.code[0] ? c->info.code : "-",
-               c->info.request_id[0] ? c->info.request_id
-                                     : (c->request_id[0] ? c->request_id : "-"),
-               cc != CURLE_OK && !c->buf_full ? ": " : "",
-               cc != CURLE_OK && !c->buf_full
-                   ? (c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc))
-                   : "");
+        LOG_AT(
+            LOG_WARNING, "s3: %s %s/%s: status %ld attempt %u/%u code %s request-id %s%s%s", c->op,
+            c->bucket, c->key, c->status, n, s->tun.max_attempts,
+            c->info.code[0] ? c->info.code : "-",
+            c->info.request_id[0] ? c->info.request_id : (c->request_id[0] ? c->request_id : "-"),
+            cc != CURLE_OK && !c->buf_full ? ": " : "",
+            cc != CURLE_OK && !c->buf_full ? (c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc))
+                                           : "");
         if (!temporary)
             break;
         if (n >= s->tun.max_attempts)
@@ -749,10 +746,10 @@ static int add_meta(struct s3_call *c, const struct obj_meta *m, struct meta_hdr
         return EINVAL;
     snprintf(mh->uid, sizeof(mh->uid), "%" PRIu32, m->uid);
     snprintf(mh->gid, sizeof(mh->gid), "%" PRIu32, m->gid);
-    c->hdrs[c->nhdrs++] = (struct sigv4_kv){ "x-amz-meta-file-permissions", mh->mode };
-    c->hdrs[c->nhdrs++] = (struct sigv4_kv){ "x-amz-meta-file-owner", mh->uid };
-    c->hdrs[c->nhdrs++] = (struct sigv4_kv){ "x-amz-meta-file-group", mh->gid };
-    c->hdrs[c->nhdrs++] = (struct sigv4_kv){ "x-amz-meta-file-mtime", mh->mtime };
+    c->hdrs[c->nhdrs++] = (struct sigv4_kv){"x-amz-meta-file-permissions", mh->mode};
+    c->hdrs[c->nhdrs++] = (struct sigv4_kv){"x-amz-meta-file-owner", mh->uid};
+    c->hdrs[c->nhdrs++] = (struct sigv4_kv){"x-amz-meta-file-group", mh->gid};
+    c->hdrs[c->nhdrs++] = (struct sigv4_kv){"x-amz-meta-file-mtime", mh->mtime};
     return 0;
 }
 
@@ -779,11 +776,10 @@ static struct s3 *S3(struct objstore *os)
 
 /* ---- operations ------------------------------------------------------- */
 
-static int s3_head(struct objstore *os, const char *bucket, const char *key,
-                   struct obj_meta *out)
+static int s3_head(struct objstore *os, const char *bucket, const char *key, struct obj_meta *out)
 {
     struct s3 *s = S3(os);
-    struct s3_call c = { .op = "HEAD", .method = "HEAD", .bucket = bucket, .key = key };
+    struct s3_call c = {.op = "HEAD", .method = "HEAD", .bucket = bucket, .key = key};
     if (!key_ok(key) || !*key)
         return EINVAL;
     stat_add(&os->stats.heads, 1);
@@ -807,10 +803,15 @@ static int s3_get(struct objstore *os, const char *bucket, const char *key, uint
     if (off > UINT64_MAX - len)
         return EINVAL;
 
-    struct s3_call c = { .op = "GET", .method = "GET", .bucket = bucket, .key = key,
-                         .buf = buf, .cap = len, .off = off };
+    struct s3_call c = {.op = "GET",
+                        .method = "GET",
+                        .bucket = bucket,
+                        .key = key,
+                        .buf = buf,
+                        .cap = len,
+                        .off = off};
     snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
-    c.hdrs[c.nhdrs++] = (struct sigv4_kv){ "range", range };
+    c.hdrs[c.nhdrs++] = (struct sigv4_kv){"range", range};
     stat_add(&os->stats.gets, 1);
 
     int rc = s3_perform(s, &c);
@@ -841,8 +842,8 @@ static int s3_get(struct objstore *os, const char *bucket, const char *key, uint
 }
 
 static int s3_list(struct objstore *os, const char *bucket, const char *prefix,
-                   const char *delimiter, const char *token_in, unsigned max_keys,
-                   obj_list_cb cb, void *arg, char *token_out)
+                   const char *delimiter, const char *token_in, unsigned max_keys, obj_list_cb cb,
+                   void *arg, char *token_out)
 {
     struct s3 *s = S3(os);
     char maxk[16];
@@ -856,25 +857,27 @@ static int s3_list(struct objstore *os, const char *bucket, const char *prefix,
     stat_add(&os->stats.lists, 1);
 
     for (int encoded = 0; encoded < 2; encoded++) {
-        struct s3_call c = { .op = "LIST", .method = "GET", .bucket = bucket, .key = "",
-                             .want_xml = true };
-        c.query[c.nquery++] = (struct sigv4_kv){ "list-type", "2" };
-        c.query[c.nquery++] = (struct sigv4_kv){ "max-keys", maxk };
+        struct s3_call c = {
+            .op = "LIST", .method = "GET", .bucket = bucket, .key = "", .want_xml = true};
+        c.query[c.nquery++] = (struct sigv4_kv){"list-type", "2"};
+        c.query[c.nquery++] = (struct sigv4_kv){"max-keys", maxk};
         if (prefix && *prefix)
-            c.query[c.nquery++] = (struct sigv4_kv){ "prefix", prefix };
+            c.query[c.nquery++] = (struct sigv4_kv){"prefix", prefix};
         if (delimiter && *delimiter)
-            c.query[c.nquery++] = (struct sigv4_kv){ "delimiter", delimiter };
+            c.query[c.nquery++] = (struct sigv4_kv){"delimiter", delimiter};
         if (token_in && *token_in)
-            c.query[c.nquery++] = (struct sigv4_kv){ "continuation-token", token_in };
+            c.query[c.nquery++] = (struct sigv4_kv){"continuation-token", token_in};
         if (encoded)
-            c.query[c.nquery++] = (struct sigv4_kv){ "encoding-type", "url" };
-        c.xo = (struct s3xml_opts){ .cb = cb, .cb_arg = arg, .url_decode = encoded != 0,
-                                    .skip = skip };
+            c.query[c.nquery++] = (struct sigv4_kv){"encoding-type", "url"};
+        c.xo =
+            (struct s3xml_opts){.cb = cb, .cb_arg = arg, .url_decode = encoded != 0, .skip = skip};
         rc = s3_perform(s, &c);
         skip = c.xo.skip;
         if (rc == EBADMSG && !encoded) {
-            LOG_AT(LOG_NOTICE, "s3: LIST %s/%s: page is not well-formed XML, asking again "
-                   "with encoding-type=url", bucket, prefix ? prefix : "");
+            LOG_AT(LOG_NOTICE,
+                   "s3: LIST %s/%s: page is not well-formed XML, asking again "
+                   "with encoding-type=url",
+                   bucket, prefix ? prefix : "");
             continue;
         }
         if (rc == EBADMSG)
@@ -900,8 +903,8 @@ static int s3_put(struct objstore *os, const char *bucket, const char *key, cons
 {
     struct s3 *s = S3(os);
     struct meta_hdrs mh;
-    struct s3_call c = { .op = "PUT", .method = "PUT", .bucket = bucket, .key = key,
-                         .body = buf, .body_len = len };
+    struct s3_call c = {
+        .op = "PUT", .method = "PUT", .bucket = bucket, .key = key, .body = buf, .body_len = len};
     if (!key_ok(key) || !*key)
         return EINVAL;
     int rc = add_meta(&c, meta, &mh);
@@ -921,11 +924,11 @@ static int s3_mp_create(struct objstore *os, const char *bucket, const char *key
 {
     struct s3 *s = S3(os);
     struct meta_hdrs mh;
-    struct s3_call c = { .op = "MP-CREATE", .method = "POST", .bucket = bucket, .key = key,
-                         .want_xml = true };
+    struct s3_call c = {
+        .op = "MP-CREATE", .method = "POST", .bucket = bucket, .key = key, .want_xml = true};
     if (!key_ok(key) || !*key)
         return EINVAL;
-    c.query[c.nquery++] = (struct sigv4_kv){ "uploads", "" };
+    c.query[c.nquery++] = (struct sigv4_kv){"uploads", ""};
     int rc = add_meta(&c, meta, &mh);
     if (rc)
         return rc;
@@ -945,13 +948,17 @@ static int s3_mp_put_part(struct objstore *os, const char *bucket, const char *k
 {
     struct s3 *s = S3(os);
     char num[16];
-    struct s3_call c = { .op = "MP-PUT", .method = "PUT", .bucket = bucket, .key = key,
-                         .body = buf, .body_len = len };
+    struct s3_call c = {.op = "MP-PUT",
+                        .method = "PUT",
+                        .bucket = bucket,
+                        .key = key,
+                        .body = buf,
+                        .body_len = len};
     if (!key_ok(key) || !*key || number < 1 || number > S3_PARTS_MAX || !upload_id)
         return EINVAL;
     snprintf(num, sizeof(num), "%" PRIu32, number);
-    c.query[c.nquery++] = (struct sigv4_kv){ "partNumber", num };
-    c.query[c.nquery++] = (struct sigv4_kv){ "uploadId", upload_id };
+    c.query[c.nquery++] = (struct sigv4_kv){"partNumber", num};
+    c.query[c.nquery++] = (struct sigv4_kv){"uploadId", upload_id};
     stat_add(&os->stats.mp_ops, 1);
     int rc = s3_perform(s, &c);
     if (rc)
@@ -982,10 +989,15 @@ static int s3_mp_complete(struct objstore *os, const char *bucket, const char *k
         sbuf_free(&body);
         return ENOMEM;
     }
-    struct s3_call c = { .op = "MP-COMPLETE", .method = "POST", .bucket = bucket, .key = key,
-                         .body = body.p, .body_len = body.len, .want_xml = true };
-    c.query[c.nquery++] = (struct sigv4_kv){ "uploadId", upload_id };
-    c.hdrs[c.nhdrs++] = (struct sigv4_kv){ "content-type", "application/xml" };
+    struct s3_call c = {.op = "MP-COMPLETE",
+                        .method = "POST",
+                        .bucket = bucket,
+                        .key = key,
+                        .body = body.p,
+                        .body_len = body.len,
+                        .want_xml = true};
+    c.query[c.nquery++] = (struct sigv4_kv){"uploadId", upload_id};
+    c.hdrs[c.nhdrs++] = (struct sigv4_kv){"content-type", "application/xml"};
     stat_add(&os->stats.mp_ops, 1);
     int rc = s3_perform(s, &c);
     sbuf_free(&body);
@@ -1000,17 +1012,16 @@ static int s3_mp_abort(struct objstore *os, const char *bucket, const char *key,
                        const char *upload_id)
 {
     struct s3 *s = S3(os);
-    struct s3_call c = { .op = "MP-ABORT", .method = "DELETE", .bucket = bucket, .key = key };
+    struct s3_call c = {.op = "MP-ABORT", .method = "DELETE", .bucket = bucket, .key = key};
     if (!key_ok(key) || !*key || !upload_id)
         return EINVAL;
-    c.query[c.nquery++] = (struct sigv4_kv){ "uploadId", upload_id };
+    c.query[c.nquery++] = (struct sigv4_kv){"uploadId", upload_id};
     stat_add(&os->stats.mp_ops, 1);
     return s3_perform(s, &c);
 }
 
 static int s3_mp_list_parts(struct objstore *os, const char *bucket, const char *key,
-                            const char *upload_id, struct obj_part *parts, size_t max,
-                            size_t *n)
+                            const char *upload_id, struct obj_part *parts, size_t max, size_t *n)
 {
     struct s3 *s = S3(os);
     char marker[16] = "0";
@@ -1019,13 +1030,13 @@ static int s3_mp_list_parts(struct objstore *os, const char *bucket, const char 
         return EINVAL;
     /* At most 10,000 parts, 1,000 a page: the loop is bounded by 11 pages. */
     for (unsigned page = 0; page < S3_PARTS_MAX / S3_LIST_MAX + 1 && *n < max; page++) {
-        struct s3_call c = { .op = "MP-LIST", .method = "GET", .bucket = bucket, .key = key,
-                             .want_xml = true };
-        c.query[c.nquery++] = (struct sigv4_kv){ "uploadId", upload_id };
-        c.query[c.nquery++] = (struct sigv4_kv){ "max-parts", "1000" };
+        struct s3_call c = {
+            .op = "MP-LIST", .method = "GET", .bucket = bucket, .key = key, .want_xml = true};
+        c.query[c.nquery++] = (struct sigv4_kv){"uploadId", upload_id};
+        c.query[c.nquery++] = (struct sigv4_kv){"max-parts", "1000"};
         if (page)
-            c.query[c.nquery++] = (struct sigv4_kv){ "part-number-marker", marker };
-        c.xo = (struct s3xml_opts){ .parts = parts + *n, .max_parts = max - *n };
+            c.query[c.nquery++] = (struct sigv4_kv){"part-number-marker", marker};
+        c.xo = (struct s3xml_opts){.parts = parts + *n, .max_parts = max - *n};
         stat_add(&os->stats.mp_ops, 1);
         int rc = s3_perform(s, &c);
         if (rc)
@@ -1060,11 +1071,11 @@ static int s3_copy(struct objstore *os, const char *bucket, const char *src_key,
         sbuf_free(&src);
         return ENOMEM;
     }
-    struct s3_call c = { .op = "COPY", .method = "PUT", .bucket = bucket, .key = dst_key,
-                         .want_xml = true };
-    c.hdrs[c.nhdrs++] = (struct sigv4_kv){ "x-amz-copy-source", src.p };
+    struct s3_call c = {
+        .op = "COPY", .method = "PUT", .bucket = bucket, .key = dst_key, .want_xml = true};
+    c.hdrs[c.nhdrs++] = (struct sigv4_kv){"x-amz-copy-source", src.p};
     if (meta) {
-        c.hdrs[c.nhdrs++] = (struct sigv4_kv){ "x-amz-metadata-directive", "REPLACE" };
+        c.hdrs[c.nhdrs++] = (struct sigv4_kv){"x-amz-metadata-directive", "REPLACE"};
         int rc = add_meta(&c, meta, &mh);
         if (rc) {
             sbuf_free(&src);
@@ -1080,7 +1091,7 @@ static int s3_copy(struct objstore *os, const char *bucket, const char *src_key,
 static int s3_del(struct objstore *os, const char *bucket, const char *key)
 {
     struct s3 *s = S3(os);
-    struct s3_call c = { .op = "DELETE", .method = "DELETE", .bucket = bucket, .key = key };
+    struct s3_call c = {.op = "DELETE", .method = "DELETE", .bucket = bucket, .key = key};
     if (!key_ok(key) || !*key)
         return EINVAL;
     stat_add(&os->stats.deletes, 1);
@@ -1242,8 +1253,8 @@ static int load_creds(struct s3 *s, const struct conf_store *c)
                      getenv("HOME") ? getenv("HOME") : "");
         rc = creds_from_file(s, path, profile);
         if (rc) {
-            LOG_AT(LOG_ERR, "s3: store %s: credentials file %s, profile %s: %s",
-                   s->os.name, path, profile, rc == ENOENT ? "no such profile" : strerror(rc));
+            LOG_AT(LOG_ERR, "s3: store %s: credentials file %s, profile %s: %s", s->os.name, path,
+                   profile, rc == ENOENT ? "no such profile" : strerror(rc));
             return EINVAL;
         }
     } else {
@@ -1299,9 +1310,12 @@ struct objstore *obj_s3_create(const struct conf_store *conf)
     }
     s->os.ops = &s3_ops;
     s->os.priv = s;
-    s->tun = (struct s3_tuning){ .max_attempts = 5, .base_delay_ms = 100, .max_delay_ms = 5000,
-                                 .deadline_ms = 60000, .connect_timeout_ms = 10000,
-                                 .stall_timeout_s = 30 };
+    s->tun = (struct s3_tuning){.max_attempts = 5,
+                                .base_delay_ms = 100,
+                                .max_delay_ms = 5000,
+                                .deadline_ms = 60000,
+                                .connect_timeout_ms = 10000,
+                                .stall_timeout_s = 30};
     pthread_mutex_init(&s->pool_lock, NULL);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&s->share_locks[i], NULL);

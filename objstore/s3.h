@@ -48,8 +48,8 @@ struct s3_signing {
  * Authorization value.  Returns 0 or a positive errno.
  */
 int s3_sign_request(const struct s3_signing *k, struct sigv4_keycache *kc, const char *method,
-                    const char *host, const char *path, const struct sigv4_kv *query,
-                    size_t nquery, const struct sigv4_kv *headers, size_t nheaders,
-                    const char *payload_hash, time_t t, char **authz);
+                    const char *host, const char *path, const struct sigv4_kv *query, size_t nquery,
+                    const struct sigv4_kv *headers, size_t nheaders, const char *payload_hash,
+                    time_t t, char **authz);
 
 #endif

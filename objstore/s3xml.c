@@ -22,7 +22,7 @@
 #include "common/log.h"
 
 /* An encoded key is at most 3 * OBJ_KEY_MAX bytes; nothing else we keep is longer. */
-#define TEXT_MAX (3 * OBJ_KEY_MAX + 16)
+#define TEXT_MAX  (3 * OBJ_KEY_MAX + 16)
 #define NAME_MAX_ 48
 
 struct s3xml {
@@ -34,7 +34,7 @@ struct s3xml {
     char text[TEXT_MAX + 1];
     size_t text_len;
     bool text_overflow;
-    int err;                  /* first error: EBADMSG or the callback's */
+    int err; /* first error: EBADMSG or the callback's */
 
     /* The record being read. */
     char key[TEXT_MAX + 1];
@@ -96,8 +96,8 @@ int s3xml_parse_time(const char *s, int64_t *sec, uint32_t *nsec)
     struct tm tm;
     int consumed = 0;
     memset(&tm, 0, sizeof(tm));
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &consumed) != 6)
         return EINVAL;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
@@ -158,7 +158,7 @@ static void emit(struct s3xml *x, bool is_prefix)
     }
     if (index < x->o.skip || !x->o.cb)
         return;
-    struct obj_entry e = { .key = x->key, .is_prefix = is_prefix };
+    struct obj_entry e = {.key = x->key, .is_prefix = is_prefix};
     if (!is_prefix)
         e.meta = x->meta;
     int rc = x->o.cb(x->o.cb_arg, &e);

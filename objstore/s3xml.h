@@ -22,22 +22,22 @@
 #include "objstore/objstore.h"
 
 struct s3xml_opts {
-    obj_list_cb cb;          /* listing entries (may be NULL) */
+    obj_list_cb cb; /* listing entries (may be NULL) */
     void *cb_arg;
-    bool url_decode;         /* keys/prefixes are encoding-type=url encoded */
-    unsigned skip;           /* do not deliver the first `skip` entries (a retried page) */
-    struct obj_part *parts;  /* ListPartsResult destination */
+    bool url_decode;        /* keys/prefixes are encoding-type=url encoded */
+    unsigned skip;          /* do not deliver the first `skip` entries (a retried page) */
+    struct obj_part *parts; /* ListPartsResult destination */
     size_t max_parts;
 };
 
 struct s3xml_info {
-    char root[48];           /* root element name, "" until seen */
-    bool is_error;           /* root element was <Error> */
+    char root[48]; /* root element name, "" until seen */
+    bool is_error; /* root element was <Error> */
     char code[64], message[256], request_id[128];
-    bool truncated;          /* IsTruncated */
+    bool truncated; /* IsTruncated */
     char next_token[OBJ_TOKEN_MAX];
-    unsigned nentries;       /* listing entries seen (delivered or skipped) */
-    unsigned nskipped_keys;  /* keys dropped because they cannot be a C string (NUL) */
+    unsigned nentries;      /* listing entries seen (delivered or skipped) */
+    unsigned nskipped_keys; /* keys dropped because they cannot be a C string (NUL) */
     char upload_id[OBJ_UPLOAD_ID_MAX];
     char etag[OBJ_ETAG_MAX];
     size_t nparts;

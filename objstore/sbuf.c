@@ -83,7 +83,7 @@ void sbuf_add_uri(struct sbuf *b, const char *s, size_t len, int keep_slash)
             c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
             sbuf_addc(b, (char)c);
         } else {
-            char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
             sbuf_add(b, e, 3);
         }
     }

@@ -10,13 +10,16 @@
 #include <stddef.h>
 
 struct sbuf {
-    char *p;    /* always NUL-terminated when len > 0 or cap > 0 */
+    char *p; /* always NUL-terminated when len > 0 or cap > 0 */
     size_t len;
     size_t cap;
-    int err;    /* 0 or ENOMEM */
+    int err; /* 0 or ENOMEM */
 };
 
-#define SBUF_INIT { NULL, 0, 0, 0 }
+#define SBUF_INIT                                                                                  \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 void sbuf_add(struct sbuf *b, const void *data, size_t len);
 void sbuf_adds(struct sbuf *b, const char *s);

@@ -39,8 +39,8 @@
 
 #include "objstore/sbuf.h"
 
-#define SIGV4_ALGO "AWS4-HMAC-SHA256"
-#define KC_SLOTS 4
+#define SIGV4_ALGO     "AWS4-HMAC-SHA256"
+#define KC_SLOTS       4
 #define SCOPE_PART_MAX 64
 
 struct kc_slot {
@@ -55,7 +55,7 @@ struct kc_slot {
 struct sigv4_keycache {
     pthread_mutex_t lock; /* guards slots and next */
     struct kc_slot slots[KC_SLOTS];
-    unsigned next;        /* round-robin victim */
+    unsigned next; /* round-robin victim */
 };
 
 struct sigv4_keycache *sigv4_keycache_create(void)
@@ -297,8 +297,7 @@ static int canonical_headers(const struct sigv4_request *r, struct sbuf *b, stru
 }
 
 int sigv4_sign(const struct sigv4_request *r, const struct sigv4_creds *c, const char *region,
-               const char *service, time_t t, struct sigv4_keycache *kc,
-               struct sigv4_result *out)
+               const char *service, time_t t, struct sigv4_keycache *kc, struct sigv4_result *out)
 {
     struct sbuf creq = SBUF_INIT, sh = SBUF_INIT, sts = SBUF_INIT, authz = SBUF_INIT;
     char amz_date[17], date[9], creq_hash[65], sig_hex[65];
@@ -306,8 +305,8 @@ int sigv4_sign(const struct sigv4_request *r, const struct sigv4_creds *c, const
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if (!r->method || !r->path || !r->payload_hash || !c->access_key || !c->secret_key ||
-        !region || !service || strchr(region, '/') || strchr(service, '/'))
+    if (!r->method || !r->path || !r->payload_hash || !c->access_key || !c->secret_key || !region ||
+        !service || strchr(region, '/') || strchr(service, '/'))
         return EINVAL;
 
     sigv4_amz_date(t, amz_date);
@@ -339,8 +338,8 @@ int sigv4_sign(const struct sigv4_request *r, const struct sigv4_creds *c, const
 
     /* 2. string to sign */
     sigv4_sha256_hex(creq.p, creq.len, creq_hash);
-    sbuf_printf(&sts, SIGV4_ALGO "\n%s\n%s/%s/%s/aws4_request\n%s", amz_date, date, region,
-                service, creq_hash);
+    sbuf_printf(&sts, SIGV4_ALGO "\n%s\n%s/%s/%s/aws4_request\n%s", amz_date, date, region, service,
+                creq_hash);
     rc = sbuf_err(&sts);
     if (rc)
         goto fail;
@@ -355,8 +354,10 @@ int sigv4_sign(const struct sigv4_request *r, const struct sigv4_creds *c, const
         goto fail;
     to_hex(sig, sizeof(sig), sig_hex);
 
-    sbuf_printf(&authz, SIGV4_ALGO " Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "
-                "Signature=%s", c->access_key, date, region, service, sh.p ? sh.p : "", sig_hex);
+    sbuf_printf(&authz,
+                SIGV4_ALGO " Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "
+                           "Signature=%s",
+                c->access_key, date, region, service, sh.p ? sh.p : "", sig_hex);
     rc = sbuf_err(&authz);
     if (rc)
         goto fail;

@@ -22,7 +22,7 @@
 #include <time.h>
 
 #define SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
-#define SIGV4_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define SIGV4_EMPTY_SHA256     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 /* A name/value pair: a query parameter (raw, not encoded; value NULL means
  * "name=") or a header (name in any case; value trimmed by the signer). */
@@ -32,14 +32,14 @@ struct sigv4_kv {
 };
 
 struct sigv4_request {
-    const char *method;              /* "GET", "PUT", ... */
-    const char *path;                /* raw path: "/bucket/key with space" */
-    const struct sigv4_kv *query;    /* raw parameters, any order */
+    const char *method;           /* "GET", "PUT", ... */
+    const char *path;             /* raw path: "/bucket/key with space" */
+    const struct sigv4_kv *query; /* raw parameters, any order */
     size_t nquery;
-    const struct sigv4_kv *headers;  /* every header to sign, host and x-amz-date
-                                        included; repeated names are joined */
+    const struct sigv4_kv *headers; /* every header to sign, host and x-amz-date
+                                       included; repeated names are joined */
     size_t nheaders;
-    const char *payload_hash;        /* lowercase hex SHA-256 or SIGV4_UNSIGNED_PAYLOAD */
+    const char *payload_hash; /* lowercase hex SHA-256 or SIGV4_UNSIGNED_PAYLOAD */
 };
 
 struct sigv4_creds {
@@ -68,8 +68,7 @@ void sigv4_keycache_destroy(struct sigv4_keycache *kc);
  * key every time).  Returns 0 and fills *out, or ENOMEM / EINVAL.
  */
 int sigv4_sign(const struct sigv4_request *r, const struct sigv4_creds *c, const char *region,
-               const char *service, time_t t, struct sigv4_keycache *kc,
-               struct sigv4_result *out);
+               const char *service, time_t t, struct sigv4_keycache *kc, struct sigv4_result *out);
 void sigv4_result_free(struct sigv4_result *out);
 
 /* "20150830T123600Z" for t (UTC); buf holds at least 17 bytes. */

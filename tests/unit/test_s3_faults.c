@@ -10,8 +10,8 @@
  * after a bounded number of tries and a bounded time; nothing hangs.
  */
 #include <errno.h>
-#include <stdbool.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +48,7 @@ static size_t keep(char *p, size_t sz, size_t n, void *ud)
 static long proxy(const char *cmd)
 {
     char url[512];
-    struct body b = { .len = 0 };
+    struct body b = {.len = 0};
     snprintf(url, sizeof(url), "%s/__fault__", getenv("BNFS_S3_PROXY"));
     CURL *h = curl_easy_init();
     if (!h)
@@ -71,7 +71,7 @@ static long proxy(const char *cmd)
 static int moto_auth(bool on)
 {
     char url[512];
-    struct body b = { .len = 0 };
+    struct body b = {.len = 0};
     snprintf(url, sizeof(url), "%s/moto-api/reset-auth", getenv("BNFS_S3_ENDPOINT"));
     CURL *h = curl_easy_init();
     if (!h)
@@ -118,11 +118,13 @@ int main(int argc, char **argv)
     }
     log_init("test_s3_faults", 1, LOG_WARNING);
 
-    struct conf_store c = { .name = "faulty", .type = CONF_STORE_S3,
-                            .endpoint = getenv("BNFS_S3_PROXY"), .region = "us-east-1",
-                            .credentials = "config",
-                            .access_key = getenv("BNFS_S3_ACCESS_KEY"),
-                            .secret_key = getenv("BNFS_S3_SECRET_KEY") };
+    struct conf_store c = {.name = "faulty",
+                           .type = CONF_STORE_S3,
+                           .endpoint = getenv("BNFS_S3_PROXY"),
+                           .region = "us-east-1",
+                           .credentials = "config",
+                           .access_key = getenv("BNFS_S3_ACCESS_KEY"),
+                           .secret_key = getenv("BNFS_S3_SECRET_KEY")};
     struct objstore *st = obj_create(&c);
     CHECK(st != NULL);
     if (!st)

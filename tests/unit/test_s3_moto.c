@@ -43,7 +43,7 @@ static const char *bucket;
 
 static struct objstore *make_store(const char *creds, const char *ak, const char *sk)
 {
-    struct conf_store c = { 0 };
+    struct conf_store c = {0};
     c.name = "moto";
     c.type = CONF_STORE_S3;
     c.endpoint = getenv("BNFS_S3_ENDPOINT");
@@ -166,8 +166,8 @@ static int moto_auth(bool on)
 static void test_auth(void)
 {
     struct obj_meta m;
-    struct objstore *bad = make_store("config", getenv("BNFS_S3_ACCESS_KEY"),
-                                      "wrong-secret-wrong-secret-wrong-secre");
+    struct objstore *bad =
+        make_store("config", getenv("BNFS_S3_ACCESS_KEY"), "wrong-secret-wrong-secret-wrong-secre");
     CHECK(bad != NULL);
     if (bad) {
         CHECK_EQ_INT(obj_head(bad, bucket, "nothing-here", &m), EACCES);
@@ -184,8 +184,12 @@ static void test_auth(void)
 
 static void test_put_head_get(struct objstore *st)
 {
-    struct obj_meta in = { .has_posix = true, .mode = 0100640, .uid = 1234, .gid = 5678,
-                           .mtime_sec = 1700000000, .mtime_nsec = 123456789 };
+    struct obj_meta in = {.has_posix = true,
+                          .mode = 0100640,
+                          .uid = 1234,
+                          .gid = 5678,
+                          .mtime_sec = 1700000000,
+                          .mtime_nsec = 123456789};
     struct obj_meta m;
     char etag[OBJ_ETAG_MAX] = "";
     size_t n = 1 << 20;
@@ -246,11 +250,20 @@ static void test_put_head_get(struct objstore *st)
 static void test_awkward_keys(struct objstore *st)
 {
     static const char *const keys[] = {
-        "awk/with space",      "awk/plus+sign",        "awk/eq=and&amp",
-        "awk/tilde~name",      "awk/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e.bin",
-        "awk/percent%20lit",   "awk/100%",             "awk/q?mark#hash",
-        "awk/star*(paren)!'",  "awk/semi;colon:comma,", "awk/a//double",
-        "awk/dots/../x",       "awk/./dot",            "awk/<xml>&\"quote\"",
+        "awk/with space",
+        "awk/plus+sign",
+        "awk/eq=and&amp",
+        "awk/tilde~name",
+        "awk/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e.bin",
+        "awk/percent%20lit",
+        "awk/100%",
+        "awk/q?mark#hash",
+        "awk/star*(paren)!'",
+        "awk/semi;colon:comma,",
+        "awk/a//double",
+        "awk/dots/../x",
+        "awk/./dot",
+        "awk/<xml>&\"quote\"",
     };
     size_t nk = sizeof(keys) / sizeof(keys[0]);
     char buf[256];
@@ -270,7 +283,7 @@ static void test_awkward_keys(struct objstore *st)
         if (rc || got != strlen(body))
             fprintf(stderr, "awkward key failed: \"%s\"\n", keys[i]);
     }
-    struct seen s = { 0 };
+    struct seen s = {0};
     int pages;
     CHECK_EQ_INT(list_all(st, "awk/", NULL, 1000, &s, &pages), 0);
     CHECK_EQ_INT(s.n, nk);
@@ -306,13 +319,13 @@ static void test_big_listing(struct objstore *st)
     struct putter p[4];
     pthread_t t[4];
     for (int i = 0; i < 4; i++) {
-        p[i] = (struct putter){ st, i, 4, 0 };
+        p[i] = (struct putter){st, i, 4, 0};
         CHECK_EQ_INT(pthread_create(&t[i], NULL, put_many, &p[i]), 0);
     }
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
     CHECK_EQ_INT(p[0].failures + p[1].failures + p[2].failures + p[3].failures, 0);
-    struct seen s = { 0 };
+    struct seen s = {0};
     int pages = 0;
     CHECK_EQ_INT(list_all(st, "many/", "/", 1000, &s, &pages), 0);
     CHECK_EQ_INT(s.n, 2500);
@@ -336,11 +349,11 @@ static void test_big_listing(struct objstore *st)
 
 static void test_delimiter(struct objstore *st)
 {
-    static const char *const keys[] = { "tree/a/b/c.txt", "tree/a/x.txt", "tree/top.txt",
-                                        "tree/z/deep/er/f" };
+    static const char *const keys[] = {"tree/a/b/c.txt", "tree/a/x.txt", "tree/top.txt",
+                                       "tree/z/deep/er/f"};
     for (size_t i = 0; i < 4; i++)
         CHECK_EQ_INT(obj_put(st, bucket, keys[i], "t", 1, NULL, NULL), 0);
-    struct seen s = { 0 };
+    struct seen s = {0};
     int pages;
     CHECK_EQ_INT(list_all(st, "tree/", "/", 1000, &s, &pages), 0);
     CHECK_EQ_INT(s.n, 3);
@@ -367,8 +380,8 @@ static void test_multipart(struct objstore *st)
     char upload[OBJ_UPLOAD_ID_MAX];
     struct obj_part parts[8], listed[8];
     size_t np = 0, nl = 0;
-    struct obj_meta in = { .has_posix = true, .mode = 0100600, .uid = 42, .gid = 43,
-                           .mtime_sec = 1600000000 };
+    struct obj_meta in = {
+        .has_posix = true, .mode = 0100600, .uid = 42, .gid = 43, .mtime_sec = 1600000000};
     struct obj_meta m;
     fill(data, total, 99);
     CHECK_EQ_INT(psz, 8 * 1024 * 1024);
@@ -409,15 +422,13 @@ static void test_multipart(struct objstore *st)
     /* Completing with a wrong ETag is refused, not silently accepted. */
     char up2[OBJ_UPLOAD_ID_MAX];
     CHECK_EQ_INT(st->ops->mp_create(st, bucket, "big/other.bin", NULL, up2), 0);
-    struct obj_part p1 = { .number = 1 };
-    CHECK_EQ_INT(st->ops->mp_put_part(st, bucket, "big/other.bin", up2, 1, data, 1000, p1.etag),
-                 0);
-    struct obj_part wrong = { .number = 1 };
+    struct obj_part p1 = {.number = 1};
+    CHECK_EQ_INT(st->ops->mp_put_part(st, bucket, "big/other.bin", up2, 1, data, 1000, p1.etag), 0);
+    struct obj_part wrong = {.number = 1};
     snprintf(wrong.etag, sizeof(wrong.etag), "00000000000000000000000000000000");
     CHECK(st->ops->mp_complete(st, bucket, "big/other.bin", up2, &wrong, 1, NULL) != 0);
     CHECK_EQ_INT(st->ops->mp_abort(st, bucket, "big/other.bin", up2), 0);
-    CHECK_EQ_INT(st->ops->mp_list_parts(st, bucket, "big/other.bin", up2, listed, 8, &nl),
-                 ENOENT);
+    CHECK_EQ_INT(st->ops->mp_list_parts(st, bucket, "big/other.bin", up2, listed, 8, &nl), ENOENT);
     CHECK_EQ_INT(obj_head(st, bucket, "big/other.bin", &m), ENOENT);
     free(data);
     free(back);
@@ -425,8 +436,8 @@ static void test_multipart(struct objstore *st)
 
 static void test_copy_delete(struct objstore *st)
 {
-    struct obj_meta in = { .has_posix = true, .mode = 0100644, .uid = 1, .gid = 2,
-                           .mtime_sec = 1500000000 };
+    struct obj_meta in = {
+        .has_posix = true, .mode = 0100644, .uid = 1, .gid = 2, .mtime_sec = 1500000000};
     struct obj_meta m;
     char buf[64];
     size_t got;
@@ -439,8 +450,8 @@ static void test_copy_delete(struct objstore *st)
     CHECK_EQ_INT(obj_get(st, bucket, "cp/dst same", 0, sizeof(buf), buf, &got, NULL), 0);
     CHECK(got == 7 && memcmp(buf, "copy me", 7) == 0);
 
-    struct obj_meta repl = { .has_posix = true, .mode = 0100755, .uid = 77, .gid = 88,
-                             .mtime_sec = 1500000001 };
+    struct obj_meta repl = {
+        .has_posix = true, .mode = 0100755, .uid = 77, .gid = 88, .mtime_sec = 1500000001};
     CHECK_EQ_INT(obj_copy(st, bucket, "cp/src file 1", "cp/dst new", &repl), 0);
     CHECK_EQ_INT(obj_head(st, bucket, "cp/dst new", &m), 0);
     CHECK_EQ_INT(m.mode, 0100755);
@@ -459,18 +470,22 @@ static void test_copy_delete(struct objstore *st)
     CHECK_EQ_INT(obj_del(st, bucket, "cp/dst same"), 0); /* absent: not an error */
 }
 
-/* Virtual-hosted addressing: "bucket.localhost:port" (curl resolves *.localhost to loopback itself). */
+/* Virtual-hosted addressing: "bucket.localhost:port" (curl resolves *.localhost to loopback
+ * itself). */
 static void test_virtual_hosted(void)
 {
     const char *ep = getenv("BNFS_S3_ENDPOINT");
     const char *port = strrchr(ep, ':');
     char vep[128];
     snprintf(vep, sizeof(vep), "http://localhost%s", port ? port : "");
-    struct conf_store c = { .name = "vhost", .type = CONF_STORE_S3, .endpoint = vep,
-                            .region = "us-east-1", .virtual_hosted = true,
-                            .credentials = "config",
-                            .access_key = getenv("BNFS_S3_ACCESS_KEY"),
-                            .secret_key = getenv("BNFS_S3_SECRET_KEY") };
+    struct conf_store c = {.name = "vhost",
+                           .type = CONF_STORE_S3,
+                           .endpoint = vep,
+                           .region = "us-east-1",
+                           .virtual_hosted = true,
+                           .credentials = "config",
+                           .access_key = getenv("BNFS_S3_ACCESS_KEY"),
+                           .secret_key = getenv("BNFS_S3_SECRET_KEY")};
     struct objstore *st = obj_create(&c);
     CHECK(st != NULL);
     if (!st)
@@ -483,7 +498,7 @@ static void test_virtual_hosted(void)
     CHECK_EQ_INT(m.size, 7);
     CHECK_EQ_INT(obj_get(st, bucket, "vhost-object", 1, 100, buf, &got, NULL), 0);
     CHECK(got == 6 && memcmp(buf, "irtual", 6) == 0);
-    struct seen s = { 0 };
+    struct seen s = {0};
     int pages;
     CHECK_EQ_INT(list_all(st, "vhost", NULL, 1000, &s, &pages), 0);
     CHECK(s.n == 1 && seen_has(&s, "vhost-object"));
@@ -517,13 +532,19 @@ static void test_other_credentials(void)
     if (fd < 0)
         return;
     FILE *f = fdopen(fd, "w");
-    fprintf(f, "[default]\naws_access_key_id = AKIAWRONGWRONGWRONG0\n"
-               "aws_secret_access_key = nope\n\n[bnfs]\naws_access_key_id = %s\n"
-               "aws_secret_access_key = %s\n", ak, sk);
+    fprintf(f,
+            "[default]\naws_access_key_id = AKIAWRONGWRONGWRONG0\n"
+            "aws_secret_access_key = nope\n\n[bnfs]\naws_access_key_id = %s\n"
+            "aws_secret_access_key = %s\n",
+            ak, sk);
     fclose(f);
-    struct conf_store c = { .name = "file", .type = CONF_STORE_S3,
-                            .endpoint = getenv("BNFS_S3_ENDPOINT"), .region = "us-east-1",
-                            .credentials = "file", .credentials_file = path, .profile = "bnfs" };
+    struct conf_store c = {.name = "file",
+                           .type = CONF_STORE_S3,
+                           .endpoint = getenv("BNFS_S3_ENDPOINT"),
+                           .region = "us-east-1",
+                           .credentials = "file",
+                           .credentials_file = path,
+                           .profile = "bnfs"};
     st = obj_create(&c);
     CHECK(st != NULL);
     if (st) {
@@ -554,8 +575,8 @@ int main(int argc, char **argv)
     /* Phase 1: moto checks every signature. */
     CHECK_EQ_INT(moto_auth(true), 0);
     test_auth();
-    struct objstore *st = make_store("config", getenv("BNFS_S3_ACCESS_KEY"),
-                                     getenv("BNFS_S3_SECRET_KEY"));
+    struct objstore *st =
+        make_store("config", getenv("BNFS_S3_ACCESS_KEY"), getenv("BNFS_S3_SECRET_KEY"));
     CHECK(st != NULL);
     if (!st)
         return TEST_DONE();
@@ -564,14 +585,15 @@ int main(int argc, char **argv)
     test_copy_delete(st);
     test_other_credentials();
     test_virtual_hosted();
-    struct seen s = { 0 };
+    struct seen s = {0};
     int pages = 0;
     CHECK_EQ_INT(list_all(st, "dir1", NULL, 1000, &s, &pages), 0);
     CHECK(s.n == 1 && seen_has(&s, "dir1/data.bin"));
     seen_free(&s);
     int rc = obj_put(st, bucket, "awk/plus+sign", "x", 1, NULL, NULL);
     printf("note: with checking on, moto answers %s to a PUT of \"awk/plus+sign\" "
-           "(boto3 gets the same, see s3_moto.sh)\n", rc ? strerror(rc) : "OK");
+           "(boto3 gets the same, see s3_moto.sh)\n",
+           rc ? strerror(rc) : "OK");
 
     /* Phase 2: checking off, for what moto cannot check (see the top). */
     CHECK_EQ_INT(moto_auth(false), 0);

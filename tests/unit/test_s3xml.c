@@ -64,7 +64,8 @@ static const char listing[] =
     "<Contents><Key>dir/a &amp; b.txt</Key><LastModified>2009-10-12T17:50:30.250Z</LastModified>"
     "<ETag>&quot;fba9dede5f27731c9771645a39863328&quot;</ETag><Size>434234</Size>"
     "<StorageClass>STANDARD</StorageClass></Contents>"
-    "<Contents><Key>dir/\xe6\x97\xa5\xe6\x9c\xac</Key><LastModified>2020-01-01T00:00:00Z</LastModified>"
+    "<Contents><Key>dir/\xe6\x97\xa5\xe6\x9c\xac</Key><LastModified>2020-01-01T00:00:00Z</"
+    "LastModified>"
     "<ETag>\"abc-2\"</ETag><Size>0</Size></Contents>"
     "<CommonPrefixes><Prefix>dir/sub/</Prefix></CommonPrefixes>"
     "<CommonPrefixes><Prefix>dir/other/</Prefix></CommonPrefixes>"
@@ -73,8 +74,8 @@ static const char listing[] =
 
 static void check_listing(size_t step)
 {
-    struct got g = { .stop_at = -1 };
-    struct s3xml_opts o = { .cb = on_entry, .cb_arg = &g };
+    struct got g = {.stop_at = -1};
+    struct s3xml_opts o = {.cb = on_entry, .cb_arg = &g};
     struct s3xml_info info;
     CHECK_EQ_INT(parse(listing, step, &o, &info), 0);
     CHECK_EQ_INT(g.n, 4);
@@ -101,8 +102,8 @@ static void test_listing(void)
     check_listing(7);
 
     /* A retried page: the first two entries were delivered already. */
-    struct got g = { .stop_at = -1 };
-    struct s3xml_opts o = { .cb = on_entry, .cb_arg = &g, .skip = 2 };
+    struct got g = {.stop_at = -1};
+    struct s3xml_opts o = {.cb = on_entry, .cb_arg = &g, .skip = 2};
     struct s3xml_info info;
     CHECK_EQ_INT(parse(listing, 0, &o, &info), 0);
     CHECK_EQ_INT(g.n, 2);
@@ -110,8 +111,8 @@ static void test_listing(void)
     CHECK_EQ_INT(info.nentries, 4);
 
     /* The callback stops the listing with its error. */
-    struct got g2 = { .stop_at = 1 };
-    o = (struct s3xml_opts){ .cb = on_entry, .cb_arg = &g2 };
+    struct got g2 = {.stop_at = 1};
+    o = (struct s3xml_opts){.cb = on_entry, .cb_arg = &g2};
     CHECK_EQ_INT(parse(listing, 3, &o, &info), ECANCELED);
     CHECK_EQ_INT(g2.n, 1);
 }
@@ -123,11 +124,11 @@ static void test_url_encoded(void)
         "<Contents><Key>a+b%2Bc%26d%3D%25%E2%82%AC%01</Key><Size>1</Size></Contents>"
         "<Contents><Key>nul%00byte</Key><Size>1</Size></Contents>"
         "<CommonPrefixes><Prefix>p+q%2F</Prefix></CommonPrefixes></ListBucketResult>";
-    struct got g = { .stop_at = -1 };
-    struct s3xml_opts o = { .cb = on_entry, .cb_arg = &g, .url_decode = true };
+    struct got g = {.stop_at = -1};
+    struct s3xml_opts o = {.cb = on_entry, .cb_arg = &g, .url_decode = true};
     struct s3xml_info info;
     CHECK_EQ_INT(parse(doc, 1, &o, &info), 0);
-    CHECK_EQ_INT(g.n, 2);                    /* the NUL key is skipped */
+    CHECK_EQ_INT(g.n, 2); /* the NUL key is skipped */
     CHECK(strcmp(g.keys[0], "a b+c&d=%\xe2\x82\xac\x01") == 0);
     CHECK(strcmp(g.keys[1], "p q/") == 0);
     CHECK_EQ_INT(info.nskipped_keys, 1);
@@ -135,15 +136,17 @@ static void test_url_encoded(void)
     CHECK(info.next_token[0] == '\0');
 
     /* Bad escapes are a malformed answer, not a wrong key. */
-    static const char bad[] = "<ListBucketResult><Contents><Key>x%G1</Key></Contents></ListBucketResult>";
-    struct got g2 = { .stop_at = -1 };
+    static const char bad[] =
+        "<ListBucketResult><Contents><Key>x%G1</Key></Contents></ListBucketResult>";
+    struct got g2 = {.stop_at = -1};
     o.cb_arg = &g2;
     CHECK_EQ_INT(parse(bad, 0, &o, &info), EBADMSG);
     CHECK_EQ_INT(g2.n, 0);
 
     /* A raw control character is not XML: the caller retries with encoding-type=url. */
-    static const char ctl[] = "<ListBucketResult><Contents><Key>a&#1;b</Key></Contents></ListBucketResult>";
-    o = (struct s3xml_opts){ .cb = on_entry, .cb_arg = &g2 };
+    static const char ctl[] =
+        "<ListBucketResult><Contents><Key>a&#1;b</Key></Contents></ListBucketResult>";
+    o = (struct s3xml_opts){.cb = on_entry, .cb_arg = &g2};
     CHECK_EQ_INT(parse(ctl, 0, &o, &info), EBADMSG);
 }
 
@@ -153,7 +156,7 @@ static void test_errors(void)
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code>"
         "<Message>The resource you requested does not exist</Message>"
         "<Resource>/mybucket/myfoto.jpg</Resource><RequestId>4442587FB7D0A2F9</RequestId></Error>";
-    struct s3xml_opts o = { 0 };
+    struct s3xml_opts o = {0};
     struct s3xml_info info;
     CHECK_EQ_INT(parse(err, 1, &o, &info), 0);
     CHECK(info.is_error);
@@ -177,22 +180,30 @@ static void test_errors(void)
 
 static void test_multipart_docs(void)
 {
-    struct s3xml_opts o = { 0 };
+    struct s3xml_opts o = {0};
     struct s3xml_info info;
-    CHECK_EQ_INT(parse("<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-                       "<Bucket>b</Bucket><Key>k</Key><UploadId>VXBsb2FkIElE-x.y_z</UploadId>"
-                       "</InitiateMultipartUploadResult>", 1, &o, &info), 0);
+    CHECK_EQ_INT(
+        parse("<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+              "<Bucket>b</Bucket><Key>k</Key><UploadId>VXBsb2FkIElE-x.y_z</UploadId>"
+              "</InitiateMultipartUploadResult>",
+              1, &o, &info),
+        0);
     CHECK(strcmp(info.upload_id, "VXBsb2FkIElE-x.y_z") == 0);
 
-    CHECK_EQ_INT(parse("<CompleteMultipartUploadResult><Location>http://x/b/k</Location>"
-                       "<Bucket>b</Bucket><Key>k</Key><ETag>\"3858f62230ac3c915f300c664312c11f-9\"</ETag>"
-                       "</CompleteMultipartUploadResult>", 0, &o, &info), 0);
+    CHECK_EQ_INT(
+        parse("<CompleteMultipartUploadResult><Location>http://x/b/k</Location>"
+              "<Bucket>b</Bucket><Key>k</Key><ETag>\"3858f62230ac3c915f300c664312c11f-9\"</ETag>"
+              "</CompleteMultipartUploadResult>",
+              0, &o, &info),
+        0);
     CHECK(strcmp(info.etag, "3858f62230ac3c915f300c664312c11f-9") == 0);
     CHECK(!info.is_error);
 
-    CHECK_EQ_INT(parse("<CopyObjectResult><LastModified>2009-10-28T22:32:00Z</LastModified>"
-                       "<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag></CopyObjectResult>",
-                       2, &o, &info), 0);
+    CHECK_EQ_INT(
+        parse("<CopyObjectResult><LastModified>2009-10-28T22:32:00Z</LastModified>"
+              "<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag></CopyObjectResult>",
+              2, &o, &info),
+        0);
     CHECK(strcmp(info.etag, "9b2cf535f27731c974343645a3985328") == 0);
 
     struct obj_part parts[2];
@@ -227,8 +238,8 @@ static void test_limits(void)
     size_t l = strlen(doc);
     memset(doc + l, 'k', n);
     strcpy(doc + l + n, "</Key></Contents></ListBucketResult>");
-    struct got g = { .stop_at = -1 };
-    struct s3xml_opts o = { .cb = on_entry, .cb_arg = &g };
+    struct got g = {.stop_at = -1};
+    struct s3xml_opts o = {.cb = on_entry, .cb_arg = &g};
     struct s3xml_info info;
     CHECK_EQ_INT(parse(doc, 0, &o, &info), EBADMSG);
     CHECK_EQ_INT(g.n, 0);
@@ -252,7 +263,7 @@ static int count_only(void *arg, const struct obj_entry *e)
 static void test_huge_listing(void)
 {
     unsigned count = 0;
-    struct s3xml_opts o = { .cb = count_only, .cb_arg = &count };
+    struct s3xml_opts o = {.cb = count_only, .cb_arg = &count};
     struct s3xml *x = s3xml_create(&o);
     CHECK(x != NULL);
     if (!x)
@@ -264,7 +275,8 @@ static void test_huge_listing(void)
     for (unsigned i = 0; i < 100000 && !rc; i++) {
         len += (size_t)sprintf(chunk + len,
                                "<Contents><Key>frames/cam0/%09u.jpg</Key><Size>%u</Size>"
-                               "<ETag>\"%032x\"</ETag></Contents>", i, 50000 + i, i);
+                               "<ETag>\"%032x\"</ETag></Contents>",
+                               i, 50000 + i, i);
         if (len > 65536) {
             rc = s3xml_feed(x, chunk, len, false);
             len = 0;
@@ -285,7 +297,7 @@ static void test_part_size(void)
     CHECK_EQ_INT(s3_part_size(0), 8 * MiB);
     CHECK_EQ_INT(s3_part_size(20 * MiB), 8 * MiB);
     CHECK_EQ_INT(s3_part_size(80000 * MiB), 8 * MiB);
-    uint64_t sizes[] = { 100 * GiB, 100ull * 1000 * 1000 * 1000, 1024 * GiB, 5000 * GiB };
+    uint64_t sizes[] = {100 * GiB, 100ull * 1000 * 1000 * 1000, 1024 * GiB, 5000 * GiB};
     for (size_t i = 0; i < 4; i++) {
         uint64_t p = s3_part_size(sizes[i]);
         CHECK(p % MiB == 0);

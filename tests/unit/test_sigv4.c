@@ -22,8 +22,8 @@
 #define MAXH 16
 
 static const char *const not_for_s3[] = {
-    "get-relative", "get-relative-relative", "get-slash", "get-slash-dot-slash",
-    "get-slash-pointless-dot", "get-slashes",
+    "get-relative",        "get-relative-relative",   "get-slash",
+    "get-slash-dot-slash", "get-slash-pointless-dot", "get-slashes",
 };
 
 static char *slurp(const char *dir, const char *name, const char *ext)
@@ -140,9 +140,9 @@ static int run_vector(const char *dir, const char *name)
 
     char payload[65];
     sigv4_sha256_hex(body, strlen(body), payload);
-    struct sigv4_request r = { req, uri, q, nq, h, nh, payload };
-    struct sigv4_creds c = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" };
-    struct tm tm = { .tm_year = 115, .tm_mon = 7, .tm_mday = 30, .tm_hour = 12, .tm_min = 36 };
+    struct sigv4_request r = {req, uri, q, nq, h, nh, payload};
+    struct sigv4_creds c = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"};
+    struct tm tm = {.tm_year = 115, .tm_mon = 7, .tm_mday = 30, .tm_hour = 12, .tm_min = 36};
     struct sigv4_result res;
     int rc = sigv4_sign(&r, &c, "us-east-1", "service", timegm(&tm), NULL, &res);
     CHECK_EQ_INT(rc, 0);
@@ -167,8 +167,8 @@ static int run_vector(const char *dir, const char *name)
         CHECK(strcmp(res.sts, sts) == 0);
         CHECK(strcmp(res.authorization, authz) == 0);
         if (!ok)
-            fprintf(stderr, "vector %s:\n--- got creq\n%s\n--- want\n%s\n--- got authz\n%s\n",
-                    name, res.creq, creq, res.authorization);
+            fprintf(stderr, "vector %s:\n--- got creq\n%s\n--- want\n%s\n--- got authz\n%s\n", name,
+                    res.creq, creq, res.authorization);
     }
     sigv4_result_free(&res);
 out:
@@ -225,10 +225,10 @@ static void test_encoding(void)
     free(e);
 
     /* S3 path: no normalization, empty and dot segments signed as they are. */
-    struct sigv4_kv h[] = { { "Host", "b.example" }, { "x-amz-date", "20150830T123600Z" } };
-    struct sigv4_kv q[] = { { "uploads", NULL }, { "prefix", "a b" } };
-    struct sigv4_request r = { "GET", "/bkt/a//./../k y", q, 2, h, 2, SIGV4_UNSIGNED_PAYLOAD };
-    struct sigv4_creds c = { "AK", "SK" };
+    struct sigv4_kv h[] = {{"Host", "b.example"}, {"x-amz-date", "20150830T123600Z"}};
+    struct sigv4_kv q[] = {{"uploads", NULL}, {"prefix", "a b"}};
+    struct sigv4_request r = {"GET", "/bkt/a//./../k y", q, 2, h, 2, SIGV4_UNSIGNED_PAYLOAD};
+    struct sigv4_creds c = {"AK", "SK"};
     struct sigv4_result res;
     CHECK_EQ_INT(sigv4_sign(&r, &c, "eu-west-1", "s3", 1440938160, NULL, &res), 0);
     CHECK(strncmp(res.creq, "GET\n/bkt/a//./../k%20y\nprefix=a%20b&uploads=\n", 44) == 0);
@@ -240,9 +240,9 @@ static void test_keycache(void)
 {
     struct sigv4_keycache *kc = sigv4_keycache_create();
     CHECK(kc != NULL);
-    struct sigv4_kv h[] = { { "host", "h" } };
-    struct sigv4_request r = { "GET", "/", NULL, 0, h, 1, SIGV4_EMPTY_SHA256 };
-    struct sigv4_creds good = { "AK", "secret-one" }, other = { "AK", "secret-two" };
+    struct sigv4_kv h[] = {{"host", "h"}};
+    struct sigv4_request r = {"GET", "/", NULL, 0, h, 1, SIGV4_EMPTY_SHA256};
+    struct sigv4_creds good = {"AK", "secret-one"}, other = {"AK", "secret-two"};
     struct sigv4_result a, b, c2, d;
     CHECK_EQ_INT(sigv4_sign(&r, &good, "us-east-1", "s3", 1440938160, NULL, &a), 0);
     CHECK_EQ_INT(sigv4_sign(&r, &good, "us-east-1", "s3", 1440938160, kc, &b), 0);

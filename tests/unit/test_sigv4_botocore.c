@@ -32,7 +32,7 @@ static int sign_mode(int argc, char **argv)
     struct sigv4_kv q[MAXKV], h[MAXKV];
     size_t nq = 0, nh = 0;
     for (int i = 11; i + 2 < argc; i += 3) {
-        struct sigv4_kv kv = { argv[i + 1], argv[i + 2] };
+        struct sigv4_kv kv = {argv[i + 1], argv[i + 2]};
         if (strcmp(argv[i], "q") == 0 && nq < MAXKV)
             q[nq++] = kv;
         else if (strcmp(argv[i], "h") == 0 && nh < MAXKV)
@@ -42,7 +42,7 @@ static int sign_mode(int argc, char **argv)
     }
     /* argv: 1 --sign, 2 METHOD, 3 HOST, 4 PATH, 5 PAYLOAD_HASH, 6 EPOCH, 7 REGION,
      * 8 ACCESS, 9 SECRET, 10 TOKEN, then triples. */
-    struct s3_signing k = { argv[8], argv[9], strcmp(argv[10], "-") ? argv[10] : NULL, argv[7] };
+    struct s3_signing k = {argv[8], argv[9], strcmp(argv[10], "-") ? argv[10] : NULL, argv[7]};
     char *authz = NULL;
     int rc = s3_sign_request(&k, NULL, argv[2], argv[3], argv[4], q, nq, h, nh, argv[5],
                              (time_t)strtoll(argv[6], NULL, 10), &authz);
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     if (access(script, R_OK) != 0)
         return TEST_DONE();
     /* Every interpreter that has botocore: the Debian one and any other first in PATH. */
-    const char *pythons[] = { "python3", "/usr/bin/python3" };
+    const char *pythons[] = {"python3", "/usr/bin/python3"};
     int ran = 0;
     for (int i = 0; i < 2; i++) {
         snprintf(cmd, sizeof(cmd), "%s -c 'import botocore' 2>/dev/null", pythons[i]);

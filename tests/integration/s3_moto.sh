@@ -57,8 +57,9 @@ for _ in $(seq 1 150); do # up to 30 s
     sleep 0.2
 done
 
-read -r access_key secret_key < <(python3 "$here/moto_setup.py" "$endpoint" bnfs-test)
-if [ -z "${secret_key:-}" ]; then
+read -r access_key secret_key tmp_key tmp_secret tmp_token \
+    < <(python3 "$here/moto_setup.py" "$endpoint" bnfs-test)
+if [ -z "${tmp_token:-}" ]; then
     echo "s3_moto: moto setup failed"; cat "$work/moto.log"
     echo "s3_moto: 0 passed, 1 failed"
     exit 1
@@ -93,6 +94,8 @@ fi
 
 export BNFS_S3_ENDPOINT=$endpoint BNFS_S3_BUCKET=bnfs-test
 export BNFS_S3_ACCESS_KEY=$access_key BNFS_S3_SECRET_KEY=$secret_key
+export BNFS_S3_TMP_ACCESS_KEY=$tmp_key BNFS_S3_TMP_SECRET_KEY=$tmp_secret
+export BNFS_S3_TMP_TOKEN=$tmp_token
 export BNFS_S3_PROXY=http://127.0.0.1:$proxy_port
 passed=0 failed=0
 for t in "${tests[@]}"; do

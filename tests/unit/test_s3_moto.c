@@ -470,6 +470,58 @@ static void test_copy_delete(struct objstore *st)
     CHECK_EQ_INT(obj_del(st, bucket, "cp/dst same"), 0); /* absent: not an error */
 }
 
+/* Temporary credentials (STS AssumeRole): the session token is sent and signed. */
+static void test_session_token(void)
+{
+    const char *ak = getenv("BNFS_S3_TMP_ACCESS_KEY"), *sk = getenv("BNFS_S3_TMP_SECRET_KEY");
+    const char *tok = getenv("BNFS_S3_TMP_TOKEN");
+    CHECK(ak && sk && tok);
+    if (!ak || !sk || !tok)
+        return;
+    struct conf_store c = {.name = "sts",
+                           .type = CONF_STORE_S3,
+                           .endpoint = getenv("BNFS_S3_ENDPOINT"),
+                           .region = "us-east-1",
+                           .credentials = "config",
+                           .access_key = (char *)ak,
+                           .secret_key = (char *)sk,
+                           .session_token = (char *)tok};
+    struct obj_meta m;
+    struct objstore *st = obj_create(&c);
+    CHECK(st != NULL);
+    if (st) {
+        CHECK_EQ_INT(obj_put(st, bucket, "sts-object", "temp", 4, NULL, NULL), 0);
+        CHECK_EQ_INT(obj_head(st, bucket, "sts-object", &m), 0);
+        obj_destroy(st);
+    }
+    /* The same keys without their token are refused. */
+    c.session_token = NULL;
+    st = obj_create(&c);
+    CHECK(st != NULL);
+    if (st) {
+        CHECK_EQ_INT(obj_head(st, bucket, "sts-object", &m), EACCES);
+        obj_destroy(st);
+    }
+    /* From the environment. */
+    setenv("AWS_ACCESS_KEY_ID", ak, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", sk, 1);
+    setenv("AWS_SESSION_TOKEN", tok, 1);
+    struct conf_store e = {.name = "sts-env",
+                           .type = CONF_STORE_S3,
+                           .endpoint = getenv("BNFS_S3_ENDPOINT"),
+                           .region = "us-east-1",
+                           .credentials = "env"};
+    st = obj_create(&e);
+    CHECK(st != NULL);
+    if (st) {
+        CHECK_EQ_INT(obj_head(st, bucket, "sts-object", &m), 0);
+        obj_destroy(st);
+    }
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_SESSION_TOKEN");
+}
+
 /* Virtual-hosted addressing: "bucket.localhost:port" (curl resolves *.localhost to loopback
  * itself). */
 static void test_virtual_hosted(void)
@@ -585,6 +637,7 @@ int main(int argc, char **argv)
     test_copy_delete(st);
     test_other_credentials();
     test_virtual_hosted();
+    test_session_token();
     struct seen s = {0};
     int pages = 0;
     CHECK_EQ_INT(list_all(st, "dir1", NULL, 1000, &s, &pages), 0);

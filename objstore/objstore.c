@@ -18,9 +18,9 @@ struct objstore *obj_create(const struct conf_store *c)
     case CONF_STORE_DIR:
         return obj_dir_create(c);
     case CONF_STORE_S3:
-        break;
+        return obj_s3_create(c);
     }
-    errno = ENOTSUP; /* the s3 backend registers itself here when it is built */
+    errno = ENOTSUP;
     return NULL;
 }
 

@@ -1,0 +1,55 @@
+/*
+ * s3.h - what the S3 backend offers beyond struct obj_ops: retry tuning,
+ * the multipart part-size rule, and the request signer it uses (exposed
+ * so tests can compare it with other signers).  obj_s3_create() itself is
+ * declared in objstore.h.
+ */
+#ifndef BNFS_S3_H
+#define BNFS_S3_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "objstore/objstore.h"
+#include "objstore/sigv4.h"
+
+struct s3_tuning {
+    unsigned max_attempts;       /* tries per operation, first included (5) */
+    unsigned base_delay_ms;      /* backoff base: attempt n sleeps rand(0, base * 2^n) (100) */
+    unsigned max_delay_ms;       /* cap of one sleep (5000) */
+    unsigned deadline_ms;        /* no new attempt starts after this much time (60000) */
+    unsigned connect_timeout_ms; /* TCP/TLS connect (10000) */
+    unsigned stall_timeout_s;    /* abort a transfer that moves no byte for this long (30) */
+};
+
+void s3_get_tuning(struct objstore *s, struct s3_tuning *t);
+void s3_set_tuning(struct objstore *s, const struct s3_tuning *t);
+
+/*
+ * Part size for a multipart upload of an object of `size` bytes: 8 MiB, or
+ * more (a whole number of MiB) so that the object fits in 10,000 parts;
+ * never above S3's 5 GiB part limit.
+ */
+uint64_t s3_part_size(uint64_t size);
+
+struct s3_signing {
+    const char *access_key;
+    const char *secret_key;
+    const char *session_token; /* NULL or "" if none */
+    const char *region;
+};
+
+/*
+ * Sign one request the way the backend sends it: host, x-amz-date,
+ * x-amz-content-sha256 and (with a session token) x-amz-security-token are
+ * added to the caller's headers and everything is signed.  path and query
+ * are raw (the signer encodes them).  *authz receives the malloc'd
+ * Authorization value.  Returns 0 or a positive errno.
+ */
+int s3_sign_request(const struct s3_signing *k, struct sigv4_keycache *kc, const char *method,
+                    const char *host, const char *path, const struct sigv4_kv *query, size_t nquery,
+                    const struct sigv4_kv *headers, size_t nheaders, const char *payload_hash,
+                    time_t t, char **authz);
+
+#endif

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""faultproxy.py LISTEN_PORT UPSTREAM_PORT - an HTTP proxy on 127.0.0.1 that
+injects S3 failures in front of an S3 emulator, for the retry tests.
+
+One request per client connection: the request is read whole (head and
+Content-Length body), then either a fault is injected or it is sent to the
+upstream (127.0.0.1:UPSTREAM_PORT) with "Connection: close" and the answer
+is relayed.  Host and every signed header pass unchanged, so signatures
+made for the proxy's address stay valid.
+
+Faults are armed through the proxy itself:
+    POST /__fault__   body "MODE COUNT"   the next COUNT requests get MODE
+    GET  /__fault__                        "injected N" (faults so far)
+MODE is one of:
+    503       503 Slow Down with an S3 SlowDown error document
+    err200    200 OK whose body is an S3 InternalError document
+    drop      close the connection without answering
+    reset     close with a TCP reset (SO_LINGER 0)
+    truncate  relay the answer but cut its body in half, then close
+    hang      never answer (held open up to 60 s)
+    norange   forward without the Range header (a server that ignores it)
+    none      stop injecting
+Every wait is bounded; the proxy stops on SIGTERM, or by itself after
+LIFETIME seconds.
+"""
+import asyncio
+import socket
+import struct
+import sys
+
+state = {"mode": "none", "count": 0, "injected": 0}
+
+SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+            b'<Message>Please reduce your request rate.</Message>'
+            b'<RequestId>FAULTPROXY</RequestId></Error>')
+INTERNAL = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+            b'<Message>We encountered an internal error. Please try again.</Message>'
+            b'<RequestId>FAULTPROXY</RequestId></Error>')
+MAX_HEAD = 64 * 1024
+MAX_BODY = 64 * 1024 * 1024
+LIFETIME = 1800
+
+
+def response(status, reason, body):
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
+            f"Content-Length: {len(body)}\r\nx-amz-request-id: FAULTPROXY\r\n"
+            f"Connection: close\r\n\r\n").encode()
+    return head + body
+
+
+async def read_request(reader):
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+    if len(head) > MAX_HEAD:
+        raise ValueError("request head too long")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if length < 0 or length > MAX_BODY:
+        raise ValueError("bad content-length")
+    body = await asyncio.wait_for(reader.readexactly(length), 60) if length else b""
+    return head, body
+
+
+def take_fault():
+    if state["count"] > 0 and state["mode"] != "none":
+        state["count"] -= 1
+        state["injected"] += 1
+        return state["mode"]
+    return None
+
+
+async def forward(head, body, upstream_port, drop_range=False):
+    r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", upstream_port), 10)
+    dropped = (b"connection:", b"range:") if drop_range else (b"connection:",)
+    lines = [l for l in head.split(b"\r\n") if l and not l.lower().startswith(dropped)]
+    w.write(b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n" + body)
+    await w.drain()
+    chunks = []
+    total = 0
+    while True:
+        data = await asyncio.wait_for(r.read(1 << 16), 60)
+        if not data:
+            break
+        chunks.append(data)
+        total += len(data)
+        if total > MAX_BODY + MAX_HEAD:
+            break
+    w.close()
+    return b"".join(chunks)
+
+
+async def handle(reader, writer, upstream_port):
+    try:
+        head, body = await read_request(reader)
+        request_line = head.split(b"\r\n", 1)[0]
+        if b" /__fault__" in request_line:
+            if request_line.startswith(b"POST"):
+                mode, count = body.decode().split()
+                state["mode"], state["count"] = mode, int(count)
+            writer.write(response(200, "OK", f"injected {state['injected']}".encode()))
+            await writer.drain()
+            return
+        fault = take_fault()
+        if fault == "503":
+            writer.write(response(503, "Slow Down", SLOWDOWN))
+        elif fault == "err200":
+            writer.write(response(200, "OK", INTERNAL))
+        elif fault == "drop":
+            pass
+        elif fault == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif fault == "hang":
+            await asyncio.sleep(60)
+        else:
+            answer = await forward(head, body, upstream_port, fault == "norange")
+            if fault == "truncate":
+                end = answer.find(b"\r\n\r\n") + 4
+                answer = answer[:end + (len(answer) - end) // 2]
+            writer.write(answer)
+        await writer.drain()
+    except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ValueError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main():
+    listen_port, upstream_port = int(sys.argv[1]), int(sys.argv[2])
+    server = await asyncio.start_server(lambda r, w: handle(r, w, upstream_port),
+                                        "127.0.0.1", listen_port)
+    async with server:
+        await asyncio.sleep(LIFETIME)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -5,7 +5,7 @@
 # Starts moto_server on a free 127.0.0.1 port, creates the test bucket and an
 # IAM user (tests/integration/moto_setup.py), switches SigV4 checking on,
 # starts tests/integration/faultproxy.py in front of moto, runs each test
-# binary (default: test_s3_moto and test_s3_faults from $IT_BUILD/tests or
+# binary (default: it_s3_moto and it_s3_faults from $IT_BUILD/tests or
 # build/tests) with BNFS_S3_* in its environment, prints one closing
 # "N passed, N failed" line adding theirs up, and stops both servers
 # whatever happens.
@@ -17,7 +17,7 @@ build=${IT_BUILD:-$root/build}
 if [ $# -gt 0 ]; then
     tests=("$@")
 else
-    tests=("$build/tests/test_s3_moto" "$build/tests/test_s3_faults")
+    tests=("$build/tests/it_s3_moto" "$build/tests/it_s3_faults")
 fi
 for t in "${tests[@]}"; do
     if [ ! -x "$t" ]; then

@@ -1,5 +1,5 @@
 /*
- * test_s3_moto.c - the S3 backend against a real S3 emulator (moto_server
+ * it_s3_moto.c - the S3 backend against a real S3 emulator (moto_server
  * with SigV4 / IAM checking on), through the obj_ops API only.
  *
  * Run by tests/integration/s3_moto.sh, which starts moto on a free
@@ -617,11 +617,11 @@ int main(int argc, char **argv)
         /* The unit-test runner starts us bare: this suite needs moto_server and
          * runs under tests/integration/s3_moto.sh, which starts it and passes
          * BNFS_S3_*.  Say so instead of failing or passing silently. */
-        printf("test_s3_moto: runs under integration/s3_moto (needs moto_server): "
+        printf("it_s3_moto: runs under integration/s3_moto (needs moto_server): "
                "0 passed, 0 failed\n");
         return 0;
     }
-    log_init("test_s3_moto", 1, getenv("BNFS_S3_DEBUG") ? LOG_DEBUG : LOG_ERR);
+    log_init("it_s3_moto", 1, getenv("BNFS_S3_DEBUG") ? LOG_DEBUG : LOG_ERR);
     bucket = getenv("BNFS_S3_BUCKET");
 
     /* Phase 1: moto checks every signature. */

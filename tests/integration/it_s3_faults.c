@@ -1,5 +1,5 @@
 /*
- * test_s3_faults.c - retries of the S3 backend, with a fault-injecting
+ * it_s3_faults.c - retries of the S3 backend, with a fault-injecting
  * proxy (tests/integration/faultproxy.py) between it and moto_server.
  *
  * Run by tests/integration/s3_moto.sh (BNFS_S3_PROXY is the proxy); started
@@ -112,11 +112,11 @@ int main(int argc, char **argv)
         /* The unit-test runner starts us bare: this suite needs moto_server and
          * runs under tests/integration/s3_moto.sh, which starts it and passes
          * BNFS_S3_*.  Say so instead of failing or passing silently. */
-        printf("test_s3_faults: runs under integration/s3_moto (needs moto_server): "
+        printf("it_s3_faults: runs under integration/s3_moto (needs moto_server): "
                "0 passed, 0 failed\n");
         return 0;
     }
-    log_init("test_s3_faults", 1, LOG_WARNING);
+    log_init("it_s3_faults", 1, LOG_WARNING);
 
     struct conf_store c = {.name = "faulty",
                            .type = CONF_STORE_S3,

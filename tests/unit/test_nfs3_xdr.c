@@ -20,6 +20,7 @@
  * No network, no threads besides the ones the libraries start.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -44,8 +45,8 @@
 #include "mount3_prot.h"
 #include "nfs3_prot.h"
 
-#define XP(f) ((xdrproc_t)(f))
-#define MIB (1024u * 1024u)
+#define XP(f)   ((xdrproc_t)(f))
+#define MIB     (1024u * 1024u)
 #define SCRATCH (2 * MIB + 4096)
 
 static uint8_t *scratch; /* encode buffer shared by the round trips */
@@ -238,8 +239,7 @@ static void test_lookup_access_read(void)
         xdr_free(XP(xdr_ACCESS3args), &aout);
     }
 
-    READ3args rin = {.file = *mkfh(&b, FH_SIZE, 5), .offset = 0xfedcba9876543210ull,
-                     .count = MIB},
+    READ3args rin = {.file = *mkfh(&b, FH_SIZE, 5), .offset = 0xfedcba9876543210ull, .count = MIB},
               rout;
     if (roundtrip(XP(xdr_READ3args), &rin, &rout, sizeof(rout), xsz(FH_SIZE) + 8 + 4)) {
         CHECK(fh_eq(&rin.file, &rout.file));
@@ -249,11 +249,10 @@ static void test_lookup_access_read(void)
     }
 
     /* The bytes on the wire, per RFC 1813 3.3.6: handle, offset (hyper, big-endian), count. */
-    static const uint8_t want[] = {0, 0, 0, 2, 0xaa, 0xbb, 0, 0, 0x01, 0x02, 0x03, 0x04,
-                                   0x05, 0x06, 0x07, 0x08, 0, 0x01, 0, 0};
+    static const uint8_t want[] = {0,    0,    0,    2,    0xaa, 0xbb, 0, 0,    0x01, 0x02,
+                                   0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0, 0x01, 0,    0};
     char h2[2] = {(char)0xaa, (char)0xbb};
-    READ3args small = {.file = {.data = {2, h2}}, .offset = 0x0102030405060708ull,
-                       .count = 65536};
+    READ3args small = {.file = {.data = {2, h2}}, .offset = 0x0102030405060708ull, .count = 65536};
     XDR x;
     xdrmem_create(&x, (char *)scratch, SCRATCH, XDR_ENCODE);
     CHECK(xdr_READ3args(&x, &small));
@@ -271,10 +270,12 @@ static void test_write_commit(void)
     for (unsigned i = 0; i < MIB; i++)
         data[i] = (char)(i * 131 + (i >> 12));
     for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
-        WRITE3args in = {.file = *mkfh(&b, FH_SIZE, 6), .offset = 1ull << 40,
-                         .count = lens[l], .stable = l % 3 == 0   ? UNSTABLE
-                                                     : l % 3 == 1 ? DATA_SYNC
-                                                                  : FILE_SYNC,
+        WRITE3args in = {.file = *mkfh(&b, FH_SIZE, 6),
+                         .offset = 1ull << 40,
+                         .count = lens[l],
+                         .stable = l % 3 == 0   ? UNSTABLE
+                                   : l % 3 == 1 ? DATA_SYNC
+                                                : FILE_SYNC,
                          .data = {lens[l], data}},
                    out;
         if (!roundtrip(XP(xdr_WRITE3args), &in, &out, sizeof(out),
@@ -310,8 +311,8 @@ static void test_create_family(void)
             memcpy(in.how.createhow3_u.verf, "\x01\x02\x03\x04\xfc\xfd\xfe\xff", 8);
         else
             mksattr(&in.how.createhow3_u.obj_attributes, mode == GUARDED);
-        size_t want = xsz(FH_SIZE) + xsz(7) + 4 +
-                      (mode == EXCLUSIVE ? 8 : sattr_size(mode == GUARDED));
+        size_t want =
+            xsz(FH_SIZE) + xsz(7) + 4 + (mode == EXCLUSIVE ? 8 : sattr_size(mode == GUARDED));
         if (!roundtrip(XP(xdr_CREATE3args), &in, &out, sizeof(out), want))
             continue;
         CHECK(dirop_eq(&in.where, &out.where));
@@ -396,8 +397,7 @@ static void test_create_family(void)
     LINK3args kin = {.file = *mkfh(&b, FH_SIZE, 15),
                      .link = {.dir = *mkfh(&b2, FH_SIZE, 16), .name = "hard"}},
               kout;
-    if (roundtrip(XP(xdr_LINK3args), &kin, &kout, sizeof(kout),
-                  2 * xsz(FH_SIZE) + xsz(4))) {
+    if (roundtrip(XP(xdr_LINK3args), &kin, &kout, sizeof(kout), 2 * xsz(FH_SIZE) + xsz(4))) {
         CHECK(fh_eq(&kin.file, &kout.file));
         CHECK(dirop_eq(&kin.link, &kout.link));
         CHECK(!fh_eq(&kout.file, &kout.link.dir));
@@ -408,8 +408,10 @@ static void test_create_family(void)
 static void test_readdir_args(void)
 {
     struct fhbuf b;
-    READDIR3args in = {.dir = *mkfh(&b, FH_SIZE, 17), .cookie = 0x8000000000000003ull,
-                       .cookieverf = "\x11\x22\x33\x44\x55\x66\x77\x88", .count = 32768},
+    READDIR3args in = {.dir = *mkfh(&b, FH_SIZE, 17),
+                       .cookie = 0x8000000000000003ull,
+                       .cookieverf = "\x11\x22\x33\x44\x55\x66\x77\x88",
+                       .count = 32768},
                  out;
     if (roundtrip(XP(xdr_READDIR3args), &in, &out, sizeof(out), xsz(FH_SIZE) + 8 + 8 + 4)) {
         CHECK(fh_eq(&in.dir, &out.dir));
@@ -419,8 +421,10 @@ static void test_readdir_args(void)
         xdr_free(XP(xdr_READDIR3args), &out);
     }
 
-    READDIRPLUS3args pin = {.dir = *mkfh(&b, FH_SIZE, 18), .cookie = 2,
-                            .cookieverf = "\xff\0\xfe\0\x01\0\x02\0", .dircount = 8192,
+    READDIRPLUS3args pin = {.dir = *mkfh(&b, FH_SIZE, 18),
+                            .cookie = 2,
+                            .cookieverf = "\xff\0\xfe\0\x01\0\x02\0",
+                            .dircount = 8192,
                             .maxcount = MIB},
                      pout;
     if (roundtrip(XP(xdr_READDIRPLUS3args), &pin, &pout, sizeof(pout),
@@ -603,14 +607,20 @@ static void test_truncated(const char *what, xdrproc_t proc, void *in, size_t sz
 static void test_truncation(void)
 {
     struct fhbuf b;
-    READDIRPLUS3args rp = {.dir = *mkfh(&b, FH_SIZE, 19), .cookie = 77,
-                           .cookieverf = "abcdefgh", .dircount = 4096, .maxcount = 65536};
+    READDIRPLUS3args rp = {.dir = *mkfh(&b, FH_SIZE, 19),
+                           .cookie = 77,
+                           .cookieverf = "abcdefgh",
+                           .dircount = 4096,
+                           .maxcount = 65536};
     test_truncated("READDIRPLUS3args", XP(xdr_READDIRPLUS3args), &rp, sizeof(rp));
 
     char data[37];
     memset(data, 'w', sizeof(data)); /* 37: the record ends in 3 bytes of padding */
-    WRITE3args w = {.file = *mkfh(&b, FH_SIZE, 20), .offset = 1, .count = sizeof(data),
-                    .stable = UNSTABLE, .data = {sizeof(data), data}};
+    WRITE3args w = {.file = *mkfh(&b, FH_SIZE, 20),
+                    .offset = 1,
+                    .count = sizeof(data),
+                    .stable = UNSTABLE,
+                    .data = {sizeof(data), data}};
     test_truncated("WRITE3args", XP(xdr_WRITE3args), &w, sizeof(w));
 
     SETATTR3args s = {.object = *mkfh(&b, FH_SIZE, 21)};
@@ -648,13 +658,13 @@ static void fill_fattr(fattr3 *f, unsigned seed)
 
 static bool fattr_eq(const fattr3 *a, const fattr3 *b)
 {
-    return a->type == b->type && a->mode == b->mode && a->nlink == b->nlink &&
-           a->uid == b->uid && a->gid == b->gid && a->size == b->size && a->used == b->used &&
+    return a->type == b->type && a->mode == b->mode && a->nlink == b->nlink && a->uid == b->uid &&
+           a->gid == b->gid && a->size == b->size && a->used == b->used &&
            a->rdev.specdata1 == b->rdev.specdata1 && a->rdev.specdata2 == b->rdev.specdata2 &&
-           a->fsid == b->fsid && a->fileid == b->fileid &&
-           a->atime.seconds == b->atime.seconds && a->atime.nseconds == b->atime.nseconds &&
-           a->mtime.seconds == b->mtime.seconds && a->mtime.nseconds == b->mtime.nseconds &&
-           a->ctime.seconds == b->ctime.seconds && a->ctime.nseconds == b->ctime.nseconds;
+           a->fsid == b->fsid && a->fileid == b->fileid && a->atime.seconds == b->atime.seconds &&
+           a->atime.nseconds == b->atime.nseconds && a->mtime.seconds == b->mtime.seconds &&
+           a->mtime.nseconds == b->mtime.nseconds && a->ctime.seconds == b->ctime.seconds &&
+           a->ctime.nseconds == b->ctime.nseconds;
 }
 
 static size_t name_len(unsigned i)
@@ -727,8 +737,8 @@ static void check_verf(const char *v)
 
 static void test_readdir_encode(unsigned n, bool plus, bool eof)
 {
-    struct nfs3_readdir_res r = {.status = NFS3_OK, .have_dir = true,
-                                 .verf = 0x0123456789abcdefull};
+    struct nfs3_readdir_res r = {
+        .status = NFS3_OK, .have_dir = true, .verf = 0x0123456789abcdefull};
     fill_fattr(&r.dir, 4242);
     size_t sum;
     make_list(&r, n, plus, eof, &sum);
@@ -796,8 +806,8 @@ static void test_readdir_encode(unsigned n, bool plus, bool eof)
     }
     xdr_destroy(&x);
     if (seen != n || bad_name || bad_ids || bad_attr || bad_fh)
-        fprintf(stderr, "  readdir n=%u plus=%d: seen %u, bad names %u ids %u attrs %u fh %u\n",
-                n, plus, seen, bad_name, bad_ids, bad_attr, bad_fh);
+        fprintf(stderr, "  readdir n=%u plus=%d: seen %u, bad names %u ids %u attrs %u fh %u\n", n,
+                plus, seen, bad_name, bad_ids, bad_attr, bad_fh);
     CHECK_EQ_INT(seen, n);
     CHECK_EQ_INT(bad_name, 0);
     CHECK_EQ_INT(bad_ids, 0);
@@ -917,8 +927,8 @@ static void test_stat(void)
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         int got = nfs3_stat(map[i].err);
         if (got != (int)map[i].want)
-            fprintf(stderr, "  nfs3_stat(%d: %s) = %d, want %d\n", map[i].err,
-                    strerror(map[i].err), got, map[i].want);
+            fprintf(stderr, "  nfs3_stat(%d: %s) = %d, want %d\n", map[i].err, strerror(map[i].err),
+                    got, map[i].want);
         CHECK_EQ_INT(got, map[i].want);
     }
 }
@@ -934,6 +944,8 @@ struct mnt_fixture {
     struct export_ctx *exports;
     struct mnt_server *mnt;
     struct rpc_program prog;
+    struct nfs3_server nfs;
+    struct rpc_program nfs_prog;
 };
 
 static int write_file(const char *name, const char *text)
@@ -960,6 +972,34 @@ static int make_dir(const char *name)
     return 0;
 }
 
+#define MANY_FILES 300
+
+/* The name of file i of the "many" folder: 1 to 200 bytes, unique by its prefix. */
+static void many_name(char *buf, unsigned i)
+{
+    size_t len = 1 + (i * 37) % 200;
+    int k = snprintf(buf, 16, "%u", i);
+    if ((size_t)k > len)
+        len = (size_t)k;
+    buf[k] = k < (int)len ? '_' : 0;
+    for (size_t j = (size_t)k + 1; j < len; j++)
+        buf[j] = (char)('a' + (i + j) % 26);
+    buf[len] = 0;
+}
+
+static int make_files(const char *dir, unsigned n)
+{
+    char name[PATH_MAX], file[256];
+    for (unsigned i = 0; i < n; i++) {
+        many_name(file, i);
+        snprintf(name, sizeof(name), "%s/%s", dir, file);
+        int rc = write_file(name, "x");
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static const char exports_v1[] =
     "exports = (\n"
     "  { path = \"/demo\"; store = \"local\"; bucket = \"demo\";\n"
@@ -968,11 +1008,10 @@ static const char exports_v1[] =
     "    clients = ( \"10.0.0.0/8\", \"192.168.1.0/24\" ); }\n"
     ");\n";
 
-static const char exports_v2[] =
-    "exports = (\n"
-    "  { path = \"/demo\"; store = \"local\"; bucket = \"demo\";\n"
-    "    clients = ( \"10.0.0.0/8\" ); }\n"
-    ");\n";
+static const char exports_v2[] = "exports = (\n"
+                                 "  { path = \"/demo\"; store = \"local\"; bucket = \"demo\";\n"
+                                 "    clients = ( \"10.0.0.0/8\" ); }\n"
+                                 ");\n";
 
 static int fixture_open(struct mnt_fixture *f)
 {
@@ -981,8 +1020,8 @@ static int fixture_open(struct mnt_fixture *f)
     memset(f, 0, sizeof(*f));
     if (make_dir("state") || make_dir("buckets") || make_dir("buckets/demo") ||
         make_dir("buckets/demo/sub") || make_dir("buckets/demo/sub/deeper") ||
-        make_dir("buckets/archive") ||
-        write_file("buckets/demo/file.txt", "not a directory\n") ||
+        make_dir("buckets/archive") || write_file("buckets/demo/file.txt", "not a directory\n") ||
+        make_dir("buckets/demo/many") || make_files("buckets/demo/many", MANY_FILES) ||
         write_file("bucketnfs.conf",
                    "server = { state_dir = \"state\"; };\n"
                    "stores = ( { name = \"local\"; type = \"dir\"; root = \"buckets\"; } );\n"
@@ -1009,6 +1048,10 @@ static int fixture_open(struct mnt_fixture *f)
     if (!(f->mnt = mnt_server_create(f->exports, f->key, f->inodes)))
         return errno;
     mnt_program(f->mnt, &f->prog);
+    f->nfs.inodes = f->inodes;
+    f->nfs.fh_key = f->key;
+    f->nfs.exports = f->exports;
+    nfs3_program(&f->nfs, &f->nfs_prog);
     return 0;
 }
 
@@ -1041,34 +1084,37 @@ static void set_peer(struct rpc_req *req, const char *addr)
 }
 
 /*
- * Serve one MOUNT call as the RPC layer does: the path (if the procedure
- * takes one) is encoded, decoded with the table's decoder, the handler
- * runs, and the result is encoded with the table's encoder into a buffer of
- * the procedure's max_reply bytes.  The caller frees *out.  Returns false if
- * any step failed.
+ * Serve one call as the RPC layer does: the arguments (if the procedure
+ * takes any) are encoded with argproc, decoded with the table's decoder,
+ * the handler runs as AUTH_SYS uid/gid 1000 from peer, and the result is
+ * encoded with the table's encoder into a buffer of the procedure's
+ * max_reply bytes.  The caller frees *out.  Returns false if any step failed.
  */
-static bool mnt_call(struct mnt_fixture *f, uint32_t procnum, const char *path,
-                     const char *peer, uint8_t **out, size_t *outlen)
+static bool serve(const struct rpc_program *prog, uint32_t procnum, xdrproc_t argproc, void *argp,
+                  const char *peer, uint8_t **out, size_t *outlen)
 {
-    const struct rpc_proc *pr = &f->prog.procs[procnum];
-    struct rpc_req req = {.prog = MOUNT_PROGRAM, .vers = MOUNT_V3, .proc = procnum,
-                          .tcp = true, .prog_ctx = f->prog.ctx};
+    const struct rpc_proc *pr = &prog->procs[procnum];
+    struct rpc_req req = {.prog = prog->prog,
+                          .vers = prog->vers,
+                          .proc = procnum,
+                          .tcp = true,
+                          .prog_ctx = prog->ctx,
+                          .cred = {.flavor = AUTH_SYS, .uid = 1000, .gid = 1000}};
     bool ok = false;
     set_peer(&req, peer);
     req.arena = rpc_arena_create();
     void *args = calloc(1, pr->args_size ? pr->args_size : 1);
     void *res = calloc(1, pr->res_size ? pr->res_size : 1);
+    uint8_t *abuf = malloc(8192);
     size_t cap = pr->max_reply ? pr->max_reply : 4096;
     *out = malloc(cap);
     *outlen = 0;
-    if (!req.arena || !args || !res || !*out)
+    if (!req.arena || !args || !res || !abuf || !*out)
         goto cleanup;
     if (pr->decode_args) {
-        uint8_t abuf[2048];
-        char *p = (char *)path;
         XDR x;
-        xdrmem_create(&x, (char *)abuf, sizeof(abuf), XDR_ENCODE);
-        bool enc = xdr_mntdirpath(&x, &p);
+        xdrmem_create(&x, (char *)abuf, 8192, XDR_ENCODE);
+        bool enc = argproc(&x, argp, 0);
         size_t alen = xdr_getpos(&x);
         xdr_destroy(&x);
         if (!enc)
@@ -1097,11 +1143,19 @@ cleanup_args:
     if (pr->decode_args)
         xdr_free(pr->decode_args, args);
 cleanup:
+    free(abuf);
     free(res);
     free(args);
     if (req.arena)
         rpc_arena_destroy(req.arena);
     return ok;
+}
+
+static bool mnt_call(struct mnt_fixture *f, uint32_t procnum, const char *path, const char *peer,
+                     uint8_t **out, size_t *outlen)
+{
+    char *p = (char *)path;
+    return serve(&f->prog, procnum, XP(xdr_mntdirpath), &p, peer, out, outlen);
 }
 
 /*
@@ -1236,6 +1290,219 @@ static int reload_exports(struct mnt_fixture *f, const char *text)
     return rc;
 }
 
+/* ---- 5. READDIR / READDIRPLUS through the NFS handlers ------------------- */
+
+struct walk {
+    unsigned seen[MANY_FILES]; /* times each file was listed */
+    unsigned dots;             /* "." and ".." */
+    unsigned pages, oversize, bad;
+    int status; /* of the last reply */
+    bool eof;
+    uint8_t file_fh[FHSIZE3]; /* a file's handle (READDIRPLUS) */
+    size_t file_fhlen;
+};
+
+/* One listed name: which file it is, or a dot, or bad. */
+static void walk_name(struct walk *w, const char *name)
+{
+    char want[256];
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        w->dots++;
+        return;
+    }
+    char *end;
+    unsigned long i = strtoul(name, &end, 10);
+    if (end == name || i >= MANY_FILES) {
+        w->bad++;
+        return;
+    }
+    many_name(want, (unsigned)i);
+    if (strcmp(want, name) == 0)
+        w->seen[i]++;
+    else
+        w->bad++;
+}
+
+/*
+ * List the folder whose handle is dirfh, maxcount bytes per reply, as a
+ * client does: each page continues from the last cookie with the verifier.
+ * At most 2000 pages.
+ */
+static void walk_dir(struct mnt_fixture *f, const uint8_t *dirfh, size_t fhlen, bool plus,
+                     uint32_t maxcount, const char *peer, struct walk *w)
+{
+    memset(w, 0, sizeof(*w));
+    uint64_t cookie = 0;
+    char verf[NFS3_COOKIEVERFSIZE] = {0};
+    nfs_fh3 dir = {.data = {(u_int)fhlen, (char *)dirfh}};
+    while (w->pages < 2000) {
+        uint8_t *buf;
+        size_t len;
+        bool ok;
+        w->pages++;
+        if (plus) {
+            READDIRPLUS3args a = {
+                .dir = dir, .cookie = cookie, .dircount = maxcount, .maxcount = maxcount};
+            memcpy(a.cookieverf, verf, sizeof(verf));
+            ok = serve(&f->nfs_prog, NFSPROC3_READDIRPLUS, XP(xdr_READDIRPLUS3args), &a, peer, &buf,
+                       &len);
+        } else {
+            READDIR3args a = {.dir = dir, .cookie = cookie, .count = maxcount};
+            memcpy(a.cookieverf, verf, sizeof(verf));
+            ok = serve(&f->nfs_prog, NFSPROC3_READDIR, XP(xdr_READDIR3args), &a, peer, &buf, &len);
+        }
+        CHECK(ok);
+        if (!ok) {
+            free(buf);
+            return;
+        }
+        w->oversize += len > maxcount;
+        unsigned entries = 0;
+        XDR x;
+        xdrmem_create(&x, (char *)buf, (u_int)len, XDR_DECODE);
+        if (plus) {
+            READDIRPLUS3res r;
+            memset(&r, 0, sizeof(r));
+            CHECK(xdr_READDIRPLUS3res(&x, &r));
+            w->status = r.status;
+            if (r.status == NFS3_OK) {
+                READDIRPLUS3resok *ok3 = &r.READDIRPLUS3res_u.resok;
+                for (entryplus3 *e = ok3->reply.entries; e; e = e->nextentry) {
+                    entries++;
+                    walk_name(w, e->name);
+                    cookie = e->cookie;
+                    const nfs_fh3 *h = &e->name_handle.post_op_fh3_u.handle;
+                    const fattr3 *at = &e->name_attributes.post_op_attr_u.attributes;
+                    if (!e->name_handle.handle_follows || h->data.data_len != FH_SIZE ||
+                        !e->name_attributes.attributes_follow ||
+                        fh_ino(f, (const uint8_t *)h->data.data_val, FH_SIZE) != e->fileid ||
+                        at->fileid != e->fileid) {
+                        w->bad++;
+                        continue;
+                    }
+                    if (isdigit((unsigned char)e->name[0]) && (at->type != NF3REG || at->size != 1))
+                        w->bad++;
+                    if (isdigit((unsigned char)e->name[0]) && !w->file_fhlen) {
+                        memcpy(w->file_fh, h->data.data_val, FH_SIZE);
+                        w->file_fhlen = FH_SIZE;
+                    }
+                }
+                w->eof = ok3->reply.eof;
+                memcpy(verf, ok3->cookieverf, sizeof(verf));
+            }
+            xdr_free(XP(xdr_READDIRPLUS3res), &r);
+        } else {
+            READDIR3res r;
+            memset(&r, 0, sizeof(r));
+            CHECK(xdr_READDIR3res(&x, &r));
+            w->status = r.status;
+            if (r.status == NFS3_OK) {
+                READDIR3resok *ok3 = &r.READDIR3res_u.resok;
+                for (entry3 *e = ok3->reply.entries; e; e = e->nextentry) {
+                    entries++;
+                    walk_name(w, e->name);
+                    cookie = e->cookie;
+                }
+                w->eof = ok3->reply.eof;
+                memcpy(verf, ok3->cookieverf, sizeof(verf));
+            }
+            xdr_free(XP(xdr_READDIR3res), &r);
+        }
+        CHECK_EQ_INT(xdr_getpos(&x), len);
+        xdr_destroy(&x);
+        free(buf);
+        if (w->status != NFS3_OK || w->eof)
+            return;
+        if (entries == 0) {
+            w->bad++; /* no progress and no eof: a client would loop */
+            return;
+        }
+    }
+}
+
+static void check_complete(const struct walk *w, const char *what)
+{
+    unsigned missing = 0, twice = 0;
+    for (unsigned i = 0; i < MANY_FILES; i++) {
+        missing += w->seen[i] == 0;
+        twice += w->seen[i] > 1;
+    }
+    if (w->status != NFS3_OK || !w->eof || missing || twice || w->bad || w->oversize ||
+        w->dots != 2)
+        fprintf(stderr,
+                "  %s: status %d eof %d pages %u missing %u twice %u bad %u oversize %u "
+                "dots %u\n",
+                what, w->status, w->eof, w->pages, missing, twice, w->bad, w->oversize, w->dots);
+    CHECK_EQ_INT(w->status, NFS3_OK);
+    CHECK(w->eof);
+    CHECK_EQ_INT(missing, 0);
+    CHECK_EQ_INT(twice, 0);
+    CHECK_EQ_INT(w->bad, 0);
+    CHECK_EQ_INT(w->oversize, 0);
+    CHECK_EQ_INT(w->dots, 2);
+}
+
+static void test_nfs_readdir(struct mnt_fixture *f)
+{
+    uint8_t dirfh[FHSIZE3 + 1];
+    size_t fhlen;
+    CHECK_EQ_INT(do_mnt(f, "/demo/many", "127.0.0.1", dirfh, &fhlen), MNT3_OK);
+    if (fhlen != FH_SIZE)
+        return;
+
+    /* The table decodes and encodes every procedure; both READDIRs use the iterative encoder. */
+    CHECK_EQ_INT(f->nfs_prog.nprocs, NFSPROC3_COMMIT + 1);
+    for (uint32_t p = NFSPROC3_GETATTR; p < f->nfs_prog.nprocs; p++)
+        CHECK(f->nfs_prog.procs[p].decode_args && f->nfs_prog.procs[p].encode_res);
+    CHECK(f->nfs_prog.procs[NFSPROC3_READDIR].encode_res == XP(nfs3_xdr_readdir_res));
+    CHECK(f->nfs_prog.procs[NFSPROC3_READDIRPLUS].encode_res == XP(nfs3_xdr_readdir_res));
+
+    /* Small pages: many replies, each within maxcount, every name exactly once. */
+    struct walk *w = malloc(sizeof(*w));
+    walk_dir(f, dirfh, fhlen, true, 4096, "127.0.0.1", w);
+    check_complete(w, "READDIRPLUS 4096");
+    CHECK(w->pages > 5);
+    uint8_t file_fh[FHSIZE3];
+    size_t file_fhlen = w->file_fhlen;
+    memcpy(file_fh, w->file_fh, sizeof(file_fh));
+    walk_dir(f, dirfh, fhlen, false, 1024, "127.0.0.1", w);
+    check_complete(w, "READDIR 1024");
+    CHECK(w->pages > 5);
+    /* One reply of 1 MiB holds the whole folder. */
+    walk_dir(f, dirfh, fhlen, true, MIB, "127.0.0.1", w);
+    check_complete(w, "READDIRPLUS 1M");
+    CHECK_EQ_INT(w->pages, 1);
+    walk_dir(f, dirfh, fhlen, false, MIB, "::1", w);
+    check_complete(w, "READDIR 1M");
+    CHECK_EQ_INT(w->pages, 1);
+    /* A client asking for more than we serve gets at most NFS3_MAX_IO. */
+    walk_dir(f, dirfh, fhlen, true, 0xffffffffu, "127.0.0.1", w);
+    check_complete(w, "READDIRPLUS 4G");
+
+    /* Too small for the reply header, or for one entry: TOOSMALL, not an empty page. */
+    walk_dir(f, dirfh, fhlen, true, (uint32_t)nfs3_readdir_fixed_size() - 4, "127.0.0.1", w);
+    CHECK_EQ_INT(w->status, NFS3ERR_TOOSMALL);
+    walk_dir(f, dirfh, fhlen, true, (uint32_t)nfs3_readdir_fixed_size() + 16, "127.0.0.1", w);
+    CHECK_EQ_INT(w->status, NFS3ERR_TOOSMALL);
+    CHECK_EQ_INT(w->bad, 0);
+
+    /* A file's handle: NOTDIR.  An altered handle: BADHANDLE.  A stranger: ACCES. */
+    CHECK_EQ_INT(file_fhlen, FH_SIZE);
+    if (file_fhlen == FH_SIZE) {
+        walk_dir(f, file_fh, file_fhlen, false, 4096, "127.0.0.1", w);
+        CHECK_EQ_INT(w->status, NFS3ERR_NOTDIR);
+        walk_dir(f, file_fh, file_fhlen, true, 4096, "127.0.0.1", w);
+        CHECK_EQ_INT(w->status, NFS3ERR_NOTDIR);
+    }
+    dirfh[FH_SIZE - 1] ^= 0x40;
+    walk_dir(f, dirfh, fhlen, true, 4096, "127.0.0.1", w);
+    CHECK_EQ_INT(w->status, NFS3ERR_BADHANDLE);
+    dirfh[FH_SIZE - 1] ^= 0x40;
+    walk_dir(f, dirfh, fhlen, false, 4096, "10.1.1.1", w);
+    CHECK_EQ_INT(w->status, NFS3ERR_ACCES);
+    free(w);
+}
+
 static void test_mount(void)
 {
     struct mnt_fixture f;
@@ -1291,6 +1558,8 @@ static void test_mount(void)
     CHECK_EQ_INT(do_mnt(&f, "/demo/sub/missing", "127.0.0.1", fh, &fhlen), MNT3ERR_NOENT);
     CHECK_EQ_INT(do_mnt(&f, "/nope", "127.0.0.1", fh, &fhlen), MNT3ERR_NOENT);
     CHECK_EQ_INT(do_mnt(&f, "/demox", "127.0.0.1", fh, &fhlen), MNT3ERR_NOENT);
+    /* "/demosub" is not "/demo" + "sub", though that folder exists. */
+    CHECK_EQ_INT(do_mnt(&f, "/demosub", "127.0.0.1", fh, &fhlen), MNT3ERR_NOENT);
     CHECK_EQ_INT(do_mnt(&f, "/dem", "127.0.0.1", fh, &fhlen), MNT3ERR_NOENT);
     CHECK_EQ_INT(do_mnt(&f, "", "127.0.0.1", fh, &fhlen), MNT3ERR_NOENT);
     CHECK_EQ_INT(do_mnt(&f, "/demo/file.txt", "127.0.0.1", fh, &fhlen), MNT3ERR_NOTDIR);
@@ -1342,6 +1611,18 @@ static void test_mount(void)
     CHECK(dump_has(text, "10.9.8.7 /archive"));
     CHECK(mnt_call(&f, MOUNTPROC3_NULL, NULL, "127.0.0.1", &buf, &len));
     free(buf);
+
+    /* An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d. */
+    CHECK_EQ_INT(do_mnt(&f, "/demo", "::ffff:127.0.0.1", fh, &fhlen), MNT3_OK);
+    CHECK_EQ_INT(do_mnt(&f, "/archive", "::ffff:10.1.1.1", fh, &fhlen), MNT3_OK);
+    CHECK_EQ_INT(do_mnt(&f, "/archive", "::ffff:127.0.0.1", fh, &fhlen), MNT3ERR_ACCES);
+    /* ".." never leads out of the export. */
+    CHECK_EQ_INT(do_mnt(&f, "/demo/..", "127.0.0.1", fh, &fhlen), MNT3_OK);
+    CHECK(fh_ino(&f, fh, fhlen) == root_ino);
+    CHECK_EQ_INT(do_mnt(&f, "/demo/sub/../..", "127.0.0.1", fh, &fhlen), MNT3_OK);
+    CHECK(fh_ino(&f, fh, fhlen) == root_ino);
+
+    test_nfs_readdir(&f);
 
     /* Reload with /demo for 10/8 only: loopback is refused, 10.x gets the same handle. */
     CHECK_EQ_INT(do_mnt(&f, "/demo", "127.0.0.1", fh2, &fhlen2), MNT3_OK);

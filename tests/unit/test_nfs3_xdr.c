@@ -16,6 +16,8 @@
  *    (arguments decoded by the table's decoder, handler, result encoded by
  *    the table's encoder into max_reply bytes), against a dir store in a
  *    temporary folder; the replies are decoded with rpcgen's routines.
+ * 5. READDIR / READDIRPLUS through nfs3_program()'s handlers on the same
+ *    export: paged as a client pages, every reply within maxcount.
  *
  * No network, no threads besides the ones the libraries start.
  */

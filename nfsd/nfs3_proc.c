@@ -103,6 +103,14 @@ static int call_attr(struct call *c, struct inode_attr *a)
     return call_getattr(c, c->fh.ino, c->fh.gen, a);
 }
 
+/* call_begin, then the attributes of the handle's object: the prologue of most handlers. */
+static int call_open(struct rpc_req *req, const nfs_fh3 *h, struct call *c,
+                     struct inode_attr *a)
+{
+    int err = call_begin(req, h, c);
+    return err ? err : call_attr(c, a);
+}
+
 static ftype3 attr_type(uint32_t mode)
 {
     switch (mode & S_IFMT) {
@@ -210,9 +218,7 @@ static enum rpc_handler_status nfs3_getattr(struct rpc_req *req, void *args, voi
     GETATTR3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_begin(req, &a->object, &c);
-    if (!err)
-        err = call_attr(&c, &attr);
+    int err = call_open(req, &a->object, &c, &attr);
     r->status = nfs3_stat(err);
     if (!err)
         nfs3_fattr(&r->GETATTR3res_u.resok.obj_attributes, &attr);
@@ -229,9 +235,7 @@ static enum rpc_handler_status nfs3_lookup(struct rpc_req *req, void *args, void
     struct call c;
     struct inode_attr dir, obj;
     bool have_dir = false;
-    int err = call_begin(req, &a->what.dir, &c);
-    if (!err)
-        err = call_attr(&c, &dir);
+    int err = call_open(req, &a->what.dir, &c, &dir);
     if (!err) {
         have_dir = true;
         if (!S_ISDIR(dir.mode))
@@ -264,9 +268,7 @@ static enum rpc_handler_status nfs3_access(struct rpc_req *req, void *args, void
     ACCESS3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_begin(req, &a->object, &c);
-    if (!err)
-        err = call_attr(&c, &attr);
+    int err = call_open(req, &a->object, &c, &attr);
     r->status = nfs3_stat(err);
     if (!err) {
         post_op(&r->ACCESS3res_u.resok.obj_attributes, &attr);
@@ -288,9 +290,7 @@ static enum rpc_handler_status nfs3_readlink(struct rpc_req *req, void *args, vo
     struct inode_attr attr;
     bool have = false;
     char *key = NULL, *target = NULL;
-    int err = call_begin(req, &a->symlink, &c);
-    if (!err)
-        err = call_attr(&c, &attr);
+    int err = call_open(req, &a->symlink, &c, &attr);
     if (!err) {
         have = true;
         if (!S_ISLNK(attr.mode))
@@ -331,9 +331,7 @@ static enum rpc_handler_status nfs3_read(struct rpc_req *req, void *args, void *
     struct call c;
     struct inode_attr attr;
     bool have = false;
-    int err = call_begin(req, &a->file, &c);
-    if (!err)
-        err = call_attr(&c, &attr);
+    int err = call_open(req, &a->file, &c, &attr);
     if (!err) {
         have = true;
         if (S_ISDIR(attr.mode))
@@ -420,9 +418,7 @@ static void readdir_common(struct rpc_req *req, const nfs_fh3 *h, uint64_t cooki
     struct call c;
     struct inode_attr dir;
     bool have = false, too_small = false, bad_cookie = false;
-    int err = call_begin(req, h, &c);
-    if (!err)
-        err = call_attr(&c, &dir);
+    int err = call_open(req, h, &c, &dir);
     if (!err) {
         have = true;
         if (!S_ISDIR(dir.mode))
@@ -479,9 +475,7 @@ static enum rpc_handler_status nfs3_fsstat(struct rpc_req *req, void *args, void
     FSSTAT3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_begin(req, &a->fsroot, &c);
-    if (!err)
-        err = call_attr(&c, &attr);
+    int err = call_open(req, &a->fsroot, &c, &attr);
     r->status = nfs3_stat(err);
     if (!err) {
         /*
@@ -510,9 +504,7 @@ static enum rpc_handler_status nfs3_fsinfo(struct rpc_req *req, void *args, void
     FSINFO3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_begin(req, &a->fsroot, &c);
-    if (!err)
-        err = call_attr(&c, &attr);
+    int err = call_open(req, &a->fsroot, &c, &attr);
     r->status = nfs3_stat(err);
     if (!err) {
         FSINFO3resok *ok = &r->FSINFO3res_u.resok;
@@ -539,9 +531,7 @@ static enum rpc_handler_status nfs3_pathconf(struct rpc_req *req, void *args, vo
     PATHCONF3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_begin(req, &a->object, &c);
-    if (!err)
-        err = call_attr(&c, &attr);
+    int err = call_open(req, &a->object, &c, &attr);
     r->status = nfs3_stat(err);
     if (!err) {
         PATHCONF3resok *ok = &r->PATHCONF3res_u.resok;

@@ -37,6 +37,9 @@ EXPORT {
     Protocols = 3;
     Transports = TCP;
     Access_Type = RO;
+    # Ganesha caches attributes and folders for 60 s by default; the
+    # suite's close-to-open cases pass --ttl to match GANESHA_ATTR_TTL.
+    Attr_Expiration_Time = ${GANESHA_ATTR_TTL:-0};
     Squash = no_root_squash;
     FSAL { Name = VFS; }
 }

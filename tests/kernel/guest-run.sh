@@ -43,6 +43,32 @@ nfs_mount() {
     return 1
 }
 
+# run_one SCRIPT LOG: run SCRIPT under a deadline; on overrun show what
+# the processes are blocked on (an NFS call the server never answered
+# leaves them in D state in rpc_wait_bit_killable) before killing them.
+run_one() {
+    local t=$1 log=$2 limit=${BNFS_TEST_TIMEOUT:-300} pid waited=0
+    setsid bash "$t" > >(tee "$log") 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$limit" ]; do
+        sleep 1
+        waited=$((waited + 1))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        {
+            echo "not ok - $t: timed out after ${limit}s"
+            echo "# blocked processes:"
+            ps -eo pid,stat,wchan:30,args | awk 'NR == 1 || $2 ~ /D/' | sed 's/^/#   /'
+            echo "# last kernel messages:"
+            dmesg | tail -n 15 | sed 's/^/#   /'
+        } | tee -a "$log"
+        kill -KILL -- "-$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 124
+    fi
+    wait "$pid"
+}
+
 base="$BNFS_MOUNT_BASE${ports:+,$ports}"
 opts_a="$base${BNFS_OPTS_A:+,$BNFS_OPTS_A}"
 opts_b="$base,nosharecache${BNFS_OPTS_B:+,$BNFS_OPTS_B}"
@@ -67,10 +93,8 @@ for t in $BNFS_TESTS; do
     [ "$mounted" = 1 ] || break
     echo "BNFS-TEST-BEGIN $t"
     start=$(date +%s)
-    timeout -k 5 "${BNFS_TEST_TIMEOUT:-300}" bash "$t" 2>&1 | tee "$job/results/$n.log"
-    rc=${PIPESTATUS[0]}
-    [ "$rc" = 124 ] && echo "not ok - $t: timed out after ${BNFS_TEST_TIMEOUT:-300}s" |
-        tee -a "$job/results/$n.log"
+    run_one "$t" "$job/results/$n.log"
+    rc=$?
     echo "$rc" > "$job/results/$n.rc"
     echo "BNFS-TEST-END $t rc=$rc in $(( $(date +%s) - start ))s"
 done

@@ -22,8 +22,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${BNFS_KERNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bucketnfs-kernel}
 meta_pkg=${BNFS_KERNEL_PACKAGE:-linux-image-amd64}
 
-# Modules the guest loads, in addition to their dependencies.
-want_modules=(virtio_pci virtio_net 9pnet_virtio 9p nfsv3)
+# Modules the guest loads, in addition to their dependencies.  virtio_rng:
+# without an entropy source getrandom() blocks for minutes under TCG.
+want_modules=(virtio_pci virtio_net virtio_rng 9pnet_virtio 9p nfsv3)
 
 say() { echo "prepare: $*" >&2; }
 die() { say "$*"; exit 1; }

@@ -137,7 +137,7 @@ timeout -k 10 $((timeout + 90)) "$qemu" -accel tcg -smp 2 -m 1G \
     -nographic -no-reboot -nodefaults -serial stdio -monitor none \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init" \
-    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 -device virtio-rng-pci \
     "${shares[@]}" </dev/null 2>&1 | tr -d '\r' | tee "$job/console.log" > "$out"
 qrc=${PIPESTATUS[0]}
 t1=$(date +%s)

@@ -138,7 +138,8 @@ timeout -k 10 $((timeout + 90)) "$qemu" -accel tcg -smp 2 -m 1G \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init" \
     -netdev user,id=n0 -device virtio-net-pci,netdev=n0 -device virtio-rng-pci \
-    "${shares[@]}" </dev/null 2>&1 | tr -d '\r' | tee "$job/console.log" > "$out"
+    "${shares[@]}" </dev/null 2>&1 |
+    sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[c()][0-9A-Z]\{0,1\}//g' -e 's/\r//g' | tee "$job/console.log" > "$out"
 qrc=${PIPESTATUS[0]}
 t1=$(date +%s)
 boot=$(sed -n 's/.*bnfs-init: up after \([0-9.]*\)s.*/\1/p' "$job/console.log")

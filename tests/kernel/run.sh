@@ -159,7 +159,10 @@ for log in "$res"/*.log; do
     mapfile -t lines < <(grep '^not ok - ' "$log")
     failures+=("${lines[@]}")
     if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
-        fail=$((fail + 1)); failures+=("not ok - $(basename "$log"): exit status $rc")
+        name=$(basename "$log" .log)
+        [[ $name =~ ^[0-9]+$ ]] && [ $((10#$name)) -ge 1 ] && [ $((10#$name)) -le ${#tests[@]} ] &&
+            name=${tests[$((10#$name - 1))]}
+        fail=$((fail + 1)); failures+=("not ok - $name: exit status $rc")
     fi
 done
 n=0

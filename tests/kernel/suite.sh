@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# suite.sh - the kernel-client suite in one command: make the source tree,
+# start rpcbind and the NFS server under test on 127.0.0.1, boot the guest
+# with run.sh and run posix_read.sh in it (plain mounts, then rpcbind).
+#
+#   suite.sh [--server-cmd CMD] [--export PATH] [--ttl SECONDS] [run.sh options]
+#
+# CMD starts the server in the foreground and may use @SRC@ (the source tree,
+# build/kernel/src), @NFS_PORT@ and @MOUNT_PORT@; --export is the MOUNT path
+# (may use @SRC@).  The default serves @SRC@ with nfs-ganesha (ganesha.sh).
+# --ttl is the server's metadata TTL: how long a change made in the source
+# tree may take to show.
+#
+# When run as root, everything runs in private network and mount namespaces
+# (unshare): the servers and rpcbind, which cannot be told to listen on
+# loopback only, are then reachable from QEMU alone, and rpcbind's
+# /run files do not meet the host's.  Otherwise an rpcbind already
+# listening on 127.0.0.1:111 is used.  Exit status: that of run.sh.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+if [ -z "${BNFS_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ] &&
+   unshare --net --mount true 2>/dev/null; then
+    exec unshare --net --mount --propagation private \
+        env BNFS_IN_NETNS=1 bash "${BASH_SOURCE[0]}" "$@"
+fi
+
+server_cmd="$here/ganesha.sh @SRC@ @NFS_PORT@ @MOUNT_PORT@"
+export_path=@SRC@
+ttl=0
+pass=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --server-cmd) server_cmd=$2; shift 2 ;;
+        --export) export_path=$2; shift 2 ;;
+        --ttl) ttl=$2; shift 2 ;;
+        *) pass+=("$1"); shift ;;
+    esac
+done
+
+rpcbind_pid=""
+cleanup() {
+    [ -n "$rpcbind_pid" ] && kill "$rpcbind_pid" 2>/dev/null
+}
+trap cleanup EXIT
+
+if [ -n "${BNFS_IN_NETNS:-}" ]; then
+    ip link set lo up
+    # getaddrinfo(AI_ADDRCONFIG) resolves nothing on a host with loopback
+    # addresses only, and servers resolve their bind address with it.
+    ip addr add 10.255.255.1/32 dev lo
+    mount -t tmpfs -o mode=755 tmpfs /run
+    mkdir -p /run/rpcbind
+    chown _rpc /run/rpcbind 2>/dev/null || true
+fi
+if ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
+    if [ -n "${BNFS_IN_NETNS:-}" ] && command -v rpcbind >/dev/null; then
+        rpcbind -f -w &
+        rpcbind_pid=$!
+        for _ in $(seq 50); do rpcinfo -p 127.0.0.1 >/dev/null 2>&1 && break; sleep 0.1; done
+    else
+        echo "suite.sh: no rpcbind on 127.0.0.1:111; the rpcbind case will fail (start rpcbind, or run as root)" >&2
+    fi
+fi
+
+# free_port: a TCP port nothing listens on (bounded tries).
+free_port() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 30000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+    done
+    return 1
+}
+nfs_port=$(free_port) && mount_port=$(free_port) && [ "$nfs_port" != "$mount_port" ] ||
+    { echo "suite.sh: no free ports" >&2; exit 2; }
+
+src=$repo/build/kernel/src
+t0=$(date +%s)
+BIGDIR_COUNT=${BNFS_BIGDIR_COUNT:-20000} "$here/mkfixture.sh" "$src" || exit 2
+echo "suite.sh: source tree ready in $(( $(date +%s) - t0 ))s" >&2
+
+sub() { local s=${1//@SRC@/$src}; s=${s//@NFS_PORT@/$nfs_port}; echo "${s//@MOUNT_PORT@/$mount_port}"; }
+"$here/run.sh" --server-cmd "$(sub "$server_cmd")" --export "$(sub "$export_path")" \
+    --nfs-port "$nfs_port" --mount-port "$mount_port" --src "$src" \
+    --env BNFS_TTL="$ttl" --env BNFS_RPCBIND=1 \
+    --env BNFS_BIGDIR_COUNT="${BNFS_BIGDIR_COUNT:-20000}" \
+    "${pass[@]}" "${BNFS_SUITE_TESTS:-$here/posix_read.sh}"

@@ -61,3 +61,24 @@ echo "version 1" > mutable/cto.txt
 
 # Fixed times for the folders too, last, so tar and ls -l compare stably.
 find . -type d -exec touch -d '2020-02-02 02:02:02 UTC' {} +
+
+# POSIX attributes as bucketnfs stores them beside the data (the dir store's
+# xattrs holding the x-amz-meta-file-* values), so a server that serves this
+# folder as a bucket shows the same modes, owners and times as the source.
+# Other servers ignore them.  mutable/ is left without them: it plays an
+# object another tool rewrites, which carries no POSIX metadata.
+python3 - <<'PY'
+import os, stat
+for root, dirs, files in os.walk(".", topdown=True):
+    if root == "./mutable":
+        continue
+    for name in dirs + files:
+        p = os.path.join(root, name)
+        st = os.lstat(p)
+        if stat.S_ISLNK(st.st_mode) or p.startswith("./mutable"):
+            continue
+        for key, val in (("permissions", "%07o" % st.st_mode),
+                         ("owner", str(st.st_uid)), ("group", str(st.st_gid)),
+                         ("mtime", "%dns" % st.st_mtime_ns)):
+            os.setxattr(p, "user.bucketnfs.file-" + key, val.encode())
+PY

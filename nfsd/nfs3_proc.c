@@ -186,9 +186,13 @@ static uint32_t perm_bits(const struct call *c, const struct inode_attr *a)
 }
 
 /*
- * The ACCESS3 bits granted.  Write bits follow the mode as on any file
- * system; the mutations themselves answer NFS3ERR_ROFS, so clients report
- * EROFS (not EACCES) for writes to this read-only server.
+ * The ACCESS3 bits granted, from the mode bits and the caller's identity.
+ * No write bits are granted while the server has no write path: the Linux
+ * client then refuses open-for-write with EACCES at open().  Granting them
+ * and refusing the WRITE later would let `echo x >> file` "succeed": the
+ * data sits in the client's page cache and the error only reaches close(),
+ * which most programs ignore.  Every other mutation (create, mkdir, rename,
+ * setattr, ...) is checked by the server and answers NFS3ERR_ROFS (EROFS).
  */
 static uint32_t access_bits(const struct call *c, const struct inode_attr *a, uint32_t want)
 {
@@ -196,8 +200,6 @@ static uint32_t access_bits(const struct call *c, const struct inode_attr *a, ui
     bool dir = S_ISDIR(a->mode);
     if (p & 4)
         got |= ACCESS3_READ;
-    if (p & 2)
-        got |= ACCESS3_MODIFY | ACCESS3_EXTEND | (dir ? ACCESS3_DELETE : 0);
     if (p & 1)
         got |= dir ? ACCESS3_LOOKUP : ACCESS3_EXECUTE;
     return got & want;

@@ -302,6 +302,28 @@ static void check_rofs(CLIENT *c, nfs_fh3 *root)
     xdr_free((xdrproc_t)xdr_FSINFO3res, (char *)&fr);
 }
 
+/* ACCESS: read and lookup follow the mode; no write bit while the server is read-only. */
+static void check_access(CLIENT *c, nfs_fh3 *root)
+{
+    const uint32_t all = ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_MODIFY | ACCESS3_EXTEND |
+                         ACCESS3_DELETE | ACCESS3_EXECUTE;
+    nfs_fh3 f;
+    CHECK_EQ_INT(lookup_path(c, root, "one-byte", &f), NFS3_OK);
+    nfs_fh3 *objs[2] = {root, &f};
+    uint32_t want[2] = {ACCESS3_READ | ACCESS3_LOOKUP, ACCESS3_READ};
+    for (int i = 0; i < 2; i++) {
+        ACCESS3args a = {.object = *objs[i], .access = all};
+        ACCESS3res r;
+        memset(&r, 0, sizeof(r));
+        CHECK(clnt_call(c, NFSPROC3_ACCESS, (xdrproc_t)xdr_ACCESS3args, (char *)&a,
+                        (xdrproc_t)xdr_ACCESS3res, (char *)&r, tmo) == RPC_SUCCESS);
+        CHECK_EQ_INT(r.status, NFS3_OK);
+        CHECK_EQ_INT(r.ACCESS3res_u.resok.access, want[i]);
+        xdr_free((xdrproc_t)xdr_ACCESS3res, (char *)&r);
+    }
+    free(f.data.data_val);
+}
+
 static int save(CLIENT *c, nfs_fh3 *root, const char *file, char **paths, int n)
 {
     FILE *f = fopen(file, "w");
@@ -376,6 +398,7 @@ int main(int argc, char **argv)
         check_lookup_errors(c, &root);
         check_readdir_paging(c, &root);
         check_rofs(c, &root);
+        check_access(c, &root);
     } else if (!strcmp(argv[3], "save") && argc >= 6) {
         save(c, &root, argv[4], argv + 5, argc - 5);
     } else if (!strcmp(argv[3], "verify") && argc == 5) {

@@ -9,7 +9,10 @@
 # build/kernel/src), @NFS_PORT@ and @MOUNT_PORT@; --export is the MOUNT path
 # (may use @SRC@).  The default serves @SRC@ with nfs-ganesha (ganesha.sh).
 # --ttl is the server's metadata TTL: how long a change made in the source
-# tree may take to show.
+# tree may take to show.  --object-store: the server is an object-store
+# gateway: no hard links (every name is its own object, so the fixture has
+# none), and the export's root is a bucket, which has no attributes of its
+# own to keep (its mode and owner come from the export, not the folder).
 #
 # When run as root, everything runs in private network and mount namespaces
 # (unshare): the servers and rpcbind, which cannot be told to listen on
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
         --server-cmd) server_cmd=$2; shift 2 ;;
         --export) export_path=$2; shift 2 ;;
         --ttl) ttl=$2; shift 2 ;;
+        --object-store) export BNFS_OBJSTORE=1; shift ;;
         *) pass+=("$1"); shift ;;
     esac
 done
@@ -85,6 +89,6 @@ echo "suite.sh: source tree ready in $(( $(date +%s) - t0 ))s" >&2
 sub() { local s=${1//@SRC@/$src}; s=${s//@NFS_PORT@/$nfs_port}; echo "${s//@MOUNT_PORT@/$mount_port}"; }
 "$here/run.sh" --server-cmd "$(sub "$server_cmd")" --export "$(sub "$export_path")" \
     --nfs-port "$nfs_port" --mount-port "$mount_port" --src "$src" \
-    --env BNFS_TTL="$ttl" --env BNFS_RPCBIND=1 \
+    --env BNFS_TTL="$ttl" --env BNFS_RPCBIND=1 --env BNFS_OBJSTORE="${BNFS_OBJSTORE:-0}" \
     --env BNFS_BIGDIR_COUNT="${BNFS_BIGDIR_COUNT:-20000}" \
     "${pass[@]}" "${BNFS_SUITE_TESTS:-$here/posix_read.sh}"

@@ -998,7 +998,9 @@ static int child_create(struct list_ctx *x, DB_TXN *txn, const char *name, const
     n->h.ctime_sec = n->h.mtime_sec;
     n->h.ctime_nsec = n->h.mtime_nsec;
     n->h.change = 1;
-    n->h.validated_at = x->now;
+    /* A file listed without its POSIX metadata (S3's LIST never carries it)
+     * has unconfirmed attributes: its first GETATTR asks HEAD. */
+    n->h.validated_at = posix || isdir ? x->now : 0;
     size_t nlen = strlen(name);
     if (x->dkey_len + nlen + isdir > OBJ_KEY_MAX)
         return ENAMETOOLONG; /* entry_name() rules this out */
@@ -1071,7 +1073,16 @@ static void child_update(struct list_ctx *x, struct inode_rec *c, const struct p
         c->h.change++;
         x->p_changed = true;
     }
-    c->h.validated_at = x->now;
+    /*
+     * A listing confirms POSIX attributes only when it carries them.  Without
+     * them (S3) a changed object may carry new ones (another gateway or tool
+     * rewrote it): forget the last HEAD so the next GETATTR asks again; an
+     * unchanged one keeps its HEAD's age, so it is still asked once per TTL.
+     */
+    if (isdir || (m->has_posix && !p->is_prefix))
+        c->h.validated_at = x->now;
+    else if (changed)
+        c->h.validated_at = 0;
 }
 
 /* Name of a listing entry relative to the directory; false (and why) if unusable. */

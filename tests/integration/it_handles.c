@@ -9,6 +9,13 @@
  *                                                  (after a daemon restart)
  *   it_handles NFS_PORT MOUNT_PORT stale FILE       every saved handle is NFS3ERR_STALE
  *                                                  (its object was deleted)
+ *   it_handles NFS_PORT MOUNT_PORT stat PATH..      print "PATH MODE UID GID SIZE MTIME"
+ *                                                  (MODE in octal, type included)
+ *   it_handles NFS_PORT MOUNT_PORT expect OP STATUS ARG
+ *                                                  OP answers STATUS (NFS3_OK, NFS3ERR_...):
+ *                                                  getattr FILE / read FILE: every saved
+ *                                                  handle (READ of 4 KiB at 0); lookup PATH;
+ *                                                  readdir PATH (a directory, "." the root)
  */
 
 #include <arpa/inet.h>
@@ -376,6 +383,150 @@ static void verify(CLIENT *c, const char *file, int want)
     CHECK(n > 0);
 }
 
+static const struct {
+    const char *name;
+    int st;
+} status_names[] = {
+    {"NFS3_OK", NFS3_OK},           {"NFS3ERR_NOENT", NFS3ERR_NOENT},
+    {"NFS3ERR_IO", NFS3ERR_IO},     {"NFS3ERR_ACCES", NFS3ERR_ACCES},
+    {"NFS3ERR_STALE", NFS3ERR_STALE}, {"NFS3ERR_JUKEBOX", NFS3ERR_JUKEBOX},
+    {"NFS3ERR_NOTDIR", NFS3ERR_NOTDIR}, {"NFS3ERR_BADHANDLE", NFS3ERR_BADHANDLE},
+};
+
+static int status_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++)
+        if (!strcmp(status_names[i].name, name))
+            return status_names[i].st;
+    return -2;
+}
+
+static const char *status_name(int st)
+{
+    for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++)
+        if (status_names[i].st == st)
+            return status_names[i].name;
+    return st == -1 ? "RPC failure" : "other";
+}
+
+static void stat_paths(CLIENT *c, nfs_fh3 *root, char **paths, int n)
+{
+    for (int i = 0; i < n; i++) {
+        nfs_fh3 h;
+        fattr3 a;
+        int st = lookup_path(c, root, paths[i], &h);
+        CHECK_EQ_INT(st, NFS3_OK);
+        if (st != NFS3_OK) {
+            printf("%s error %s (%d)\n", paths[i], status_name(st), st);
+            continue;
+        }
+        st = getattr(c, &h, &a);
+        CHECK_EQ_INT(st, NFS3_OK);
+        if (st == NFS3_OK) {
+            unsigned type = a.type == NF3DIR ? 0040000 : a.type == NF3LNK ? 0120000 : 0100000;
+            printf("%s %o %u %u %llu %u\n", paths[i], type | a.mode, a.uid, a.gid,
+                   (unsigned long long)a.size, a.mtime.seconds);
+        } else {
+            printf("%s error %s (%d)\n", paths[i], status_name(st), st);
+        }
+        free(h.data.data_val);
+    }
+}
+
+/* READ 4 KiB at offset 0 of fh; the status. */
+static int read_status(CLIENT *c, nfs_fh3 *fh)
+{
+    READ3args a = {.file = *fh, .offset = 0, .count = 4096};
+    READ3res r;
+    memset(&r, 0, sizeof(r));
+    if (clnt_call(c, NFSPROC3_READ, (xdrproc_t)xdr_READ3args, (char *)&a,
+                  (xdrproc_t)xdr_READ3res, (char *)&r, tmo) != RPC_SUCCESS)
+        return -1;
+    int st = r.status;
+    xdr_free((xdrproc_t)xdr_READ3res, (char *)&r);
+    return st;
+}
+
+/* READDIR (first page) of the directory at path; the status. */
+static int readdir_status(CLIENT *c, nfs_fh3 *root, const char *path)
+{
+    nfs_fh3 dir = *root;
+    bool looked_up = strcmp(path, ".") != 0;
+    if (looked_up) {
+        int st = lookup_path(c, root, path, &dir);
+        if (st != NFS3_OK)
+            return st;
+    }
+    READDIR3args a = {.dir = dir, .cookie = 0, .count = 4096};
+    READDIR3res r;
+    memset(&r, 0, sizeof(r));
+    int st = -1;
+    if (clnt_call(c, NFSPROC3_READDIR, (xdrproc_t)xdr_READDIR3args, (char *)&a,
+                  (xdrproc_t)xdr_READDIR3res, (char *)&r, tmo) == RPC_SUCCESS) {
+        st = r.status;
+        xdr_free((xdrproc_t)xdr_READDIR3res, (char *)&r);
+    }
+    if (looked_up)
+        free(dir.data.data_val);
+    return st;
+}
+
+/* Handles saved by "save", one per line; each goes to fn. */
+static void each_saved(CLIENT *c, const char *file, int want, int (*fn)(CLIENT *, nfs_fh3 *))
+{
+    FILE *f = fopen(file, "r");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    char path[4096], hex[200];
+    unsigned long long fileid;
+    unsigned n = 0;
+    while (fscanf(f, "%4095s %llu %199s", path, &fileid, hex) == 3) {
+        char bytes[100];
+        u_int len = (u_int)strlen(hex) / 2;
+        for (u_int j = 0; j < len && j < sizeof(bytes); j++)
+            sscanf(hex + 2 * j, "%2hhx", (unsigned char *)&bytes[j]);
+        nfs_fh3 h = {.data = {len < sizeof(bytes) ? len : sizeof(bytes), bytes}};
+        int st = fn(c, &h);
+        printf("# %s: %s (%d), want %s\n", path, status_name(st), st, status_name(want));
+        CHECK_EQ_INT(st, want);
+        n++;
+    }
+    fclose(f);
+    CHECK(n > 0);
+}
+
+static int getattr_status(CLIENT *c, nfs_fh3 *fh)
+{
+    return getattr(c, fh, NULL);
+}
+
+static void expect(CLIENT *c, nfs_fh3 *root, const char *op, const char *want_name,
+                   const char *arg)
+{
+    int want = status_of(want_name);
+    CHECK(want != -2);
+    if (want == -2) {
+        fprintf(stderr, "unknown status %s\n", want_name);
+        return;
+    }
+    if (!strcmp(op, "getattr")) {
+        each_saved(c, arg, want, getattr_status);
+    } else if (!strcmp(op, "read")) {
+        each_saved(c, arg, want, read_status);
+    } else if (!strcmp(op, "lookup") || !strcmp(op, "readdir")) {
+        nfs_fh3 h;
+        int st = op[0] == 'l' ? lookup_path(c, root, arg, &h) : readdir_status(c, root, arg);
+        if (op[0] == 'l' && st == NFS3_OK)
+            free(h.data.data_val);
+        printf("# %s %s: %s (%d), want %s\n", op, arg, status_name(st), st, want_name);
+        CHECK_EQ_INT(st, want);
+    } else {
+        fprintf(stderr, "unknown operation %s\n", op);
+        CHECK(0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
@@ -405,6 +556,10 @@ int main(int argc, char **argv)
         verify(c, argv[4], NFS3_OK);
     } else if (!strcmp(argv[3], "stale") && argc == 5) {
         verify(c, argv[4], NFS3ERR_STALE);
+    } else if (!strcmp(argv[3], "stat") && argc >= 5) {
+        stat_paths(c, &root, argv + 4, argc - 4);
+    } else if (!strcmp(argv[3], "expect") && argc == 7) {
+        expect(c, &root, argv[4], argv[5], argv[6]);
     } else {
         fprintf(stderr, "unknown mode %s\n", argv[3]);
         return 2;

@@ -3,6 +3,8 @@
 #
 #   it_setup            make $IT_TMP (removed at exit, with the daemon)
 #   it_write_conf NAME  write $IT_TMP/NAME/{bucketnfs,exports}.conf for a dir store
+#   it_write_s3_conf NAME ENDPOINT BUCKET CREDENTIALS [export keys]
+#                       the same for an s3 store (path-style, us-east-1)
 #   it_start NAME       start bin/bucketnfsd -f on free ports; sets NFS_PORT MOUNT_PORT PID_NAME
 #   it_stop NAME        SIGTERM and wait (bounded)
 #   ok NAME / fail NAME DETAIL / check NAME CMD...   count results
@@ -51,6 +53,28 @@ exports_file = "exports.conf";
 CONF
     cat >"$IT_TMP/$name/exports.conf" <<CONF
 exports = ( { path = "/demo"; store = "local"; bucket = "demo"; prefix = "";
+              access = "ro"; clients = ( "127.0.0.0/8" ); squash = "none"; $export_extra } );
+CONF
+}
+
+# it_write_s3_conf NAME ENDPOINT BUCKET CREDENTIALS [extra export keys]
+# CREDENTIALS: the store's credentials keys, e.g. 'credentials = "env";'.
+# The file is written 0600 (credentials = "config" insists on it).
+it_write_s3_conf() {
+    local name=$1 endpoint=$2 bucket=$3 creds=$4 export_extra=${5:-}
+    mkdir -p "$IT_TMP/$name/state"
+    (umask 077
+     cat >"$IT_TMP/$name/bucketnfs.conf" <<CONF
+server = { listen = "127.0.0.1"; nfs_port = 0; mount_port = 0; rpcbind = false;
+           threads = 8; state_dir = "state"; log_level = "info"; };
+cache = { dirs = ( "cache" ); size = "256M"; block_size = "1M"; readahead_max = "16M"; };
+stores = ( { name = "s3"; type = "s3"; endpoint = "$endpoint"; region = "us-east-1";
+             addressing = "path"; $creds } );
+exports_file = "exports.conf";
+CONF
+    )
+    cat >"$IT_TMP/$name/exports.conf" <<CONF
+exports = ( { path = "/demo"; store = "s3"; bucket = "$bucket"; prefix = "";
               access = "ro"; clients = ( "127.0.0.0/8" ); squash = "none"; $export_extra } );
 CONF
 }

@@ -33,29 +33,18 @@ if ! command -v moto_server >/dev/null 2>&1 || ! command -v python3 >/dev/null 2
     exit 1
 fi
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. "$here/moto_lib.sh"
 
 work=$(mktemp -d)
-moto_pid= proxy_pid=
 cleanup() {
-    [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
-    [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null || true
-    [ -n "$moto_pid" ] && wait "$moto_pid" 2>/dev/null || true
+    moto_stop_all
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-moto_port=$(free_port)
-moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
-moto_pid=$!
-endpoint=http://127.0.0.1:$moto_port
-for _ in $(seq 1 150); do # up to 30 s
-    if curl -s -o /dev/null "$endpoint/moto-api/"; then break; fi
-    if ! kill -0 "$moto_pid" 2>/dev/null; then cat "$work/moto.log"; exit 1; fi
-    sleep 0.2
-done
+moto_start "$work/moto.log" || exit 1
+endpoint=$MOTO_ENDPOINT
+moto_port=$MOTO_PORT
 
 read -r access_key secret_key tmp_key tmp_secret tmp_token \
     < <(python3 "$here/moto_setup.py" "$endpoint" bnfs-test)
@@ -65,13 +54,8 @@ if [ -z "${tmp_token:-}" ]; then
     exit 1
 fi
 
-proxy_port=$(free_port)
-python3 "$here/faultproxy.py" "$proxy_port" "$moto_port" &
-proxy_pid=$!
-for _ in $(seq 1 50); do
-    if curl -s -o /dev/null "http://127.0.0.1:$proxy_port/__fault__"; then break; fi
-    sleep 0.1
-done
+faultproxy_start "$moto_port" || exit 1
+proxy_port=$PROXY_PORT
 
 # Evidence for the moto limitation the test works around: boto3, the
 # reference signer, is refused for a key holding '+' just as we are.

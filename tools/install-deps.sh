@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(gcc make rpcsvc-proto libtirpc-dev libdb-dev libconfig-dev
             libcurl4-openssl-dev libssl-dev libexpat1-dev libnfs-dev pkg-config)
-test_pkgs=(libnfs-utils clang libclang-rt-14-dev python3 python3-botocore
+test_pkgs=(libnfs-utils clang libclang-rt-14-dev python3 python3-pip python3-botocore
            qemu-system-x86 busybox-static cpio kmod rpcbind curl iproute2 util-linux libc6-dev python3-boto3)
 bench_pkgs=(nfs-ganesha nfs-ganesha-vfs)
 
@@ -35,6 +35,8 @@ fi
 # moto_server for the S3 tests (pip), only where it is missing.
 if [ "${1:-build}" != build ] && ! command -v moto_server >/dev/null 2>&1; then
     echo "install-deps: installing moto[server] with pip"
-    python3 -m pip install -q 'moto[server]' || pip3 install -q 'moto[server]'
+    # Debian's own python3 is "externally managed" (PEP 668): allow pip there.
+    python3 -m pip install -q 'moto[server]' ||
+        python3 -m pip install -q --break-system-packages 'moto[server]'
 fi
 exit 0

@@ -57,7 +57,7 @@ done
 echo "== integration tests"
 for t in tests/integration/*.sh; do
     [ -f "$t" ] || continue
-    case $(basename "$t") in lib.sh) continue ;; esac
+    case $(basename "$t") in lib.sh | *_lib.sh) continue ;; esac # sourced helpers
     run_suite "integration/$(basename "$t" .sh)" 900 bash "$t"
 done
 

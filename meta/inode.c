@@ -41,6 +41,18 @@
  * (listed_at = time the listing started), expired (listed_at older than the
  * export's metadata_ttl, or 1 after inode_invalidate).
  *
+ * A directory's own attributes.  Its marker object (prefix + path + "/";
+ * the root's is the prefix, none for an empty prefix) is HEADed when
+ * GETATTR, LOOKUP or READDIR hand out its attributes and validated_at is 0
+ * (never checked) or older than the TTL: one HEAD per directory per TTL,
+ * files unaffected.  POSIX metadata gives mode, uid and gid; no marker
+ * gives the export defaults.  mtime is the marker's (or the inode's
+ * creation time without one) until a re-listing finds a change, which sets
+ * it to now and IREC_MTIME_LISTED; from then on only a newer marker mtime
+ * replaces it.  The first listing of a directory is not a change.  A failed
+ * marker HEAD fails GETATTR (EAGAIN -> JUKEBOX, as for files) but only logs
+ * in LOOKUP and READDIR, which then hand out the attributes they have.
+ *
  * Threads and locks.  Berkeley DB does the page locking (DB_THREAD, deadlock
  * detection on every conflict); a transaction that loses a deadlock is
  * retried up to TXN_RETRIES times.  Two mutexes, never held together and

@@ -41,6 +41,18 @@
  * (listed_at = time the listing started), expired (listed_at older than the
  * export's metadata_ttl, or 1 after inode_invalidate).
  *
+ * A directory's own attributes.  Its marker object (prefix + path + "/";
+ * the root's is the prefix, none for an empty prefix) is HEADed when
+ * GETATTR, LOOKUP or READDIR hand out its attributes and validated_at is 0
+ * (never checked) or older than the TTL: one HEAD per directory per TTL,
+ * files unaffected.  POSIX metadata gives mode, uid and gid; no marker
+ * gives the export defaults.  mtime is the marker's (or the inode's
+ * creation time without one) until a re-listing finds a change, which sets
+ * it to now and IREC_MTIME_LISTED; from then on only a newer marker mtime
+ * replaces it.  The first listing of a directory is not a change.  A failed
+ * marker HEAD fails GETATTR (EAGAIN -> JUKEBOX, as for files) but only logs
+ * in LOOKUP and READDIR, which then hand out the attributes they have.
+ *
  * Threads and locks.  Berkeley DB does the page locking (DB_THREAD, deadlock
  * detection on every conflict); a transaction that loses a deadlock is
  * retried up to TXN_RETRIES times.  Two mutexes, never held together and
@@ -53,6 +65,7 @@
 #include "meta/inode.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -83,13 +96,18 @@ struct irec {
     uint64_t epoch;        /* dirs: epoch of the current/last listing */
     int64_t mtime_sec, ctime_sec;
     int64_t listed_at;     /* dirs: ns, start of the last complete listing; 0 never */
-    int64_t validated_at;  /* ns: attributes last confirmed by LIST or HEAD */
+    int64_t validated_at;  /* ns: attributes last confirmed by LIST or HEAD (dirs: by the
+                              marker's HEAD or a listing carrying its metadata); 0 never */
     uint32_t mtime_nsec, ctime_nsec;
     uint32_t export_id, gen;
     uint32_t mode, uid, gid, nlink;
     char etag[OBJ_ETAG_MAX];
     uint16_t name_len, key_len;
+    uint32_t flags;        /* IREC_* (fits the struct's tail padding: the size is unchanged) */
 };
+
+/* dirs: mtime was set by a change a re-listing found, not taken from the marker. */
+#define IREC_MTIME_LISTED 1u
 
 /* An inode record decoded, with NUL-terminated name and key. */
 struct inode_rec {
@@ -104,6 +122,10 @@ struct dval {
     uint64_t ino;
     uint64_t epoch; /* listing epoch in which the entry was last seen */
 };
+
+/* flags took the tail padding: records written before it keep their size. */
+_Static_assert(sizeof(struct irec) % 8 == 0 && offsetof(struct irec, flags) + 4 == sizeof(struct irec),
+               "struct irec grew: stored records would no longer decode");
 
 #define IREC_MAX (sizeof(struct irec) + INODE_NAME_MAX + OBJ_KEY_MAX)
 #define DKEY_MAX (8 + INODE_NAME_MAX + 1)
@@ -378,11 +400,13 @@ static void rec_to_attr(const struct inode_rec *r, struct inode_attr *a)
     memcpy(a->etag, r->h.etag, sizeof(a->etag));
 }
 
+/* A directory's set of entries changed: mtime, ctime and change move. */
 static void rec_touch(struct inode_rec *r, int64_t now)
 {
     r->h.mtime_sec = r->h.ctime_sec = now / NS;
     r->h.mtime_nsec = r->h.ctime_nsec = (uint32_t)(now % NS);
     r->h.change++;
+    r->h.flags |= IREC_MTIME_LISTED;
 }
 
 /* ---- allocation ---------------------------------------------------------- */
@@ -638,6 +662,7 @@ static void root_key(uint8_t kb[5], uint32_t id)
 struct root_arg {
     const struct meta_export *e;
     const struct obj_meta *marker; /* NULL: no marker object */
+    bool unchecked;                /* the marker's HEAD failed: check it again later */
     struct inode_rec rec;          /* out */
     uint64_t old_root;             /* out: a root made for another bucket/prefix */
 };
@@ -694,7 +719,7 @@ static int root_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     n->h.nlink = 2;
     n->h.size = DIR_SIZE;
     n->h.change = 1;
-    n->h.validated_at = now;
+    n->h.validated_at = a->unchecked ? 0 : now;
     snprintf(n->key, sizeof(n->key), "%s", e->prefix);
     if ((r = rec_put(t, txn, n)))
         return r;
@@ -747,7 +772,8 @@ int inode_root(struct inode_table *t, const struct meta_export *e, struct inode_
         int hr = obj_head(e->store, e->bucket, e->prefix, &marker);
         if (hr == 0)
             a->marker = &marker;
-        else if (hr != ENOENT)
+        a->unchecked = hr != 0 && hr != ENOENT;
+        if (a->unchecked)
             LOG_AT(LOG_WARNING, "inode: HEAD of export root marker %s failed: %s; using the "
                                 "export defaults", e->prefix, strerror(hr));
     }
@@ -939,6 +965,7 @@ struct list_ctx {
     size_t n;
     /* totals over committed pages */
     uint32_t nsub;
+    bool first;   /* the directory had never been listed: its entries are not a change */
     bool changed;
     int64_t created;
     /* the page being applied (reset on every attempt) */
@@ -998,9 +1025,12 @@ static int child_create(struct list_ctx *x, DB_TXN *txn, const char *name, const
     n->h.ctime_sec = n->h.mtime_sec;
     n->h.ctime_nsec = n->h.mtime_nsec;
     n->h.change = 1;
-    /* A file listed without its POSIX metadata (S3's LIST never carries it)
-     * has unconfirmed attributes: its first GETATTR asks HEAD. */
-    n->h.validated_at = posix || isdir ? x->now : 0;
+    /*
+     * Attributes a listing carries no POSIX metadata for are unconfirmed: a
+     * file's first GETATTR asks HEAD (S3's LIST never carries them), a
+     * directory's asks HEAD of its marker.
+     */
+    n->h.validated_at = posix ? x->now : 0;
     size_t nlen = strlen(name);
     if (x->dkey_len + nlen + isdir > OBJ_KEY_MAX)
         return ENAMETOOLONG; /* entry_name() rules this out */
@@ -1075,13 +1105,14 @@ static void child_update(struct list_ctx *x, struct inode_rec *c, const struct p
     }
     /*
      * A listing confirms POSIX attributes only when it carries them.  Without
-     * them (S3) a changed object may carry new ones (another gateway or tool
+     * them (S3) a changed file may carry new ones (another gateway or tool
      * rewrote it): forget the last HEAD so the next GETATTR asks again; an
      * unchanged one keeps its HEAD's age, so it is still asked once per TTL.
+     * A directory keeps its marker check's age (see dir_marker_stale).
      */
-    if (isdir || (m->has_posix && !p->is_prefix))
+    if (m->has_posix && !p->is_prefix)
         c->h.validated_at = x->now;
-    else if (changed)
+    else if (!isdir && changed)
         c->h.validated_at = 0;
 }
 
@@ -1363,6 +1394,7 @@ static int list_begin_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         return r == ENOENT ? ESTALE : r;
     if (!S_ISDIR(x->rec.h.mode))
         return ENOTDIR;
+    x->first = x->rec.h.listed_at == 0;
     x->rec.h.epoch++;
     if ((r = rec_put(t, txn, &x->rec)))
         return r;
@@ -1455,8 +1487,14 @@ static int list_end_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         d->h.nlink = 2 + x->nsub;
         x->changed = true;
     }
-    if (x->changed)
+    /*
+     * The first listing only learns what was there: the directory keeps the
+     * marker's (or its creation) mtime.  Later ones that find a change move it.
+     */
+    if (x->changed && !x->first)
         rec_touch(d, now_ns());
+    else if (x->changed)
+        d->h.change++;
     return rec_put(t, txn, d);
 }
 
@@ -1737,6 +1775,119 @@ static int file_revalidate(struct inode_table *t, const struct meta_export *e,
     return rc;
 }
 
+/* Does directory r need its marker HEADed (never checked, or older than the TTL)? */
+static bool dir_marker_stale(const struct meta_export *e, const struct inode_rec *r,
+                             int64_t now)
+{
+    if (!S_ISDIR(r->h.mode))
+        return false;
+    if (r->h.parent == r->ino && !e->prefix[0])
+        return false; /* the root of a whole bucket has no marker */
+    return r->h.validated_at == 0 || now - r->h.validated_at >= (int64_t)e->metadata_ttl * NS;
+}
+
+struct dirattr_arg {
+    uint64_t ino;
+    const struct meta_export *e;
+    const struct obj_meta *m; /* NULL: no marker object */
+    int64_t now;
+    struct inode_rec rec;     /* out */
+};
+
+/*
+ * Apply the marker's HEAD to a directory.  Mode, uid and gid follow the
+ * marker's POSIX metadata, or the export defaults without it.  mtime follows
+ * the marker unless a re-listing found a change since (IREC_MTIME_LISTED);
+ * then only a newer marker mtime (somebody touched it in the bucket) wins.
+ */
+static int dirattr_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct dirattr_arg *a = arg;
+    const struct meta_export *e = a->e;
+    const struct obj_meta *m = a->m;
+    struct inode_rec *c = &a->rec;
+    int r = rec_get(t, txn, a->ino, c, DB_RMW);
+    if (r)
+        return r;
+    if (!S_ISDIR(c->h.mode))
+        return 0; /* retyped meanwhile: its own listing entry rules */
+    bool posix = m && m->has_posix;
+    uint32_t mode = S_IFDIR | ((posix ? m->mode : e->dir_mode) & 07777);
+    uint32_t uid = posix ? m->uid : e->uid, gid = posix ? m->gid : e->gid;
+    bool first = c->h.validated_at == 0, changed = false;
+    if (c->h.mode != mode || c->h.uid != uid || c->h.gid != gid) {
+        c->h.mode = mode;
+        c->h.uid = uid;
+        c->h.gid = gid;
+        changed = true;
+    }
+    if (m && (c->h.mtime_sec != m->mtime_sec || c->h.mtime_nsec != m->mtime_nsec)) {
+        bool newer = m->mtime_sec > c->h.mtime_sec ||
+                     (m->mtime_sec == c->h.mtime_sec && m->mtime_nsec > c->h.mtime_nsec);
+        if (!(c->h.flags & IREC_MTIME_LISTED) || newer) {
+            c->h.mtime_sec = m->mtime_sec;
+            c->h.mtime_nsec = m->mtime_nsec;
+            c->h.flags &= ~IREC_MTIME_LISTED;
+            changed = true;
+        }
+    }
+    if (changed) {
+        /* First check: as if the inode had been made from the marker. */
+        int64_t cs = first ? c->h.mtime_sec : a->now / NS;
+        uint32_t cn = first ? c->h.mtime_nsec : (uint32_t)(a->now % NS);
+        c->h.ctime_sec = cs;
+        c->h.ctime_nsec = cn;
+        c->h.change++;
+    }
+    c->h.validated_at = a->now;
+    return rec_put(t, txn, c);
+}
+
+/*
+ * HEAD the marker of directory r (its key: prefix + path + "/", the root's
+ * is the prefix) and bring r's attributes in line.  No marker (a pure
+ * common prefix) means the export defaults.  A failed HEAD changes nothing
+ * and is returned; the caller decides whether that fails its request.
+ */
+static int dir_revalidate(struct inode_table *t, const struct meta_export *e,
+                          struct inode_rec *r)
+{
+    struct obj_meta m;
+    atomic_fetch_add(&t->n_heads, 1);
+    int rc = obj_head(e->store, e->bucket, r->key, &m);
+    if (rc && rc != ENOENT)
+        return rc;
+    struct dirattr_arg *a = calloc(1, sizeof(*a));
+    if (!a)
+        return ENOMEM;
+    a->ino = r->ino;
+    a->e = e;
+    a->m = rc == 0 ? &m : NULL;
+    a->now = now_ns();
+    rc = txn_run(t, dirattr_fn, a, false);
+    if (rc == 0)
+        *r = a->rec;
+    rc = rc == ENOENT ? ESTALE : public_errno(rc);
+    free(a);
+    return rc;
+}
+
+/*
+ * Directory attributes handed out with a lookup or a listing: checked
+ * against the marker once per TTL like GETATTR, but a failed HEAD keeps
+ * what we have (logged) rather than failing the whole reply.
+ */
+static void dir_refresh_quiet(struct inode_table *t, const struct meta_export *e,
+                              struct inode_rec *r)
+{
+    if (!dir_marker_stale(e, r, now_ns()))
+        return;
+    int rc = dir_revalidate(t, e, r);
+    if (rc && rc != ESTALE)
+        LOG_AT(LOG_WARNING, "inode: HEAD of directory marker %s:%s failed: %s; keeping its "
+                            "attributes", e->bucket, r->key, strerror(rc));
+}
+
 int inode_getattr(struct inode_table *t, const struct meta_export *e, uint64_t ino,
                   struct inode_attr *out)
 {
@@ -1746,9 +1897,12 @@ int inode_getattr(struct inode_table *t, const struct meta_export *e, uint64_t i
     int rc = rec_get_export(t, e, ino, r);
     if (rc)
         goto out;
-    if (S_ISDIR(r->h.mode))
+    if (S_ISDIR(r->h.mode)) {
         rc = ensure_listed(t, e, r, LIST_IF_EXPIRED);
-    else if (now_ns() - r->h.validated_at >= (int64_t)e->metadata_ttl * NS)
+        /* As for a file, a failed HEAD fails GETATTR (EAGAIN: the client retries). */
+        if (rc == 0 && dir_marker_stale(e, r, now_ns()))
+            rc = dir_revalidate(t, e, r);
+    } else if (now_ns() - r->h.validated_at >= (int64_t)e->metadata_ttl * NS)
         rc = file_revalidate(t, e, r);
     if (rc == 0)
         rec_to_attr(r, out);
@@ -1792,6 +1946,7 @@ int inode_lookup(struct inode_table *t, const struct meta_export *e, uint64_t di
         goto out;
     if ((rc = dir_ready(t, e, dir, r)))
         goto out;
+    dir_refresh_quiet(t, e, r);
     if (dir_attr)
         rec_to_attr(r, dir_attr);
     if (strcmp(name, ".") == 0) {
@@ -1800,15 +1955,19 @@ int inode_lookup(struct inode_table *t, const struct meta_export *e, uint64_t di
     }
     if (strcmp(name, "..") == 0) {
         rc = rec_get_export(t, e, r->h.parent, r);
-        if (rc == 0)
+        if (rc == 0) {
+            dir_refresh_quiet(t, e, r);
             rec_to_attr(r, out);
+        }
         goto out;
     }
     rc = public_errno(dirent_get(t, NULL, dir, name, &dv, 0));
     if (rc == 0)
         rc = public_errno(rec_get(t, NULL, dv.ino, r, 0));
-    if (rc == 0)
+    if (rc == 0) {
+        dir_refresh_quiet(t, e, r);
         rec_to_attr(r, out);
+    }
 out:
     free(r);
     return rc;
@@ -1895,6 +2054,7 @@ int inode_readdir(struct inode_table *t, const struct meta_export *e, uint64_t d
         goto out;
     }
     if (cookie == 0) {
+        dir_refresh_quiet(t, e, &s->d);
         rec_to_attr(&s->d, &s->a);
         if ((rc = cb(arg, ".", 1, &s->a)))
             goto stop;
@@ -1902,6 +2062,7 @@ int inode_readdir(struct inode_table *t, const struct meta_export *e, uint64_t d
     if (cookie <= 1) {
         if ((rc = rec_get_export(t, e, s->d.h.parent, &s->c)))
             goto out;
+        dir_refresh_quiet(t, e, &s->c);
         rec_to_attr(&s->c, &s->a);
         if ((rc = cb(arg, "..", 2, &s->a)))
             goto stop;
@@ -1922,6 +2083,7 @@ int inode_readdir(struct inode_table *t, const struct meta_export *e, uint64_t d
                 continue; /* removed since the batch was read */
             if ((rc = public_errno(gr)))
                 goto out;
+            dir_refresh_quiet(t, e, &s->c); /* subdirectories: once per TTL each */
             rec_to_attr(&s->c, &s->a);
             if ((rc = cb(arg, s->ents[i].name, s->ents[i].ino, &s->a)))
                 goto stop;

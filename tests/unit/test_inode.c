@@ -96,6 +96,21 @@ static void ts_posix(struct tstore *s, const char *key, uint32_t mode, uint32_t 
     pthread_mutex_unlock(&s->mu);
 }
 
+/* A "d/" marker object carrying POSIX metadata, as a bucket or the dir store keeps it. */
+static void ts_marker(struct tstore *s, const char *key, uint32_t perm, uint32_t uid,
+                      uint32_t gid, int64_t mtime_sec, uint32_t mtime_nsec)
+{
+    ts_put(s, key, 0, "marker");
+    ts_posix(s, key, S_IFDIR | perm, uid, gid);
+    pthread_mutex_lock(&s->mu);
+    size_t i = ts_lower(s, key);
+    if (i < s->n && strcmp(s->v[i].key, key) == 0) {
+        s->v[i].meta.mtime_sec = mtime_sec;
+        s->v[i].meta.mtime_nsec = mtime_nsec;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void ts_del(struct tstore *s, const char *key)
 {
     pthread_mutex_lock(&s->mu);
@@ -934,6 +949,140 @@ static void test_marker_keys(struct inode_table *t, struct tstore *s, uint32_t i
     s->markers_as_keys = false;
 }
 
+static const struct inode_attr *find_attr(const struct collect *c, const char *name)
+{
+    for (unsigned i = 0; i < c->n; i++)
+        if (strcmp(c->names[i], name) == 0)
+            return &c->attrs[i];
+    return NULL;
+}
+
+/*
+ * A directory's own attributes come from its marker: mode, owner and mtime
+ * through GETATTR, LOOKUP and READDIR(PLUS), one marker HEAD per directory
+ * per TTL however often they are asked for.
+ */
+static void test_dir_markers(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    ts_marker(s, "da/secret/", 0700, 1000, 1001, 1600000000, 5);
+    ts_put(s, "da/secret/f1", 3, "e");
+    ts_put(s, "da/plain/x", 1, "e");
+    ts_put(s, "da/file", 7, "e");
+    struct meta_export e = export_for(s, id, "da/", 3600);
+    struct inode_attr root, a, sec, plain;
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    unsigned heads0 = atomic_load(&s->heads);
+
+    struct collect c = {.room = 64};
+    bool eof = false;
+    uint64_t verf;
+    CHECK_EQ_INT(inode_readdir(t, &e, root.ino, 0, collect_cb, &c, &eof, &verf), 0);
+    const struct inode_attr *p = find_attr(&c, "secret");
+    CHECK(p != NULL);
+    if (p) {
+        CHECK_EQ_INT(p->mode, S_IFDIR | 0700);
+        CHECK_EQ_INT(p->uid, 1000);
+        CHECK_EQ_INT(p->gid, 1001);
+        CHECK_EQ_INT(p->mtime_sec, 1600000000);
+    }
+    p = find_attr(&c, "plain");
+    CHECK(p != NULL);
+    if (p) {
+        CHECK_EQ_INT(p->mode, S_IFDIR | 0755); /* no marker: the export's dir_mode */
+        CHECK_EQ_INT(p->uid, 10);
+    }
+    p = find_attr(&c, "file");
+    CHECK(p != NULL && p->mode == (S_IFREG | 0644) && p->size == 7);
+
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "secret", &sec, NULL), 0);
+    CHECK_EQ_INT(sec.mode, S_IFDIR | 0700);
+    CHECK_EQ_INT(inode_getattr(t, &e, sec.ino, &a), 0);
+    CHECK_EQ_INT(a.mode, S_IFDIR | 0700);
+    CHECK_EQ_INT(a.uid, 1000);
+    CHECK_EQ_INT(a.mtime_sec, 1600000000);
+    CHECK_EQ_INT(a.mtime_nsec, 5);
+
+    /* Its first listing is no change: the marker's mtime stays. */
+    CHECK_EQ_INT(readdir_all(t, &e, sec.ino, NULL), 3);
+    CHECK_EQ_INT(inode_getattr(t, &e, sec.ino, &a), 0);
+    CHECK_EQ_INT(a.mtime_sec, 1600000000);
+    CHECK_EQ_INT(a.mtime_nsec, 5);
+    CHECK_EQ_INT(a.mode, S_IFDIR | 0700);
+
+    /* Asked for again and again within the TTL: no more HEADs than directories. */
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "plain", &plain, NULL), 0);
+    for (int i = 0; i < 20; i++) {
+        struct collect c2 = {.room = 64};
+        CHECK_EQ_INT(inode_readdir(t, &e, root.ino, 0, collect_cb, &c2, &eof, &verf), 0);
+        CHECK_EQ_INT(inode_getattr(t, &e, sec.ino, &a), 0);
+        CHECK_EQ_INT(inode_getattr(t, &e, plain.ino, &a), 0);
+        CHECK_EQ_INT(inode_lookup(t, &e, plain.ino, "..", &a, NULL), 0);
+        CHECK_EQ_INT(readdir_all(t, &e, sec.ino, NULL), 3);
+    }
+    CHECK_EQ_INT(atomic_load(&s->heads) - heads0, 2); /* secret/ and plain/, once each */
+}
+
+/* Re-listings after the TTL: only a change in the entries moves a directory's mtime. */
+static void test_dir_mtime(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    ts_marker(s, "db/d/", 0750, 5, 6, 1500000000, 0);
+    ts_put(s, "db/d/a", 1, "e");
+    struct meta_export e = export_for(s, id, "db/", 1);
+    struct inode_attr root, d, a, b;
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "d", &d, NULL), 0);
+    CHECK_EQ_INT(d.mtime_sec, 1500000000);
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "a", &a, NULL), 0); /* the first listing */
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &a), 0);
+    CHECK_EQ_INT(a.mtime_sec, 1500000000);
+
+    /* Listed and HEADed again, nothing changed: same mtime, same ctime. */
+    usleep(1100 * 1000);
+    unsigned lists = atomic_load(&s->lists), heads = atomic_load(&s->heads);
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &b), 0);
+    CHECK_EQ_INT(atomic_load(&s->lists) - lists, 1);
+    CHECK_EQ_INT(atomic_load(&s->heads) - heads, 1);
+    CHECK_EQ_INT(b.mtime_sec, 1500000000);
+    CHECK_EQ_INT(b.ctime_sec, a.ctime_sec);
+    CHECK_EQ_INT(b.mode, S_IFDIR | 0750);
+
+    /* A new entry: mtime and ctime move to about now, so clients drop their listings. */
+    ts_put(s, "db/d/b", 1, "e");
+    usleep(1100 * 1000);
+    time_t before = time(NULL);
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &a), 0);
+    CHECK(a.mtime_sec >= before - 5 && a.mtime_sec <= time(NULL) + 5);
+    CHECK(a.ctime_sec >= before - 5);
+    CHECK(a.change > b.change);
+    CHECK_EQ_INT(a.mode, S_IFDIR | 0750); /* the HEAD after it did not undo anything */
+
+    /* No change since: the mtime the change set stays (not back to the marker's). */
+    usleep(1100 * 1000);
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &b), 0);
+    CHECK_EQ_INT(b.mtime_sec, a.mtime_sec);
+    CHECK_EQ_INT(b.mtime_nsec, a.mtime_nsec);
+    CHECK_EQ_INT(b.change, a.change);
+
+    /* chmod in the bucket: the new mode shows, ctime moves; a failing HEAD fails GETATTR only. */
+    ts_posix(s, "db/d/", S_IFDIR | 0711, 5, 6);
+    usleep(1100 * 1000);
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &a), 0);
+    CHECK_EQ_INT(a.mode, S_IFDIR | 0711);
+    CHECK(a.change > b.change);
+    usleep(1100 * 1000);
+    s->fail_head = EAGAIN;
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &b), EAGAIN);
+    struct collect c = {.room = 64};
+    bool eof = false;
+    uint64_t verf;
+    CHECK_EQ_INT(inode_readdir(t, &e, root.ino, 0, collect_cb, &c, &eof, &verf), 0);
+    const struct inode_attr *p = find_attr(&c, "d");
+    CHECK(p != NULL && p->mode == (S_IFDIR | 0711) && p->uid == 5);
+    s->fail_head = 0;
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &b), 0);
+    CHECK_EQ_INT(b.mode, S_IFDIR | 0711);
+}
+
 struct stress_arg {
     struct inode_table *t;
     const struct meta_export *e;
@@ -1143,6 +1292,11 @@ int main(void)
     test_export_isolation(t, s, &e_main, other_id);
     CHECK_EQ_INT(inode_export_id(t, "/markers", &mk_id), 0);
     test_marker_keys(t, s, mk_id);
+    uint32_t da_id, db_id;
+    CHECK_EQ_INT(inode_export_id(t, "/dirattr", &da_id), 0);
+    test_dir_markers(t, s, da_id);
+    CHECK_EQ_INT(inode_export_id(t, "/dirmtime", &db_id), 0);
+    test_dir_mtime(t, s, db_id);
     uint32_t stress_id;
     CHECK_EQ_INT(inode_export_id(t, "/stress", &stress_id), 0);
     test_stress(t, s, stress_id);

@@ -13,6 +13,10 @@
  * Threads: handlers run on the RPC worker threads, many at once; they share
  * only the nfs3_server (read-only) and the modules below, which lock
  * themselves.  Reply memory comes from the request arena (rpc_alloc).
+ * GETATTR, LOOKUP and ACCESS also have a handler_nowait, which the RPC event
+ * loop may run itself: the same code with call.nowait set, asking the inode
+ * table's _nowait functions, and giving the call back to a worker
+ * (RPC_HANDLER_WOULDBLOCK) when the answer needs the object store.
  */
 #include "nfsd/nfs3.h"
 
@@ -37,6 +41,7 @@ struct call {
     struct fh fh;
     uint32_t uid, gid, ngids;
     const uint32_t *gids;
+    bool nowait; /* on the event loop: never wait on the store (EWOULDBLOCK instead) */
 };
 
 static void call_squash(struct call *c)
@@ -63,9 +68,10 @@ static void call_squash(struct call *c)
  * malformed: BADHANDLE), ESTALE (no such export any more) or EACCES (this
  * client is not in the export's list).  call_end must follow in every case.
  */
-static int call_begin(struct rpc_req *req, const nfs_fh3 *h, struct call *c)
+static int call_begin(struct rpc_req *req, const nfs_fh3 *h, struct call *c, bool nowait)
 {
     memset(c, 0, sizeof(*c));
+    c->nowait = nowait;
     c->srv = req->prog_ctx;
     c->req = req;
     int err = fh_decode(c->srv->fh_key, (const uint8_t *)h->data.data_val, h->data.data_len,
@@ -88,10 +94,14 @@ static void call_end(struct call *c)
         export_set_put(c->srv->exports, c->set);
 }
 
-/* Attributes of inode ino of the call's export; ESTALE if the generation moved on. */
+/*
+ * Attributes of inode ino of the call's export; ESTALE if the generation
+ * moved on; EWOULDBLOCK for a nowait call that needs the store.
+ */
 static int call_getattr(struct call *c, uint64_t ino, uint32_t gen, struct inode_attr *a)
 {
-    int err = inode_getattr(c->srv->inodes, &c->exp->m, ino, a);
+    int err = c->nowait ? inode_getattr_nowait(c->srv->inodes, &c->exp->m, ino, a)
+                        : inode_getattr(c->srv->inodes, &c->exp->m, ino, a);
     if (!err && a->gen != gen)
         err = ESTALE;
     return err;
@@ -204,15 +214,20 @@ static enum rpc_handler_status nfs3_null(struct rpc_req *req, void *args, void *
 
 /* ---- GETATTR ---- */
 
-static enum rpc_handler_status nfs3_getattr(struct rpc_req *req, void *args, void *res)
+static enum rpc_handler_status getattr_run(struct rpc_req *req, void *args, void *res,
+                                           bool nowait)
 {
     GETATTR3args *a = args;
     GETATTR3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_begin(req, &a->object, &c);
+    int err = call_begin(req, &a->object, &c, nowait);
     if (!err)
         err = call_attr(&c, &attr);
+    if (nowait && err == EWOULDBLOCK) {
+        call_end(&c);
+        return RPC_HANDLER_WOULDBLOCK;
+    }
     r->status = nfs3_stat(err);
     if (!err)
         nfs3_fattr(&r->GETATTR3res_u.resok.obj_attributes, &attr);
@@ -220,16 +235,27 @@ static enum rpc_handler_status nfs3_getattr(struct rpc_req *req, void *args, voi
     return RPC_HANDLER_OK;
 }
 
+static enum rpc_handler_status nfs3_getattr(struct rpc_req *req, void *args, void *res)
+{
+    return getattr_run(req, args, res, false);
+}
+
+static enum rpc_handler_status nfs3_getattr_nowait(struct rpc_req *req, void *args, void *res)
+{
+    return getattr_run(req, args, res, true);
+}
+
 /* ---- LOOKUP ---- */
 
-static enum rpc_handler_status nfs3_lookup(struct rpc_req *req, void *args, void *res)
+static enum rpc_handler_status lookup_run(struct rpc_req *req, void *args, void *res,
+                                          bool nowait)
 {
     LOOKUP3args *a = args;
     LOOKUP3res *r = res;
     struct call c;
     struct inode_attr dir, obj;
     bool have_dir = false;
-    int err = call_begin(req, &a->what.dir, &c);
+    int err = call_begin(req, &a->what.dir, &c, nowait);
     if (!err)
         err = call_attr(&c, &dir);
     if (!err) {
@@ -241,8 +267,14 @@ static enum rpc_handler_status nfs3_lookup(struct rpc_req *req, void *args, void
     }
     if (!err && strlen(a->what.name) > INODE_NAME_MAX)
         err = ENAMETOOLONG;
-    if (!err)
+    if (!err && nowait)
+        err = inode_lookup_nowait(c.srv->inodes, &c.exp->m, dir.ino, a->what.name, &obj, &dir);
+    else if (!err)
         err = inode_lookup(c.srv->inodes, &c.exp->m, dir.ino, a->what.name, &obj, &dir);
+    if (nowait && err == EWOULDBLOCK) {
+        call_end(&c);
+        return RPC_HANDLER_WOULDBLOCK;
+    }
     r->status = nfs3_stat(err);
     if (!err) {
         LOOKUP3resok *ok = &r->LOOKUP3res_u.resok;
@@ -256,17 +288,32 @@ static enum rpc_handler_status nfs3_lookup(struct rpc_req *req, void *args, void
     return RPC_HANDLER_OK;
 }
 
+static enum rpc_handler_status nfs3_lookup(struct rpc_req *req, void *args, void *res)
+{
+    return lookup_run(req, args, res, false);
+}
+
+static enum rpc_handler_status nfs3_lookup_nowait(struct rpc_req *req, void *args, void *res)
+{
+    return lookup_run(req, args, res, true);
+}
+
 /* ---- ACCESS ---- */
 
-static enum rpc_handler_status nfs3_access(struct rpc_req *req, void *args, void *res)
+static enum rpc_handler_status access_run(struct rpc_req *req, void *args, void *res,
+                                          bool nowait)
 {
     ACCESS3args *a = args;
     ACCESS3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_begin(req, &a->object, &c);
+    int err = call_begin(req, &a->object, &c, nowait);
     if (!err)
         err = call_attr(&c, &attr);
+    if (nowait && err == EWOULDBLOCK) {
+        call_end(&c);
+        return RPC_HANDLER_WOULDBLOCK;
+    }
     r->status = nfs3_stat(err);
     if (!err) {
         post_op(&r->ACCESS3res_u.resok.obj_attributes, &attr);
@@ -276,6 +323,16 @@ static enum rpc_handler_status nfs3_access(struct rpc_req *req, void *args, void
     }
     call_end(&c);
     return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_access(struct rpc_req *req, void *args, void *res)
+{
+    return access_run(req, args, res, false);
+}
+
+static enum rpc_handler_status nfs3_access_nowait(struct rpc_req *req, void *args, void *res)
+{
+    return access_run(req, args, res, true);
 }
 
 /* ---- READLINK ---- */
@@ -288,7 +345,7 @@ static enum rpc_handler_status nfs3_readlink(struct rpc_req *req, void *args, vo
     struct inode_attr attr;
     bool have = false;
     char *key = NULL, *target = NULL;
-    int err = call_begin(req, &a->symlink, &c);
+    int err = call_begin(req, &a->symlink, &c, false);
     if (!err)
         err = call_attr(&c, &attr);
     if (!err) {
@@ -331,7 +388,7 @@ static enum rpc_handler_status nfs3_read(struct rpc_req *req, void *args, void *
     struct call c;
     struct inode_attr attr;
     bool have = false;
-    int err = call_begin(req, &a->file, &c);
+    int err = call_begin(req, &a->file, &c, false);
     if (!err)
         err = call_attr(&c, &attr);
     if (!err) {
@@ -420,7 +477,7 @@ static void readdir_common(struct rpc_req *req, const nfs_fh3 *h, uint64_t cooki
     struct call c;
     struct inode_attr dir;
     bool have = false, too_small = false, bad_cookie = false;
-    int err = call_begin(req, h, &c);
+    int err = call_begin(req, h, &c, false);
     if (!err)
         err = call_attr(&c, &dir);
     if (!err) {
@@ -479,7 +536,7 @@ static enum rpc_handler_status nfs3_fsstat(struct rpc_req *req, void *args, void
     FSSTAT3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_begin(req, &a->fsroot, &c);
+    int err = call_begin(req, &a->fsroot, &c, false);
     if (!err)
         err = call_attr(&c, &attr);
     r->status = nfs3_stat(err);
@@ -510,7 +567,7 @@ static enum rpc_handler_status nfs3_fsinfo(struct rpc_req *req, void *args, void
     FSINFO3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_begin(req, &a->fsroot, &c);
+    int err = call_begin(req, &a->fsroot, &c, false);
     if (!err)
         err = call_attr(&c, &attr);
     r->status = nfs3_stat(err);
@@ -539,7 +596,7 @@ static enum rpc_handler_status nfs3_pathconf(struct rpc_req *req, void *args, vo
     PATHCONF3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_begin(req, &a->object, &c);
+    int err = call_begin(req, &a->object, &c, false);
     if (!err)
         err = call_attr(&c, &attr);
     r->status = nfs3_stat(err);
@@ -569,7 +626,7 @@ static enum rpc_handler_status nfs3_pathconf(struct rpc_req *req, void *args, vo
 static int rofs(struct rpc_req *req, const nfs_fh3 *h, struct inode_attr *attr, bool *have)
 {
     struct call c;
-    int err = call_begin(req, h, &c);
+    int err = call_begin(req, h, &c, false);
     if (!err)
         err = call_attr(&c, attr);
     *have = err == 0;
@@ -693,13 +750,18 @@ static enum rpc_handler_status nfs3_commit(struct rpc_req *req, void *args, void
     [NFSPROC3_##n] = {.name = #n, .decode_args = (xdrproc_t)xdr_##at, .args_size = sizeof(at), \
                       .encode_res = (xdrproc_t)xdr_##rt, .res_size = sizeof(rt),             \
                       .handler = fn, .max_reply = (maxrep)}
+/* A procedure whose fast path (fn_nowait) the event loop may run itself. */
+#define PROC_NOWAIT(n, fn, fn_nowait, at, rt, maxrep)                                       \
+    [NFSPROC3_##n] = {.name = #n, .decode_args = (xdrproc_t)xdr_##at, .args_size = sizeof(at), \
+                      .encode_res = (xdrproc_t)xdr_##rt, .res_size = sizeof(rt),             \
+                      .handler = fn, .max_reply = (maxrep), .handler_nowait = fn_nowait}
 
 static const struct rpc_proc nfs3_procs[] = {
     [NFSPROC3_NULL] = {.name = "NULL", .handler = nfs3_null, .max_reply = 64},
-    PROC(GETATTR, nfs3_getattr, GETATTR3args, GETATTR3res, ST),
+    PROC_NOWAIT(GETATTR, nfs3_getattr, nfs3_getattr_nowait, GETATTR3args, GETATTR3res, ST),
     PROC(SETATTR, nfs3_setattr, SETATTR3args, SETATTR3res, ST),
-    PROC(LOOKUP, nfs3_lookup, LOOKUP3args, LOOKUP3res, ST),
-    PROC(ACCESS, nfs3_access, ACCESS3args, ACCESS3res, ST),
+    PROC_NOWAIT(LOOKUP, nfs3_lookup, nfs3_lookup_nowait, LOOKUP3args, LOOKUP3res, ST),
+    PROC_NOWAIT(ACCESS, nfs3_access, nfs3_access_nowait, ACCESS3args, ACCESS3res, ST),
     PROC(READLINK, nfs3_readlink, READLINK3args, READLINK3res, ST + 4096),
     PROC(READ, nfs3_read, READ3args, READ3res, ST + NFS3_MAX_IO),
     PROC(WRITE, nfs3_write, WRITE3args, WRITE3res, ST),

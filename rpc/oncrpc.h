@@ -53,6 +53,7 @@ enum rpc_handler_status {
     RPC_HANDLER_SYSTEM_ERR,  /* reply SYSTEM_ERR */
     RPC_HANDLER_AUTH_TOOWEAK,/* reply MSG_DENIED / AUTH_ERROR / AUTH_TOOWEAK */
     RPC_HANDLER_DROP,        /* send no reply (the client will retransmit) */
+    RPC_HANDLER_WOULDBLOCK,  /* handler_nowait only: run the call on a worker instead */
 };
 
 struct rpc_proc {
@@ -66,6 +67,16 @@ struct rpc_proc {
     size_t max_reply;        /* upper bound of the encoded result, bytes (0: 4096) */
     /* Called after encoding with the same res, to release what the handler holds (may be NULL). */
     void (*release)(struct rpc_req *req, void *res);
+    /*
+     * Optional fast path (may be NULL).  When a TCP read brings exactly one
+     * call and no work is queued, the event loop runs this instead of
+     * handing the call to a worker, saving a thread wake-up.  It answers
+     * from local state only and must never wait on the object store or a
+     * peer: when it would have to, it returns RPC_HANDLER_WOULDBLOCK,
+     * holding nothing (release is not called), and the call goes to a
+     * worker's `handler` as usual.
+     */
+    enum rpc_handler_status (*handler_nowait)(struct rpc_req *req, void *args, void *res);
 };
 
 struct rpc_program {

@@ -247,6 +247,27 @@ static enum rpc_handler_status nfs3_getattr_nowait(struct rpc_req *req, void *ar
 
 /* ---- LOOKUP ---- */
 
+/*
+ * LOOKUP's fast path: one pass through the table (the directory is read
+ * once, not once for its checks and again for the lookup), with the
+ * directory's checks made afterwards on the attributes that pass returned.
+ * Only a hit, or a miss in a searchable directory, is answered here; any
+ * other outcome is EWOULDBLOCK, and the worker's LOOKUP answers it with the
+ * checks in their order.
+ */
+static int lookup_nowait(struct call *c, const char *name, struct inode_attr *obj,
+                         struct inode_attr *dir)
+{
+    if (strlen(name) > INODE_NAME_MAX)
+        return EWOULDBLOCK;
+    int err = inode_lookup_nowait(c->srv->inodes, &c->exp->m, c->fh.ino, name, obj, dir);
+    if (err != 0 && err != ENOENT)
+        return EWOULDBLOCK;
+    if (dir->gen != c->fh.gen || !S_ISDIR(dir->mode) || !(perm_bits(c, dir) & 1))
+        return EWOULDBLOCK;
+    return err;
+}
+
 static enum rpc_handler_status lookup_run(struct rpc_req *req, void *args, void *res,
                                           bool nowait)
 {
@@ -256,21 +277,23 @@ static enum rpc_handler_status lookup_run(struct rpc_req *req, void *args, void 
     struct inode_attr dir, obj;
     bool have_dir = false;
     int err = call_begin(req, &a->what.dir, &c, nowait);
-    if (!err)
+    if (!err && nowait) {
+        err = lookup_nowait(&c, a->what.name, &obj, &dir);
+        have_dir = err == 0 || err == ENOENT;
+    } else if (!err) {
         err = call_attr(&c, &dir);
-    if (!err) {
-        have_dir = true;
-        if (!S_ISDIR(dir.mode))
-            err = ENOTDIR;
-        else if (!(perm_bits(&c, &dir) & 1))
-            err = EACCES; /* search permission on the directory */
+        if (!err) {
+            have_dir = true;
+            if (!S_ISDIR(dir.mode))
+                err = ENOTDIR;
+            else if (!(perm_bits(&c, &dir) & 1))
+                err = EACCES; /* search permission on the directory */
+        }
+        if (!err && strlen(a->what.name) > INODE_NAME_MAX)
+            err = ENAMETOOLONG;
+        if (!err)
+            err = inode_lookup(c.srv->inodes, &c.exp->m, dir.ino, a->what.name, &obj, &dir);
     }
-    if (!err && strlen(a->what.name) > INODE_NAME_MAX)
-        err = ENAMETOOLONG;
-    if (!err && nowait)
-        err = inode_lookup_nowait(c.srv->inodes, &c.exp->m, dir.ino, a->what.name, &obj, &dir);
-    else if (!err)
-        err = inode_lookup(c.srv->inodes, &c.exp->m, dir.ino, a->what.name, &obj, &dir);
     if (nowait && err == EWOULDBLOCK) {
         call_end(&c);
         return RPC_HANDLER_WOULDBLOCK;

@@ -786,6 +786,12 @@ static void loop_accept(struct rpc_server *s, int lfd)
  */
 static void conn_read(struct rpc_server *s, struct rpc_conn *c)
 {
+    /* A read shorter than the buffer emptied the socket: the next recv would
+     * most likely say EAGAIN.  Epoll is level-triggered, so bytes that arrive
+     * later still wake the loop; skipping that recv saves a system call per
+     * wake-up. */
+    bool drained = false;
+
     for (int records = 0, reads = 0; records < RPC_LOOP_BATCH && reads < RPC_LOOP_BATCH;) {
         pthread_mutex_lock(&c->lock);
         bool full = c->inflight >= s->conf.max_inflight;
@@ -798,6 +804,8 @@ static void conn_read(struct rpc_server *s, struct rpc_conn *c)
             return;
 
         if (c->roff == c->rlen) {
+            if (drained)
+                return;
             reads++;
             ssize_t n = recv(c->fd, c->rbuf, RPC_RBUF_SIZE, 0);
             if (n < 0 && errno == EINTR)
@@ -812,6 +820,7 @@ static void conn_read(struct rpc_server *s, struct rpc_conn *c)
             }
             c->roff = 0;
             c->rlen = (size_t)n;
+            drained = c->rlen < RPC_RBUF_SIZE;
         }
 
         size_t used;

@@ -25,7 +25,8 @@
 #define MAX_RECORD 8192
 #define RECV_TIMEOUT_S 5
 
-enum { P_NULL, P_ECHO, P_SLOW, P_CRED, P_GREET, P_TOOBIG, P_HOLE, P_BIG, P_FAST, NPROCS };
+enum { P_NULL, P_ECHO, P_SLOW, P_CRED, P_GREET, P_TOOBIG, P_HOLE, P_BIG, P_FAST, P_BIGOVER,
+       NPROCS };
 
 #define BIG_REPLY (256 * 1024)
 
@@ -168,6 +169,9 @@ static const struct rpc_proc tprocs[NPROCS] = {
     [P_TOOBIG] = {"toobig", NULL, 0, XP(xdr_str_res), sizeof(char *), h_toobig, 64, NULL},
     [P_HOLE] = {"hole", NULL, 0, NULL, 0, NULL, 0, NULL},
     [P_BIG] = {"big", NULL, 0, XP(xdr_big_res), sizeof(char *), h_big, BIG_REPLY, NULL},
+    /* A large procedure (reply buffer sized by need) whose result is over its max_reply. */
+    [P_BIGOVER] = {"bigover", NULL, 0, XP(xdr_big_res), sizeof(char *), h_big, BIG_REPLY / 2,
+                   NULL},
     [P_FAST] = {"fast", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_fast, 4,
                 r_fast, h_fast_nowait},
 };
@@ -412,6 +416,10 @@ static void test_basic(uint16_t port)
     call_hdr(&w, 4, 2, TPROG, 1, P_TOOBIG);
     CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
     CHECK_EQ_INT(r.xid, 4);
+    CHECK_EQ_INT(r.stat, SYSTEM_ERR);
+    call_hdr(&w, 5, 2, TPROG, 1, P_BIGOVER);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 5);
     CHECK_EQ_INT(r.stat, SYSTEM_ERR);
 }
 

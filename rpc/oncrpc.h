@@ -8,8 +8,9 @@
  * AUTH_ERROR), a pool of worker threads, and rpcbind registration.
  *
  * Many calls may be in flight on one TCP connection: each complete record
- * is handed to a worker, and each reply is written as soon as its worker
- * finishes, in whatever order that is.  A per-connection limit on calls in
+ * is handed to a worker (or, for a lone call to a procedure with a
+ * handler_nowait, answered by the event loop itself), and each reply is
+ * written as soon as it is ready, in whatever order that is.  A per-connection limit on calls in
  * flight and a limit on record size bound memory; a record over the limit,
  * or a malformed record mark, closes that connection only.
  *

@@ -214,8 +214,7 @@ static enum rpc_handler_status nfs3_null(struct rpc_req *req, void *args, void *
 
 /* ---- GETATTR ---- */
 
-static enum rpc_handler_status getattr_run(struct rpc_req *req, void *args, void *res,
-                                           bool nowait)
+static enum rpc_handler_status getattr_run(struct rpc_req *req, void *args, void *res, bool nowait)
 {
     GETATTR3args *a = args;
     GETATTR3res *r = res;
@@ -268,8 +267,7 @@ static int lookup_nowait(struct call *c, const char *name, struct inode_attr *ob
     return err;
 }
 
-static enum rpc_handler_status lookup_run(struct rpc_req *req, void *args, void *res,
-                                          bool nowait)
+static enum rpc_handler_status lookup_run(struct rpc_req *req, void *args, void *res, bool nowait)
 {
     LOOKUP3args *a = args;
     LOOKUP3res *r = res;
@@ -323,8 +321,7 @@ static enum rpc_handler_status nfs3_lookup_nowait(struct rpc_req *req, void *arg
 
 /* ---- ACCESS ---- */
 
-static enum rpc_handler_status access_run(struct rpc_req *req, void *args, void *res,
-                                          bool nowait)
+static enum rpc_handler_status access_run(struct rpc_req *req, void *args, void *res, bool nowait)
 {
     ACCESS3args *a = args;
     ACCESS3res *r = res;

@@ -530,9 +530,9 @@ enum served {
  * into r.  SERVED_NONE if the handler asked to drop the call; SERVED_DEFERRED
  * if handler_nowait would have had to wait.
  */
-static enum served run_proc(struct rpc_server *s, struct rpc_work *w,
-                            const struct rpc_call_hdr *h, const struct rpc_program *p,
-                            const struct rpc_proc *pr, struct reply *r, bool nowait)
+static enum served run_proc(struct rpc_server *s, struct rpc_work *w, const struct rpc_call_hdr *h,
+                            const struct rpc_program *p, const struct rpc_proc *pr, struct reply *r,
+                            bool nowait)
 {
     struct rpc_req req = {
         .xid = h->xid, .prog = h->prog, .vers = h->vers, .proc = h->proc,
@@ -571,8 +571,8 @@ static enum served run_proc(struct rpc_server *s, struct rpc_work *w,
         }
     }
 
-    enum rpc_handler_status hs = nowait ? pr->handler_nowait(&req, args, res)
-                                        : pr->handler(&req, args, res);
+    enum rpc_handler_status hs =
+        nowait ? pr->handler_nowait(&req, args, res) : pr->handler(&req, args, res);
     if (hs == RPC_HANDLER_WOULDBLOCK && nowait) {
         done = SERVED_DEFERRED; /* the handler holds nothing: no release */
         goto out_args;

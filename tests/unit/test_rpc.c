@@ -170,8 +170,7 @@ static const struct rpc_proc tprocs[NPROCS] = {
     [P_HOLE] = {"hole", NULL, 0, NULL, 0, NULL, 0, NULL},
     [P_BIG] = {"big", NULL, 0, XP(xdr_big_res), sizeof(char *), h_big, BIG_REPLY, NULL},
     /* A large procedure (reply buffer sized by need) whose result is over its max_reply. */
-    [P_BIGOVER] = {"bigover", NULL, 0, XP(xdr_big_res), sizeof(char *), h_big, BIG_REPLY / 2,
-                   NULL},
+    [P_BIGOVER] = {"bigover", NULL, 0, XP(xdr_big_res), sizeof(char *), h_big, BIG_REPLY / 2, NULL},
     [P_FAST] = {"fast", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_fast, 4,
                 r_fast, h_fast_nowait},
 };

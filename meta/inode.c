@@ -61,6 +61,9 @@
  *   flight_mu  the list of listings in progress (single flight: one
  *              listing per directory; others wait on listing_done)
  * No transaction is kept open across a store call or a caller's callback.
+ * The _nowait lookups read without a transaction and never call the store
+ * or wait on flight_mu's listings; at most they wait for a page lock held
+ * by a transaction in progress, which never spans a store call.
  */
 #include "meta/inode.h"
 
@@ -1600,12 +1603,18 @@ static bool dir_fresh(const struct meta_export *e, const struct inode_rec *r, in
  * return r holds the directory's current record.  One listing per
  * directory at a time: latecomers wait for it and share its result.
  */
+static bool list_needed(const struct meta_export *e, const struct inode_rec *r,
+                        enum list_want w)
+{
+    int64_t now = now_ns();
+    return w == LIST_IF_NEEDED ? !dir_fresh(e, r, now)
+                               : r->h.listed_at != 0 && !dir_fresh(e, r, now);
+}
+
 static int ensure_listed(struct inode_table *t, const struct meta_export *e,
                          struct inode_rec *r, enum list_want w)
 {
-    int64_t now = now_ns();
-    bool need = w == LIST_IF_NEEDED ? !dir_fresh(e, r, now)
-                                    : r->h.listed_at != 0 && !dir_fresh(e, r, now);
+    bool need = list_needed(e, r, w);
     uint64_t dir = r->ino;
     struct listing *f;
     int rc;
@@ -1888,8 +1897,9 @@ static void dir_refresh_quiet(struct inode_table *t, const struct meta_export *e
                             "attributes", e->bucket, r->key, strerror(rc));
 }
 
-int inode_getattr(struct inode_table *t, const struct meta_export *e, uint64_t ino,
-                  struct inode_attr *out)
+/* inode_getattr; nowait: EWOULDBLOCK instead of a listing or a HEAD. */
+static int getattr_impl(struct inode_table *t, const struct meta_export *e, uint64_t ino,
+                        struct inode_attr *out, bool nowait)
 {
     struct inode_rec *r = malloc(sizeof(*r));
     if (!r)
@@ -1898,12 +1908,16 @@ int inode_getattr(struct inode_table *t, const struct meta_export *e, uint64_t i
     if (rc)
         goto out;
     if (S_ISDIR(r->h.mode)) {
-        rc = ensure_listed(t, e, r, LIST_IF_EXPIRED);
+        if (nowait && (list_needed(e, r, LIST_IF_EXPIRED) || dir_marker_stale(e, r, now_ns())))
+            rc = EWOULDBLOCK;
+        else
+            rc = ensure_listed(t, e, r, LIST_IF_EXPIRED);
         /* As for a file, a failed HEAD fails GETATTR (EAGAIN: the client retries). */
-        if (rc == 0 && dir_marker_stale(e, r, now_ns()))
+        if (rc == 0 && !nowait && dir_marker_stale(e, r, now_ns()))
             rc = dir_revalidate(t, e, r);
-    } else if (now_ns() - r->h.validated_at >= (int64_t)e->metadata_ttl * NS)
-        rc = file_revalidate(t, e, r);
+    } else if (now_ns() - r->h.validated_at >= (int64_t)e->metadata_ttl * NS) {
+        rc = nowait ? EWOULDBLOCK : file_revalidate(t, e, r);
+    }
     if (rc == 0)
         rec_to_attr(r, out);
 out:
@@ -1921,20 +1935,46 @@ static int name_check(const char *name)
     return 0;
 }
 
-/* Read directory dir for e and list it if needed. */
+int inode_getattr(struct inode_table *t, const struct meta_export *e, uint64_t ino,
+                  struct inode_attr *out)
+{
+    return getattr_impl(t, e, ino, out, false);
+}
+
+int inode_getattr_nowait(struct inode_table *t, const struct meta_export *e, uint64_t ino,
+                         struct inode_attr *out)
+{
+    return getattr_impl(t, e, ino, out, true);
+}
+
+/* Read directory dir for e and list it if needed (nowait: EWOULDBLOCK instead). */
 static int dir_ready(struct inode_table *t, const struct meta_export *e, uint64_t dir,
-                     struct inode_rec *r)
+                     struct inode_rec *r, bool nowait)
 {
     int rc = rec_get_export(t, e, dir, r);
     if (rc)
         return rc;
     if (!S_ISDIR(r->h.mode))
         return ENOTDIR;
+    if (nowait)
+        return list_needed(e, r, LIST_IF_NEEDED) ? EWOULDBLOCK : 0;
     return ensure_listed(t, e, r, LIST_IF_NEEDED);
 }
 
-int inode_lookup(struct inode_table *t, const struct meta_export *e, uint64_t dir,
-                 const char *name, struct inode_attr *out, struct inode_attr *dir_attr)
+/* dir_refresh_quiet for a lookup: a nowait lookup hands a stale marker to a worker. */
+static int dir_refresh_lookup(struct inode_table *t, const struct meta_export *e,
+                              struct inode_rec *r, bool nowait)
+{
+    if (nowait && dir_marker_stale(e, r, now_ns()))
+        return EWOULDBLOCK;
+    dir_refresh_quiet(t, e, r);
+    return 0;
+}
+
+/* inode_lookup; nowait: EWOULDBLOCK instead of a listing. */
+static int lookup_impl(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                       const char *name, struct inode_attr *out, struct inode_attr *dir_attr,
+                       bool nowait)
 {
     struct inode_rec *r = malloc(sizeof(*r));
     struct dval dv;
@@ -1944,9 +1984,10 @@ int inode_lookup(struct inode_table *t, const struct meta_export *e, uint64_t di
         return ENOMEM;
     if ((rc = name_check(name)))
         goto out;
-    if ((rc = dir_ready(t, e, dir, r)))
+    if ((rc = dir_ready(t, e, dir, r, nowait)))
         goto out;
-    dir_refresh_quiet(t, e, r);
+    if ((rc = dir_refresh_lookup(t, e, r, nowait)))
+        goto out;
     if (dir_attr)
         rec_to_attr(r, dir_attr);
     if (strcmp(name, ".") == 0) {
@@ -1955,22 +1996,34 @@ int inode_lookup(struct inode_table *t, const struct meta_export *e, uint64_t di
     }
     if (strcmp(name, "..") == 0) {
         rc = rec_get_export(t, e, r->h.parent, r);
-        if (rc == 0) {
-            dir_refresh_quiet(t, e, r);
+        if (rc == 0)
+            rc = dir_refresh_lookup(t, e, r, nowait);
+        if (rc == 0)
             rec_to_attr(r, out);
-        }
         goto out;
     }
     rc = public_errno(dirent_get(t, NULL, dir, name, &dv, 0));
     if (rc == 0)
         rc = public_errno(rec_get(t, NULL, dv.ino, r, 0));
-    if (rc == 0) {
-        dir_refresh_quiet(t, e, r);
+    if (rc == 0)
+        rc = dir_refresh_lookup(t, e, r, nowait);
+    if (rc == 0)
         rec_to_attr(r, out);
-    }
 out:
     free(r);
     return rc;
+}
+
+int inode_lookup(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                 const char *name, struct inode_attr *out, struct inode_attr *dir_attr)
+{
+    return lookup_impl(t, e, dir, name, out, dir_attr, false);
+}
+
+int inode_lookup_nowait(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                        const char *name, struct inode_attr *out, struct inode_attr *dir_attr)
+{
+    return lookup_impl(t, e, dir, name, out, dir_attr, true);
 }
 
 struct rd_ent {
@@ -2035,7 +2088,7 @@ int inode_readdir(struct inode_table *t, const struct meta_export *e, uint64_t d
     *eof = false;
     if (!s)
         return ENOMEM;
-    if ((rc = dir_ready(t, e, dir, &s->d)))
+    if ((rc = dir_ready(t, e, dir, &s->d, false)))
         goto out;
     *verf = s->d.h.change;
     s->after[0] = '\0';

@@ -93,6 +93,17 @@ int inode_lookup(struct inode_table *t, const struct meta_export *e, uint64_t di
                  const char *name, struct inode_attr *out, struct inode_attr *dir_attr);
 
 /*
+ * The same two answers from the table alone, for callers that must not wait
+ * on the object store (the RPC event loop's fast path): EWOULDBLOCK where
+ * inode_getattr / inode_lookup would list a directory or HEAD an object,
+ * otherwise exactly their results.
+ */
+int inode_getattr_nowait(struct inode_table *t, const struct meta_export *e, uint64_t ino,
+                         struct inode_attr *out);
+int inode_lookup_nowait(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                        const char *name, struct inode_attr *out, struct inode_attr *dir_attr);
+
+/*
  * One directory entry, in name order.  cookie is what READDIR hands the
  * client to continue after this entry.  Return 0 to go on, 1 to stop
  * (reply full) without error, or a positive errno.

@@ -13,6 +13,10 @@
  * Threads: handlers run on the RPC worker threads, many at once; they share
  * only the nfs3_server (read-only) and the modules below, which lock
  * themselves.  Reply memory comes from the request arena (rpc_alloc).
+ * GETATTR, LOOKUP and ACCESS also have a handler_nowait, which the RPC event
+ * loop may run itself: the same code with call.nowait set, asking the inode
+ * table's _nowait functions, and giving the call back to a worker
+ * (RPC_HANDLER_WOULDBLOCK) when the answer needs the object store.
  */
 #include "nfsd/nfs3.h"
 
@@ -37,6 +41,7 @@ struct call {
     struct fh fh;
     uint32_t uid, gid, ngids;
     const uint32_t *gids;
+    bool nowait; /* on the event loop: never wait on the store (EWOULDBLOCK instead) */
 };
 
 static void call_squash(struct call *c)
@@ -63,9 +68,10 @@ static void call_squash(struct call *c)
  * malformed: BADHANDLE), ESTALE (no such export any more) or EACCES (this
  * client is not in the export's list).  call_end must follow in every case.
  */
-static int call_begin(struct rpc_req *req, const nfs_fh3 *h, struct call *c)
+static int call_begin(struct rpc_req *req, const nfs_fh3 *h, struct call *c, bool nowait)
 {
     memset(c, 0, sizeof(*c));
+    c->nowait = nowait;
     c->srv = req->prog_ctx;
     c->req = req;
     int err = fh_decode(c->srv->fh_key, (const uint8_t *)h->data.data_val, h->data.data_len,
@@ -88,10 +94,14 @@ static void call_end(struct call *c)
         export_set_put(c->srv->exports, c->set);
 }
 
-/* Attributes of inode ino of the call's export; ESTALE if the generation moved on. */
+/*
+ * Attributes of inode ino of the call's export; ESTALE if the generation
+ * moved on; EWOULDBLOCK for a nowait call that needs the store.
+ */
 static int call_getattr(struct call *c, uint64_t ino, uint32_t gen, struct inode_attr *a)
 {
-    int err = inode_getattr(c->srv->inodes, &c->exp->m, ino, a);
+    int err = c->nowait ? inode_getattr_nowait(c->srv->inodes, &c->exp->m, ino, a)
+                        : inode_getattr(c->srv->inodes, &c->exp->m, ino, a);
     if (!err && a->gen != gen)
         err = ESTALE;
     return err;
@@ -104,10 +114,10 @@ static int call_attr(struct call *c, struct inode_attr *a)
 }
 
 /* call_begin, then the attributes of the handle's object: the prologue of most handlers. */
-static int call_open(struct rpc_req *req, const nfs_fh3 *h, struct call *c,
+static int call_open(struct rpc_req *req, const nfs_fh3 *h, struct call *c, bool nowait,
                      struct inode_attr *a)
 {
-    int err = call_begin(req, h, c);
+    int err = call_begin(req, h, c, nowait);
     return err ? err : call_attr(c, a);
 }
 
@@ -214,13 +224,17 @@ static enum rpc_handler_status nfs3_null(struct rpc_req *req, void *args, void *
 
 /* ---- GETATTR ---- */
 
-static enum rpc_handler_status nfs3_getattr(struct rpc_req *req, void *args, void *res)
+static enum rpc_handler_status getattr_run(struct rpc_req *req, void *args, void *res, bool nowait)
 {
     GETATTR3args *a = args;
     GETATTR3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_open(req, &a->object, &c, &attr);
+    int err = call_open(req, &a->object, &c, nowait, &attr);
+    if (nowait && err == EWOULDBLOCK) {
+        call_end(&c);
+        return RPC_HANDLER_WOULDBLOCK;
+    }
     r->status = nfs3_stat(err);
     if (!err)
         nfs3_fattr(&r->GETATTR3res_u.resok.obj_attributes, &attr);
@@ -228,27 +242,68 @@ static enum rpc_handler_status nfs3_getattr(struct rpc_req *req, void *args, voi
     return RPC_HANDLER_OK;
 }
 
+static enum rpc_handler_status nfs3_getattr(struct rpc_req *req, void *args, void *res)
+{
+    return getattr_run(req, args, res, false);
+}
+
+static enum rpc_handler_status nfs3_getattr_nowait(struct rpc_req *req, void *args, void *res)
+{
+    return getattr_run(req, args, res, true);
+}
+
 /* ---- LOOKUP ---- */
 
-static enum rpc_handler_status nfs3_lookup(struct rpc_req *req, void *args, void *res)
+/*
+ * LOOKUP's fast path: one pass through the table (the directory is read
+ * once, not once for its checks and again for the lookup), with the
+ * directory's checks made afterwards on the attributes that pass returned.
+ * Only a hit, or a miss in a searchable directory, is answered here; any
+ * other outcome is EWOULDBLOCK, and the worker's LOOKUP answers it with the
+ * checks in their order.
+ */
+static int lookup_nowait(struct call *c, const char *name, struct inode_attr *obj,
+                         struct inode_attr *dir)
+{
+    if (strlen(name) > INODE_NAME_MAX)
+        return EWOULDBLOCK;
+    int err = inode_lookup_nowait(c->srv->inodes, &c->exp->m, c->fh.ino, name, obj, dir);
+    if (err != 0 && err != ENOENT)
+        return EWOULDBLOCK;
+    if (dir->gen != c->fh.gen || !S_ISDIR(dir->mode) || !(perm_bits(c, dir) & 1))
+        return EWOULDBLOCK;
+    return err;
+}
+
+static enum rpc_handler_status lookup_run(struct rpc_req *req, void *args, void *res, bool nowait)
 {
     LOOKUP3args *a = args;
     LOOKUP3res *r = res;
     struct call c;
     struct inode_attr dir, obj;
     bool have_dir = false;
-    int err = call_open(req, &a->what.dir, &c, &dir);
-    if (!err) {
-        have_dir = true;
-        if (!S_ISDIR(dir.mode))
-            err = ENOTDIR;
-        else if (!(perm_bits(&c, &dir) & 1))
-            err = EACCES; /* search permission on the directory */
+    int err = call_begin(req, &a->what.dir, &c, nowait);
+    if (!err && nowait) {
+        err = lookup_nowait(&c, a->what.name, &obj, &dir);
+        have_dir = err == 0 || err == ENOENT;
+    } else if (!err) {
+        err = call_attr(&c, &dir);
+        if (!err) {
+            have_dir = true;
+            if (!S_ISDIR(dir.mode))
+                err = ENOTDIR;
+            else if (!(perm_bits(&c, &dir) & 1))
+                err = EACCES; /* search permission on the directory */
+        }
+        if (!err && strlen(a->what.name) > INODE_NAME_MAX)
+            err = ENAMETOOLONG;
+        if (!err)
+            err = inode_lookup(c.srv->inodes, &c.exp->m, dir.ino, a->what.name, &obj, &dir);
     }
-    if (!err && strlen(a->what.name) > INODE_NAME_MAX)
-        err = ENAMETOOLONG;
-    if (!err)
-        err = inode_lookup(c.srv->inodes, &c.exp->m, dir.ino, a->what.name, &obj, &dir);
+    if (nowait && err == EWOULDBLOCK) {
+        call_end(&c);
+        return RPC_HANDLER_WOULDBLOCK;
+    }
     r->status = nfs3_stat(err);
     if (!err) {
         LOOKUP3resok *ok = &r->LOOKUP3res_u.resok;
@@ -262,15 +317,29 @@ static enum rpc_handler_status nfs3_lookup(struct rpc_req *req, void *args, void
     return RPC_HANDLER_OK;
 }
 
+static enum rpc_handler_status nfs3_lookup(struct rpc_req *req, void *args, void *res)
+{
+    return lookup_run(req, args, res, false);
+}
+
+static enum rpc_handler_status nfs3_lookup_nowait(struct rpc_req *req, void *args, void *res)
+{
+    return lookup_run(req, args, res, true);
+}
+
 /* ---- ACCESS ---- */
 
-static enum rpc_handler_status nfs3_access(struct rpc_req *req, void *args, void *res)
+static enum rpc_handler_status access_run(struct rpc_req *req, void *args, void *res, bool nowait)
 {
     ACCESS3args *a = args;
     ACCESS3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_open(req, &a->object, &c, &attr);
+    int err = call_open(req, &a->object, &c, nowait, &attr);
+    if (nowait && err == EWOULDBLOCK) {
+        call_end(&c);
+        return RPC_HANDLER_WOULDBLOCK;
+    }
     r->status = nfs3_stat(err);
     if (!err) {
         post_op(&r->ACCESS3res_u.resok.obj_attributes, &attr);
@@ -280,6 +349,16 @@ static enum rpc_handler_status nfs3_access(struct rpc_req *req, void *args, void
     }
     call_end(&c);
     return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_access(struct rpc_req *req, void *args, void *res)
+{
+    return access_run(req, args, res, false);
+}
+
+static enum rpc_handler_status nfs3_access_nowait(struct rpc_req *req, void *args, void *res)
+{
+    return access_run(req, args, res, true);
 }
 
 /* ---- READLINK ---- */
@@ -292,7 +371,7 @@ static enum rpc_handler_status nfs3_readlink(struct rpc_req *req, void *args, vo
     struct inode_attr attr;
     bool have = false;
     char *key = NULL, *target = NULL;
-    int err = call_open(req, &a->symlink, &c, &attr);
+    int err = call_open(req, &a->symlink, &c, false, &attr);
     if (!err) {
         have = true;
         if (!S_ISLNK(attr.mode))
@@ -333,7 +412,7 @@ static enum rpc_handler_status nfs3_read(struct rpc_req *req, void *args, void *
     struct call c;
     struct inode_attr attr;
     bool have = false;
-    int err = call_open(req, &a->file, &c, &attr);
+    int err = call_open(req, &a->file, &c, false, &attr);
     if (!err) {
         have = true;
         if (S_ISDIR(attr.mode))
@@ -420,7 +499,7 @@ static void readdir_common(struct rpc_req *req, const nfs_fh3 *h, uint64_t cooki
     struct call c;
     struct inode_attr dir;
     bool have = false, too_small = false, bad_cookie = false;
-    int err = call_open(req, h, &c, &dir);
+    int err = call_open(req, h, &c, false, &dir);
     if (!err) {
         have = true;
         if (!S_ISDIR(dir.mode))
@@ -477,7 +556,7 @@ static enum rpc_handler_status nfs3_fsstat(struct rpc_req *req, void *args, void
     FSSTAT3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_open(req, &a->fsroot, &c, &attr);
+    int err = call_open(req, &a->fsroot, &c, false, &attr);
     r->status = nfs3_stat(err);
     if (!err) {
         /*
@@ -506,7 +585,7 @@ static enum rpc_handler_status nfs3_fsinfo(struct rpc_req *req, void *args, void
     FSINFO3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_open(req, &a->fsroot, &c, &attr);
+    int err = call_open(req, &a->fsroot, &c, false, &attr);
     r->status = nfs3_stat(err);
     if (!err) {
         FSINFO3resok *ok = &r->FSINFO3res_u.resok;
@@ -533,7 +612,7 @@ static enum rpc_handler_status nfs3_pathconf(struct rpc_req *req, void *args, vo
     PATHCONF3res *r = res;
     struct call c;
     struct inode_attr attr;
-    int err = call_open(req, &a->object, &c, &attr);
+    int err = call_open(req, &a->object, &c, false, &attr);
     r->status = nfs3_stat(err);
     if (!err) {
         PATHCONF3resok *ok = &r->PATHCONF3res_u.resok;
@@ -561,7 +640,7 @@ static enum rpc_handler_status nfs3_pathconf(struct rpc_req *req, void *args, vo
 static int rofs(struct rpc_req *req, const nfs_fh3 *h, struct inode_attr *attr, bool *have)
 {
     struct call c;
-    int err = call_begin(req, h, &c);
+    int err = call_begin(req, h, &c, false);
     if (!err)
         err = call_attr(&c, attr);
     *have = err == 0;
@@ -685,13 +764,18 @@ static enum rpc_handler_status nfs3_commit(struct rpc_req *req, void *args, void
     [NFSPROC3_##n] = {.name = #n, .decode_args = (xdrproc_t)xdr_##at, .args_size = sizeof(at), \
                       .encode_res = (xdrproc_t)xdr_##rt, .res_size = sizeof(rt),             \
                       .handler = fn, .max_reply = (maxrep)}
+/* A procedure whose fast path (fn_nowait) the event loop may run itself. */
+#define PROC_NOWAIT(n, fn, fn_nowait, at, rt, maxrep)                                       \
+    [NFSPROC3_##n] = {.name = #n, .decode_args = (xdrproc_t)xdr_##at, .args_size = sizeof(at), \
+                      .encode_res = (xdrproc_t)xdr_##rt, .res_size = sizeof(rt),             \
+                      .handler = fn, .max_reply = (maxrep), .handler_nowait = fn_nowait}
 
 static const struct rpc_proc nfs3_procs[] = {
     [NFSPROC3_NULL] = {.name = "NULL", .handler = nfs3_null, .max_reply = 64},
-    PROC(GETATTR, nfs3_getattr, GETATTR3args, GETATTR3res, ST),
+    PROC_NOWAIT(GETATTR, nfs3_getattr, nfs3_getattr_nowait, GETATTR3args, GETATTR3res, ST),
     PROC(SETATTR, nfs3_setattr, SETATTR3args, SETATTR3res, ST),
-    PROC(LOOKUP, nfs3_lookup, LOOKUP3args, LOOKUP3res, ST),
-    PROC(ACCESS, nfs3_access, ACCESS3args, ACCESS3res, ST),
+    PROC_NOWAIT(LOOKUP, nfs3_lookup, nfs3_lookup_nowait, LOOKUP3args, LOOKUP3res, ST),
+    PROC_NOWAIT(ACCESS, nfs3_access, nfs3_access_nowait, ACCESS3args, ACCESS3res, ST),
     PROC(READLINK, nfs3_readlink, READLINK3args, READLINK3res, ST + 4096),
     PROC(READ, nfs3_read, READ3args, READ3res, ST + NFS3_MAX_IO),
     PROC(WRITE, nfs3_write, WRITE3args, WRITE3res, ST),

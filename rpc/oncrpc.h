@@ -8,8 +8,9 @@
  * AUTH_ERROR), a pool of worker threads, and rpcbind registration.
  *
  * Many calls may be in flight on one TCP connection: each complete record
- * is handed to a worker, and each reply is written as soon as its worker
- * finishes, in whatever order that is.  A per-connection limit on calls in
+ * is handed to a worker (or, for a lone call to a procedure with a
+ * handler_nowait, answered by the event loop itself), and each reply is
+ * written as soon as it is ready, in whatever order that is.  A per-connection limit on calls in
  * flight and a limit on record size bound memory; a record over the limit,
  * or a malformed record mark, closes that connection only.
  *
@@ -53,6 +54,7 @@ enum rpc_handler_status {
     RPC_HANDLER_SYSTEM_ERR,  /* reply SYSTEM_ERR */
     RPC_HANDLER_AUTH_TOOWEAK,/* reply MSG_DENIED / AUTH_ERROR / AUTH_TOOWEAK */
     RPC_HANDLER_DROP,        /* send no reply (the client will retransmit) */
+    RPC_HANDLER_WOULDBLOCK,  /* handler_nowait only: run the call on a worker instead */
 };
 
 struct rpc_proc {
@@ -66,6 +68,16 @@ struct rpc_proc {
     size_t max_reply;        /* upper bound of the encoded result, bytes (0: 4096) */
     /* Called after encoding with the same res, to release what the handler holds (may be NULL). */
     void (*release)(struct rpc_req *req, void *res);
+    /*
+     * Optional fast path (may be NULL).  When a TCP read brings exactly one
+     * call and no work is queued, the event loop runs this instead of
+     * handing the call to a worker, saving a thread wake-up.  It answers
+     * from local state only and must never wait on the object store or a
+     * peer: when it would have to, it returns RPC_HANDLER_WOULDBLOCK,
+     * holding nothing (release is not called), and the call goes to a
+     * worker's `handler` as usual.
+     */
+    enum rpc_handler_status (*handler_nowait)(struct rpc_req *req, void *args, void *res);
 };
 
 struct rpc_program {

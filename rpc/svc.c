@@ -8,6 +8,13 @@
  *             reads UDP datagrams, and queues one work item per call.  It
  *             is the only thread that reads a socket or touches a
  *             connection's reassembly state and read buffer.
+ *             Fast path: when one read of a connection brought exactly one
+ *             call, the queue is empty, and the procedure has a
+ *             handler_nowait, the loop serves the call itself: one thread
+ *             wake-up per call instead of two, which is most of the cost of
+ *             a call when one is in flight.  handler_nowait never waits on
+ *             the store (it answers RPC_HANDLER_WOULDBLOCK and the call is
+ *             queued as usual), so this cannot stall the other calls.
  *   workers   conf.threads threads.  Each takes a work item, decodes the
  *             call header (msg.c), runs the procedure, encodes the reply
  *             into a buffer of its own and writes it at once, under the
@@ -289,6 +296,14 @@ static void work_free(struct rpc_work *w)
     free(w);
 }
 
+static bool queue_empty(struct rpc_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool empty = s->qlen == 0;
+    pthread_mutex_unlock(&s->lock);
+    return empty;
+}
+
 /* ---- replies ----------------------------------------------------------- */
 
 /*
@@ -503,19 +518,28 @@ static const struct rpc_program *find_program(struct rpc_server *s, uint32_t pro
     return NULL;
 }
 
+/* What became of a call served by serve(). */
+enum served {
+    SERVED_REPLY,    /* a reply was sent (TCP: handed to the connection) */
+    SERVED_NONE,     /* no reply is to be sent */
+    SERVED_DEFERRED, /* nowait: the call needs a worker; nothing was sent or counted */
+};
+
 /*
- * Run one procedure and encode its reply into r.  Returns false if no reply
- * is to be sent (the handler asked to drop the call).
+ * Run one procedure (its handler_nowait if `nowait`) and encode its reply
+ * into r.  SERVED_NONE if the handler asked to drop the call; SERVED_DEFERRED
+ * if handler_nowait would have had to wait.
  */
-static bool run_proc(struct rpc_server *s, struct rpc_work *w, const struct rpc_call_hdr *h,
-                     const struct rpc_program *p, const struct rpc_proc *pr, struct reply *r)
+static enum served run_proc(struct rpc_server *s, struct rpc_work *w, const struct rpc_call_hdr *h,
+                            const struct rpc_program *p, const struct rpc_proc *pr, struct reply *r,
+                            bool nowait)
 {
     struct rpc_req req = {
         .xid = h->xid, .prog = h->prog, .vers = h->vers, .proc = h->proc,
         .cred = h->cred, .tcp = w->conn != NULL, .prog_ctx = p->ctx,
     };
     void *args = NULL, *res = NULL;
-    bool send = true;
+    enum served done = SERVED_REPLY;
 
     if (w->conn) {
         req.peer = w->conn->peer;
@@ -547,7 +571,13 @@ static bool run_proc(struct rpc_server *s, struct rpc_work *w, const struct rpc_
         }
     }
 
-    switch (pr->handler(&req, args, res)) {
+    enum rpc_handler_status hs =
+        nowait ? pr->handler_nowait(&req, args, res) : pr->handler(&req, args, res);
+    if (hs == RPC_HANDLER_WOULDBLOCK && nowait) {
+        done = SERVED_DEFERRED; /* the handler holds nothing: no release */
+        goto out_args;
+    }
+    switch (hs) {
     case RPC_HANDLER_OK:
         if (!rpc_encode_accepted(&r->x, h->xid, SUCCESS, 0, 0) ||
             (pr->encode_res && !pr->encode_res(&r->x, res, 0))) {
@@ -565,8 +595,9 @@ static bool run_proc(struct rpc_server *s, struct rpc_work *w, const struct rpc_
         rpc_encode_auth_error(&r->x, h->xid, AUTH_TOOWEAK);
         break;
     case RPC_HANDLER_DROP:
-        send = false;
+        done = SERVED_NONE;
         break;
+    case RPC_HANDLER_WOULDBLOCK: /* only handler_nowait may say so */
     case RPC_HANDLER_SYSTEM_ERR:
     default:
         rpc_encode_accepted(&r->x, h->xid, SYSTEM_ERR, 0, 0);
@@ -581,29 +612,23 @@ out:
     free(res);
     free(args);
     rpc_arena_destroy(req.arena);
-    return send;
+    return done;
 }
 
 /*
- * Worker: serve one call from start to reply.  Returns true if a reply was
- * handed to the connection (which then accounts for the call's end).
+ * Serve one call from start to reply: a worker (nowait false), or the loop
+ * (nowait true: only a well-formed call to a procedure with a
+ * handler_nowait; anything else is SERVED_DEFERRED at once).  On
+ * SERVED_REPLY over TCP the connection accounts for the call's end.
  */
-static bool serve(struct rpc_server *s, struct rpc_work *w)
+static enum served serve(struct rpc_server *s, struct rpc_work *w, bool nowait)
 {
     struct rpc_call_hdr h;
     struct reply r;
     const struct rpc_proc *pr = NULL;
-    bool send = true;
+    enum served done = SERVED_REPLY;
 
-    STAT_ADD(s, calls, 1);
     enum rpc_call_verdict v = rpc_decode_call(w->rec, w->len, &h);
-    if (v == RPC_CALL_SHORT || v == RPC_CALL_IGNORE) {
-        STAT_ADD(s, bad_records, 1);
-        LOG_AT(LOG_DEBUG, "rpc: dropped a record of %zu bytes that is not a well-formed call",
-               w->len);
-        return false;
-    }
-
     bool known = false;
     uint32_t low = 0, high = 0;
     const struct rpc_program *p = NULL;
@@ -612,10 +637,24 @@ static bool serve(struct rpc_server *s, struct rpc_work *w)
         if (p && h.proc < p->nprocs && p->procs[h.proc].handler)
             pr = &p->procs[h.proc];
     }
+    if (nowait && (!pr || !pr->handler_nowait))
+        return SERVED_DEFERRED;
+
+    if (!nowait)
+        STAT_ADD(s, calls, 1); /* a fast-path call counts once it is answered */
+    if (v == RPC_CALL_SHORT || v == RPC_CALL_IGNORE) {
+        STAT_ADD(s, bad_records, 1);
+        LOG_AT(LOG_DEBUG, "rpc: dropped a record of %zu bytes that is not a well-formed call",
+               w->len);
+        return SERVED_NONE;
+    }
+
     size_t body_max = pr ? (pr->max_reply ? pr->max_reply : RPC_DEFAULT_MAX_REPLY) : 0;
     if (!reply_init(&r, body_max)) {
+        if (nowait)
+            return SERVED_DEFERRED;
         LOG_AT(LOG_ERR, "rpc: out of memory for a %zu-byte reply; call dropped", body_max);
-        return false;
+        return SERVED_NONE;
     }
 
     if (v == RPC_CALL_RPC_MISMATCH) {
@@ -630,12 +669,21 @@ static bool serve(struct rpc_server *s, struct rpc_work *w)
     } else if (!pr) {
         rpc_encode_accepted(&r.x, h.xid, PROC_UNAVAIL, 0, 0);
     } else {
-        send = run_proc(s, w, &h, p, pr, &r);
+        STAT_ADD(s, inflight, 1);
+        done = run_proc(s, w, &h, p, pr, &r, nowait);
+        /* Before the reply leaves: whoever sees it must not see the call in flight. */
+        STAT_SUB(s, inflight, 1);
     }
-    if (send)
+    if (done == SERVED_DEFERRED) {
+        reply_free(&r);
+        return done;
+    }
+    if (nowait)
+        STAT_ADD(s, calls, 1);
+    if (done == SERVED_REPLY)
         reply_send(s, w, &r);
     reply_free(&r);
-    return send && w->conn;
+    return done;
 }
 
 static void *worker_main(void *arg)
@@ -644,11 +692,9 @@ static void *worker_main(void *arg)
     struct rpc_work *w;
 
     while ((w = queue_pop(s)) != NULL) {
-        STAT_ADD(s, inflight, 1);
-        bool handed_off = serve(s, w);
-        STAT_SUB(s, inflight, 1);
+        enum served done = serve(s, w, false);
         if (w->conn) {
-            if (!handed_off)
+            if (done != SERVED_REPLY)
                 conn_call_done(s, w->conn, 1);
             conn_put(w->conn);
         }
@@ -658,6 +704,23 @@ static void *worker_main(void *arg)
 }
 
 /* ---- event loop -------------------------------------------------------- */
+
+/*
+ * Loop thread: try the fast path for a call just read (see the top of the
+ * file).  Returns true if the call was answered here and w freed; false if
+ * it needs a worker (w untouched).
+ */
+static bool serve_here(struct rpc_server *s, struct rpc_work *w)
+{
+    enum served done = serve(s, w, true);
+    if (done == SERVED_DEFERRED)
+        return false;
+    if (done != SERVED_REPLY)
+        conn_call_done(s, w->conn, 1);
+    conn_put(w->conn); /* the call's reference; the loop still holds its own */
+    work_free(w);
+    return true;
+}
 
 static void loop_accept(struct rpc_server *s, int lfd)
 {
@@ -723,6 +786,12 @@ static void loop_accept(struct rpc_server *s, int lfd)
  */
 static void conn_read(struct rpc_server *s, struct rpc_conn *c)
 {
+    /* A read shorter than the buffer emptied the socket: the next recv would
+     * most likely say EAGAIN.  Epoll is level-triggered, so bytes that arrive
+     * later still wake the loop; skipping that recv saves a system call per
+     * wake-up. */
+    bool drained = false;
+
     for (int records = 0, reads = 0; records < RPC_LOOP_BATCH && reads < RPC_LOOP_BATCH;) {
         pthread_mutex_lock(&c->lock);
         bool full = c->inflight >= s->conf.max_inflight;
@@ -735,6 +804,8 @@ static void conn_read(struct rpc_server *s, struct rpc_conn *c)
             return;
 
         if (c->roff == c->rlen) {
+            if (drained)
+                return;
             reads++;
             ssize_t n = recv(c->fd, c->rbuf, RPC_RBUF_SIZE, 0);
             if (n < 0 && errno == EINTR)
@@ -749,6 +820,7 @@ static void conn_read(struct rpc_server *s, struct rpc_conn *c)
             }
             c->roff = 0;
             c->rlen = (size_t)n;
+            drained = c->rlen < RPC_RBUF_SIZE;
         }
 
         size_t used;
@@ -789,8 +861,10 @@ static void conn_read(struct rpc_server *s, struct rpc_conn *c)
         c->refs++;
         c->inflight++;
         pthread_mutex_unlock(&c->lock);
-        queue_push(s, w);
         records++;
+        if (records == 1 && c->roff == c->rlen && queue_empty(s) && serve_here(s, w))
+            continue;
+        queue_push(s, w);
     }
     /* Batch used up.  Bytes still buffered would raise no epoll event: come back. */
     if (c->roff < c->rlen) {

@@ -905,6 +905,59 @@ static void test_kill9(struct tstore *s)
 }
 
 /* Inodes of one export are stale through another; a moved export gets a new tree. */
+/*
+ * The _nowait calls answer what the table knows, exactly as the blocking
+ * ones would, and say EWOULDBLOCK - without calling the store - wherever
+ * those would list a directory or HEAD an object.
+ */
+static void test_nowait(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    struct meta_export e = export_for(s, id, "nw/", 3600);
+    struct meta_export expired = export_for(s, id, "nw/", 0); /* same export, TTL over */
+    struct inode_attr root, a, b, dir, d, f;
+    ts_put(s, "nw/d/f", 5, "v1");
+
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    unsigned lists = atomic_load(&s->lists), heads = atomic_load(&s->heads);
+    /* Never listed: a lookup needs the store, a getattr does not. */
+    CHECK_EQ_INT(inode_lookup_nowait(t, &e, root.ino, "d", &a, NULL), EWOULDBLOCK);
+    CHECK_EQ_INT(inode_getattr_nowait(t, &e, root.ino, &a), 0);
+    CHECK_EQ_INT(a.ino, root.ino);
+    CHECK_EQ_INT(atomic_load(&s->lists), lists);
+
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "d", &d, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "f", &f, NULL), 0);
+    lists = atomic_load(&s->lists);
+    CHECK_EQ_INT(inode_lookup_nowait(t, &e, root.ino, "d", &a, &dir), 0);
+    CHECK(a.ino == d.ino && a.gen == d.gen && S_ISDIR(a.mode));
+    CHECK_EQ_INT(dir.ino, root.ino);
+    CHECK_EQ_INT(inode_lookup_nowait(t, &e, d.ino, "f", &a, NULL), 0);
+    CHECK(a.ino == f.ino && a.size == 5);
+    CHECK_EQ_INT(inode_lookup_nowait(t, &e, d.ino, "..", &a, NULL), 0);
+    CHECK_EQ_INT(a.ino, root.ino);
+    CHECK_EQ_INT(inode_lookup_nowait(t, &e, d.ino, "nope", &a, NULL), ENOENT);
+    CHECK_EQ_INT(inode_lookup_nowait(t, &e, f.ino, "x", &a, NULL), ENOTDIR);
+    CHECK_EQ_INT(inode_lookup_nowait(t, &e, d.ino, "a/b", &a, NULL), EINVAL);
+    /* A file listed without POSIX metadata needs one HEAD before the table can answer. */
+    CHECK_EQ_INT(inode_getattr_nowait(t, &e, f.ino, &a), EWOULDBLOCK);
+    CHECK_EQ_INT(inode_getattr(t, &e, f.ino, &b), 0);
+    CHECK_EQ_INT(inode_getattr_nowait(t, &e, f.ino, &a), 0);
+    CHECK(a.ino == b.ino && a.gen == b.gen && a.size == b.size && a.mode == b.mode &&
+          a.mtime_sec == b.mtime_sec && a.ctime_sec == b.ctime_sec && a.nlink == b.nlink);
+    CHECK_EQ_INT(inode_getattr_nowait(t, &e, 999999999, &a), ESTALE);
+
+    /* Expired: everything that would list or HEAD is given back. */
+    heads = atomic_load(&s->heads);
+    CHECK_EQ_INT(inode_getattr_nowait(t, &expired, f.ino, &a), EWOULDBLOCK);
+    CHECK_EQ_INT(inode_getattr_nowait(t, &expired, d.ino, &a), EWOULDBLOCK);
+    CHECK_EQ_INT(inode_lookup_nowait(t, &expired, d.ino, "f", &a, NULL), EWOULDBLOCK);
+    CHECK_EQ_INT(atomic_load(&s->lists), lists);
+    CHECK_EQ_INT(atomic_load(&s->heads), heads);
+    /* ... and the blocking call does what was needed. */
+    CHECK_EQ_INT(inode_getattr(t, &expired, f.ino, &a), 0);
+    CHECK_EQ_INT(atomic_load(&s->heads), heads + 1);
+}
+
 static void test_export_isolation(struct inode_table *t, struct tstore *s,
                                   const struct meta_export *main_e, uint32_t other_id)
 {
@@ -1297,6 +1350,9 @@ int main(void)
     test_dir_markers(t, s, da_id);
     CHECK_EQ_INT(inode_export_id(t, "/dirmtime", &db_id), 0);
     test_dir_mtime(t, s, db_id);
+    uint32_t nw_id;
+    CHECK_EQ_INT(inode_export_id(t, "/nowait", &nw_id), 0);
+    test_nowait(t, s, nw_id);
     uint32_t stress_id;
     CHECK_EQ_INT(inode_export_id(t, "/stress", &stress_id), 0);
     test_stress(t, s, stress_id);

@@ -25,7 +25,8 @@
 #define MAX_RECORD 8192
 #define RECV_TIMEOUT_S 5
 
-enum { P_NULL, P_ECHO, P_SLOW, P_CRED, P_GREET, P_TOOBIG, P_HOLE, P_BIG, NPROCS };
+enum { P_NULL, P_ECHO, P_SLOW, P_CRED, P_GREET, P_TOOBIG, P_HOLE, P_BIG, P_FAST, P_BIGOVER,
+       NPROCS };
 
 #define BIG_REPLY (256 * 1024)
 
@@ -129,6 +130,34 @@ static enum rpc_handler_status h_big(struct rpc_req *req, void *args, void *res)
     return RPC_HANDLER_OK;
 }
 
+/*
+ * P_FAST: the worker's handler answers 2000 + arg; the event loop's
+ * handler_nowait answers 1000 + arg for an even arg and gives an odd one
+ * back to a worker (RPC_HANDLER_WOULDBLOCK), so a reply tells who ran it.
+ */
+static int fast_released;
+
+static enum rpc_handler_status h_fast(struct rpc_req *req, void *args, void *res)
+{
+    *(uint32_t *)res = 2000 + *(uint32_t *)args;
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status h_fast_nowait(struct rpc_req *req, void *args, void *res)
+{
+    uint32_t a = *(uint32_t *)args;
+    rpc_alloc(req, 64); /* arena memory is freed on either outcome */
+    if (a & 1)
+        return RPC_HANDLER_WOULDBLOCK;
+    *(uint32_t *)res = 1000 + a;
+    return RPC_HANDLER_OK;
+}
+
+static void r_fast(struct rpc_req *req, void *res)
+{
+    __atomic_fetch_add(&fast_released, 1, __ATOMIC_RELAXED);
+}
+
 static const struct rpc_proc tprocs[NPROCS] = {
     [P_NULL] = {"null", NULL, 0, NULL, 0, h_null, 0, NULL},
     [P_ECHO] = {"echo", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_echo, 4,
@@ -140,6 +169,10 @@ static const struct rpc_proc tprocs[NPROCS] = {
     [P_TOOBIG] = {"toobig", NULL, 0, XP(xdr_str_res), sizeof(char *), h_toobig, 64, NULL},
     [P_HOLE] = {"hole", NULL, 0, NULL, 0, NULL, 0, NULL},
     [P_BIG] = {"big", NULL, 0, XP(xdr_big_res), sizeof(char *), h_big, BIG_REPLY, NULL},
+    /* A large procedure (reply buffer sized by need) whose result is over its max_reply. */
+    [P_BIGOVER] = {"bigover", NULL, 0, XP(xdr_big_res), sizeof(char *), h_big, BIG_REPLY / 2, NULL},
+    [P_FAST] = {"fast", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_fast, 4,
+                r_fast, h_fast_nowait},
 };
 
 /* ---- raw wire helpers -------------------------------------------------- */
@@ -383,6 +416,10 @@ static void test_basic(uint16_t port)
     CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
     CHECK_EQ_INT(r.xid, 4);
     CHECK_EQ_INT(r.stat, SYSTEM_ERR);
+    call_hdr(&w, 5, 2, TPROG, 1, P_BIGOVER);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 5);
+    CHECK_EQ_INT(r.stat, SYSTEM_ERR);
 }
 
 static void test_errors(uint16_t port)
@@ -507,6 +544,77 @@ static void test_out_of_order(uint16_t port)
     /* "Did not wait for the slow one", with generous bounds. */
     CHECK(t1 < 1.0);
     CHECK(t2 >= 1.4);
+}
+
+/* Record mark and body in one write, so the server reads the call whole at once. */
+static bool send_whole(int fd, const struct wbuf *w)
+{
+    uint8_t b[sizeof(w->b) + 4];
+    uint32_t mark = htonl(RPC_LAST_FRAG | (uint32_t)w->n);
+    memcpy(b, &mark, 4);
+    memcpy(b + 4, w->b, w->n);
+    return write_all(fd, b, w->n + 4);
+}
+
+/*
+ * The event loop's fast path: a lone call is answered by handler_nowait; a
+ * call it gives back is answered by the worker's handler, exactly once;
+ * neither waits behind a slow call on the same connection.
+ */
+static void test_fast_path(uint16_t port)
+{
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+    int fd = tcp_connect(port);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    int rel0 = __atomic_load_n(&fast_released, __ATOMIC_RELAXED);
+
+    /* Alone on an idle server: the loop answers it. */
+    call_hdr(&w, 300, 2, TPROG, 1, P_FAST);
+    put32(&w, 4);
+    CHECK(send_whole(fd, &w));
+    CHECK(parse_reply(buf, recv_record(fd, buf, sizeof(buf)), &r));
+    CHECK_EQ_INT(r.xid, 300);
+    CHECK_EQ_INT(r.stat, SUCCESS);
+    CHECK_EQ_INT(r.a, 1004);
+
+    /* Given back: a worker answers it, once. */
+    call_hdr(&w, 301, 2, TPROG, 1, P_FAST);
+    put32(&w, 5);
+    CHECK(send_whole(fd, &w));
+    CHECK(parse_reply(buf, recv_record(fd, buf, sizeof(buf)), &r));
+    CHECK_EQ_INT(r.xid, 301);
+    CHECK_EQ_INT(r.a, 2005);
+
+    /* Behind a slow call, both kinds still come back before it. */
+    double t0 = now_s();
+    call_hdr(&w, 302, 2, TPROG, 1, P_SLOW);
+    put32(&w, 7);
+    CHECK(send_whole(fd, &w));
+    struct timespec ts = {0, 100000000}; /* let the slow call reach a worker */
+    nanosleep(&ts, NULL);
+    call_hdr(&w, 303, 2, TPROG, 1, P_FAST);
+    put32(&w, 9);
+    CHECK(send_whole(fd, &w));
+    CHECK(parse_reply(buf, recv_record(fd, buf, sizeof(buf)), &r));
+    CHECK_EQ_INT(r.xid, 303);
+    CHECK_EQ_INT(r.a, 2009);
+    call_hdr(&w, 304, 2, TPROG, 1, P_FAST);
+    put32(&w, 8);
+    CHECK(send_whole(fd, &w));
+    CHECK(parse_reply(buf, recv_record(fd, buf, sizeof(buf)), &r));
+    CHECK_EQ_INT(r.xid, 304);
+    CHECK(r.a == 1008 || r.a == 2008);
+    CHECK(now_s() - t0 < 1.0); /* "did not wait for the slow one" */
+    CHECK(parse_reply(buf, recv_record(fd, buf, sizeof(buf)), &r));
+    CHECK_EQ_INT(r.xid, 302);
+    CHECK_EQ_INT(r.a, 7);
+    close(fd);
+    /* release runs only for replies the handler built: 300, 301, 303, 304. */
+    CHECK_EQ_INT(__atomic_load_n(&fast_released, __ATOMIC_RELAXED) - rel0, 4);
 }
 
 /*
@@ -872,6 +980,7 @@ int main(void)
     test_errors(port);
     test_authsys(port);
     test_out_of_order(port);
+    test_fast_path(port);
     test_inflight_limit(port);
     test_framing(port);
     test_udp(uport);

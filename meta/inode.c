@@ -398,6 +398,7 @@ static void rec_to_attr(const struct inode_rec *r, struct inode_attr *a)
     a->ctime_nsec = r->h.ctime_nsec;
     a->change = r->h.change;
     memcpy(a->etag, r->h.etag, sizeof(a->etag));
+    a->unconfirmed = !S_ISDIR(r->h.mode) && r->h.validated_at == 0;
 }
 
 /* A directory's set of entries changed: mtime, ctime and change move. */
@@ -1079,8 +1080,15 @@ static void child_update(struct list_ctx *x, struct inode_rec *c, const struct p
 {
     const struct obj_meta *m = &p->meta;
     bool changed = false;
-    if (!isdir && (c->h.size != m->size || strcmp(c->h.etag, m->etag) != 0 ||
-                   c->h.mtime_sec != m->mtime_sec || c->h.mtime_nsec != m->mtime_nsec)) {
+    /*
+     * Without POSIX metadata a listing's mtime is the object's Last-Modified,
+     * which HEAD may have replaced by x-amz-meta-file-mtime: then only new
+     * content (size, ETag) is a change, or every re-listing would be one.
+     */
+    bool content = c->h.size != m->size || strcmp(c->h.etag, m->etag) != 0;
+    bool stamp = m->has_posix &&
+                 (c->h.mtime_sec != m->mtime_sec || c->h.mtime_nsec != m->mtime_nsec);
+    if (!isdir && (content || stamp)) {
         c->h.size = m->size;
         snprintf(c->h.etag, sizeof(c->h.etag), "%s", m->etag);
         c->h.mtime_sec = m->mtime_sec;
@@ -1964,6 +1972,19 @@ int inode_lookup(struct inode_table *t, const struct meta_export *e, uint64_t di
     rc = public_errno(dirent_get(t, NULL, dir, name, &dv, 0));
     if (rc == 0)
         rc = public_errno(rec_get(t, NULL, dv.ino, r, 0));
+    if (rc == 0 && !S_ISDIR(r->h.mode) && r->h.validated_at == 0) {
+        /*
+         * A file known from a listing without POSIX metadata (S3): the
+         * client caches what LOOKUP hands out, so confirm it with HEAD
+         * first.  Gone -> ENOENT; a failing store only logs, as for a
+         * directory's marker, and the listing's attributes go out.
+         */
+        int hr = file_revalidate(t, e, r);
+        if (hr == ESTALE)
+            rc = ENOENT;
+        else if (hr)
+            LOG_AT(LOG_WARNING, "lookup %s: HEAD %s: %s", name, r->key, strerror(hr));
+    }
     if (rc == 0) {
         dir_refresh_quiet(t, e, r);
         rec_to_attr(r, out);

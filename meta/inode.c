@@ -401,6 +401,7 @@ static void rec_to_attr(const struct inode_rec *r, struct inode_attr *a)
     a->ctime_nsec = r->h.ctime_nsec;
     a->change = r->h.change;
     memcpy(a->etag, r->h.etag, sizeof(a->etag));
+    a->unconfirmed = !S_ISDIR(r->h.mode) && r->h.validated_at == 0;
 }
 
 /* A directory's set of entries changed: mtime, ctime and change move. */
@@ -1033,7 +1034,7 @@ static int child_create(struct list_ctx *x, DB_TXN *txn, const char *name, const
      * file's first GETATTR asks HEAD (S3's LIST never carries them), a
      * directory's asks HEAD of its marker.
      */
-    n->h.validated_at = posix ? x->now : 0;
+    n->h.validated_at = (posix || (!isdir && x->e->store->list_is_head)) ? x->now : 0;
     size_t nlen = strlen(name);
     if (x->dkey_len + nlen + isdir > OBJ_KEY_MAX)
         return ENAMETOOLONG; /* entry_name() rules this out */
@@ -1082,8 +1083,15 @@ static void child_update(struct list_ctx *x, struct inode_rec *c, const struct p
 {
     const struct obj_meta *m = &p->meta;
     bool changed = false;
-    if (!isdir && (c->h.size != m->size || strcmp(c->h.etag, m->etag) != 0 ||
-                   c->h.mtime_sec != m->mtime_sec || c->h.mtime_nsec != m->mtime_nsec)) {
+    /*
+     * Without POSIX metadata a listing's mtime is the object's Last-Modified,
+     * which HEAD may have replaced by x-amz-meta-file-mtime: then only new
+     * content (size, ETag) is a change, or every re-listing would be one.
+     */
+    bool content = c->h.size != m->size || strcmp(c->h.etag, m->etag) != 0;
+    bool stamp = m->has_posix &&
+                 (c->h.mtime_sec != m->mtime_sec || c->h.mtime_nsec != m->mtime_nsec);
+    if (!isdir && (content || stamp)) {
         c->h.size = m->size;
         snprintf(c->h.etag, sizeof(c->h.etag), "%s", m->etag);
         c->h.mtime_sec = m->mtime_sec;
@@ -1111,9 +1119,10 @@ static void child_update(struct list_ctx *x, struct inode_rec *c, const struct p
      * them (S3) a changed file may carry new ones (another gateway or tool
      * rewrote it): forget the last HEAD so the next GETATTR asks again; an
      * unchanged one keeps its HEAD's age, so it is still asked once per TTL.
-     * A directory keeps its marker check's age (see dir_marker_stale).
+     * A directory keeps its marker check's age (see dir_marker_stale).  A
+     * store whose listing is as good as HEAD (list_is_head) confirms files.
      */
-    if (m->has_posix && !p->is_prefix)
+    if ((m->has_posix && !p->is_prefix) || (!isdir && x->e->store->list_is_head))
         c->h.validated_at = x->now;
     else if (!isdir && changed)
         c->h.validated_at = 0;
@@ -2005,6 +2014,24 @@ static int lookup_impl(struct inode_table *t, const struct meta_export *e, uint6
     rc = public_errno(dirent_get(t, NULL, dir, name, &dv, 0));
     if (rc == 0)
         rc = public_errno(rec_get(t, NULL, dv.ino, r, 0));
+    if (rc == 0 && !S_ISDIR(r->h.mode) && r->h.validated_at == 0) {
+        /*
+         * A file known from a listing without POSIX metadata (S3): the
+         * client caches what LOOKUP hands out, so confirm it with HEAD
+         * first (a nowait lookup gives the call to a worker for that).
+         * Gone -> ENOENT; a failing store only logs, as for a directory's
+         * marker, and the listing's attributes go out.
+         */
+        if (nowait) {
+            rc = EWOULDBLOCK;
+            goto out;
+        }
+        int hr = file_revalidate(t, e, r);
+        if (hr == ESTALE)
+            rc = ENOENT;
+        else if (hr)
+            LOG_AT(LOG_WARNING, "lookup %s: HEAD %s: %s", name, r->key, strerror(hr));
+    }
     if (rc == 0)
         rc = dir_refresh_lookup(t, e, r, nowait);
     if (rc == 0)

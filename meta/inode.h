@@ -57,6 +57,8 @@ struct inode_attr {
     int64_t ctime_sec;  uint32_t ctime_nsec;
     uint64_t change;        /* bumped on every attribute or entry change (dirs: listing changes) */
     char etag[OBJ_ETAG_MAX];
+    bool unconfirmed;       /* a file's mode, owner and mtime are a listing's guess
+                               (no POSIX metadata in it), not yet checked by HEAD */
 };
 
 struct inode_table;

@@ -475,6 +475,12 @@ static int readdir_cb(void *arg, const char *name, uint64_t cookie, const struct
     d->cookie = cookie;
     memcpy(d->name, name, len + 1);
     if (f->list->plus) {
+        /*
+         * Attributes a listing only guessed (S3 lists no POSIX metadata) are
+         * left out: the client caches what READDIRPLUS sends, and without
+         * them it asks GETATTR, which HEADs the object.
+         */
+        d->have_attr = !a->unconfirmed;
         nfs3_fattr(&d->attr, a);
         struct fh fh = {.export_id = a->export_id, .ino = a->ino, .gen = a->gen};
         fh_encode(f->c->srv->fh_key, &fh, d->fh);

@@ -58,7 +58,7 @@ bool_t nfs3_xdr_readdir_res(XDR *x, struct nfs3_readdir_res *r)
             bool_t fh_follows = TRUE;
             u_int fhlen = FH_SIZE;
             char *fh = (char *)d->fh;
-            if (!put_post_op(x, &d->attr) || !xdr_bool(x, &fh_follows) ||
+            if (!put_post_op(x, d->have_attr ? &d->attr : NULL) || !xdr_bool(x, &fh_follows) ||
                 !xdr_bytes(x, &fh, &fhlen, FH_SIZE))
                 return FALSE;
         }

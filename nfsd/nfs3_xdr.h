@@ -19,6 +19,7 @@ struct nfs3_dirent {
     struct nfs3_dirent *next;
     uint64_t fileid, cookie;
     fattr3 attr;        /* READDIRPLUS only */
+    bool have_attr;     /* READDIRPLUS: send attr (else the client asks GETATTR) */
     uint8_t fh[FH_SIZE];/* READDIRPLUS only */
     char name[];
 };

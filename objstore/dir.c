@@ -1709,6 +1709,7 @@ struct objstore *obj_dir_create(const struct conf_store *c)
         goto fail_errno;
     }
     s->ops = &dir_ops;
+    s->list_is_head = true; /* list and head read the same stat and xattrs */
     s->priv = d;
     return s;
 

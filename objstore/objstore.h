@@ -135,6 +135,12 @@ struct objstore {
     const struct obj_ops *ops;
     char *name;          /* the store's name in bucketnfs.conf */
     void *priv;          /* backend state */
+    /*
+     * A listing entry of an object carries everything HEAD would (the dir
+     * store reads both from the same stat and xattrs); S3's LIST does not,
+     * so its objects are confirmed with HEAD before their attributes count.
+     */
+    bool list_is_head;
     struct obj_stats stats;
 };
 

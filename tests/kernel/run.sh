@@ -8,6 +8,8 @@
 #     --mount-port N      MOUNT port            } ask rpcbind (port 111)
 #     --server-cmd CMD    start CMD (bash -c) before booting, stop it after;
 #                         waits until --nfs-port accepts connections
+#     --server-wait S     at most S seconds for that (default 300: a server
+#                         may first fill its store), less if CMD exits
 #     --server-log FILE   where CMD's output goes (default: in the job dir)
 #     --src DIR           the export's source tree, shared read-write with
 #                         the guest at the same path (BNFS_SRC)
@@ -29,7 +31,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-export_path=/ nfs_port="" mount_port="" server_cmd="" server_log="" src=""
+export_path=/ nfs_port="" mount_port="" server_cmd="" server_log="" src="" server_wait=300
 opts_a="" opts_b="noac" timeout=420 test_timeout=300 quiet=0
 extra_env=() tests=()
 usage() { sed -n '2,/^set -uo/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2; exit 2; }
@@ -40,6 +42,7 @@ while [ $# -gt 0 ]; do
         --mount-port) mount_port=$2; shift 2 ;;
         --server-cmd) server_cmd=$2; shift 2 ;;
         --server-log) server_log=$2; shift 2 ;;
+        --server-wait) server_wait=$2; shift 2 ;;
         --src) src=$(cd "$2" && pwd) || exit 2; shift 2 ;;
         --opts-a) opts_a=$2; shift 2 ;;
         --opts-b) opts_b=$2; shift 2 ;;
@@ -93,8 +96,8 @@ if [ -n "$server_cmd" ]; then
     server_log=${server_log:-$job/server.log}
     setsid bash -c "$server_cmd" >"$server_log" 2>&1 </dev/null &
     server_pid=$!
-    up=0
-    for _ in $(seq 100); do
+    up=0 # bounded by --server-wait; a server that exits ends the wait at once
+    for _ in $(seq $((server_wait * 5))); do
         kill -0 "$server_pid" 2>/dev/null || break
         if (exec 3<>"/dev/tcp/127.0.0.1/$nfs_port") 2>/dev/null; then up=1; break; fi
         sleep 0.2

@@ -73,11 +73,15 @@ if ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
     fi
 fi
 
-# free_port: a TCP port nothing listens on (bounded tries).
+# free_port: a TCP port nothing listens on (bounded tries), below the
+# kernel's ephemeral range, so no client connection made meanwhile (the S3
+# run's uploader, curl, boto3) can be holding it when the server binds it.
+eph_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$eph_low" -gt 12000 ] 2>/dev/null || eph_low=32768
 free_port() {
     local p
     for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % (eph_low - 10000)))
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
     done
     return 1

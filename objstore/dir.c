@@ -679,7 +679,7 @@ static int pread_all(int fd, void *buf, size_t len, uint64_t off, size_t *got)
 }
 
 static int get_at(int dfd, const struct keypath *kp, uint64_t off, size_t len, void *buf,
-                  size_t *got, struct obj_meta *meta)
+                  size_t *got, struct obj_meta *meta, const char *if_match)
 {
     struct obj_meta m;
     struct stat st;
@@ -697,8 +697,11 @@ static int get_at(int dfd, const struct keypath *kp, uint64_t off, size_t len, v
         if (n < 0)
             return errno;
         st.st_size = n;
+        symlink_meta(&st, &m);
+        if (if_match && strcmp(if_match, m.etag) != 0)
+            return ESTALE;
         if (meta)
-            symlink_meta(&st, meta);
+            *meta = m;
         if (off < (uint64_t)n) {
             size_t c = (size_t)n - (size_t)off;
             if (c > len)
@@ -710,15 +713,26 @@ static int get_at(int dfd, const struct keypath *kp, uint64_t off, size_t len, v
     }
     if ((rc = open_object(dfd, kp->name, &fd, &st)))
         return rc;
+    /*
+     * Objects are replaced by rename, so the open file is one version for
+     * as long as it stays open: checking its ETag once makes the whole read
+     * of that version (S3's If-Match).
+     */
+    read_meta(fd, &st, &m);
+    if (if_match && strcmp(if_match, m.etag) != 0) {
+        close(fd);
+        return ESTALE;
+    }
     if (meta)
-        read_meta(fd, &st, meta);
+        *meta = m;
     rc = pread_all(fd, buf, len, off, got);
     close(fd);
     return rc;
 }
 
 static int dir_get(struct objstore *s, const char *bucket, const char *key, uint64_t off,
-                   size_t len, void *buf, size_t *got, struct obj_meta *meta)
+                   size_t len, void *buf, size_t *got, struct obj_meta *meta,
+                   const char *if_match)
 {
     struct keypath kp;
     int bfd = -1, dfd = -1, rc;
@@ -730,7 +744,7 @@ static int dir_get(struct objstore *s, const char *bucket, const char *key, uint
     if ((rc = open_bucket(D(s), bucket, &bfd)))
         return done(s, "get", bucket, key, rc);
     if (!(rc = open_dirpath(bfd, kp.dir, false, &dfd))) {
-        rc = get_at(dfd, &kp, off, len, buf, got, meta);
+        rc = get_at(dfd, &kp, off, len, buf, got, meta, if_match);
         close(dfd);
     }
     close(bfd);

@@ -14,6 +14,7 @@
  *                connection reset): the caller may answer NFS3ERR_JUKEBOX
  *       EIO      any other failure (bad response, injected failure)
  *       EINVAL   bad argument (a key the backend cannot represent)
+ *       ESTALE   a get's if_match named another version than the object's
  *       ENAMETOOLONG, ENOTSUP, ENOSPC, EEXIST  where they say what happened
  *   - may block (network, injected latency); is safe to call from many
  *     threads at once on the same store;
@@ -77,9 +78,14 @@ struct obj_ops {
      * Read up to len bytes from offset off into buf; *got is set to the
      * number of bytes read (short only at end of object; 0 at or past it).
      * If meta is not NULL it receives the object's metadata (size, etag).
+     * If if_match is not NULL, the bytes come from the object version whose
+     * ETag is if_match or not at all: ESTALE when the object's ETag differs
+     * (S3 answers 412 Precondition Failed to If-Match), so a reader that
+     * pieces an object together from several GETs never mixes versions.
      */
     int (*get)(struct objstore *s, const char *bucket, const char *key, uint64_t off,
-               size_t len, void *buf, size_t *got, struct obj_meta *meta);
+               size_t len, void *buf, size_t *got, struct obj_meta *meta,
+               const char *if_match);
 
     /*
      * One page of a listing of keys starting with prefix.  With delimiter
@@ -165,7 +171,14 @@ static inline int obj_head(struct objstore *s, const char *b, const char *k, str
 static inline int obj_get(struct objstore *s, const char *b, const char *k, uint64_t off,
                           size_t len, void *buf, size_t *got, struct obj_meta *m)
 {
-    return s->ops->get(s, b, k, off, len, buf, got, m);
+    return s->ops->get(s, b, k, off, len, buf, got, m, NULL);
+}
+/* obj_get of the version whose ETag is etag only (ESTALE if the object is another one now). */
+static inline int obj_get_if(struct objstore *s, const char *b, const char *k, uint64_t off,
+                             size_t len, void *buf, size_t *got, struct obj_meta *m,
+                             const char *etag)
+{
+    return s->ops->get(s, b, k, off, len, buf, got, m, etag);
 }
 static inline int obj_list(struct objstore *s, const char *b, const char *prefix,
                            const char *delim, const char *tok, unsigned max_keys,

@@ -484,6 +484,8 @@ static int classify(struct s3_call *c, CURLcode cc, bool *temporary)
         return ENOENT;
     if (c->status == 416)
         return ERANGE; /* only GET asks for ranges; it turns this into "0 bytes" */
+    if (c->status == 412)
+        return ESTALE; /* If-Match: the object is another version now */
     return EIO;
 }
 
@@ -791,10 +793,11 @@ static int s3_head(struct objstore *os, const char *bucket, const char *key, str
 }
 
 static int s3_get(struct objstore *os, const char *bucket, const char *key, uint64_t off,
-                  size_t len, void *buf, size_t *got, struct obj_meta *meta)
+                  size_t len, void *buf, size_t *got, struct obj_meta *meta,
+                  const char *if_match)
 {
     struct s3 *s = S3(os);
-    char range[64];
+    char range[64], match[OBJ_ETAG_MAX + 2];
     *got = 0;
     if (!key_ok(key) || !*key)
         return EINVAL;
@@ -812,6 +815,11 @@ static int s3_get(struct objstore *os, const char *bucket, const char *key, uint
                         .off = off};
     snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
     c.hdrs[c.nhdrs++] = (struct sigv4_kv){"range", range};
+    if (if_match) {
+        /* ETags travel quoted (RFC 9110 section 8.8.3); a 412 comes back as ESTALE. */
+        snprintf(match, sizeof(match), "\"%s\"", if_match);
+        c.hdrs[c.nhdrs++] = (struct sigv4_kv){"if-match", match};
+    }
     stat_add(&os->stats.gets, 1);
 
     int rc = s3_perform(s, &c);

@@ -226,6 +226,15 @@ static void test_put_head_get(struct objstore *st)
     CHECK_EQ_INT(obj_get(st, bucket, "dir1/data.bin", n + 5000, 10, back, &got, NULL), 0);
     CHECK_EQ_INT(got, 0);
 
+    /* If-Match: the current ETag reads, another one is a 412 (ESTALE) and no bytes. */
+    CHECK_EQ_INT(obj_get_if(st, bucket, "dir1/data.bin", 100, 50, back, &got, NULL, etag), 0);
+    CHECK(got == 50 && memcmp(back, data + 100, 50) == 0);
+    got = 7;
+    CHECK_EQ_INT(obj_get_if(st, bucket, "dir1/data.bin", 100, 50, back, &got, NULL,
+                            "0123456789abcdef0123456789abcdef"),
+                 ESTALE);
+    CHECK_EQ_INT(got, 0);
+
     /* An object written without POSIX metadata (another tool) says so. */
     CHECK_EQ_INT(obj_put(st, bucket, "foreign.txt", "plain", 5, NULL, NULL), 0);
     CHECK_EQ_INT(obj_head(st, bucket, "foreign.txt", &m), 0);

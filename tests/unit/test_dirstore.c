@@ -160,6 +160,11 @@ static void test_put_get_head(struct objstore *s)
     CHECK_EQ_INT(obj_get(s, "b", "hello.txt", 0, sizeof(buf), buf, &got, &m), 0);
     CHECK(got == 11 && memcmp(buf, "hello again", 11) == 0);
     CHECK(strcmp(m.etag, etag) != 0);
+    /* If-Match: the old version's ETag is refused, the current one reads */
+    CHECK_EQ_INT(obj_get_if(s, "b", "hello.txt", 0, sizeof(buf), buf, &got, NULL, etag), ESTALE);
+    CHECK_EQ_INT(got, 0);
+    CHECK_EQ_INT(obj_get_if(s, "b", "hello.txt", 6, 5, buf, &got, NULL, m.etag), 0);
+    CHECK(got == 5 && memcmp(buf, "again", 5) == 0);
 
     /* a file written by another tool: stat's size, a stable ETag, no POSIX metadata */
     raw_file("b/other.txt", "abc");

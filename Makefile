@@ -14,7 +14,7 @@
 SAN ?=
 ifeq ($(SAN),1)
 B := build-san
-SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DBNFS_DEBUG
 else
 B := build
 SANFLAGS :=

@@ -1,0 +1,1842 @@
+/*
+ * cache.c - the sharded SSD block cache (see cache.h for the contract).
+ *
+ * Layout on disk
+ *   Each shard owns one data file, dirs[shard % ndirs]/shard-NN.dat, of
+ *   nregions regions of region_size bytes (a sparse file: its length never
+ *   exceeds the shard's share of cache.size, so neither can its blocks).
+ *   A region is a log: records are appended from its start, each a 64-byte
+ *   header (magic, key, length, CRC-32C of the data, the region's sequence
+ *   number, header CRC) followed by the data, padded to 4 KiB.  So a 200 KB
+ *   frame takes 200 KB + 64 bytes rounded to 4 KiB, not a block.  When a
+ *   region is full it is sealed: a summary of its records (48 bytes each,
+ *   with their checksums) and a summary header are written at its end.
+ *   Loading the index reads one summary per sealed region (a few KiB per
+ *   64 MiB) and scans record headers only in regions that were open at a
+ *   crash; it never reads data.  A block loaded from disk is verified
+ *   against its checksum the first time it is read; one that fails is
+ *   dropped and fetched again.
+ *
+ * Block states (one key = export, inode, generation, version, block no.)
+ *
+ *   state      where                        readable  evictable  leaves by
+ *   ---------  ---------------------------  --------  ---------  -------------------------
+ *   absent     nowhere                      -         -          a read (demand fetch) or
+ *                                                                read-ahead/prefetch
+ *   fetching   shard->fetches (single-      waiters   -          fetch done: clean (kept)
+ *              flight: one GET per block)   join it              or absent (not admitted,
+ *                                                                error)
+ *   clean      index + a record in an open  yes       yes        eviction of its region
+ *              or sealed region                                  (dropped, or copied forward
+ *                                                                when it was read again)
+ *   pinned     clean, inode in the pin set  yes       never      unpin
+ *
+ *   The write path (issue 8) adds `dirty` (a record written by WRITE,
+ *   journaled by the same log, not evictable) and `uploading`; the log
+ *   format and the eviction walk already carry the flags for them.
+ *
+ * Region states: free -> open (appended to) -> sealed (in the S or M queue)
+ * -> evicting (the cleaner copies what stays) -> free (hole punched).
+ * Invariants (checked under the shard lock in debug builds, cache_check):
+ *   - every indexed block is in exactly one region that is open, sealed or
+ *     evicting, and that region's list holds it;
+ *   - a region's records and summary fit in it: used + summary <= size;
+ *   - a free region has no blocks; readers of a region hold it (readers > 0)
+ *     and it is not made free while they do.
+ *
+ * Eviction: S3-FIFO (Yang et al., SOSP 2023) on regions.  New blocks go to
+ * the small queue S (10% of the regions); a block read again while cached
+ * gets a frequency bit (0..3).  When a region of S is evicted, its blocks
+ * that were read again move to the main queue M and the others are dropped
+ * (their keys go to a ghost table; a ghost hit inserts straight into M).
+ * When a region of M is evicted, blocks read again are copied forward with
+ * their frequency decreased, at most half a region per eviction.  One pass
+ * over a replay log larger than the cache thus only ever churns S: the hot
+ * set read twice sits in M.  S3-FIFO was chosen over LRU/2Q/ARC because
+ * it is FIFO (regions are written once and freed whole, as flash wants),
+ * needs one bit-sized counter per block and no list move on a hit, and its
+ * paper shows it at or above ARC and TinyLFU miss ratios on 6,594 traces.
+ * Read-ahead and prefetched blocks that were never read are dropped first
+ * (they carry no frequency and do not enter the ghost table).  Pinned
+ * inodes' blocks are always copied forward.
+ *
+ * Shuffled epochs (CoorDL, VLDB 2021): an export that says its dataset is
+ * read in random order every epoch (obj.noevict_when_full) has its misses
+ * admitted only while free regions remain; once the cache is full its
+ * cached blocks stay and the rest is served from the store, so each epoch
+ * hits the cached fraction instead of what a recency policy leaves.
+ *
+ * Fetching: a pool of fetch_max threads takes fetches from two queues,
+ * demand first; read-ahead and prefetch use at most 3/4 of the threads and
+ * prefetch_budget bytes (their buffers) at once.  A read that misses
+ * registers a waiter on the block's fetch and returns EINPROGRESS at once;
+ * the fetch thread copies the block into every waiter's buffer and calls
+ * their completions.  Hits are served by pread from the data file, never
+ * queued behind a miss.
+ *
+ * Read-ahead: a table of streams (export, inode, version, position).  A
+ * read near a stream's position (within its window: clients send several
+ * READs at once, out of order) advances it; after two such reads the
+ * stream gets a window of one block, doubled each time the reader comes
+ * within half a window of what was fetched ahead, up to readahead_max.  A
+ * read far from every stream starts a new one (the least recently used is
+ * replaced): random access never reads ahead.
+ *
+ * Threads and locks
+ *   fetchers (fetch_max), one cleaner (frees regions ahead of need),
+ *   callers (RPC workers / event loop: hits, registering misses).
+ *   Lock order: shard->lock, then c->qlock.  c->ralock, c->pinlock and
+ *   c->cleanlock are taken with no other lock held, except pinlock, which
+ *   the cleaner takes under a shard lock.  No lock is held across store
+ *   requests; shard locks are held across a summary write only.
+ */
+#include "cache/cache.h"
+#include "cache/crc32c.h"
+
+#include "common/log.h"
+#include "objstore/objstore.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ALIGN 4096u
+#define REC_HDR 64u
+#define SUM_HDR 4096u
+#define SUM_ENT 48u
+#define REC_MAGIC 0x424e4652u /* "BNFR" */
+#define SUM_MAGIC 0x424e4653u /* "BNFS" */
+#define FREE_LOW 3            /* free regions per shard the cleaner keeps ready */
+#define FREE_RESERVE 1        /* of which the last is the cleaner's own, for copying forward */
+#define FREQ_MAX 3
+#define GHOST_PER_REGION 64   /* ghost slots per region of the shard */
+#define STREAMS 256           /* read-ahead streams tracked at once */
+#define EXP_SLOTS 64          /* exports with counters of their own */
+#define DEFAULT_FETCH_MAX 64
+#define DEFAULT_BUDGET (256ull << 20)
+#define PINS_MAX 65536
+
+enum { Q_S = 0, Q_M = 1 };
+enum { R_FREE, R_OPEN, R_SEALED, R_EVICTING };
+/* entry flags */
+#define E_VERIFIED 0x01u /* checksum checked (or written) since this process started */
+#define E_RA 0x02u       /* fetched by read-ahead, not read yet */
+#define E_PF 0x04u       /* fetched by cross-file prefetch, not read yet */
+enum fetch_kind { F_DEMAND, F_RA, F_PF };
+enum { FQ_NONE, FQ_DEMAND, FQ_PREFETCH };
+
+struct ckey {
+    uint32_t export_id, gen;
+    uint64_t ino, version, blkno;
+};
+
+struct rec_hdr { /* 64 bytes, little-endian as the machine writes it */
+    uint32_t magic, hdr_crc;
+    struct ckey key;
+    uint32_t len, data_crc;
+    uint64_t seq;
+    uint32_t queue, pad;
+};
+
+struct sum_ent { /* 48 bytes */
+    struct ckey key;
+    uint32_t off, len, data_crc, pad;
+};
+
+struct sum_hdr {
+    uint32_t magic, hdr_crc;
+    uint64_t seq;
+    uint32_t count, queue, ents_crc, pad;
+};
+
+struct entry {
+    struct entry *hnext;
+    struct entry *rprev, *rnext;
+    struct ckey key;
+    uint32_t region, off, len, crc;
+    uint8_t freq, flags;
+};
+
+struct region {
+    uint32_t idx;
+    uint8_t state, queue;
+    bool full;          /* no more appends; sealed when pending reaches 0 */
+    uint64_t seq;
+    uint32_t used;      /* bytes of records appended (reserved) */
+    uint32_t count;     /* indexed blocks in it */
+    uint32_t pending;   /* appends reserved but not yet indexed */
+    uint32_t readers;   /* preads in progress */
+    struct entry *ents; /* its blocks */
+    struct region *qnext;
+};
+
+struct waiter {
+    struct waiter *next;
+    struct rd *rd;
+    uint32_t from, len; /* within the block */
+    size_t dst;         /* within rd->buf */
+};
+
+struct fetch {
+    struct fetch *next;  /* shard's in-flight list */
+    struct fetch *qnext; /* queue */
+    struct shard *sh;
+    struct ckey key;
+    enum fetch_kind kind; /* why it was issued (stats, flags of the block) */
+    bool budgeted;        /* counted in c->pf_bytes */
+    uint8_t queued;       /* Q_NONE, in the demand queue, or in the prefetch queue */
+    bool noevict;
+    uint32_t len;
+    uint64_t off;
+    struct objstore *store;
+    char *bucket, *okey, *etag; /* one allocation: bucket */
+    struct waiter *waiters;
+};
+
+/* One read waiting for fetches. */
+struct rd {
+    atomic_uint pending;
+    atomic_int err;
+    char *buf;
+    size_t got;
+    cache_done_fn done;
+    void *arg;
+};
+
+struct shard {
+    pthread_mutex_t lock;
+    pthread_cond_t readers_gone;
+    unsigned no;
+    int fd;
+    uint32_t nregions;
+    struct region *regions;
+    struct region *open[2];
+    struct region *qhead[2], *qtail[2];
+    uint32_t qlen[2];
+    struct region *free;
+    uint32_t nfree;
+    struct entry **htab;
+    size_t hmask, hcount;
+    uint64_t bytes; /* data bytes of the indexed blocks */
+    uint64_t *ghost;
+    size_t nghost;
+    struct fetch *fetches;
+    uint64_t seq;
+};
+
+struct counters {
+    _Atomic uint64_t hits, misses, bytes_hit, bytes_miss, gets, get_bytes, waits, ra_issued,
+        ra_used, pf_issued, pf_used, pf_skipped, evictions, reinserted, not_admitted, corrupt,
+        write_errors, stale;
+};
+
+struct exp_slot {
+    _Atomic uint32_t id; /* UINT32_MAX: unused */
+    struct counters n;
+};
+
+struct stream {
+    uint32_t export_id;
+    uint64_t ino, version;
+    uint64_t pos;    /* end of the furthest read */
+    uint64_t ra_end; /* read-ahead issued up to here */
+    uint64_t window; /* bytes; 0: not sequential (yet) */
+    unsigned seq;    /* sequential reads seen */
+    uint64_t used;   /* last use (clock) */
+};
+
+struct cache {
+    struct cache_conf conf;
+    uint32_t bs;
+    uint32_t region_size;
+    unsigned nshards;
+    struct shard *shards;
+
+    pthread_mutex_t qlock;
+    pthread_cond_t work; /* a fetch was queued, or stop */
+    struct fetch *dq_head, *dq_tail, *pq_head, *pq_tail;
+    unsigned pf_running, pf_max;
+    bool stop;
+    pthread_t *fetchers;
+    unsigned nfetchers;
+    _Atomic uint64_t pf_bytes; /* read-ahead/prefetch bytes queued or in flight */
+    _Atomic uint64_t fetching;
+
+    pthread_mutex_t cleanlock;
+    pthread_cond_t clean_needed;
+    bool clean_stop, clean_wanted;
+    pthread_t cleaner;
+    bool cleaner_started;
+
+    pthread_mutex_t ralock;
+    struct stream streams[STREAMS];
+    uint64_t ra_clock;
+
+    pthread_mutex_t pinlock;
+    uint64_t *pins; /* (export_id << 48) ^ ino hashes, 0 = empty; open addressing */
+    size_t npins;
+    char *pins_path;
+
+    struct counters total;
+    struct exp_slot exps[EXP_SLOTS];
+    uint64_t load_usec;
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t key_hash(const struct ckey *k)
+{
+    uint64_t h = mix64(k->ino ^ ((uint64_t)k->export_id << 40) ^ ((uint64_t)k->gen << 20));
+    h = mix64(h ^ k->version);
+    return mix64(h ^ k->blkno);
+}
+
+static bool key_eq(const struct ckey *a, const struct ckey *b)
+{
+    return a->ino == b->ino && a->blkno == b->blkno && a->version == b->version &&
+           a->export_id == b->export_id && a->gen == b->gen;
+}
+
+static uint32_t align_up(uint64_t n)
+{
+    return (uint32_t)((n + ALIGN - 1) & ~(uint64_t)(ALIGN - 1));
+}
+
+static uint32_t sum_space(uint32_t count)
+{
+    return SUM_HDR + align_up((uint64_t)count * SUM_ENT);
+}
+
+static uint64_t now_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static struct shard *shard_of(struct cache *c, const struct ckey *k)
+{
+    return &c->shards[key_hash(k) % c->nshards];
+}
+
+static uint64_t region_base(const struct cache *c, const struct region *r)
+{
+    return (uint64_t)r->idx * c->region_size;
+}
+
+static struct counters *exp_counters(struct cache *c, uint32_t id)
+{
+    for (unsigned i = 0; i < EXP_SLOTS; i++) {
+        struct exp_slot *s = &c->exps[(id + i) % EXP_SLOTS];
+        uint32_t cur = atomic_load_explicit(&s->id, memory_order_acquire);
+        if (cur == id)
+            return &s->n;
+        if (cur == UINT32_MAX) {
+            uint32_t expect = UINT32_MAX;
+            if (atomic_compare_exchange_strong(&s->id, &expect, id) || expect == id)
+                return &s->n;
+        }
+    }
+    return NULL; /* more exports than slots: totals only */
+}
+
+#define COUNT(c, id, field, v)                                                      \
+    do {                                                                            \
+        atomic_fetch_add_explicit(&(c)->total.field, (v), memory_order_relaxed);    \
+        struct counters *n_ = exp_counters((c), (id));                              \
+        if (n_)                                                                     \
+            atomic_fetch_add_explicit(&n_->field, (v), memory_order_relaxed);       \
+    } while (0)
+
+/* ---- index ------------------------------------------------------------- */
+
+static struct entry *idx_find(struct shard *sh, const struct ckey *k)
+{
+    for (struct entry *e = sh->htab[key_hash(k) & sh->hmask]; e; e = e->hnext)
+        if (key_eq(&e->key, k))
+            return e;
+    return NULL;
+}
+
+static void idx_grow(struct shard *sh)
+{
+    size_t n = (sh->hmask + 1) * 2;
+    struct entry **t = calloc(n, sizeof(*t));
+    if (!t)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i <= sh->hmask; i++) {
+        struct entry *e = sh->htab[i];
+        while (e) {
+            struct entry *next = e->hnext;
+            size_t b = key_hash(&e->key) & (n - 1);
+            e->hnext = t[b];
+            t[b] = e;
+            e = next;
+        }
+    }
+    free(sh->htab);
+    sh->htab = t;
+    sh->hmask = n - 1;
+}
+
+static void idx_insert(struct shard *sh, struct entry *e)
+{
+    if (sh->hcount >= sh->hmask + 1)
+        idx_grow(sh);
+    size_t b = key_hash(&e->key) & sh->hmask;
+    e->hnext = sh->htab[b];
+    sh->htab[b] = e;
+    sh->hcount++;
+    sh->bytes += e->len;
+    struct region *r = &sh->regions[e->region];
+    e->rprev = NULL;
+    e->rnext = r->ents;
+    if (r->ents)
+        r->ents->rprev = e;
+    r->ents = e;
+    r->count++;
+}
+
+/* Unlink e from the hash and its region, and free it. */
+static void idx_remove(struct shard *sh, struct entry *e)
+{
+    struct entry **pp = &sh->htab[key_hash(&e->key) & sh->hmask];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    sh->hcount--;
+    sh->bytes -= e->len;
+    struct region *r = &sh->regions[e->region];
+    if (e->rprev)
+        e->rprev->rnext = e->rnext;
+    else
+        r->ents = e->rnext;
+    if (e->rnext)
+        e->rnext->rprev = e->rprev;
+    r->count--;
+    free(e);
+}
+
+static void ghost_add(struct shard *sh, const struct ckey *k)
+{
+    uint64_t h = key_hash(k) | 1;
+    sh->ghost[h % sh->nghost] = h;
+}
+
+static bool ghost_hit(struct shard *sh, const struct ckey *k)
+{
+    uint64_t h = key_hash(k) | 1;
+    return sh->ghost[h % sh->nghost] == h;
+}
+
+#ifdef BNFS_DEBUG
+/* The invariants of the table at the top of the file.  Shard lock held. */
+static void cache_check(const struct cache *c, struct shard *sh)
+{
+    size_t total = 0;
+    for (uint32_t i = 0; i < sh->nregions; i++) {
+        struct region *r = &sh->regions[i];
+        uint32_t n = 0;
+        for (struct entry *e = r->ents; e; e = e->rnext) {
+            if (e->region != i || r->state == R_FREE)
+                abort();
+            n++;
+        }
+        if (n != r->count || (r->state == R_FREE && (r->count || r->readers)))
+            abort();
+        if ((uint64_t)r->used + sum_space(r->count + r->pending) > c->region_size &&
+            r->state != R_FREE)
+            abort();
+        total += n;
+    }
+    if (total != sh->hcount)
+        abort();
+}
+#define CHECK_SHARD(c, sh) cache_check((c), (sh))
+#else
+#define CHECK_SHARD(c, sh) ((void)0)
+#endif
+
+/* ---- regions ----------------------------------------------------------- */
+
+static void queue_push(struct shard *sh, struct region *r)
+{
+    r->qnext = NULL;
+    if (sh->qtail[r->queue])
+        sh->qtail[r->queue]->qnext = r;
+    else
+        sh->qhead[r->queue] = r;
+    sh->qtail[r->queue] = r;
+    sh->qlen[r->queue]++;
+}
+
+static struct region *queue_pop(struct shard *sh, int q)
+{
+    struct region *r = sh->qhead[q];
+    if (!r)
+        return NULL;
+    sh->qhead[q] = r->qnext;
+    if (!sh->qhead[q])
+        sh->qtail[q] = NULL;
+    sh->qlen[q]--;
+    r->qnext = NULL;
+    return r;
+}
+
+/*
+ * Write r's summary at its end.  Shard lock held; no appends to r are
+ * pending.  A failed write only costs a header scan of the region at the
+ * next start.
+ */
+static void summary_write(struct cache *c, struct shard *sh, struct region *r)
+{
+    uint32_t n = r->count;
+    size_t elen = (size_t)align_up((uint64_t)n * SUM_ENT);
+    struct sum_ent *ents = elen ? calloc(1, elen) : NULL;
+    if (elen && !ents) {
+        COUNT(c, UINT32_MAX, write_errors, 1);
+        return;
+    }
+    uint32_t i = 0;
+    for (struct entry *e = r->ents; e && i < n; e = e->rnext, i++)
+        ents[i] = (struct sum_ent){.key = e->key, .off = e->off, .len = e->len, .data_crc = e->crc};
+    char hbuf[SUM_HDR] = {0};
+    struct sum_hdr *h = (struct sum_hdr *)hbuf;
+    h->magic = SUM_MAGIC;
+    h->seq = r->seq;
+    h->count = n;
+    h->queue = r->queue;
+    h->ents_crc = crc32c(ents ? (const void *)ents : "", (size_t)n * SUM_ENT);
+    h->hdr_crc = crc32c(h, sizeof(*h));
+    uint64_t end = region_base(c, r) + c->region_size;
+    if ((elen && pwrite(sh->fd, ents, elen, (off_t)(end - SUM_HDR - elen)) != (ssize_t)elen) ||
+        pwrite(sh->fd, hbuf, SUM_HDR, (off_t)(end - SUM_HDR)) != SUM_HDR)
+        COUNT(c, UINT32_MAX, write_errors, 1);
+    free(ents);
+}
+
+/* A full region with no appends pending: summary, then the tail of its queue.  Shard lock held. */
+static void region_seal(struct cache *c, struct shard *sh, struct region *r)
+{
+    summary_write(c, sh, r);
+    r->state = R_SEALED;
+    r->full = false;
+    queue_push(sh, r);
+}
+
+static void wake_cleaner(struct cache *c)
+{
+    pthread_mutex_lock(&c->cleanlock);
+    c->clean_wanted = true;
+    pthread_cond_signal(&c->clean_needed);
+    pthread_mutex_unlock(&c->cleanlock);
+}
+
+/* Append modes. */
+enum { AP_NORMAL, AP_NOEVICT, AP_REINSERT };
+
+/*
+ * Append a record of key k to the open region of queue q and index it.
+ * AP_NOEVICT takes a new region only while more than FREE_LOW are free
+ * (shuffle mode: never causes eviction); AP_REINSERT (the cleaner) moves
+ * the block only if it is still indexed in region `from`.  Returns 0, or
+ * ENOSPC / EIO when the block is not kept (the caller serves it anyway).
+ * Takes and drops the shard lock.
+ */
+static int append(struct cache *c, struct shard *sh, const struct ckey *k, const void *data,
+                  uint32_t len, uint32_t crc, int q, uint8_t freq, uint8_t flags, int mode,
+                  uint32_t from)
+{
+    uint32_t rec = align_up((uint64_t)REC_HDR + len);
+    bool wake = false;
+
+    pthread_mutex_lock(&sh->lock);
+    if (mode == AP_REINSERT) {
+        struct entry *e = idx_find(sh, k);
+        if (!e || e->region != from) {
+            pthread_mutex_unlock(&sh->lock);
+            return 0;
+        }
+    } else if (mode == AP_NORMAL && ghost_hit(sh, k)) {
+        q = Q_M; /* S3-FIFO: seen recently and evicted from S: straight to M */
+    }
+    struct region *r = sh->open[q];
+    if (!r || (uint64_t)r->used + rec + sum_space(r->count + r->pending + 1) > c->region_size) {
+        if (r) {
+            r->full = true;
+            sh->open[q] = NULL;
+            if (r->pending == 0)
+                region_seal(c, sh, r);
+        }
+        /*
+         * The last free region is the cleaner's: copying a victim's blocks
+         * forward must never find no room, or evicting would lose them.
+         */
+        uint32_t floor = mode == AP_REINSERT ? 0 : mode == AP_NOEVICT ? FREE_LOW : FREE_RESERVE;
+        if (sh->nfree <= floor) {
+            pthread_mutex_unlock(&sh->lock);
+            if (mode == AP_NORMAL)
+                wake_cleaner(c);
+            return ENOSPC;
+        }
+        r = sh->free;
+        sh->free = r->qnext;
+        sh->nfree--;
+        r->qnext = NULL;
+        r->state = R_OPEN;
+        r->queue = (uint8_t)q;
+        r->seq = ++sh->seq;
+        r->used = 0;
+        sh->open[q] = r;
+        wake = sh->nfree < FREE_LOW && mode != AP_NOEVICT;
+    }
+    uint32_t off = r->used;
+    r->used += rec;
+    r->pending++;
+    uint64_t seq = r->seq;
+    pthread_mutex_unlock(&sh->lock);
+    if (wake)
+        wake_cleaner(c);
+
+    struct rec_hdr h = {.magic = REC_MAGIC, .key = *k, .len = len, .data_crc = crc, .seq = seq,
+                        .queue = (uint32_t)q};
+    h.hdr_crc = crc32c(&h, sizeof(h));
+    struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)data, len}};
+    ssize_t n = pwritev(sh->fd, iov, 2, (off_t)(region_base(c, r) + off));
+    int err = n == (ssize_t)(sizeof(h) + len) ? 0 : (n < 0 ? errno : EIO);
+
+    pthread_mutex_lock(&sh->lock);
+    r->pending--;
+    if (!err) {
+        struct entry *old = idx_find(sh, k);
+        uint8_t keep = 0;
+        if (old) {
+            keep = old->flags & (uint8_t)~E_VERIFIED;
+            idx_remove(sh, old);
+        }
+        struct entry *e = malloc(sizeof(*e));
+        if (e) {
+            *e = (struct entry){.key = *k, .region = r->idx, .off = off, .len = len, .crc = crc,
+                                .freq = freq, .flags = (uint8_t)(flags | keep | E_VERIFIED)};
+            idx_insert(sh, e);
+        } else {
+            err = ENOMEM;
+        }
+    }
+    if (r->full && r->pending == 0)
+        region_seal(c, sh, r);
+    CHECK_SHARD(c, sh);
+    pthread_mutex_unlock(&sh->lock);
+    if (err && err != ENOMEM) {
+        COUNT(c, k->export_id, write_errors, 1);
+        LOG_AT(err == ENOSPC ? LOG_NOTICE : LOG_WARNING,
+               "cache: shard %u: writing a block failed: %s; served uncached", sh->no,
+               strerror(err));
+        if (err == ENOSPC)
+            wake_cleaner(c); /* a full disk: free regions give space back */
+    }
+    return err;
+}
+
+static bool pinned(struct cache *c, uint32_t export_id, uint64_t ino);
+
+/* Candidate for being copied forward by the cleaner. */
+struct keep {
+    struct ckey key;
+    uint32_t off, len, crc;
+    uint8_t freq, flags;
+};
+
+/*
+ * Free one region of sh: the oldest of S while S holds more than its 10%
+ * share, else the oldest of M.  Returns false when there was nothing to
+ * evict.  Called by the cleaner with no lock held.
+ */
+static bool region_evict(struct cache *c, struct shard *sh)
+{
+    pthread_mutex_lock(&sh->lock);
+    /* S's size counts its open region too: the share is of all the space S holds. */
+    uint32_t s_target = sh->nregions / 10 ? sh->nregions / 10 : 1;
+    uint32_t s_size = sh->qlen[Q_S] + (sh->open[Q_S] != NULL);
+    int q = (s_size > s_target || !sh->qhead[Q_M]) ? Q_S : Q_M;
+    struct region *v = queue_pop(sh, q);
+    if (!v) {
+        pthread_mutex_unlock(&sh->lock);
+        return false;
+    }
+    v->state = R_EVICTING;
+    size_t nkeep = 0, cap = v->count;
+    struct keep *keep = cap ? malloc(cap * sizeof(*keep)) : NULL;
+    uint64_t keep_bytes = 0;
+    struct entry *e = v->ents;
+    while (e) {
+        struct entry *next = e->rnext;
+        bool pin = pinned(c, e->key.export_id, e->key.ino);
+        /* S -> M promotes every block read again; M copies forward at most half a region. */
+        bool hot = e->freq > 0 && (q == Q_S || keep_bytes + e->len <= c->region_size / 2);
+        if (keep && (pin || hot)) {
+            keep[nkeep++] = (struct keep){.key = e->key, .off = e->off, .len = e->len,
+                                          .crc = e->crc, .freq = e->freq, .flags = e->flags};
+            keep_bytes += e->len;
+        } else {
+            if (q == Q_S && !(e->flags & (E_RA | E_PF)))
+                ghost_add(sh, &e->key);
+            COUNT(c, e->key.export_id, evictions, 1);
+            idx_remove(sh, e);
+        }
+        e = next;
+    }
+    pthread_mutex_unlock(&sh->lock);
+
+    /* Copy forward what stays (read outside the lock: the region is evicting, nobody writes it). */
+    char *buf = nkeep ? malloc(c->bs) : NULL;
+    for (size_t i = 0; i < nkeep; i++) {
+        struct keep *k = &keep[i];
+        bool moved = false;
+        if (buf && pread(sh->fd, buf, k->len,
+                         (off_t)(region_base(c, v) + k->off + REC_HDR)) == (ssize_t)k->len &&
+            crc32c(buf, k->len) == k->crc) {
+            /* S -> M keeps no frequency (S3-FIFO); M -> M decrements it. */
+            uint8_t f = q == Q_S ? 0 : (uint8_t)(k->freq - (k->freq > 0));
+            moved = append(c, sh, &k->key, buf, k->len, k->crc, Q_M, f, k->flags & ~E_VERIFIED,
+                           AP_REINSERT, v->idx) == 0;
+        }
+        if (moved)
+            COUNT(c, k->key.export_id, reinserted, 1);
+    }
+    free(buf);
+    free(keep);
+
+    pthread_mutex_lock(&sh->lock);
+    while (v->ents) {
+        COUNT(c, v->ents->key.export_id, evictions, 1);
+        idx_remove(sh, v->ents);
+    }
+    while (v->readers)
+        pthread_cond_wait(&sh->readers_gone, &sh->lock);
+    pthread_mutex_unlock(&sh->lock);
+
+    /* Give the space back, and make sure no summary of the old life survives. */
+    uint64_t base = region_base(c, v);
+    if (fallocate(sh->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)base,
+                  (off_t)c->region_size) != 0) {
+        static const char zero[SUM_HDR];
+        if (pwrite(sh->fd, zero, SUM_HDR, (off_t)(base + c->region_size - SUM_HDR)) < 0 ||
+            pwrite(sh->fd, zero, REC_HDR, (off_t)base) < 0)
+            COUNT(c, UINT32_MAX, write_errors, 1);
+    }
+
+    pthread_mutex_lock(&sh->lock);
+    v->state = R_FREE;
+    v->used = 0;
+    v->qnext = sh->free;
+    sh->free = v;
+    sh->nfree++;
+    CHECK_SHARD(c, sh);
+    pthread_mutex_unlock(&sh->lock);
+    return true;
+}
+
+static void *cleaner_main(void *arg)
+{
+    struct cache *c = arg;
+    pthread_mutex_lock(&c->cleanlock);
+    while (!c->clean_stop) {
+        if (!c->clean_wanted) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&c->clean_needed, &c->cleanlock, &ts);
+        }
+        c->clean_wanted = false;
+        pthread_mutex_unlock(&c->cleanlock);
+        for (unsigned i = 0; i < c->nshards; i++) {
+            struct shard *sh = &c->shards[i];
+            for (;;) {
+                pthread_mutex_lock(&sh->lock);
+                bool need = sh->nfree < FREE_LOW;
+                pthread_mutex_unlock(&sh->lock);
+                if (!need || !region_evict(c, sh))
+                    break;
+            }
+        }
+        pthread_mutex_lock(&c->cleanlock);
+    }
+    pthread_mutex_unlock(&c->cleanlock);
+    return NULL;
+}
+
+/* ---- pins -------------------------------------------------------------- */
+
+static uint64_t pin_hash(uint32_t export_id, uint64_t ino)
+{
+    return mix64(((uint64_t)export_id << 48) ^ ino ^ 0x9e3779b97f4a7c15ull) | 1;
+}
+
+/* pinlock held. */
+static size_t pin_slot(struct cache *c, uint64_t h)
+{
+    size_t i = h % PINS_MAX;
+    while (c->pins[i] && c->pins[i] != h)
+        i = (i + 1) % PINS_MAX;
+    return i;
+}
+
+static bool pinned(struct cache *c, uint32_t export_id, uint64_t ino)
+{
+    uint64_t h = pin_hash(export_id, ino);
+    pthread_mutex_lock(&c->pinlock);
+    bool yes = c->npins && c->pins[pin_slot(c, h)] == h;
+    pthread_mutex_unlock(&c->pinlock);
+    return yes;
+}
+
+/* Write the pin set to pins_path (temp + fsync + rename).  pinlock held. */
+static int pins_save(struct cache *c)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", c->pins_path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno;
+    int err = 0;
+    for (size_t i = 0; i < PINS_MAX && !err; i++)
+        if (c->pins[i] && write(fd, &c->pins[i], 8) != 8)
+            err = errno ? errno : EIO;
+    if (!err && fsync(fd) != 0)
+        err = errno;
+    close(fd);
+    if (!err && rename(tmp, c->pins_path) != 0)
+        err = errno;
+    if (err)
+        unlink(tmp);
+    return err;
+}
+
+int cache_pin(struct cache *c, uint32_t export_id, uint64_t ino, bool pin)
+{
+    uint64_t h = pin_hash(export_id, ino);
+    pthread_mutex_lock(&c->pinlock);
+    size_t i = pin_slot(c, h);
+    int err = 0;
+    if (pin && !c->pins[i]) {
+        if (c->npins >= PINS_MAX / 2) {
+            err = ENOSPC;
+        } else {
+            c->pins[i] = h;
+            c->npins++;
+            err = pins_save(c);
+        }
+    } else if (!pin && c->pins[i]) {
+        /* Remove with backward-shift so later probes still find their slots. */
+        c->pins[i] = 0;
+        c->npins--;
+        for (size_t j = (i + 1) % PINS_MAX; c->pins[j]; j = (j + 1) % PINS_MAX) {
+            uint64_t v = c->pins[j];
+            c->pins[j] = 0;
+            c->pins[pin_slot(c, v)] = v;
+        }
+        err = pins_save(c);
+    }
+    pthread_mutex_unlock(&c->pinlock);
+    return err;
+}
+
+static void pins_load(struct cache *c)
+{
+    int fd = open(c->pins_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    uint64_t h;
+    while (read(fd, &h, 8) == 8 && c->npins < PINS_MAX / 2) {
+        if (!(h & 1))
+            continue; /* not a pin hash: a damaged file */
+        size_t i = pin_slot(c, h);
+        if (!c->pins[i]) {
+            c->pins[i] = h;
+            c->npins++;
+        }
+    }
+    close(fd);
+}
+
+/* ---- fetching ---------------------------------------------------------- */
+
+static void rd_finish(struct rd *rd)
+{
+    int err = atomic_load(&rd->err);
+    rd->done(rd->arg, err, err ? 0 : rd->got);
+    free(rd);
+}
+
+static void rd_fail(struct rd *rd, int err)
+{
+    int zero = 0;
+    atomic_compare_exchange_strong(&rd->err, &zero, err);
+}
+
+static void fetch_free(struct fetch *f)
+{
+    free(f->bucket);
+    free(f);
+}
+
+/* qlock held. */
+static void enqueue(struct cache *c, struct fetch *f, bool demand)
+{
+    f->qnext = NULL;
+    f->queued = demand ? FQ_DEMAND : FQ_PREFETCH;
+    if (demand) {
+        if (c->dq_tail)
+            c->dq_tail->qnext = f;
+        else
+            c->dq_head = f;
+        c->dq_tail = f;
+    } else {
+        if (c->pq_tail)
+            c->pq_tail->qnext = f;
+        else
+            c->pq_head = f;
+        c->pq_tail = f;
+    }
+    pthread_cond_signal(&c->work);
+}
+
+/*
+ * A new fetch of block k of o (len bytes at off), registered in sh's
+ * in-flight list.  Shard lock held.  NULL on ENOMEM.
+ */
+static struct fetch *fetch_new(struct shard *sh, const struct ckey *k, const struct cache_obj *o,
+                               uint64_t off, uint32_t len, enum fetch_kind kind)
+{
+    size_t bl = strlen(o->bucket) + 1, kl = strlen(o->key) + 1,
+           el = (o->etag ? strlen(o->etag) : 0) + 1;
+    struct fetch *f = calloc(1, sizeof(*f));
+    char *s = malloc(bl + kl + el);
+    if (!f || !s) {
+        free(f);
+        free(s);
+        return NULL;
+    }
+    f->bucket = s;
+    memcpy(s, o->bucket, bl);
+    f->okey = s + bl;
+    memcpy(f->okey, o->key, kl);
+    f->etag = s + bl + kl;
+    memcpy(f->etag, o->etag ? o->etag : "", el);
+    f->sh = sh;
+    f->key = *k;
+    f->kind = kind;
+    f->noevict = o->noevict_when_full;
+    f->off = off;
+    f->len = len;
+    f->store = o->store;
+    f->next = sh->fetches;
+    sh->fetches = f;
+    return f;
+}
+
+static struct fetch *fetch_find(struct shard *sh, const struct ckey *k)
+{
+    for (struct fetch *f = sh->fetches; f; f = f->next)
+        if (key_eq(&f->key, k))
+            return f;
+    return NULL;
+}
+
+static void fetch_run(struct cache *c, struct fetch *f)
+{
+    struct shard *sh = f->sh;
+    char *buf = malloc(f->len ? f->len : 1);
+    size_t got = 0;
+    int err = buf ? 0 : ENOMEM;
+    if (!err) {
+        err = obj_get_if(f->store, f->bucket, f->okey, f->off, f->len, buf, &got, NULL,
+                         f->etag[0] ? f->etag : NULL);
+        COUNT(c, f->key.export_id, gets, 1);
+        COUNT(c, f->key.export_id, get_bytes, got);
+    }
+    if (!err && got != f->len)
+        err = ESTALE; /* shorter than this version's size: the object changed */
+    if (err == ESTALE)
+        COUNT(c, f->key.export_id, stale, 1);
+    if (!err) {
+        uint8_t flags = f->kind == F_RA ? E_RA : f->kind == F_PF ? E_PF : 0;
+        int mode = f->noevict ? AP_NOEVICT : AP_NORMAL;
+        if (append(c, sh, &f->key, buf, f->len, crc32c(buf, f->len), Q_S, 0, flags, mode, 0))
+            COUNT(c, f->key.export_id, not_admitted, 1);
+    }
+
+    pthread_mutex_lock(&sh->lock);
+    struct fetch **pp = &sh->fetches;
+    while (*pp != f)
+        pp = &(*pp)->next;
+    *pp = f->next;
+    struct waiter *w = f->waiters;
+    f->waiters = NULL;
+    if (!err && w) {
+        /* Demand readers are here: the block counts as read, not as read-ahead. */
+        struct entry *e = idx_find(sh, &f->key);
+        if (e)
+            e->flags &= (uint8_t)~(E_RA | E_PF);
+    }
+    pthread_mutex_unlock(&sh->lock);
+
+    if (f->budgeted)
+        atomic_fetch_sub(&c->pf_bytes, f->len);
+    while (w) {
+        struct waiter *next = w->next;
+        if (err)
+            rd_fail(w->rd, err);
+        else
+            memcpy(w->rd->buf + w->dst, buf + w->from, w->len);
+        if (atomic_fetch_sub(&w->rd->pending, 1) == 1)
+            rd_finish(w->rd);
+        free(w);
+        w = next;
+    }
+    free(buf);
+    fetch_free(f);
+}
+
+static void *fetcher_main(void *arg)
+{
+    struct cache *c = arg;
+    pthread_mutex_lock(&c->qlock);
+    for (;;) {
+        struct fetch *f = NULL;
+        bool counted = false; /* taken from the prefetch queue: holds a pf_running slot */
+        if (c->dq_head) {
+            f = c->dq_head;
+            c->dq_head = f->qnext;
+            if (!c->dq_head)
+                c->dq_tail = NULL;
+        } else if (c->pq_head && c->pf_running < c->pf_max) {
+            f = c->pq_head;
+            c->pq_head = f->qnext;
+            if (!c->pq_head)
+                c->pq_tail = NULL;
+            c->pf_running++;
+            counted = true;
+        } else if (c->stop) {
+            break;
+        } else {
+            pthread_cond_wait(&c->work, &c->qlock);
+            continue;
+        }
+        f->queued = FQ_NONE;
+        pthread_mutex_unlock(&c->qlock);
+        atomic_fetch_add(&c->fetching, 1);
+        fetch_run(c, f);
+        atomic_fetch_sub(&c->fetching, 1);
+        pthread_mutex_lock(&c->qlock);
+        if (counted) {
+            c->pf_running--;
+            pthread_cond_signal(&c->work);
+        }
+    }
+    pthread_mutex_unlock(&c->qlock);
+    return NULL;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+static struct ckey key_of(const struct cache *c, const struct cache_obj *o, uint64_t blkno)
+{
+    (void)c;
+    return (struct ckey){.export_id = o->export_id, .gen = o->gen, .ino = o->ino,
+                         .version = o->version, .blkno = blkno};
+}
+
+/*
+ * A demand reader joined f: if f still waits in the prefetch queue, move it
+ * to the demand queue.  Shard lock held (then qlock: the lock order).
+ */
+static void promote(struct cache *c, struct fetch *f)
+{
+    pthread_mutex_lock(&c->qlock);
+    if (f->queued == FQ_PREFETCH) {
+        struct fetch *prev = NULL, *p = c->pq_head;
+        while (p && p != f) {
+            prev = p;
+            p = p->qnext;
+        }
+        if (p) {
+            if (prev)
+                prev->qnext = f->qnext;
+            else
+                c->pq_head = f->qnext;
+            if (c->pq_tail == f)
+                c->pq_tail = prev;
+            enqueue(c, f, true);
+        }
+    }
+    pthread_mutex_unlock(&c->qlock);
+}
+
+/*
+ * Copy n bytes at `from` of cached block e into dst.  Called with the shard
+ * lock held; returns with it released.  A block not yet verified since the
+ * start is read whole and checked first.  Returns 0, or EIO when the block
+ * could not be read or failed its checksum (it is then dropped: a miss).
+ */
+static int read_hit(struct cache *c, struct shard *sh, struct entry *e, uint32_t from, uint32_t n,
+                    char *dst)
+{
+    struct region *r = &sh->regions[e->region];
+    bool verified = e->flags & E_VERIFIED;
+    uint32_t off = e->off, len = e->len, crc = e->crc;
+    struct ckey k = e->key;
+    if (e->freq < FREQ_MAX)
+        e->freq++;
+    if (e->flags & E_RA)
+        COUNT(c, k.export_id, ra_used, 1);
+    if (e->flags & E_PF)
+        COUNT(c, k.export_id, pf_used, 1);
+    e->flags &= (uint8_t)~(E_RA | E_PF);
+    r->readers++;
+    pthread_mutex_unlock(&sh->lock);
+
+    uint64_t at = region_base(c, r) + off + REC_HDR;
+    bool ok;
+    if (verified) {
+        ok = pread(sh->fd, dst, n, (off_t)(at + from)) == (ssize_t)n;
+    } else {
+        char *tmp = malloc(len);
+        ok = tmp && pread(sh->fd, tmp, len, (off_t)at) == (ssize_t)len && crc32c(tmp, len) == crc;
+        if (ok)
+            memcpy(dst, tmp + from, n);
+        free(tmp);
+    }
+
+    pthread_mutex_lock(&sh->lock);
+    if (--r->readers == 0 && r->state == R_EVICTING)
+        pthread_cond_broadcast(&sh->readers_gone);
+    struct entry *cur = idx_find(sh, &k);
+    bool same = cur && cur->region == r->idx && cur->off == off;
+    if (ok && same)
+        cur->flags |= E_VERIFIED;
+    if (!ok && same) {
+        idx_remove(sh, cur);
+        COUNT(c, k.export_id, corrupt, 1);
+        LOG_AT(LOG_WARNING,
+               "cache: shard %u: block %" PRIu64 " of inode %" PRIu64
+               " failed its checksum or could not be read; dropped, fetching it again",
+               sh->no, k.blkno, k.ino);
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return ok ? 0 : EIO;
+}
+
+/*
+ * Fetch block blkno of o ahead of its reader (read-ahead or prefetch).
+ * Returns false when the budget is spent (the caller stops issuing).
+ */
+static bool issue_bg(struct cache *c, const struct cache_obj *o, uint64_t blkno,
+                     enum fetch_kind kind)
+{
+    uint64_t off = blkno * c->bs;
+    if (off >= o->size)
+        return false;
+    uint32_t len = (uint32_t)(o->size - off < c->bs ? o->size - off : c->bs);
+    struct ckey k = key_of(c, o, blkno);
+    struct shard *sh = shard_of(c, &k);
+
+    pthread_mutex_lock(&sh->lock);
+    if (idx_find(sh, &k) || fetch_find(sh, &k)) {
+        pthread_mutex_unlock(&sh->lock);
+        return true;
+    }
+    if (atomic_fetch_add(&c->pf_bytes, len) + len > c->conf.prefetch_budget) {
+        atomic_fetch_sub(&c->pf_bytes, len);
+        pthread_mutex_unlock(&sh->lock);
+        COUNT(c, o->export_id, pf_skipped, 1);
+        return false;
+    }
+    struct fetch *f = fetch_new(sh, &k, o, off, len, kind);
+    if (!f) {
+        atomic_fetch_sub(&c->pf_bytes, len);
+        pthread_mutex_unlock(&sh->lock);
+        return false;
+    }
+    f->budgeted = true;
+    pthread_mutex_lock(&c->qlock);
+    enqueue(c, f, false);
+    pthread_mutex_unlock(&c->qlock);
+    pthread_mutex_unlock(&sh->lock);
+    if (kind == F_RA)
+        COUNT(c, o->export_id, ra_issued, 1);
+    else
+        COUNT(c, o->export_id, pf_issued, 1);
+    return true;
+}
+
+/* Feed the read-ahead of the stream this read belongs to (see the top of the file). */
+static void ra_feed(struct cache *c, const struct cache_obj *o, uint64_t off, size_t n)
+{
+    if (c->conf.readahead_max < c->bs)
+        return;
+    /*
+     * Near a stream: within a few requests of its position (clients send
+     * several READs at once and they arrive out of order), or behind it by
+     * no more than its window.  Scaled by the request size, so that small
+     * random reads of one file do not look like a stream.
+     */
+    uint64_t slop = 4 * (uint64_t)n;
+    uint64_t from = 0, to = 0;
+    struct stream *s = NULL;
+
+    pthread_mutex_lock(&c->ralock);
+    uint64_t now = ++c->ra_clock;
+    struct stream *lru = &c->streams[0];
+    for (unsigned i = 0; i < STREAMS; i++) {
+        struct stream *t = &c->streams[i];
+        if (t->ino == o->ino && t->export_id == o->export_id && t->version == o->version) {
+            uint64_t back = t->window + slop;
+            uint64_t lo = t->pos > back ? t->pos - back : 0;
+            if (off + n >= lo && off <= t->pos + slop) {
+                s = t;
+                break;
+            }
+        }
+        if (t->used < lru->used)
+            lru = t;
+    }
+    if (!s) {
+        *lru = (struct stream){.export_id = o->export_id, .ino = o->ino, .version = o->version,
+                               .pos = off + n, .ra_end = off + n, .seq = 1, .used = now};
+        pthread_mutex_unlock(&c->ralock);
+        return;
+    }
+    s->used = now;
+    s->seq++;
+    if (off + n > s->pos)
+        s->pos = off + n;
+    if (s->window == 0)
+        s->window = c->bs;
+    else if (s->window < c->conf.readahead_max)
+        s->window = s->window * 2 < c->conf.readahead_max ? s->window * 2 : c->conf.readahead_max;
+    if (s->ra_end < s->pos)
+        s->ra_end = s->pos;
+    uint64_t target = s->pos + s->window < o->size ? s->pos + s->window : o->size;
+    if (target > s->ra_end) {
+        from = s->ra_end;
+        to = target;
+        s->ra_end = target;
+    }
+    pthread_mutex_unlock(&c->ralock);
+
+    for (uint64_t b = from / c->bs; to > from && b <= (to - 1) / c->bs; b++) {
+        if (!issue_bg(c, o, b, F_RA)) {
+            /* Budget spent: the stream asks again from here next time. */
+            pthread_mutex_lock(&c->ralock);
+            if (s->ino == o->ino && s->ra_end == to)
+                s->ra_end = b * c->bs > from ? b * c->bs : from;
+            pthread_mutex_unlock(&c->ralock);
+            break;
+        }
+    }
+}
+
+int cache_read_async(struct cache *c, const struct cache_obj *o, uint64_t off, size_t len,
+                     void *buf, size_t *got, cache_done_fn done, void *arg)
+{
+    *got = 0;
+    if (off >= o->size || len == 0)
+        return 0;
+    size_t n = o->size - off < len ? (size_t)(o->size - off) : len;
+    struct rd *rd = NULL;
+    int err = 0;
+    uint64_t first = off / c->bs, last = (off + n - 1) / c->bs;
+
+    for (uint64_t b = first; b <= last && !err; b++) {
+        uint64_t bstart = b * c->bs;
+        uint32_t blen = (uint32_t)(o->size - bstart < c->bs ? o->size - bstart : c->bs);
+        uint32_t from = b == first ? (uint32_t)(off - bstart) : 0;
+        uint32_t to = off + n - bstart < blen ? (uint32_t)(off + n - bstart) : blen;
+        char *dst = (char *)buf + (bstart + from - off);
+        struct ckey k = key_of(c, o, b);
+        struct shard *sh = shard_of(c, &k);
+
+        for (;;) {
+            pthread_mutex_lock(&sh->lock);
+            struct entry *e = idx_find(sh, &k);
+            if (e) {
+                if (read_hit(c, sh, e, from, to - from, dst) == 0) {
+                    COUNT(c, o->export_id, hits, 1);
+                    COUNT(c, o->export_id, bytes_hit, to - from);
+                    break;
+                }
+                continue; /* dropped as corrupt: now a miss */
+            }
+            struct waiter *w = malloc(sizeof(*w));
+            if (!rd && w) {
+                rd = calloc(1, sizeof(*rd));
+                if (rd) {
+                    atomic_init(&rd->pending, 1); /* ours, until the loop is over */
+                    rd->buf = buf;
+                    rd->got = n;
+                    rd->done = done;
+                    rd->arg = arg;
+                }
+            }
+            struct fetch *f = w && rd ? fetch_find(sh, &k) : NULL;
+            bool joined = f != NULL;
+            if (w && rd && !f) {
+                f = fetch_new(sh, &k, o, bstart, blen, F_DEMAND);
+                if (f) {
+                    pthread_mutex_lock(&c->qlock);
+                    enqueue(c, f, true);
+                    pthread_mutex_unlock(&c->qlock);
+                }
+            }
+            if (!f) {
+                pthread_mutex_unlock(&sh->lock);
+                free(w);
+                err = ENOMEM;
+                break;
+            }
+            if (joined) {
+                promote(c, f);
+                if (f->kind == F_RA)
+                    COUNT(c, o->export_id, ra_used, 1);
+                else if (f->kind == F_PF)
+                    COUNT(c, o->export_id, pf_used, 1);
+            }
+            *w = (struct waiter){.next = f->waiters, .rd = rd, .from = from, .len = to - from,
+                                 .dst = bstart + from - off};
+            f->waiters = w;
+            atomic_fetch_add(&rd->pending, 1);
+            pthread_mutex_unlock(&sh->lock);
+            COUNT(c, o->export_id, misses, 1);
+            COUNT(c, o->export_id, bytes_miss, to - from);
+            if (joined)
+                COUNT(c, o->export_id, waits, 1);
+            break;
+        }
+    }
+    if (!err)
+        ra_feed(c, o, off, n);
+
+    if (!rd) {
+        if (!err)
+            *got = n;
+        return err;
+    }
+    if (err)
+        rd_fail(rd, err);
+    if (atomic_fetch_sub(&rd->pending, 1) == 1) {
+        /* Every fetch we joined finished before we got here: answer now. */
+        err = atomic_load(&rd->err);
+        free(rd);
+        if (!err)
+            *got = n;
+        return err;
+    }
+    return EINPROGRESS;
+}
+
+struct sync_wait {
+    pthread_mutex_t m;
+    pthread_cond_t finished;
+    bool done;
+    int err;
+    size_t got;
+};
+
+static void sync_done(void *arg, int err, size_t got)
+{
+    struct sync_wait *w = arg;
+    pthread_mutex_lock(&w->m);
+    w->done = true;
+    w->err = err;
+    w->got = got;
+    pthread_cond_signal(&w->finished);
+    pthread_mutex_unlock(&w->m);
+}
+
+int cache_read(struct cache *c, const struct cache_obj *o, uint64_t off, size_t len, void *buf,
+               size_t *got)
+{
+    struct sync_wait w = {.m = PTHREAD_MUTEX_INITIALIZER, .finished = PTHREAD_COND_INITIALIZER};
+    int err = cache_read_async(c, o, off, len, buf, got, sync_done, &w);
+    if (err == EINPROGRESS) {
+        pthread_mutex_lock(&w.m);
+        while (!w.done)
+            pthread_cond_wait(&w.finished, &w.m);
+        pthread_mutex_unlock(&w.m);
+        err = w.err;
+        *got = w.got;
+    }
+    pthread_cond_destroy(&w.finished);
+    pthread_mutex_destroy(&w.m);
+    return err;
+}
+
+void cache_prefetch(struct cache *c, const struct cache_obj *o, uint64_t off, uint64_t len)
+{
+    if (off >= o->size || len == 0)
+        return;
+    uint64_t end = o->size - off < len ? o->size : off + len;
+    for (uint64_t b = off / c->bs; b <= (end - 1) / c->bs; b++)
+        if (!issue_bg(c, o, b, F_PF))
+            break;
+}
+
+uint64_t cache_version(const char *etag, uint64_t size)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)etag; p && *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    h = mix64(h ^ size);
+    return h ? h : 1;
+}
+
+/* ---- loading the index at start --------------------------------------- */
+
+/* Index a block found on disk in region r (whose seq is set); the newest copy of a key wins. */
+static void load_entry(struct shard *sh, struct region *r, const struct ckey *k, uint32_t off,
+                       uint32_t len, uint32_t crc)
+{
+    struct entry *old = idx_find(sh, k);
+    if (old) {
+        if (sh->regions[old->region].seq > r->seq)
+            return;
+        idx_remove(sh, old);
+    }
+    struct entry *e = malloc(sizeof(*e));
+    if (!e)
+        return; /* forgotten: it is only a cache */
+    *e = (struct entry){.key = *k, .region = r->idx, .off = off, .len = len, .crc = crc};
+    idx_insert(sh, e);
+}
+
+/* A record or summary entry describes a block that fits where it says. */
+static bool rec_fits(const struct cache *c, uint32_t off, uint32_t len, uint32_t limit)
+{
+    return len > 0 && len <= c->bs && off % ALIGN == 0 &&
+           (uint64_t)off + REC_HDR + len <= limit;
+}
+
+/* From the summary at r's end.  Returns false when there is no intact summary. */
+static bool load_summary(struct cache *c, struct shard *sh, struct region *r)
+{
+    uint64_t end = region_base(c, r) + c->region_size;
+    struct sum_hdr h;
+    if (pread(sh->fd, &h, sizeof(h), (off_t)(end - SUM_HDR)) != (ssize_t)sizeof(h) ||
+        h.magic != SUM_MAGIC || h.queue > Q_M)
+        return false;
+    uint32_t want = h.hdr_crc;
+    h.hdr_crc = 0;
+    if (crc32c(&h, sizeof(h)) != want || h.count > c->region_size / ALIGN ||
+        sum_space(h.count) > c->region_size)
+        return false;
+    size_t elen = align_up((uint64_t)h.count * SUM_ENT);
+    struct sum_ent *ents = elen ? malloc(elen) : NULL;
+    if (elen && (!ents || pread(sh->fd, ents, elen, (off_t)(end - SUM_HDR - elen)) !=
+                              (ssize_t)elen)) {
+        free(ents);
+        return false;
+    }
+    if (crc32c(ents ? (const void *)ents : "", (size_t)h.count * SUM_ENT) != h.ents_crc) {
+        free(ents);
+        return false;
+    }
+    r->seq = h.seq;
+    r->queue = (uint8_t)h.queue;
+    uint32_t limit = c->region_size - sum_space(h.count);
+    for (uint32_t i = 0; i < h.count; i++) {
+        struct sum_ent *se = &ents[i];
+        if (!rec_fits(c, se->off, se->len, limit))
+            continue;
+        load_entry(sh, r, &se->key, se->off, se->len, se->data_crc);
+        uint32_t endrec = se->off + align_up((uint64_t)REC_HDR + se->len);
+        if (endrec > r->used)
+            r->used = endrec;
+    }
+    free(ents);
+    return true;
+}
+
+/* A region that was open at a stop: walk its record headers; the first bad one ends it. */
+static void load_scan(struct cache *c, struct shard *sh, struct region *r)
+{
+    uint64_t base = region_base(c, r);
+    uint32_t off = 0, limit = c->region_size - SUM_HDR;
+    bool any = false;
+    while ((uint64_t)off + REC_HDR <= limit) {
+        struct rec_hdr h;
+        if (pread(sh->fd, &h, sizeof(h), (off_t)(base + off)) != (ssize_t)sizeof(h) ||
+            h.magic != REC_MAGIC || h.queue > Q_M)
+            break;
+        uint32_t want = h.hdr_crc;
+        h.hdr_crc = 0;
+        if (crc32c(&h, sizeof(h)) != want || !rec_fits(c, off, h.len, limit) ||
+            (any && h.seq != r->seq))
+            break;
+        if (!any) {
+            r->seq = h.seq;
+            r->queue = (uint8_t)h.queue;
+            any = true;
+        }
+        load_entry(sh, r, &h.key, off, h.len, h.data_crc);
+        off += align_up((uint64_t)REC_HDR + h.len);
+    }
+    r->used = off;
+    /* Records from an earlier life of the region would follow; the summary
+       written below ends the region at what was found. */
+    while (r->count && (uint64_t)r->used + sum_space(r->count) > c->region_size) {
+        struct entry *last = r->ents; /* drop blocks until the summary fits */
+        idx_remove(sh, last);
+    }
+    if (r->count)
+        summary_write(c, sh, r);
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+    const struct region *x = *(struct region *const *)a, *y = *(struct region *const *)b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int shard_open(struct cache *c, struct shard *sh, unsigned no, uint32_t nregions)
+{
+    const char *dir = c->conf.dirs[no % c->conf.ndirs];
+    char path[4096];
+    /* The geometry is in the name: a cache resized or re-blocked starts empty. */
+    snprintf(path, sizeof(path), "%s/shard-%02u-%ux%u.dat", dir, no, nregions, c->region_size);
+    sh->no = no;
+    sh->nregions = nregions;
+    pthread_mutex_init(&sh->lock, NULL);
+    pthread_cond_init(&sh->readers_gone, NULL);
+    sh->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (sh->fd < 0) {
+        int err = errno;
+        LOG_AT(LOG_ERR, "cache: cannot open %s: %s", path, strerror(err));
+        return err;
+    }
+    uint64_t want = (uint64_t)nregions * c->region_size;
+    struct stat st;
+    if (fstat(sh->fd, &st) != 0 || ((uint64_t)st.st_size != want && ftruncate(sh->fd, (off_t)want))) {
+        int err = errno;
+        LOG_AT(LOG_ERR, "cache: cannot size %s: %s", path, strerror(err));
+        return err;
+    }
+    sh->regions = calloc(nregions, sizeof(*sh->regions));
+    sh->nghost = (size_t)nregions * GHOST_PER_REGION;
+    sh->ghost = calloc(sh->nghost, sizeof(*sh->ghost));
+    sh->hmask = 1023;
+    sh->htab = calloc(sh->hmask + 1, sizeof(*sh->htab));
+    struct region **sealed = calloc(nregions, sizeof(*sealed));
+    if (!sh->regions || !sh->ghost || !sh->htab || !sealed) {
+        free(sealed);
+        return ENOMEM;
+    }
+    uint32_t nsealed = 0;
+    for (uint32_t i = 0; i < nregions; i++) {
+        struct region *r = &sh->regions[i];
+        r->idx = i;
+        if (!load_summary(c, sh, r))
+            load_scan(c, sh, r);
+    }
+    /* Drop regions that ended up empty (every copy was newer elsewhere). */
+    for (uint32_t i = 0; i < nregions; i++) {
+        struct region *r = &sh->regions[i];
+        if (r->count) {
+            r->state = R_SEALED;
+            sealed[nsealed++] = r;
+            if (r->seq > sh->seq)
+                sh->seq = r->seq;
+        } else {
+            r->state = R_FREE;
+            r->used = 0;
+        }
+    }
+    qsort(sealed, nsealed, sizeof(*sealed), cmp_seq);
+    for (uint32_t i = 0; i < nsealed; i++)
+        queue_push(sh, sealed[i]);
+    free(sealed);
+    for (uint32_t i = nregions; i-- > 0;) {
+        struct region *r = &sh->regions[i];
+        if (r->state == R_FREE) {
+            r->qnext = sh->free;
+            sh->free = r;
+            sh->nfree++;
+        }
+    }
+    CHECK_SHARD(c, sh);
+    return 0;
+}
+
+/* Remove shard files of another geometry (an old size or block size). */
+static void remove_stale(struct cache *c, const char *dir, unsigned nshards, uint32_t nregions)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        unsigned no, nr, rs;
+        char tail;
+        if (sscanf(de->d_name, "shard-%u-%ux%u.da%c", &no, &nr, &rs, &tail) != 4 || tail != 't')
+            continue;
+        if (no < nshards && nr == nregions && rs == c->region_size)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+            LOG_AT(LOG_NOTICE, "cache: removed %s/%s (another cache geometry)", dir, de->d_name);
+    }
+    closedir(d);
+}
+
+static int mkdirs(const char *path)
+{
+    char p[4096];
+    snprintf(p, sizeof(p), "%s", path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            return errno;
+        *s = '/';
+    }
+    if (mkdir(p, 0700) != 0 && errno != EEXIST)
+        return errno;
+    return 0;
+}
+
+struct cache *cache_create(const struct cache_conf *cf)
+{
+    int err = EINVAL;
+    if (!cf->ndirs || cf->block_size < 4096 || cf->block_size > (64u << 20) ||
+        (cf->block_size & (cf->block_size - 1))) {
+        LOG_AT(LOG_ERR, "cache: block_size must be a power of two from 4K to 64M");
+        errno = EINVAL;
+        return NULL;
+    }
+    struct cache *c = calloc(1, sizeof(*c));
+    if (!c) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    c->conf = *cf;
+    c->bs = cf->block_size;
+    if (!c->conf.fetch_max)
+        c->conf.fetch_max = DEFAULT_FETCH_MAX;
+    if (!c->conf.prefetch_budget)
+        c->conf.prefetch_budget = DEFAULT_BUDGET;
+    if (c->conf.prefetch_budget < c->bs)
+        c->conf.prefetch_budget = c->bs;
+    pthread_mutex_init(&c->qlock, NULL);
+    pthread_cond_init(&c->work, NULL);
+    pthread_mutex_init(&c->cleanlock, NULL);
+    pthread_cond_init(&c->clean_needed, NULL);
+    pthread_mutex_init(&c->ralock, NULL);
+    pthread_mutex_init(&c->pinlock, NULL);
+    for (unsigned i = 0; i < EXP_SLOTS; i++)
+        atomic_init(&c->exps[i].id, UINT32_MAX);
+
+    /*
+     * Geometry: regions of 16 blocks at least (so that a region's unusable
+     * tail is small) and 64 MiB at most, smaller while that gives fewer than
+     * 1024 regions; shards of at least 64 regions where the size allows, so
+     * that the FREE_LOW regions each shard keeps ready are a few percent.
+     */
+    uint64_t usable = cf->size > (1u << 20) ? cf->size - (64u << 10) : cf->size; /* pins file */
+    uint32_t min_rs = 16 * c->bs > (1u << 20) ? 16 * c->bs : (1u << 20);
+    uint32_t rs = 64u << 20;
+    if (rs < min_rs)
+        rs = min_rs;
+    while (rs / 2 >= min_rs && usable / rs < 1024)
+        rs /= 2;
+    c->region_size = rs;
+    uint64_t total = usable / rs;
+    if (total < 4) {
+        LOG_AT(LOG_ERR, "cache: size %" PRIu64 " is too small: it must hold 4 regions of %u bytes",
+               cf->size, rs);
+        goto fail;
+    }
+    unsigned ns = cf->shards ? cf->shards : (unsigned)(total / 64 < 16 ? total / 64 : 16);
+    if (ns == 0)
+        ns = 1;
+    if (ns > total / 4)
+        ns = (unsigned)(total / 4);
+    c->nshards = ns;
+    uint32_t per = (uint32_t)(total / ns);
+
+    uint64_t t0 = now_usec();
+    for (size_t i = 0; i < cf->ndirs; i++) {
+        if ((err = mkdirs(cf->dirs[i]))) {
+            LOG_AT(LOG_ERR, "cache: cannot create %s: %s", cf->dirs[i], strerror(err));
+            goto fail;
+        }
+        remove_stale(c, cf->dirs[i], ns, per);
+    }
+    c->shards = calloc(ns, sizeof(*c->shards));
+    if (!c->shards) {
+        err = ENOMEM;
+        goto fail;
+    }
+    for (unsigned i = 0; i < ns; i++)
+        c->shards[i].fd = -1;
+    for (unsigned i = 0; i < ns; i++)
+        if ((err = shard_open(c, &c->shards[i], i, per)))
+            goto fail;
+    c->load_usec = now_usec() - t0;
+
+    char pp[4096];
+    snprintf(pp, sizeof(pp), "%s/pins", cf->dirs[0]);
+    c->pins_path = strdup(pp);
+    c->pins = calloc(PINS_MAX, sizeof(*c->pins));
+    if (!c->pins_path || !c->pins) {
+        err = ENOMEM;
+        goto fail;
+    }
+    pins_load(c);
+
+    uint64_t blocks = 0, bytes = 0;
+    for (unsigned i = 0; i < ns; i++) {
+        blocks += c->shards[i].hcount;
+        bytes += c->shards[i].bytes;
+    }
+    LOG_AT(LOG_INFO,
+           "cache: %u shards x %u regions of %u KiB on %zu dir(s); %" PRIu64 " blocks (%" PRIu64
+           " MiB) loaded in %" PRIu64 " ms; checksums %s",
+           ns, per, rs >> 10, cf->ndirs, blocks, bytes >> 20, c->load_usec / 1000,
+           crc32c_hw() ? "by the CPU's crc32 instruction" : "in software");
+
+    c->pf_max = c->conf.fetch_max * 3 / 4 ? c->conf.fetch_max * 3 / 4 : 1;
+    c->fetchers = calloc(c->conf.fetch_max, sizeof(*c->fetchers));
+    if (!c->fetchers) {
+        err = ENOMEM;
+        goto fail;
+    }
+    for (unsigned i = 0; i < c->conf.fetch_max; i++) {
+        if ((err = pthread_create(&c->fetchers[i], NULL, fetcher_main, c)))
+            goto fail;
+        c->nfetchers++;
+    }
+    if ((err = pthread_create(&c->cleaner, NULL, cleaner_main, c)))
+        goto fail;
+    c->cleaner_started = true;
+    wake_cleaner(c);
+    return c;
+
+fail:
+    cache_destroy(c);
+    errno = err;
+    return NULL;
+}
+
+void cache_destroy(struct cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->qlock);
+    c->stop = true;
+    pthread_cond_broadcast(&c->work);
+    pthread_mutex_unlock(&c->qlock);
+    for (unsigned i = 0; i < c->nfetchers; i++)
+        pthread_join(c->fetchers[i], NULL);
+    if (c->cleaner_started) {
+        pthread_mutex_lock(&c->cleanlock);
+        c->clean_stop = true;
+        pthread_cond_signal(&c->clean_needed);
+        pthread_mutex_unlock(&c->cleanlock);
+        pthread_join(c->cleaner, NULL);
+    }
+    for (unsigned i = 0; c->shards && i < c->nshards; i++) {
+        struct shard *sh = &c->shards[i];
+        if (sh->regions && sh->fd >= 0) {
+            /* Seal the open regions so that the next start reads summaries only. */
+            pthread_mutex_lock(&sh->lock);
+            for (int q = 0; q < 2; q++)
+                if (sh->open[q] && sh->open[q]->count)
+                    summary_write(c, sh, sh->open[q]);
+            pthread_mutex_unlock(&sh->lock);
+        }
+        for (size_t b = 0; sh->htab && b <= sh->hmask; b++) {
+            struct entry *e = sh->htab[b];
+            while (e) {
+                struct entry *next = e->hnext;
+                free(e);
+                e = next;
+            }
+        }
+        free(sh->htab);
+        free(sh->regions);
+        free(sh->ghost);
+        if (sh->fd >= 0)
+            close(sh->fd);
+        if (sh->regions || sh->fd >= 0) {
+            pthread_mutex_destroy(&sh->lock);
+            pthread_cond_destroy(&sh->readers_gone);
+        }
+    }
+    free(c->shards);
+    free(c->fetchers);
+    free(c->pins);
+    free(c->pins_path);
+    free(c);
+}
+
+/* ---- statistics -------------------------------------------------------- */
+
+void cache_get_stats(struct cache *c, uint32_t export_id, struct cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct counters *n = &c->total;
+    if (export_id != UINT32_MAX) {
+        n = NULL;
+        for (unsigned i = 0; i < EXP_SLOTS && !n; i++)
+            if (atomic_load(&c->exps[i].id) == export_id)
+                n = &c->exps[i].n;
+        if (!n)
+            return;
+    }
+#define G(f) out->f = atomic_load_explicit(&n->f, memory_order_relaxed)
+    G(hits); G(misses); G(bytes_hit); G(bytes_miss); G(gets); G(get_bytes); G(waits);
+    G(ra_issued); G(ra_used); G(pf_issued); G(pf_used); G(pf_skipped); G(evictions);
+    G(reinserted); G(not_admitted); G(corrupt); G(write_errors); G(stale);
+#undef G
+    if (export_id != UINT32_MAX)
+        return;
+    for (unsigned i = 0; i < c->nshards; i++) {
+        struct shard *sh = &c->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        out->blocks += sh->hcount;
+        out->bytes += sh->bytes;
+        pthread_mutex_unlock(&sh->lock);
+        struct stat st;
+        if (fstat(sh->fd, &st) == 0)
+            out->disk_bytes += (uint64_t)st.st_blocks * 512u;
+    }
+    struct stat st;
+    if (c->pins_path && stat(c->pins_path, &st) == 0)
+        out->disk_bytes += (uint64_t)st.st_blocks * 512u;
+    out->capacity = c->conf.size;
+    out->fetching = atomic_load(&c->fetching);
+    out->prefetch_bytes_inflight = atomic_load(&c->pf_bytes);
+    out->load_usec = c->load_usec;
+}

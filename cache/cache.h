@@ -1,0 +1,141 @@
+/*
+ * cache.h - the sharded SSD block cache between the inode table and the
+ * object store.
+ *
+ * Objects are cached in fixed-size blocks (cache.block_size; the last block
+ * of an object, and a whole small object, take their own size, not a
+ * block's).  A block is named by the object's identity *and version*:
+ * (export id, inode, generation, version, block number), where version is
+ * cache_version() of the ETag and size the inode table holds.  A new version
+ * of an object therefore never finds the old version's blocks, and a miss
+ * is fetched with If-Match on that ETag, so a READ never returns bytes of
+ * two versions: when the object changed underneath, the fetch fails with
+ * ESTALE and the caller revalidates (HEAD) and asks again for the new
+ * version.
+ *
+ * Blocks live on the cache directories (one per SSD) in one data file per
+ * shard, written as a log of regions (see cache.c for the layout, the block
+ * states and the eviction policy).  The cache survives restarts and
+ * `kill -9`: every intact block is found again without a store request; a
+ * torn or corrupt block fails its checksum and is fetched again, never
+ * served.
+ *
+ * Contract, for every function returning int: 0 or a positive errno.
+ *   ESTALE   the object is no longer the version `o` names (If-Match failed)
+ *   ENOENT   the object is gone from the store
+ *   EAGAIN   the store is unavailable for now (NFS3ERR_JUKEBOX)
+ *   EACCES, EIO, ENOMEM   as the store or the system said
+ * A full or failing cache disk is never an error of a read: the block is
+ * served from memory and not kept (stats.write_errors counts it).
+ *
+ * Threads: every function is safe to call from many threads.  Completion
+ * callbacks run on the cache's fetch threads and must not block on the
+ * store.  Memory is bounded by configuration: at most fetch_max blocks are
+ * being fetched at once, demand fetches first, and read-ahead and prefetch
+ * together hold at most prefetch_budget bytes in memory.
+ */
+#ifndef BNFS_CACHE_H
+#define BNFS_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct objstore;
+
+struct cache_conf {
+    char **dirs;             /* cache directories (created if missing); shards spread over them */
+    size_t ndirs;
+    uint64_t size;           /* hard bound on bytes on disk, index included */
+    uint32_t block_size;     /* power of two, 4 KiB .. 64 MiB */
+    uint64_t readahead_max;  /* largest read-ahead window of one stream, bytes */
+    uint64_t prefetch_budget;/* read-ahead + prefetch bytes in flight at most (0: default) */
+    unsigned fetch_max;      /* concurrent store requests, demand and prefetch together (0: 64) */
+    unsigned shards;         /* 0: chosen from size (at most 16) */
+};
+
+/* One version of one object: what is read, and where to fetch it from. */
+struct cache_obj {
+    uint32_t export_id;
+    uint32_t gen;
+    uint64_t ino;
+    uint64_t version;       /* cache_version(etag, size) */
+    uint64_t size;          /* the object's size in this version */
+    struct objstore *store; /* where misses come from */
+    const char *bucket;
+    const char *key;        /* full object key */
+    const char *etag;       /* If-Match for every fetch; "" = unconditional */
+    bool noevict_when_full; /* the export reads shuffled epochs: keep what is cached (see cache.c) */
+};
+
+struct cache;
+
+/* Open (creating, or loading the index of) the cache.  NULL + errno; logs why. */
+struct cache *cache_create(const struct cache_conf *c);
+
+/* Stop the fetch threads (fetches in flight complete) and close the files.  NULL is fine. */
+void cache_destroy(struct cache *c);
+
+/* The version number of an object's ETag and size (never 0). */
+uint64_t cache_version(const char *etag, uint64_t size);
+
+/*
+ * Completion of cache_read_async: err as in the contract above, got the
+ * number of bytes placed in the caller's buffer (short only at the end of
+ * the object).
+ */
+typedef void (*cache_done_fn)(void *arg, int err, size_t got);
+
+/*
+ * Read len bytes at off of object o into buf.  Returns 0 when every block
+ * was cached and the bytes are in buf (*got set, done not called), or
+ * EINPROGRESS when a block has to be fetched: then done(arg, err, got) is
+ * called exactly once, later, from a fetch thread, and buf, o's strings and
+ * arg must stay valid until it is.  Any other value is an error (done not
+ * called).  A miss never delays the hit of another caller.  The read also
+ * feeds the read-ahead of its stream (sequential readers of a file get the
+ * following blocks fetched ahead of them).
+ */
+int cache_read_async(struct cache *c, const struct cache_obj *o, uint64_t off, size_t len,
+                     void *buf, size_t *got, cache_done_fn done, void *arg);
+
+/* The same, waiting for the fetches: 0 and *got, or an error. */
+int cache_read(struct cache *c, const struct cache_obj *o, uint64_t off, size_t len, void *buf,
+               size_t *got);
+
+/*
+ * Fetch [off, off+len) of o ahead of its readers, under the prefetch budget
+ * (skipped, not queued, when the budget is spent).  o's strings are copied.
+ */
+void cache_prefetch(struct cache *c, const struct cache_obj *o, uint64_t off, uint64_t len);
+
+/*
+ * Pinned objects are never evicted (every version of ino).  Pins are kept in
+ * the index and survive restarts.
+ */
+int cache_pin(struct cache *c, uint32_t export_id, uint64_t ino, bool pinned);
+
+struct cache_stats {
+    uint64_t hits, misses;           /* block lookups of reads */
+    uint64_t bytes_hit, bytes_miss;  /* bytes served from the cache / fetched for readers */
+    uint64_t gets, get_bytes;        /* store GETs and their bytes (demand + prefetch) */
+    uint64_t waits;                  /* reads that joined a fetch already in flight */
+    uint64_t ra_issued, ra_used;     /* read-ahead blocks fetched / later read */
+    uint64_t pf_issued, pf_used;     /* prefetch (cross-file) blocks fetched / later read */
+    uint64_t pf_skipped;             /* read-ahead or prefetch not issued: budget spent */
+    uint64_t evictions, reinserted;  /* blocks dropped / copied forward by eviction */
+    uint64_t not_admitted;           /* blocks served but not kept (shuffle mode, full disk) */
+    uint64_t corrupt;                /* blocks that failed their checksum (dropped, refetched) */
+    uint64_t write_errors;           /* cache disk writes that failed (ENOSPC, EIO) */
+    uint64_t stale;                  /* fetches refused by If-Match (object changed) */
+    uint64_t blocks, bytes;          /* blocks indexed and their bytes */
+    uint64_t disk_bytes;             /* bytes the cache files hold on disk (<= size) */
+    uint64_t capacity;               /* cache.size */
+    uint64_t fetching, prefetch_bytes_inflight;
+    uint64_t load_usec;              /* time the index took to load at start */
+};
+
+/* Totals (export_id = UINT32_MAX) or one export's counters (index fields are totals only). */
+void cache_get_stats(struct cache *c, uint32_t export_id, struct cache_stats *out);
+
+#endif

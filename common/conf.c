@@ -67,6 +67,8 @@ static const struct conf_key {
     {"cache", "size", "8G", OPT},
     {"cache", "block_size", "1M", OPT},
     {"cache", "readahead_max", "64M", OPT},
+    {"cache", "prefetch_budget", "256M", OPT},
+    {"cache", "fetch_max", "64", OPT},
 
     {"store", "name", NULL, REQ},
     {"store", "type", NULL, REQ},
@@ -102,6 +104,7 @@ static const struct conf_key {
     {"export", "dir_mode", "0755", OPT},
     {"export", "uid", "0", OPT},
     {"export", "gid", "0", OPT},
+    {"export", "shuffle", "false", OPT},
 };
 
 /* One parse in progress: where errors go and which file is being read. */
@@ -687,6 +690,8 @@ static int parse_export(struct pctx *p, const config_setting_t *g, const struct 
         return rc;
     if ((rc = get_mode(p, g, "export", "dir_mode", &x->dir_mode)))
         return rc;
+    if ((rc = get_bool(p, g, "export", "shuffle", &x->shuffle)))
+        return rc;
     return 0;
 }
 
@@ -910,6 +915,15 @@ static int parse_cache(struct pctx *p, config_setting_t *root, struct conf_cache
         return rc;
     if (cc->readahead_max > cc->size)
         return perr(p, w, "readahead_max: must not exceed the cache size");
+    if ((rc = get_size(p, g, "cache", "prefetch_budget", &cc->prefetch_budget, &w)))
+        return rc;
+    if (cc->prefetch_budget < bs)
+        return perr(p, w, "prefetch_budget: must hold at least one block (%llu bytes)",
+                    (unsigned long long)bs);
+    long long n;
+    if ((rc = get_int(p, g, "cache", "fetch_max", 1, 1024, &n)))
+        return rc;
+    cc->fetch_max = (unsigned)n;
     return 0;
 }
 

@@ -62,6 +62,7 @@ struct conf_export {
     unsigned metadata_ttl;        /* seconds (default 30) */
     uint32_t file_mode, dir_mode; /* for objects without POSIX metadata (0644, 0755) */
     uint32_t uid, gid;            /* owner of such objects (0, 0) */
+    bool shuffle;                 /* read in shuffled epochs: once the cache is full, keep it */
     int line;
 };
 
@@ -82,6 +83,8 @@ struct conf_cache {
     uint64_t size;          /* bytes */
     uint32_t block_size;    /* bytes */
     uint64_t readahead_max; /* bytes */
+    uint64_t prefetch_budget; /* read-ahead + prefetch bytes in flight at most (256M) */
+    unsigned fetch_max;       /* concurrent store requests of the cache (64) */
 };
 
 struct conf_exports {

@@ -584,10 +584,10 @@ struct rpc_call {
     struct rpc_work *w; /* the record (decoded args may point into it), the connection */
     const struct rpc_proc *pr;
     void *args, *res;
-    bool handler_ran;                /* release only what a handler built */
-    bool async;                      /* counted in srv->async_pending */
-    enum rpc_handler_status status;  /* from rpc_complete */
-    unsigned steps;                  /* atomic, see above */
+    bool handler_ran;               /* release only what a handler built */
+    bool async;                     /* counted in srv->async_pending */
+    enum rpc_handler_status status; /* from rpc_complete */
+    unsigned steps;                 /* atomic, see above */
     alignas(max_align_t) unsigned char mem[];
 };
 
@@ -664,11 +664,12 @@ static void call_finish(struct rpc_call *call, enum rpc_handler_status hs)
     uint32_t xid = call->req.xid;
     bool async = call->async;
     bool reply = hs != RPC_HANDLER_DROP;
+    size_t body_max = pr->max_reply ? pr->max_reply : RPC_DEFAULT_MAX_REPLY;
     struct reply r;
 
-    if (reply && !reply_init(&r, pr->max_reply ? pr->max_reply : RPC_DEFAULT_MAX_REPLY)) {
+    if (reply && !reply_init(&r, body_max)) {
         LOG_AT(LOG_ERR, "rpc: %s: out of memory for a %zu-byte reply; call dropped", pr->name,
-               pr->max_reply);
+               body_max);
         reply = false;
     }
     if (reply) {

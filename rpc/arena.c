@@ -7,8 +7,9 @@
  * carved from the current chunk, one larger than a chunk gets a chunk of
  * its own.  Every allocation is zeroed and aligned for max_align_t.
  *
- * Threads: one arena belongs to one request and is used by the worker
- * serving it.  No locks.
+ * Threads: one arena belongs to one request and is used by one thread at
+ * a time: the one running its handler, then (for an async call) whichever
+ * the handler hands the call to, up to rpc_complete.  No locks.
  */
 #include "rpc/rpc_internal.h"
 

@@ -16,6 +16,13 @@
  *
  * A program is a table of procedures (struct rpc_proc), in the manner of
  * Linux nfsd's dispatch tables: decoder, encoder, handler, reply size.
+ *
+ * A handler either answers before it returns (RPC_HANDLER_OK and the
+ * other statuses), or takes the call (RPC_HANDLER_ASYNC) and has it
+ * answered later by rpc_complete(), from any thread, so a call that waits
+ * on the object store holds memory but no worker thread.  An async call
+ * counts against the connection's max_inflight until its reply has left,
+ * like any other.
  */
 #ifndef BNFS_RPC_H
 #define BNFS_RPC_H
@@ -36,7 +43,11 @@ struct rpc_cred {
     uint32_t gids[RPC_AUTH_SYS_MAX_GIDS];
 };
 
-/* One call being served.  Owned by the transport; valid until the handler returns. */
+/*
+ * One call being served.  Owned by the transport; valid until the handler
+ * returns, or, if the handler returned RPC_HANDLER_ASYNC, until
+ * rpc_complete() is called for it.
+ */
 struct rpc_req {
     uint32_t xid, prog, vers, proc;
     struct rpc_cred cred;
@@ -55,6 +66,18 @@ enum rpc_handler_status {
     RPC_HANDLER_AUTH_TOOWEAK,/* reply MSG_DENIED / AUTH_ERROR / AUTH_TOOWEAK */
     RPC_HANDLER_DROP,        /* send no reply (the client will retransmit) */
     RPC_HANDLER_WOULDBLOCK,  /* handler_nowait only: run the call on a worker instead */
+    /*
+     * `handler` only: the handler has taken the call.  It (or whoever it
+     * hands the call to) calls rpc_complete(req, status) exactly once, from
+     * any thread, after filling res.  Until then req, args, res and the
+     * request arena stay valid and belong to the call; after it, none of
+     * them may be touched.  rpc_complete may come before the handler
+     * returns (a fast completion, even from the handler itself): the call
+     * is then answered once the handler has returned.  A handler_nowait
+     * that returns this is a bug: the call is answered SYSTEM_ERR at once
+     * (and a later rpc_complete would touch freed memory).
+     */
+    RPC_HANDLER_ASYNC,
 };
 
 struct rpc_proc {
@@ -63,10 +86,17 @@ struct rpc_proc {
     size_t args_size;        /* bytes of the decoded argument struct */
     xdrproc_t encode_res;    /* NULL: void result */
     size_t res_size;         /* bytes of the result struct (zeroed before the handler) */
-    /* Fill res from args.  Allocate reply memory with rpc_alloc (freed after the reply is sent). */
+    /*
+     * Fill res from args.  Allocate reply memory with rpc_alloc (freed after
+     * the reply is sent).  May return RPC_HANDLER_ASYNC (see above).
+     */
     enum rpc_handler_status (*handler)(struct rpc_req *req, void *args, void *res);
     size_t max_reply;        /* upper bound of the encoded result, bytes (0: 4096) */
-    /* Called after encoding with the same res, to release what the handler holds (may be NULL). */
+    /*
+     * Called after encoding with the same res, to release what the handler
+     * holds (may be NULL).  For an async call it runs inside rpc_complete,
+     * on the completing thread.
+     */
     void (*release)(struct rpc_req *req, void *res);
     /*
      * Optional fast path (may be NULL).  When a TCP read brings exactly one
@@ -93,6 +123,12 @@ struct rpc_server_conf {
     size_t max_record;         /* largest accepted call record, bytes (e.g. 1 MiB + 4 KiB) */
     unsigned max_inflight;     /* calls in flight per connection before reading pauses */
     unsigned max_connections;  /* accepted connections beyond this are closed at once */
+    /*
+     * How long rpc_server_stop waits for async calls (RPC_HANDLER_ASYNC)
+     * still outstanding before it closes the connections, and
+     * rpc_server_destroy waits again before it frees the server; 0: 10000.
+     */
+    unsigned async_stop_ms;
 };
 
 struct rpc_server;
@@ -113,9 +149,33 @@ int rpc_listen_udp(struct rpc_server *s, const char *addr, uint16_t port, uint16
 /* Start the event loop and the workers in background threads. */
 int rpc_server_start(struct rpc_server *s);
 
-/* Stop accepting, finish calls in flight, join threads.  Safe to call once. */
+/*
+ * Stop accepting, finish calls in flight, join threads.  Safe to call once.
+ * Async calls still outstanding are waited for up to conf.async_stop_ms;
+ * then the connections close, and a reply completed later is dropped (its
+ * memory is released by rpc_complete as usual).
+ */
 void rpc_server_stop(struct rpc_server *s);
+
+/*
+ * Stop, then free the server.  If async calls are still outstanding after
+ * another conf.async_stop_ms, the server's memory is left allocated (and
+ * logged) rather than freed, so their late rpc_complete stays safe.
+ */
 void rpc_server_destroy(struct rpc_server *s);
+
+/*
+ * Answer a call its handler returned RPC_HANDLER_ASYNC for, with `status`
+ * (any status but RPC_HANDLER_ASYNC and RPC_HANDLER_WOULDBLOCK, which are
+ * answered SYSTEM_ERR), once res is filled.  Exactly once per such call,
+ * from any thread.  Encodes the result, runs the procedure's release hook,
+ * frees the arguments and the arena, and sends the reply as a worker would
+ * (or drops it if the connection died meanwhile); req must not be touched
+ * afterwards.  Never waits for a peer; it takes only the RPC layer's own
+ * locks, but the release hook runs on the calling thread, so call it with
+ * no lock held that the hook may take.
+ */
+void rpc_complete(struct rpc_req *req, enum rpc_handler_status status);
 
 /*
  * rpcbind: register (prog, vers, proto, port) with the local rpcbind if it
@@ -130,7 +190,10 @@ void *rpc_alloc(struct rpc_req *req, size_t n);
 char *rpc_strdup(struct rpc_req *req, const char *s);
 
 struct rpc_stats {
-    uint64_t calls, replies, garbage, bad_records, connections, inflight;
+    uint64_t calls, replies, garbage, bad_records, connections;
+    uint64_t inflight;      /* calls between decoding and their reply being encoded */
+    uint64_t async_calls;   /* calls whose handler returned RPC_HANDLER_ASYNC, ever */
+    uint64_t async_pending; /* of those, calls rpc_complete has not finished yet */
 };
 void rpc_server_get_stats(struct rpc_server *s, struct rpc_stats *out);
 

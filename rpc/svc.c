@@ -22,6 +22,29 @@
  *             order, not arrival order.  A worker never waits for a peer:
  *             what the socket does not take at once is appended to the
  *             connection's output queue, which the loop flushes on EPOLLOUT.
+ *   others    any thread a handler hands a call to (RPC_HANDLER_ASYNC)
+ *             finishes it with rpc_complete(), which encodes and sends the
+ *             reply exactly as a worker would.
+ *
+ * Calls
+ *   A call being served is a heap object (struct rpc_call: the rpc_req,
+ *   args and res in one allocation, plus the arena and the work item that
+ *   holds the record the args were decoded from and the call's connection
+ *   reference).  It is never on a worker's stack, so it can outlive the
+ *   handler:
+ *     sync    the handler returns a status; the same thread finishes the
+ *             call (call_finish: encode, release hook, xdr_free of the
+ *             args, arena destroy, send, connection accounting).
+ *     async   the handler returns RPC_HANDLER_ASYNC and the worker goes on
+ *             to the next call.  Of the two events "handler returned ASYNC"
+ *             and "rpc_complete called", whichever comes second (an atomic
+ *             counter in the call decides) runs call_finish, so rpc_complete
+ *             may come before the handler returns, even from the handler.
+ *             srv->async_pending counts these calls until call_finish is
+ *             over; the connection counts them in flight until the reply
+ *             has left, so max_inflight bounds them as it bounds the rest.
+ *   handler_nowait (the loop's fast path) must not return ASYNC: such a
+ *   call is answered SYSTEM_ERR.
  *
  * Connection life
  *   open      registered in epoll for input; refs = 1 (the loop's) plus one
@@ -36,8 +59,9 @@
  *   dead      the loop saw EOF, an error, or a bad record, or queued output
  *             made no progress for RPC_SEND_TIMEOUT_MS: removed from epoll,
  *             shut down, dropped from the connection list.  Workers still
- *             running calls for it skip their replies.  The fd is closed
- *             and the memory freed when the last reference is put.
+ *             running calls for it, and async calls completed later, skip
+ *             their replies.  The fd is closed and the memory freed when
+ *             the last reference is put.
  *
  * Work queue: a list bounded by qmax items.  When it is full the loop
  * waits for room, which stops reading everywhere - back-pressure rather
@@ -48,12 +72,19 @@
  * so the loop and the workers may both change it.
  *
  * Lock order: conn->send_lock, then conn->lock, then srv->lock.  No lock
- * is held across a handler call; send_lock is held across nonblocking
- * writes only.
+ * is held across a handler call, an encoder or a release hook; send_lock
+ * is held across nonblocking writes only, and srv->lock across the
+ * nonblocking sendto of an async UDP reply (so stop cannot close the
+ * socket under it).
  *
  * Stop: the loop exits at its next wake-up; workers drain the queue (every
- * call already read is answered), then exit; queued output gets up to
+ * call already read is answered), then exit; async calls get up to
+ * conf.async_stop_ms to complete; queued output gets up to
  * RPC_STOP_FLUSH_MS to leave; then the connections and listeners close.
+ * An async call completed after that finds its connection dead (or the
+ * listeners closed): its reply is dropped and its memory released.  The
+ * server's own memory is freed by rpc_server_destroy only once no async
+ * call is outstanding (it waits conf.async_stop_ms again, then leaves it).
  */
 #include "rpc/oncrpc.h"
 #include "rpc/rpc_internal.h"
@@ -67,6 +98,8 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -83,6 +116,7 @@
 #define RPC_SEND_TIMEOUT_MS 30000  /* queued output making no progress this long: close */
 #define RPC_SWEEP_MS 1000          /* how often the loop looks for stuck output */
 #define RPC_STOP_FLUSH_MS 5000     /* at stop, how long queued output may take to leave */
+#define RPC_ASYNC_STOP_MS 10000    /* default conf.async_stop_ms */
 #define RPC_LOOP_BATCH 64          /* records or datagrams per wake-up before yielding */
 #define RPC_DEFAULT_MAX_REPLY 4096
 
@@ -157,14 +191,17 @@ struct rpc_server {
     unsigned nworkers;
     bool started, stopped;
 
-    pthread_mutex_t lock;      /* queue, resume list, stopping flags */
+    pthread_mutex_t lock;      /* queue, resume list, async count, stopping flags */
     pthread_cond_t work_ready; /* queue non-empty, or loop_done */
     pthread_cond_t queue_room; /* queue below qmax, or stopping */
+    pthread_cond_t async_idle; /* async_pending fell to 0 (CLOCK_MONOTONIC) */
     struct rpc_work *qhead, *qtail;
     size_t qlen, qmax;
     struct rpc_conn *resume;
+    unsigned async_pending;    /* calls taken by RPC_HANDLER_ASYNC, not finished yet */
     bool stopping;
     bool loop_done;
+    bool lis_closed;           /* stop closed the listeners: late UDP replies are dropped */
 
     /* Loop thread only (and rpc_server_stop after the loop is joined). */
     struct rpc_conn *conns;
@@ -469,8 +506,14 @@ static void reply_reset(struct reply *r)
     xdrmem_create(&r->x, (char *)r->buf + 4, (u_int)(r->cap - 4), XDR_ENCODE);
 }
 
-/* Send the reply; for TCP the buffer passes to the connection (r->buf becomes NULL). */
-static void reply_send(struct rpc_server *s, struct rpc_work *w, struct reply *r)
+/*
+ * Send the reply.  For TCP the buffer passes to the connection (r->buf
+ * becomes NULL), which from then on accounts for the call's end: returns
+ * true.  For UDP returns false.  `late`: an async completion, which may
+ * race with rpc_server_stop closing the listeners, so a datagram is sent
+ * under s->lock, where stop marks them closed.
+ */
+static bool reply_send(struct rpc_server *s, struct rpc_work *w, struct reply *r, bool late)
 {
     size_t len = xdr_getpos(&r->x);
 
@@ -480,15 +523,26 @@ static void reply_send(struct rpc_server *s, struct rpc_work *w, struct reply *r
         uint8_t *buf = r->buf;
         r->buf = NULL;
         conn_queue_reply(s, w->conn, buf, len + 4);
-        return;
+        return true;
+    }
+    if (late) {
+        pthread_mutex_lock(&s->lock);
+        if (s->lis_closed) {
+            pthread_mutex_unlock(&s->lock);
+            LOG_AT(LOG_DEBUG, "rpc: udp reply completed after stop: dropped");
+            return false;
+        }
     }
     ssize_t n = sendto(w->udp_fd, r->buf + 4, len, MSG_DONTWAIT, (struct sockaddr *)&w->peer,
                        w->peerlen);
+    if (late)
+        pthread_mutex_unlock(&s->lock);
     if (n == (ssize_t)len)
         STAT_ADD(s, replies, 1);
     else
         LOG_AT(LOG_DEBUG, "rpc: udp reply of %zu bytes not sent: %s", len,
                n < 0 ? strerror(errno) : "short write");
+    return false;
 }
 
 static void reply_free(struct reply *r)
@@ -497,7 +551,45 @@ static void reply_free(struct reply *r)
     free(r->buf);
 }
 
+/*
+ * The call read into w is over: account for its end on the connection
+ * (unless `replied`: a reply handed to the connection does that when it
+ * leaves), drop the call's connection reference, free w.
+ */
+static void work_done(struct rpc_server *s, struct rpc_work *w, bool replied)
+{
+    if (w->conn) {
+        if (!replied)
+            conn_call_done(s, w->conn, 1);
+        conn_put(w->conn);
+    }
+    work_free(w);
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
+
+/*
+ * One call from argument decoding to reply.  On the heap, not on a worker's
+ * stack, so that it can outlive the thread that ran its handler
+ * (RPC_HANDLER_ASYNC).  args and res follow in the same allocation.
+ *
+ * steps counts two events, "the handler returned RPC_HANDLER_ASYNC" and
+ * "rpc_complete was called"; whichever comes second finishes the call
+ * (call_finish), so a completion that comes before the handler returns is
+ * no race.  A synchronous call never touches steps.
+ */
+struct rpc_call {
+    struct rpc_req req; /* first: rpc_complete finds the call from it */
+    struct rpc_server *srv;
+    struct rpc_work *w; /* the record (decoded args may point into it), the connection */
+    const struct rpc_proc *pr;
+    void *args, *res;
+    bool handler_ran;               /* release only what a handler built */
+    bool async;                     /* counted in srv->async_pending */
+    enum rpc_handler_status status; /* from rpc_complete */
+    unsigned steps;                 /* atomic, see above */
+    alignas(max_align_t) unsigned char mem[];
+};
 
 static const struct rpc_program *find_program(struct rpc_server *s, uint32_t prog, uint32_t vers,
                                               bool *prog_known, uint32_t *low, uint32_t *high)
@@ -518,115 +610,231 @@ static const struct rpc_program *find_program(struct rpc_server *s, uint32_t pro
     return NULL;
 }
 
-/* What became of a call served by serve(). */
+/* A handler took a call (RPC_HANDLER_ASYNC): rpc_server_stop waits for it. */
+static void async_begin(struct rpc_server *s)
+{
+    STAT_ADD(s, async_calls, 1);
+    pthread_mutex_lock(&s->lock);
+    s->async_pending++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* An async call is over.  The server may be freed as soon as s->lock is released. */
+static void async_end(struct rpc_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (--s->async_pending == 0)
+        pthread_cond_broadcast(&s->async_idle);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Wait up to `ms` for every async call to be over.  Returns how many are
+ * still outstanding.
+ */
+static unsigned async_wait(struct rpc_server *s, unsigned ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&s->lock);
+    while (s->async_pending && pthread_cond_timedwait(&s->async_idle, &s->lock, &dl) != ETIMEDOUT)
+        ;
+    unsigned left = s->async_pending;
+    pthread_mutex_unlock(&s->lock);
+    return left;
+}
+
+/*
+ * Answer the call with `hs`: encode the reply, release what the handler
+ * holds, free the call, send the reply and account for the call's end.
+ * Exactly once per call, on the thread that ran the handler or on the one
+ * that called rpc_complete.  No lock held.
+ */
+static void call_finish(struct rpc_call *call, enum rpc_handler_status hs)
+{
+    struct rpc_server *s = call->srv;
+    struct rpc_work *w = call->w;
+    const struct rpc_proc *pr = call->pr;
+    uint32_t xid = call->req.xid;
+    bool async = call->async;
+    bool reply = hs != RPC_HANDLER_DROP;
+    size_t body_max = pr->max_reply ? pr->max_reply : RPC_DEFAULT_MAX_REPLY;
+    struct reply r;
+
+    if (reply && !reply_init(&r, body_max)) {
+        LOG_AT(LOG_ERR, "rpc: %s: out of memory for a %zu-byte reply; call dropped", pr->name,
+               body_max);
+        reply = false;
+    }
+    if (reply) {
+        switch (hs) {
+        case RPC_HANDLER_OK:
+            if (!rpc_encode_accepted(&r.x, xid, SUCCESS, 0, 0) ||
+                (pr->encode_res && !pr->encode_res(&r.x, call->res, 0))) {
+                LOG_AT(LOG_ERR, "rpc: %s: reply does not fit or does not encode (max_reply %zu)",
+                       pr->name, pr->max_reply);
+                reply_reset(&r);
+                rpc_encode_accepted(&r.x, xid, SYSTEM_ERR, 0, 0);
+            }
+            break;
+        case RPC_HANDLER_GARBAGE:
+            STAT_ADD(s, garbage, 1);
+            rpc_encode_accepted(&r.x, xid, GARBAGE_ARGS, 0, 0);
+            break;
+        case RPC_HANDLER_AUTH_TOOWEAK:
+            rpc_encode_auth_error(&r.x, xid, AUTH_TOOWEAK);
+            break;
+        case RPC_HANDLER_WOULDBLOCK: /* only handler_nowait may say so */
+        case RPC_HANDLER_ASYNC:      /* only a handler may say so, and only once */
+        case RPC_HANDLER_SYSTEM_ERR:
+        default:
+            rpc_encode_accepted(&r.x, xid, SYSTEM_ERR, 0, 0);
+            break;
+        }
+    }
+    if (call->handler_ran && pr->release)
+        pr->release(&call->req, call->res);
+    if (pr->decode_args)
+        xdr_free(pr->decode_args, call->args);
+    rpc_arena_destroy(call->req.arena);
+    free(call);
+
+    /* Before the reply leaves: whoever sees it must not see the call in flight. */
+    STAT_SUB(s, inflight, 1);
+    bool replied = false;
+    if (reply) {
+        replied = reply_send(s, w, &r, async);
+        reply_free(&r);
+    }
+    work_done(s, w, replied);
+    if (async)
+        async_end(s); /* last: s may be gone after it */
+}
+
+void rpc_complete(struct rpc_req *req, enum rpc_handler_status status)
+{
+    struct rpc_call *call = (struct rpc_call *)req; /* req is the call's first member */
+
+    if (status == RPC_HANDLER_ASYNC || status == RPC_HANDLER_WOULDBLOCK)
+        LOG_AT(LOG_ERR, "rpc: %s: rpc_complete with status %d: answering SYSTEM_ERR",
+               call->pr->name, (int)status);
+    call->status = status;
+    /* First of the two steps: the thread that ran the handler finishes the call. */
+    if (__atomic_fetch_add(&call->steps, 1, __ATOMIC_ACQ_REL) == 0)
+        return;
+    call_finish(call, status);
+}
+
+/* What became of a call handed to serve() or run_proc(). */
 enum served {
-    SERVED_REPLY,    /* a reply was sent (TCP: handed to the connection) */
-    SERVED_NONE,     /* no reply is to be sent */
-    SERVED_DEFERRED, /* nowait: the call needs a worker; nothing was sent or counted */
+    SERVED_DONE,     /* taken: answered, dropped, or to be answered by rpc_complete; w is gone */
+    SERVED_DEFERRED, /* nowait: the call needs a worker; w untouched, nothing counted */
+    SERVED_NOMEM,    /* run_proc only: no memory for the call; w untouched */
 };
 
 /*
- * Run one procedure (its handler_nowait if `nowait`) and encode its reply
- * into r.  SERVED_NONE if the handler asked to drop the call; SERVED_DEFERRED
- * if handler_nowait would have had to wait.
+ * Decode the arguments and run one procedure (its handler_nowait if
+ * `nowait`).  SERVED_DONE: the call (and w) is taken, and is over, or will
+ * be at rpc_complete.  SERVED_DEFERRED if handler_nowait would have had to
+ * wait; SERVED_NOMEM if the call could not be allocated.
  */
 static enum served run_proc(struct rpc_server *s, struct rpc_work *w, const struct rpc_call_hdr *h,
-                            const struct rpc_program *p, const struct rpc_proc *pr, struct reply *r,
-                            bool nowait)
+                            const struct rpc_program *p, const struct rpc_proc *pr, bool nowait)
 {
-    struct rpc_req req = {
-        .xid = h->xid, .prog = h->prog, .vers = h->vers, .proc = h->proc,
-        .cred = h->cred, .tcp = w->conn != NULL, .prog_ctx = p->ctx,
-    };
-    void *args = NULL, *res = NULL;
-    enum served done = SERVED_REPLY;
+    const size_t align = alignof(max_align_t);
+    size_t args_size = ((pr->args_size ? pr->args_size : 1) + align - 1) & ~(align - 1);
+    size_t res_size = pr->res_size ? pr->res_size : 1;
+    struct rpc_call *call = calloc(1, sizeof(*call) + args_size + res_size);
+    struct rpc_arena *arena = rpc_arena_create();
 
-    if (w->conn) {
-        req.peer = w->conn->peer;
-        req.peerlen = w->conn->peerlen;
-    } else {
-        req.peer = w->peer;
-        req.peerlen = w->peerlen;
-    }
-    req.arena = rpc_arena_create();
-    args = calloc(1, pr->args_size ? pr->args_size : 1);
-    res = calloc(1, pr->res_size ? pr->res_size : 1);
-    if (!req.arena || !args || !res) {
+    if (!call || !arena) {
         LOG_AT(LOG_ERR, "rpc: out of memory serving %s", pr->name);
-        rpc_encode_accepted(&r->x, h->xid, SYSTEM_ERR, 0, 0);
-        goto out;
+        free(call);
+        rpc_arena_destroy(arena);
+        return SERVED_NOMEM;
     }
+    call->req = (struct rpc_req){
+        .xid = h->xid, .prog = h->prog, .vers = h->vers, .proc = h->proc,
+        .cred = h->cred, .tcp = w->conn != NULL, .prog_ctx = p->ctx, .arena = arena,
+    };
+    if (w->conn) {
+        call->req.peer = w->conn->peer;
+        call->req.peerlen = w->conn->peerlen;
+    } else {
+        call->req.peer = w->peer;
+        call->req.peerlen = w->peerlen;
+    }
+    call->srv = s;
+    call->w = w;
+    call->pr = pr;
+    call->args = call->mem;
+    call->res = call->mem + args_size;
+    STAT_ADD(s, inflight, 1);
 
+    enum rpc_handler_status hs;
+    bool decoded = true;
     if (pr->decode_args) {
         XDR ax;
         xdrmem_create(&ax, (char *)w->rec + h->args_off, (u_int)(w->len - h->args_off),
                       XDR_DECODE);
-        bool ok = pr->decode_args(&ax, args, 0);
+        decoded = pr->decode_args(&ax, call->args, 0);
         xdr_destroy(&ax);
-        if (!ok) {
-            STAT_ADD(s, garbage, 1);
-            LOG_AT(LOG_DEBUG, "rpc: %s: arguments do not decode (xid %#x)", pr->name, h->xid);
-            rpc_encode_accepted(&r->x, h->xid, GARBAGE_ARGS, 0, 0);
-            goto out_args;
+    }
+    if (!decoded) {
+        LOG_AT(LOG_DEBUG, "rpc: %s: arguments do not decode (xid %#x)", pr->name, h->xid);
+        hs = RPC_HANDLER_GARBAGE;
+    } else {
+        hs = nowait ? pr->handler_nowait(&call->req, call->args, call->res)
+                    : pr->handler(&call->req, call->args, call->res);
+        call->handler_ran = true;
+    }
+    if (nowait && hs == RPC_HANDLER_WOULDBLOCK) {
+        /* The handler holds nothing: no release. */
+        STAT_SUB(s, inflight, 1);
+        if (pr->decode_args)
+            xdr_free(pr->decode_args, call->args);
+        rpc_arena_destroy(arena);
+        free(call);
+        return SERVED_DEFERRED;
+    }
+    if (nowait) {
+        STAT_ADD(s, calls, 1); /* a fast-path call counts once it is answered */
+        if (hs == RPC_HANDLER_ASYNC) {
+            LOG_AT(LOG_ERR, "rpc: %s: handler_nowait returned RPC_HANDLER_ASYNC", pr->name);
+            hs = RPC_HANDLER_SYSTEM_ERR;
         }
     }
-
-    enum rpc_handler_status hs =
-        nowait ? pr->handler_nowait(&req, args, res) : pr->handler(&req, args, res);
-    if (hs == RPC_HANDLER_WOULDBLOCK && nowait) {
-        done = SERVED_DEFERRED; /* the handler holds nothing: no release */
-        goto out_args;
+    if (hs == RPC_HANDLER_ASYNC) {
+        async_begin(s);
+        call->async = true;
+        /* First of the two steps: rpc_complete finishes the call, maybe already now. */
+        if (__atomic_fetch_add(&call->steps, 1, __ATOMIC_ACQ_REL) == 0)
+            return SERVED_DONE;
+        hs = call->status; /* completed before the handler returned */
+    } else if (__atomic_load_n(&call->steps, __ATOMIC_ACQUIRE) != 0) {
+        LOG_AT(LOG_ERR, "rpc: %s: handler called rpc_complete, then returned %d, not ASYNC",
+               pr->name, (int)hs);
+        hs = call->status;
     }
-    switch (hs) {
-    case RPC_HANDLER_OK:
-        if (!rpc_encode_accepted(&r->x, h->xid, SUCCESS, 0, 0) ||
-            (pr->encode_res && !pr->encode_res(&r->x, res, 0))) {
-            LOG_AT(LOG_ERR, "rpc: %s: reply does not fit or does not encode (max_reply %zu)",
-                   pr->name, pr->max_reply);
-            reply_reset(r);
-            rpc_encode_accepted(&r->x, h->xid, SYSTEM_ERR, 0, 0);
-        }
-        break;
-    case RPC_HANDLER_GARBAGE:
-        STAT_ADD(s, garbage, 1);
-        rpc_encode_accepted(&r->x, h->xid, GARBAGE_ARGS, 0, 0);
-        break;
-    case RPC_HANDLER_AUTH_TOOWEAK:
-        rpc_encode_auth_error(&r->x, h->xid, AUTH_TOOWEAK);
-        break;
-    case RPC_HANDLER_DROP:
-        done = SERVED_NONE;
-        break;
-    case RPC_HANDLER_WOULDBLOCK: /* only handler_nowait may say so */
-    case RPC_HANDLER_SYSTEM_ERR:
-    default:
-        rpc_encode_accepted(&r->x, h->xid, SYSTEM_ERR, 0, 0);
-        break;
-    }
-    if (pr->release)
-        pr->release(&req, res);
-out_args:
-    if (pr->decode_args)
-        xdr_free(pr->decode_args, args);
-out:
-    free(res);
-    free(args);
-    rpc_arena_destroy(req.arena);
-    return done;
+    call_finish(call, hs);
+    return SERVED_DONE;
 }
 
 /*
- * Serve one call from start to reply: a worker (nowait false), or the loop
- * (nowait true: only a well-formed call to a procedure with a
- * handler_nowait; anything else is SERVED_DEFERRED at once).  On
- * SERVED_REPLY over TCP the connection accounts for the call's end.
+ * Serve one call: a worker (nowait false), or the loop (nowait true: only a
+ * well-formed call to a procedure with a handler_nowait; anything else is
+ * SERVED_DEFERRED at once).  SERVED_DONE: w is taken.
  */
 static enum served serve(struct rpc_server *s, struct rpc_work *w, bool nowait)
 {
     struct rpc_call_hdr h;
-    struct reply r;
     const struct rpc_proc *pr = NULL;
-    enum served done = SERVED_REPLY;
 
     enum rpc_call_verdict v = rpc_decode_call(w->rec, w->len, &h);
     bool known = false;
@@ -646,18 +854,29 @@ static enum served serve(struct rpc_server *s, struct rpc_work *w, bool nowait)
         STAT_ADD(s, bad_records, 1);
         LOG_AT(LOG_DEBUG, "rpc: dropped a record of %zu bytes that is not a well-formed call",
                w->len);
-        return SERVED_NONE;
+        work_done(s, w, false);
+        return SERVED_DONE;
     }
-
-    size_t body_max = pr ? (pr->max_reply ? pr->max_reply : RPC_DEFAULT_MAX_REPLY) : 0;
-    if (!reply_init(&r, body_max)) {
+    bool nomem = false;
+    if (pr) {
+        enum served done = run_proc(s, w, &h, p, pr, nowait);
+        if (done != SERVED_NOMEM)
+            return done;
         if (nowait)
             return SERVED_DEFERRED;
-        LOG_AT(LOG_ERR, "rpc: out of memory for a %zu-byte reply; call dropped", body_max);
-        return SERVED_NONE;
+        nomem = true;
     }
 
-    if (v == RPC_CALL_RPC_MISMATCH) {
+    /* An answer from the RPC layer itself: no procedure runs. */
+    struct reply r;
+    if (!reply_init(&r, 0)) {
+        LOG_AT(LOG_ERR, "rpc: out of memory for a reply; call dropped");
+        work_done(s, w, false);
+        return SERVED_DONE;
+    }
+    if (nomem) {
+        rpc_encode_accepted(&r.x, h.xid, SYSTEM_ERR, 0, 0);
+    } else if (v == RPC_CALL_RPC_MISMATCH) {
         rpc_encode_rpc_mismatch(&r.x, h.xid);
     } else if (v == RPC_CALL_AUTH_ERROR) {
         LOG_AT(LOG_DEBUG, "rpc: call xid %#x rejected: auth_stat %d", h.xid, (int)h.why);
@@ -666,24 +885,13 @@ static enum served serve(struct rpc_server *s, struct rpc_work *w, bool nowait)
         rpc_encode_accepted(&r.x, h.xid, PROG_UNAVAIL, 0, 0);
     } else if (!p) {
         rpc_encode_accepted(&r.x, h.xid, PROG_MISMATCH, low, high);
-    } else if (!pr) {
-        rpc_encode_accepted(&r.x, h.xid, PROC_UNAVAIL, 0, 0);
     } else {
-        STAT_ADD(s, inflight, 1);
-        done = run_proc(s, w, &h, p, pr, &r, nowait);
-        /* Before the reply leaves: whoever sees it must not see the call in flight. */
-        STAT_SUB(s, inflight, 1);
+        rpc_encode_accepted(&r.x, h.xid, PROC_UNAVAIL, 0, 0);
     }
-    if (done == SERVED_DEFERRED) {
-        reply_free(&r);
-        return done;
-    }
-    if (nowait)
-        STAT_ADD(s, calls, 1);
-    if (done == SERVED_REPLY)
-        reply_send(s, w, &r);
+    bool replied = reply_send(s, w, &r, false);
     reply_free(&r);
-    return done;
+    work_done(s, w, replied);
+    return SERVED_DONE;
 }
 
 static void *worker_main(void *arg)
@@ -691,15 +899,8 @@ static void *worker_main(void *arg)
     struct rpc_server *s = arg;
     struct rpc_work *w;
 
-    while ((w = queue_pop(s)) != NULL) {
-        enum served done = serve(s, w, false);
-        if (w->conn) {
-            if (done != SERVED_REPLY)
-                conn_call_done(s, w->conn, 1);
-            conn_put(w->conn);
-        }
-        work_free(w);
-    }
+    while ((w = queue_pop(s)) != NULL)
+        serve(s, w, false);
     return NULL;
 }
 
@@ -707,19 +908,12 @@ static void *worker_main(void *arg)
 
 /*
  * Loop thread: try the fast path for a call just read (see the top of the
- * file).  Returns true if the call was answered here and w freed; false if
+ * file).  Returns true if the call was taken here (w is gone); false if
  * it needs a worker (w untouched).
  */
 static bool serve_here(struct rpc_server *s, struct rpc_work *w)
 {
-    enum served done = serve(s, w, true);
-    if (done == SERVED_DEFERRED)
-        return false;
-    if (done != SERVED_REPLY)
-        conn_call_done(s, w->conn, 1);
-    conn_put(w->conn); /* the call's reference; the loop still holds its own */
-    work_free(w);
-    return true;
+    return serve(s, w, true) != SERVED_DEFERRED;
 }
 
 static void loop_accept(struct rpc_server *s, int lfd)
@@ -1041,6 +1235,8 @@ struct rpc_server *rpc_server_create(const struct rpc_server_conf *c)
     if (!s)
         return NULL;
     s->conf = *c;
+    if (!s->conf.async_stop_ms)
+        s->conf.async_stop_ms = RPC_ASYNC_STOP_MS;
     /* Enough for every connection to be at its limit, within reason. */
     size_t qmax = (size_t)c->max_inflight * c->max_connections;
     s->qmax = qmax < 64 ? 64 : qmax > 65536 ? 65536 : qmax;
@@ -1057,6 +1253,11 @@ struct rpc_server *rpc_server_create(const struct rpc_server_conf *c)
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work_ready, NULL);
     pthread_cond_init(&s->queue_room, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->async_idle, &ca);
+    pthread_condattr_destroy(&ca);
     return s;
 
 fail_wake:
@@ -1207,7 +1408,16 @@ void rpc_server_stop(struct rpc_server *s)
     free(s->workers);
     s->workers = NULL;
 
-    /* Single-threaded from here on.  Give queued replies a bounded time to leave. */
+    /* Every handler has returned; calls they took may still be out.  Their
+     * replies are welcome for a bounded time. */
+    unsigned left = async_wait(s, s->conf.async_stop_ms);
+    if (left)
+        LOG_AT(LOG_WARNING, "rpc: stopping with %u async calls outstanding after %u ms: "
+               "their replies will be dropped", left, s->conf.async_stop_ms);
+
+    /* The connection list is ours alone from here on (late rpc_complete calls
+     * touch only connections they hold a reference to).  Give queued replies a
+     * bounded time to leave. */
     uint64_t deadline = now_ms() + RPC_STOP_FLUSH_MS;
     for (struct rpc_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
@@ -1223,13 +1433,19 @@ void rpc_server_stop(struct rpc_server *s)
             poll(&p, 1, wait > 100 ? 100 : (int)wait);
         }
     }
-    while (s->resume) {
-        struct rpc_conn *c = s->resume;
-        s->resume = c->resume_next;
-        conn_put(c);
-    }
+    /* Dead connections are never put on the resume list again, so close them first. */
     while (s->conns)
         conn_close(s, s->conns);
+    pthread_mutex_lock(&s->lock);
+    struct rpc_conn *resume = s->resume;
+    s->resume = NULL;
+    s->lis_closed = true;
+    pthread_mutex_unlock(&s->lock);
+    while (resume) {
+        struct rpc_conn *c = resume;
+        resume = c->resume_next;
+        conn_put(c);
+    }
     for (unsigned i = 0; i < s->nlis; i++) {
         epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lis[i].fd, NULL);
         close(s->lis[i].fd);
@@ -1242,10 +1458,18 @@ void rpc_server_destroy(struct rpc_server *s)
     if (!s)
         return;
     rpc_server_stop(s);
+    /* A late rpc_complete touches the server (its lock, its stats). */
+    unsigned left = async_wait(s, s->conf.async_stop_ms);
+    if (left) {
+        LOG_AT(LOG_CRIT, "rpc: %u async calls never completed: leaving the server allocated",
+               left);
+        return;
+    }
     for (unsigned i = 0; i < s->nlis; i++)
         close(s->lis[i].fd);
     close(s->wakefd);
     close(s->epfd);
+    pthread_cond_destroy(&s->async_idle);
     pthread_cond_destroy(&s->queue_room);
     pthread_cond_destroy(&s->work_ready);
     pthread_mutex_destroy(&s->lock);
@@ -1260,4 +1484,8 @@ void rpc_server_get_stats(struct rpc_server *s, struct rpc_stats *out)
     out->bad_records = __atomic_load_n(&s->stats.bad_records, __ATOMIC_RELAXED);
     out->connections = __atomic_load_n(&s->stats.connections, __ATOMIC_RELAXED);
     out->inflight = __atomic_load_n(&s->stats.inflight, __ATOMIC_RELAXED);
+    out->async_calls = __atomic_load_n(&s->stats.async_calls, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&s->lock);
+    out->async_pending = s->async_pending;
+    pthread_mutex_unlock(&s->lock);
 }

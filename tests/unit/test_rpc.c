@@ -15,6 +15,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,7 +28,7 @@
 #define RECV_TIMEOUT_S 5
 
 enum { P_NULL, P_ECHO, P_SLOW, P_CRED, P_GREET, P_TOOBIG, P_HOLE, P_BIG, P_FAST, P_BIGOVER,
-       NPROCS };
+       P_ASYNC, P_NWASYNC, NPROCS };
 
 #define BIG_REPLY (256 * 1024)
 
@@ -158,6 +160,165 @@ static void r_fast(struct rpc_req *req, void *res)
     __atomic_fetch_add(&fast_released, 1, __ATOMIC_RELAXED);
 }
 
+/*
+ * P_ASYNC: the handler takes the call (RPC_HANDLER_ASYNC) and it is
+ * answered later, 5000 + payload and a note "p<payload>" built in the
+ * request arena by the completing thread, with the status asked for:
+ *   A_LATER       the completer thread answers it after delay_ms
+ *   A_HOLD        the completer answers it once the test releases it
+ *   A_INLINE      the handler calls rpc_complete itself before returning
+ *   A_THREAD_NOW  a new thread answers it at once, racing the handler's return
+ * P_NWASYNC: a handler_nowait that (wrongly) returns RPC_HANDLER_ASYNC.
+ */
+enum { A_LATER, A_HOLD, A_INLINE, A_THREAD_NOW };
+
+struct async_args {
+    uint32_t mode, delay_ms, payload, status;
+};
+
+struct async_res {
+    uint32_t value;
+    char *note;
+};
+
+static bool_t xdr_async_args(XDR *x, struct async_args *a)
+{
+    return xdr_u_int(x, &a->mode) && xdr_u_int(x, &a->delay_ms) && xdr_u_int(x, &a->payload) &&
+           xdr_u_int(x, &a->status);
+}
+
+static bool_t xdr_async_res(XDR *x, struct async_res *r)
+{
+    return xdr_u_int(x, &r->value) && xdr_string(x, &r->note, 64);
+}
+
+/* A call the completer holds; lives in the call's own arena. */
+struct held {
+    struct held *next;
+    struct rpc_req *req;
+    struct async_res *res;
+    uint32_t payload;
+    enum rpc_handler_status status;
+    double due; /* now_s() time to answer; < 0: until released */
+};
+
+static double now_s(void);
+
+static pthread_mutex_t a_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t a_wake = PTHREAD_COND_INITIALIZER; /* a call was added or released */
+static struct held *a_list;
+static bool a_quit;
+static int async_released;
+
+static void held_complete(struct held *h)
+{
+    struct rpc_req *req = h->req;
+    enum rpc_handler_status st = h->status;
+    h->res->value = 5000 + h->payload;
+    h->res->note = rpc_alloc(req, 32); /* the arena, from another thread */
+    snprintf(h->res->note, 32, "p%u", h->payload);
+    rpc_complete(req, st); /* h, req and res are gone from here on */
+}
+
+static void *completer_main(void *arg)
+{
+    pthread_mutex_lock(&a_lock);
+    while (!a_quit) {
+        double now = now_s();
+        struct held *h = NULL;
+        for (struct held **pp = &a_list; *pp; pp = &(*pp)->next) {
+            if ((*pp)->due >= 0 && (*pp)->due <= now) {
+                h = *pp;
+                *pp = h->next;
+                break;
+            }
+        }
+        if (h) {
+            pthread_mutex_unlock(&a_lock);
+            held_complete(h);
+            pthread_mutex_lock(&a_lock);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 2000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&a_wake, &a_lock, &ts);
+    }
+    pthread_mutex_unlock(&a_lock);
+    return NULL;
+}
+
+static void *complete_now_main(void *arg)
+{
+    held_complete(arg);
+    return NULL;
+}
+
+/* Release the held call with this payload (all held calls if `all`); how many were found. */
+static int async_release(uint32_t payload, bool all)
+{
+    int n = 0;
+    pthread_mutex_lock(&a_lock);
+    for (struct held *h = a_list; h; h = h->next) {
+        if (h->due < 0 && (all || h->payload == payload)) {
+            h->due = 0;
+            n++;
+        }
+    }
+    pthread_cond_signal(&a_wake);
+    pthread_mutex_unlock(&a_lock);
+    return n;
+}
+
+static enum rpc_handler_status h_async(struct rpc_req *req, void *args, void *res)
+{
+    struct async_args *a = args;
+    struct async_res *r = res;
+
+    if (a->mode == A_INLINE) {
+        r->value = 5000 + a->payload;
+        r->note = rpc_strdup(req, "inline");
+        rpc_complete(req, (enum rpc_handler_status)a->status);
+        return RPC_HANDLER_ASYNC; /* and touch nothing of the call */
+    }
+    struct held *h = rpc_alloc(req, sizeof(*h));
+    h->req = req;
+    h->res = r;
+    h->payload = a->payload;
+    h->status = (enum rpc_handler_status)a->status;
+    if (a->mode == A_THREAD_NOW) {
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &at, complete_now_main, h) != 0)
+            held_complete(h);
+        pthread_attr_destroy(&at);
+        return RPC_HANDLER_ASYNC;
+    }
+    h->due = a->mode == A_HOLD ? -1 : now_s() + a->delay_ms / 1000.0;
+    pthread_mutex_lock(&a_lock);
+    h->next = a_list;
+    a_list = h;
+    pthread_cond_signal(&a_wake);
+    pthread_mutex_unlock(&a_lock);
+    return RPC_HANDLER_ASYNC;
+}
+
+static void r_async(struct rpc_req *req, void *res)
+{
+    __atomic_fetch_add(&async_released, 1, __ATOMIC_RELAXED);
+}
+
+static enum rpc_handler_status h_nowait_async(struct rpc_req *req, void *args, void *res)
+{
+    return RPC_HANDLER_ASYNC; /* a contract violation the server must survive */
+}
+
 static const struct rpc_proc tprocs[NPROCS] = {
     [P_NULL] = {"null", NULL, 0, NULL, 0, h_null, 0, NULL},
     [P_ECHO] = {"echo", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_echo, 4,
@@ -173,6 +334,10 @@ static const struct rpc_proc tprocs[NPROCS] = {
     [P_BIGOVER] = {"bigover", NULL, 0, XP(xdr_big_res), sizeof(char *), h_big, BIG_REPLY / 2, NULL},
     [P_FAST] = {"fast", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_fast, 4,
                 r_fast, h_fast_nowait},
+    [P_ASYNC] = {"async", XP(xdr_async_args), sizeof(struct async_args), XP(xdr_async_res),
+                 sizeof(struct async_res), h_async, 80, r_async},
+    [P_NWASYNC] = {"nwasync", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t),
+                   h_echo, 4, NULL, h_nowait_async},
 };
 
 /* ---- raw wire helpers -------------------------------------------------- */
@@ -933,6 +1098,482 @@ static void test_slow_reader(const struct rpc_program *progs, int nprogs)
     rpc_server_destroy(s);
 }
 
+/* ---- asynchronous completion ------------------------------------------- */
+
+/* A server of our own on 127.0.0.1 (TCP, and UDP if uport); NULL on failure. */
+static struct rpc_server *start_server(const struct rpc_server_conf *c,
+                                       const struct rpc_program *progs, int nprogs,
+                                       uint16_t *port, uint16_t *uport)
+{
+    struct rpc_server *s = rpc_server_create(c);
+    CHECK(s != NULL);
+    if (!s)
+        return NULL;
+    for (int i = 0; i < nprogs; i++)
+        CHECK_EQ_INT(rpc_server_add_program(s, &progs[i]), 0);
+    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, port), 0);
+    if (uport)
+        CHECK_EQ_INT(rpc_listen_udp(s, "127.0.0.1", 0, uport), 0);
+    CHECK_EQ_INT(rpc_server_start(s), 0);
+    return s;
+}
+
+static void async_call(struct wbuf *w, uint32_t xid, uint32_t mode, uint32_t delay_ms,
+                       uint32_t payload, enum rpc_handler_status status)
+{
+    call_hdr(w, xid, 2, TPROG, 1, P_ASYNC);
+    put32(w, mode);
+    put32(w, delay_ms);
+    put32(w, payload);
+    put32(w, (uint32_t)status);
+}
+
+/* A successful P_ASYNC reply for `payload`, note included ("p<payload>" or "inline"). */
+static bool async_reply_ok(const struct reply *r, uint32_t payload, bool inline_note)
+{
+    char note[32];
+    snprintf(note, sizeof(note), inline_note ? "inline" : "p%u", payload);
+    size_t n = strlen(note);
+    return r->reply_stat == MSG_ACCEPTED && r->stat == SUCCESS && r->a == 5000 + payload &&
+           r->b == n && r->body_len == 8 + ((n + 3) & ~(size_t)3) &&
+           memcmp(r->body + 8, note, n) == 0;
+}
+
+static uint64_t async_pending(struct rpc_server *s)
+{
+    struct rpc_stats st;
+    rpc_server_get_stats(s, &st);
+    return st.async_pending;
+}
+
+/*
+ * Wait up to 5 s for the server's async_pending to be n.  (A call stops
+ * counting only after its reply was sent: a client that has its reply may
+ * still see it pending for a moment.)
+ */
+static bool wait_pending(struct rpc_server *s, uint64_t n)
+{
+    for (int i = 0; i < 500; i++) {
+        if (async_pending(s) == n)
+            return true;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+static bool recv_reply(int fd, struct reply *r, uint8_t *buf, size_t cap)
+{
+    return parse_reply(buf, recv_record(fd, buf, cap), r);
+}
+
+/*
+ * One worker thread.  A call waiting for its completion does not hold it:
+ * a synchronous call on the same connection, and one on another, are
+ * answered at once; the async reply comes when it is completed.
+ */
+static void test_async_does_not_pin(struct rpc_server *s, uint16_t port)
+{
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+    int fd = tcp_connect(port);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    CHECK(wait_pending(s, 0));
+    struct rpc_stats st0, st;
+    rpc_server_get_stats(s, &st0);
+
+    double t0 = now_s();
+    async_call(&w, 0x2000, A_LATER, 1500, 7, RPC_HANDLER_OK);
+    CHECK(send_record(fd, &w, 1));
+    call_hdr(&w, 0x2001, 2, TPROG, 1, P_ECHO);
+    put32(&w, 8);
+    CHECK(send_record(fd, &w, 1));
+    CHECK(recv_reply(fd, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 0x2001);
+    CHECK_EQ_INT(r.a, 8);
+    CHECK(now_s() - t0 < 0.5);
+
+    call_hdr(&w, 0x2002, 2, TPROG, 1, P_ECHO);
+    put32(&w, 9);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 0x2002);
+    CHECK(now_s() - t0 < 0.5);
+    CHECK_EQ_INT(async_pending(s), 1);
+    rpc_server_get_stats(s, &st);
+    CHECK_EQ_INT(st.async_calls - st0.async_calls, 1);
+    CHECK_EQ_INT(st.inflight, 1); /* the async call, until it is completed */
+
+    CHECK(recv_reply(fd, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 0x2000);
+    CHECK(async_reply_ok(&r, 7, false));
+    CHECK(now_s() - t0 >= 1.4);
+    CHECK(wait_pending(s, 0));
+    close(fd);
+}
+
+/* Replies leave in completion order, whatever the order of the calls. */
+static void test_async_order(uint16_t port)
+{
+    struct wbuf w;
+    struct reply r[4];
+    uint8_t buf[4096];
+    int fd = tcp_connect(port);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    async_call(&w, 0x1001, A_LATER, 600, 1, RPC_HANDLER_OK);
+    CHECK(send_record(fd, &w, 1));
+    async_call(&w, 0x1002, A_LATER, 200, 2, RPC_HANDLER_OK);
+    CHECK(send_record(fd, &w, 1));
+    async_call(&w, 0x1003, A_INLINE, 0, 3, RPC_HANDLER_OK);
+    CHECK(send_record(fd, &w, 1));
+    call_hdr(&w, 0x1004, 2, TPROG, 1, P_ECHO);
+    put32(&w, 4);
+    CHECK(send_record(fd, &w, 1));
+    /* r[i].body points into buf: check each reply before reading the next. */
+    bool ok[4] = {false};
+    for (int i = 0; i < 4; i++) {
+        CHECK(recv_reply(fd, &r[i], buf, sizeof(buf)));
+        if (r[i].xid == 0x1004)
+            ok[i] = r[i].stat == SUCCESS && r[i].a == 4;
+        else if (r[i].xid >= 0x1001 && r[i].xid <= 0x1003)
+            ok[i] = async_reply_ok(&r[i], r[i].xid - 0x1000, r[i].xid == 0x1003);
+    }
+    close(fd);
+    CHECK(ok[0] && ok[1] && ok[2] && ok[3]);
+    /* The two answered at once, in either order, then 200 ms, then 600 ms. */
+    CHECK((r[0].xid == 0x1003 && r[1].xid == 0x1004) || (r[0].xid == 0x1004 && r[1].xid == 0x1003));
+    CHECK_EQ_INT(r[2].xid, 0x1002);
+    CHECK_EQ_INT(r[3].xid, 0x1001);
+}
+
+/*
+ * 64 calls held, then completed one by one in a random order: each reply
+ * carries its own call's xid and payload, in the order of completion.
+ */
+static void test_async_random_order(struct rpc_server *s, uint16_t port)
+{
+    enum { N = 64 };
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+    CHECK(wait_pending(s, 0));
+    int fd = tcp_connect(port);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    for (uint32_t i = 0; i < N; i++) {
+        async_call(&w, 0x4000 + i, A_HOLD, 0, 100 + i, RPC_HANDLER_OK);
+        CHECK(send_record(fd, &w, 1));
+    }
+    CHECK(wait_pending(s, N));
+
+    uint32_t perm[N];
+    unsigned seed = 12345;
+    for (uint32_t i = 0; i < N; i++)
+        perm[i] = i;
+    for (uint32_t i = N - 1; i > 0; i--) {
+        uint32_t j = (uint32_t)rand_r(&seed) % (i + 1);
+        uint32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    int good = 0;
+    for (int k = 0; k < N; k++) {
+        CHECK_EQ_INT(async_release(100 + perm[k], false), 1);
+        if (recv_reply(fd, &r, buf, sizeof(buf)) && r.xid == 0x4000 + perm[k] &&
+            async_reply_ok(&r, 100 + perm[k], false))
+            good++;
+    }
+    CHECK_EQ_INT(good, N);
+    CHECK(wait_pending(s, 0));
+    close(fd);
+}
+
+/*
+ * Completion racing the handler's return (inline, and from a new thread at
+ * once), many times over one connection; every status a completion can
+ * carry; and a handler_nowait that returns ASYNC.
+ */
+static void test_async_fast_completion(struct rpc_server *s, uint16_t port)
+{
+    enum { N = 300 };
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+    int fd = tcp_connect(port);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    int rel0 = __atomic_load_n(&async_released, __ATOMIC_RELAXED);
+
+    for (uint32_t i = 0; i < N; i++) {
+        async_call(&w, 0x3000 + i, i % 2 ? A_THREAD_NOW : A_INLINE, 0, 7 * i, RPC_HANDLER_OK);
+        CHECK(send_record(fd, &w, 1));
+    }
+    static bool seen[N];
+    int good = 0;
+    for (int k = 0; k < N; k++) {
+        if (!recv_reply(fd, &r, buf, sizeof(buf)) || r.xid < 0x3000 || r.xid >= 0x3000 + N)
+            break;
+        uint32_t i = r.xid - 0x3000;
+        if (!seen[i] && async_reply_ok(&r, 7 * i, i % 2 == 0))
+            good++;
+        seen[i] = true;
+    }
+    CHECK_EQ_INT(good, N);
+
+    /* Statuses, completed by the completer thread. */
+    async_call(&w, 0x3500, A_LATER, 0, 1, RPC_HANDLER_GARBAGE);
+    CHECK(send_record(fd, &w, 1));
+    CHECK(recv_reply(fd, &r, buf, sizeof(buf)));
+    CHECK(r.xid == 0x3500 && r.reply_stat == MSG_ACCEPTED && r.stat == GARBAGE_ARGS);
+    async_call(&w, 0x3501, A_LATER, 0, 1, RPC_HANDLER_SYSTEM_ERR);
+    CHECK(send_record(fd, &w, 1));
+    CHECK(recv_reply(fd, &r, buf, sizeof(buf)));
+    CHECK(r.xid == 0x3501 && r.stat == SYSTEM_ERR);
+    async_call(&w, 0x3502, A_INLINE, 0, 1, RPC_HANDLER_AUTH_TOOWEAK);
+    CHECK(send_record(fd, &w, 1));
+    CHECK(recv_reply(fd, &r, buf, sizeof(buf)));
+    CHECK(r.xid == 0x3502 && r.reply_stat == MSG_DENIED && r.stat == AUTH_ERROR &&
+          r.a == AUTH_TOOWEAK);
+    /* "Completed" with ASYNC itself: a caller's bug, answered SYSTEM_ERR. */
+    async_call(&w, 0x3503, A_LATER, 0, 1, RPC_HANDLER_ASYNC);
+    CHECK(send_record(fd, &w, 1));
+    CHECK(recv_reply(fd, &r, buf, sizeof(buf)));
+    CHECK(r.xid == 0x3503 && r.stat == SYSTEM_ERR);
+    /* DROP: no reply at all; the next call's reply is the next on the wire. */
+    async_call(&w, 0x3504, A_LATER, 0, 1, RPC_HANDLER_DROP);
+    CHECK(send_record(fd, &w, 1));
+    for (int i = 0; i < 500 && __atomic_load_n(&async_released, __ATOMIC_RELAXED) - rel0 < N + 5;
+         i++) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    call_hdr(&w, 0x3505, 2, TPROG, 1, P_ECHO);
+    put32(&w, 5);
+    CHECK(send_record(fd, &w, 1));
+    CHECK(recv_reply(fd, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 0x3505);
+    close(fd);
+    /* The release hook ran once for every call, dropped or not. */
+    CHECK_EQ_INT(__atomic_load_n(&async_released, __ATOMIC_RELAXED) - rel0, N + 5);
+
+    /* handler_nowait must never return ASYNC: answered SYSTEM_ERR, once. */
+    fd = tcp_connect(port);
+    call_hdr(&w, 0x3600, 2, TPROG, 1, P_NWASYNC);
+    put32(&w, 1);
+    CHECK(send_whole(fd, &w));
+    CHECK(recv_reply(fd, &r, buf, sizeof(buf)));
+    CHECK(r.xid == 0x3600 && r.stat == SYSTEM_ERR);
+    call_hdr(&w, 0x3601, 2, TPROG, 1, P_ECHO);
+    put32(&w, 6);
+    CHECK(send_whole(fd, &w));
+    CHECK(recv_reply(fd, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 0x3601);
+    close(fd);
+}
+
+static void test_async_udp(uint16_t uport)
+{
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(uport)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {RECV_TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    async_call(&w, 0x5000, A_LATER, 50, 55, RPC_HANDLER_OK);
+    CHECK(sendto(fd, w.b, w.n, 0, (struct sockaddr *)&sin, sizeof(sin)) == (ssize_t)w.n);
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    CHECK(parse_reply(buf, n, &r));
+    CHECK_EQ_INT(r.xid, 0x5000);
+    CHECK(async_reply_ok(&r, 55, false));
+    close(fd);
+}
+
+/*
+ * The client goes away while its calls are held: completing them later
+ * drops the replies and frees everything (ASan would tell), and the server
+ * goes on.
+ */
+static void test_async_conn_closed(struct rpc_server *s, uint16_t port)
+{
+    enum { N = 10 };
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+    CHECK(wait_pending(s, 0));
+    int rel0 = __atomic_load_n(&async_released, __ATOMIC_RELAXED);
+    int fd = tcp_connect(port);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    for (uint32_t i = 0; i < N; i++) {
+        async_call(&w, 0x6000 + i, A_HOLD, 0, 600 + i, RPC_HANDLER_OK);
+        CHECK(send_record(fd, &w, 1));
+    }
+    CHECK(wait_pending(s, N));
+    close(fd);
+    struct timespec ts = {0, 200000000}; /* let the loop see the hang-up */
+    nanosleep(&ts, NULL);
+    struct rpc_stats st;
+    rpc_server_get_stats(s, &st);
+    CHECK_EQ_INT(st.connections, 0);
+    CHECK_EQ_INT(async_release(0, true), N);
+    CHECK(wait_pending(s, 0));
+    CHECK_EQ_INT(__atomic_load_n(&async_released, __ATOMIC_RELAXED) - rel0, N);
+
+    call_hdr(&w, 0x6100, 2, TPROG, 1, P_ECHO);
+    put32(&w, 3);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 0x6100);
+}
+
+/*
+ * max_inflight 4: of 8 calls held, only 4 are even read; the rest follow
+ * once replies have left.
+ */
+static void test_async_inflight_limit(const struct rpc_program *progs, int nprogs)
+{
+    struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
+                                .max_connections = 4};
+    uint16_t port = 0;
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, NULL);
+    if (!s)
+        return;
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+    int fd = tcp_connect(port);
+    for (uint32_t i = 0; i < 8; i++) {
+        async_call(&w, 0x7000 + i, A_HOLD, 0, 700 + i, RPC_HANDLER_OK);
+        CHECK(send_record(fd, &w, 1));
+    }
+    CHECK(wait_pending(s, 4));
+    struct timespec ts = {0, 200000000};
+    nanosleep(&ts, NULL);
+    CHECK_EQ_INT(async_pending(s), 4);
+
+    bool seen[8] = {false};
+    int good = 0;
+    for (int round = 0; round < 2; round++) {
+        CHECK(wait_pending(s, 4));
+        CHECK_EQ_INT(async_release(0, true), 4);
+        for (int k = 0; k < 4; k++) {
+            if (!recv_reply(fd, &r, buf, sizeof(buf)) || r.xid < 0x7000 || r.xid >= 0x7008)
+                break;
+            uint32_t i = r.xid - 0x7000;
+            if (!seen[i] && async_reply_ok(&r, 700 + i, false))
+                good++;
+            seen[i] = true;
+        }
+    }
+    CHECK_EQ_INT(good, 8);
+    CHECK(wait_pending(s, 0));
+    close(fd);
+    rpc_server_stop(s);
+    rpc_server_destroy(s);
+}
+
+/* Stop waits for an async call still out, and its reply is sent. */
+static void test_async_stop_waits(const struct rpc_program *progs, int nprogs)
+{
+    struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
+                                .max_connections = 4};
+    uint16_t port = 0;
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, NULL);
+    if (!s)
+        return;
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+    int fd = tcp_connect(port);
+    async_call(&w, 0x8000, A_LATER, 600, 80, RPC_HANDLER_OK);
+    CHECK(send_record(fd, &w, 1));
+    CHECK(wait_pending(s, 1));
+    double t0 = now_s();
+    rpc_server_stop(s);
+    CHECK(now_s() - t0 >= 0.3);
+    CHECK(recv_reply(fd, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.xid, 0x8000);
+    CHECK(async_reply_ok(&r, 80, false));
+    CHECK(peer_closed(fd));
+    close(fd);
+    rpc_server_destroy(s);
+}
+
+/*
+ * Stop gives up on calls not completed within async_stop_ms: the
+ * connections close; completing the calls afterwards (TCP and UDP) drops
+ * their replies without harm.
+ */
+static void test_async_stop_timeout(const struct rpc_program *progs, int nprogs)
+{
+    struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
+                                .max_connections = 4, .async_stop_ms = 200};
+    uint16_t port = 0, uport = 0;
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, &uport);
+    if (!s)
+        return;
+    struct wbuf w;
+    int rel0 = __atomic_load_n(&async_released, __ATOMIC_RELAXED);
+    int fd = tcp_connect(port);
+    async_call(&w, 0x9000, A_HOLD, 0, 90, RPC_HANDLER_OK);
+    CHECK(send_record(fd, &w, 1));
+    int ufd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(uport)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    async_call(&w, 0x9001, A_HOLD, 0, 91, RPC_HANDLER_OK);
+    CHECK(sendto(ufd, w.b, w.n, 0, (struct sockaddr *)&sin, sizeof(sin)) == (ssize_t)w.n);
+    CHECK(wait_pending(s, 2));
+
+    double t0 = now_s();
+    rpc_server_stop(s);
+    double dt = now_s() - t0;
+    CHECK(dt >= 0.15 && dt < 2.0);
+    CHECK(peer_closed(fd));
+    CHECK_EQ_INT(async_pending(s), 2);
+    CHECK_EQ_INT(async_release(0, true), 2);
+    CHECK(wait_pending(s, 0));
+    CHECK_EQ_INT(__atomic_load_n(&async_released, __ATOMIC_RELAXED) - rel0, 2);
+    close(fd);
+    close(ufd);
+    rpc_server_destroy(s);
+}
+
+static void test_async(const struct rpc_program *progs, int nprogs)
+{
+    /* One worker: whatever is answered while calls wait was not stuck behind them. */
+    struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 512,
+                                .max_connections = 8};
+    uint16_t port = 0, uport = 0;
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, &uport);
+    if (!s)
+        return;
+    test_async_does_not_pin(s, port);
+    test_async_order(port);
+    test_async_random_order(s, port);
+    test_async_fast_completion(s, port);
+    test_async_udp(uport);
+    test_async_conn_closed(s, port);
+    struct rpc_stats st;
+    rpc_server_get_stats(s, &st);
+    CHECK_EQ_INT(st.async_pending, 0);
+    CHECK_EQ_INT(st.inflight, 0);
+    CHECK_EQ_INT(st.async_calls, 1 + 3 + 64 + 305 + 1 + 10); /* each test's ASYNC calls */
+    rpc_server_stop(s);
+    rpc_server_destroy(s);
+
+    test_async_inflight_limit(progs, nprogs);
+    test_async_stop_waits(progs, nprogs);
+    test_async_stop_timeout(progs, nprogs);
+}
+
 static void test_register_without_rpcbind(void)
 {
     double t0 = now_s();
@@ -999,6 +1640,17 @@ int main(void)
     test_max_connections(progs, 2);
     test_stop_finishes_calls(progs, 2);
     test_slow_reader(progs, 2);
+
+    pthread_t completer;
+    CHECK_EQ_INT(pthread_create(&completer, NULL, completer_main, NULL), 0);
+    test_async(progs, 2);
+    pthread_mutex_lock(&a_lock);
+    a_quit = true;
+    CHECK(a_list == NULL);
+    pthread_cond_signal(&a_wake);
+    pthread_mutex_unlock(&a_lock);
+    pthread_join(completer, NULL);
+
     test_register_without_rpcbind();
     return TEST_DONE();
 }

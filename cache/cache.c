@@ -31,9 +31,10 @@
  *                                                                when it was read again)
  *   pinned     clean, inode in the pin set  yes       never      unpin
  *
- *   The write path (issue 8) adds `dirty` (a record written by WRITE,
- *   journaled by the same log, not evictable) and `uploading`; the log
- *   format and the eviction walk already carry the flags for them.
+ *   The write path (issue 8) is to add `dirty` and `uploading` here: WRITE
+ *   data appended to this same log, which then is the write-back journal (a
+ *   record is durable once its shard file is fdatasync'ed), and copied
+ *   forward by the cleaner like a pinned block until it is uploaded.
  *
  * Region states: free -> open (appended to) -> sealed (in the S or M queue)
  * -> evicting (the cleaner copies what stays) -> free (hole punched).
@@ -1289,6 +1290,11 @@ int cache_read_async(struct cache *c, const struct cache_obj *o, uint64_t off, s
                     break;
                 }
                 continue; /* dropped as corrupt: now a miss */
+            }
+            if (!done) {
+                /* Hits only (the RPC event loop): nothing is registered or read ahead. */
+                pthread_mutex_unlock(&sh->lock);
+                return EWOULDBLOCK;
             }
             struct waiter *w = malloc(sizeof(*w));
             if (!rd && w) {

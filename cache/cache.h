@@ -29,8 +29,9 @@
  * served from memory and not kept (stats.write_errors counts it).
  *
  * Threads: every function is safe to call from many threads.  Completion
- * callbacks run on the cache's fetch threads and must not block on the
- * store.  Memory is bounded by configuration: at most fetch_max blocks are
+ * callbacks run on the cache's fetch threads, which exist to wait on the
+ * store: a callback may make a short store request (a HEAD) but should not
+ * do more.  Memory is bounded by configuration: at most fetch_max blocks are
  * being fetched at once, demand fetches first, and read-ahead and prefetch
  * together hold at most prefetch_budget bytes in memory.
  */
@@ -95,6 +96,9 @@ typedef void (*cache_done_fn)(void *arg, int err, size_t got);
  * called).  A miss never delays the hit of another caller.  The read also
  * feeds the read-ahead of its stream (sequential readers of a file get the
  * following blocks fetched ahead of them).
+ * With done NULL it serves hits only: EWOULDBLOCK as soon as a block is not
+ * cached, having registered nothing (for callers that must never wait,
+ * like the RPC event loop; the caller then asks again with a done).
  */
 int cache_read_async(struct cache *c, const struct cache_obj *o, uint64_t off, size_t len,
                      void *buf, size_t *got, cache_done_fn done, void *arg);

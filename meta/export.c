@@ -90,6 +90,7 @@ static struct set_holder *set_build(struct export_ctx *x, const struct conf_expo
             goto fail;
         }
         e->m.metadata_ttl = c->metadata_ttl;
+        e->m.shuffle = c->shuffle;
         e->m.file_mode = c->file_mode;
         e->m.dir_mode = c->dir_mode;
         e->m.uid = c->uid;

@@ -1956,6 +1956,21 @@ int inode_getattr_nowait(struct inode_table *t, const struct meta_export *e, uin
     return getattr_impl(t, e, ino, out, true);
 }
 
+int inode_revalidate(struct inode_table *t, const struct meta_export *e, uint64_t ino,
+                     struct inode_attr *out)
+{
+    struct inode_rec *r = malloc(sizeof(*r));
+    if (!r)
+        return ENOMEM;
+    int rc = rec_get_export(t, e, ino, r);
+    if (rc == 0 && !S_ISDIR(r->h.mode))
+        rc = file_revalidate(t, e, r);
+    if (rc == 0)
+        rec_to_attr(r, out);
+    free(r);
+    return rc;
+}
+
 /* Read directory dir for e and list it if needed (nowait: EWOULDBLOCK instead). */
 static int dir_ready(struct inode_table *t, const struct meta_export *e, uint64_t dir,
                      struct inode_rec *r, bool nowait)

@@ -42,6 +42,7 @@ struct meta_export {
     unsigned metadata_ttl;   /* seconds */
     uint32_t file_mode, dir_mode; /* permission bits for objects without POSIX metadata */
     uint32_t uid, gid;
+    bool shuffle;            /* read in shuffled epochs (cache: keep what is cached when full) */
 };
 
 struct inode_attr {
@@ -104,6 +105,14 @@ int inode_getattr_nowait(struct inode_table *t, const struct meta_export *e, uin
                          struct inode_attr *out);
 int inode_lookup_nowait(struct inode_table *t, const struct meta_export *e, uint64_t dir,
                         const char *name, struct inode_attr *out, struct inode_attr *dir_attr);
+
+/*
+ * Check a file's object with HEAD now, whatever its TTL (a read found the
+ * object changed: its If-Match failed), and return its new attributes.
+ * ESTALE if the object is gone.  Directories are returned as they are.
+ */
+int inode_revalidate(struct inode_table *t, const struct meta_export *e, uint64_t ino,
+                     struct inode_attr *out);
 
 /*
  * One directory entry, in name order.  cookie is what READDIR hands the

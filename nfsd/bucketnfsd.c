@@ -26,6 +26,7 @@
 
 #include "common/conf.h"
 #include "common/log.h"
+#include "cache/cache.h"
 #include "meta/export.h"
 #include "meta/fh.h"
 #include "meta/inode.h"
@@ -170,6 +171,7 @@ int main(int argc, char **argv)
     struct export_ctx *exports = NULL;
     struct mnt_server *mnt = NULL;
     struct rpc_server *rpc = NULL;
+    struct cache *cache = NULL;
     bool registered = false;
 
     rc = make_dirs(conf->server.state_dir);
@@ -193,6 +195,20 @@ int main(int argc, char **argv)
         LOG_AT(LOG_ERR, "%s", err);
         goto out;
     }
+    struct cache_conf cc = {
+        .dirs = conf->cache.dirs,
+        .ndirs = conf->cache.ndirs,
+        .size = conf->cache.size,
+        .block_size = conf->cache.block_size,
+        .readahead_max = conf->cache.readahead_max,
+        .prefetch_budget = conf->cache.prefetch_budget,
+        .fetch_max = conf->cache.fetch_max,
+    };
+    cache = cache_create(&cc);
+    if (!cache) {
+        LOG_AT(LOG_ERR, "block cache in %s: %s", conf->cache.dirs[0], strerror(errno));
+        goto out;
+    }
     mnt = mnt_server_create(exports, key, inodes);
     if (!mnt) {
         LOG_AT(LOG_ERR, "mount server: %s", strerror(errno));
@@ -210,7 +226,8 @@ int main(int argc, char **argv)
         LOG_AT(LOG_ERR, "rpc server: %s", strerror(errno));
         goto out;
     }
-    struct nfs3_server nfs = {.inodes = inodes, .fh_key = key, .exports = exports};
+    struct nfs3_server nfs = {.inodes = inodes, .fh_key = key, .exports = exports,
+                              .cache = cache};
     struct rpc_program nfs_prog, mnt_prog;
     nfs3_program(&nfs, &nfs_prog);
     mnt_program(mnt, &mnt_prog);
@@ -275,10 +292,16 @@ out:
         rpc_unregister(NFS3_PROGRAM, NFS_V3);
         rpc_unregister(MOUNT_PROGRAM, MOUNT_V3);
     }
-    if (rpc) {
+    /*
+     * Stop taking calls and wait for the ones waiting on the cache; then the
+     * cache's fetch threads finish (a late completion is dropped by the
+     * stopped server); then the server's memory goes.
+     */
+    if (rpc)
         rpc_server_stop(rpc);
+    cache_destroy(cache);
+    if (rpc)
         rpc_server_destroy(rpc);
-    }
     mnt_server_destroy(mnt);
     export_ctx_destroy(exports);
     inode_close(inodes);

@@ -13,8 +13,11 @@
 
 #define NFS3_MAX_IO (1024u * 1024u) /* rtmax / wtmax advertised by FSINFO */
 
+struct cache;
+
 struct nfs3_server {
     struct inode_table *inodes;
+    struct cache *cache;       /* file contents (READ, READLINK) */
     struct fh_key *fh_key;
     struct export_ctx *exports;
 };

@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "nfs3_prot.h"
 #include "nfsd/nfs3_xdr.h"
+#include "meta/fileio.h"
 #include "objstore/objstore.h"
 
 #define NFS3_MAX_FILESIZE (5ull << 40) /* S3's largest object: 5 TiB */
@@ -368,36 +369,37 @@ static enum rpc_handler_status nfs3_readlink(struct rpc_req *req, void *args, vo
     READLINK3args *a = args;
     READLINK3res *r = res;
     struct call c;
-    struct inode_attr attr;
+    struct meta_read mr = {0};
     bool have = false;
-    char *key = NULL, *target = NULL;
-    int err = call_open(req, &a->symlink, &c, false, &attr);
+    char *target = NULL;
+    int err = call_open(req, &a->symlink, &c, false, &mr.attr);
     if (!err) {
         have = true;
-        if (!S_ISLNK(attr.mode))
+        if (!S_ISLNK(mr.attr.mode))
             err = EINVAL; /* RFC 1813: READLINK on a non-symlink */
-        else if (attr.size > 4095)
+        else if (mr.attr.size > 4095)
             err = ENAMETOOLONG;
     }
     if (!err) {
-        key = rpc_alloc(req, OBJ_KEY_MAX + 1);
-        err = inode_key(c.srv->inodes, c.fh.ino, key, OBJ_KEY_MAX + 1);
-    }
-    if (!err) {
-        size_t got = 0;
-        target = rpc_alloc(req, attr.size + 1);
-        err = obj_get(c.exp->m.store, c.exp->m.bucket, key, 0, attr.size, target, &got, NULL);
-        if (!err && (got != attr.size || memchr(target, 0, got)))
-            err = EIO; /* changed under us or not a path: let the client retry */
+        /* A link target is a small object: the cache serves it like file data. */
+        target = rpc_alloc(req, mr.attr.size + 1);
+        mr.t = c.srv->inodes;
+        mr.cache = c.srv->cache;
+        mr.e = &c.exp->m;
+        mr.len = mr.attr.size;
+        mr.buf = target;
+        err = meta_read(&mr);
+        if (!err && (mr.got != mr.attr.size || memchr(target, 0, mr.got)))
+            err = EIO; /* not a path */
         if (!err)
-            target[got] = 0;
+            target[mr.got] = 0;
     }
     r->status = nfs3_stat(err);
     if (!err) {
-        post_op(&r->READLINK3res_u.resok.symlink_attributes, &attr);
+        post_op(&r->READLINK3res_u.resok.symlink_attributes, &mr.attr);
         r->READLINK3res_u.resok.data = target;
     } else {
-        post_op(&r->READLINK3res_u.resfail.symlink_attributes, have ? &attr : NULL);
+        post_op(&r->READLINK3res_u.resfail.symlink_attributes, have ? &mr.attr : NULL);
     }
     call_end(&c);
     return RPC_HANDLER_OK;
@@ -405,53 +407,102 @@ static enum rpc_handler_status nfs3_readlink(struct rpc_req *req, void *args, vo
 
 /* ---- READ ---- */
 
-static enum rpc_handler_status nfs3_read(struct rpc_req *req, void *args, void *res)
-{
-    READ3args *a = args;
-    READ3res *r = res;
+/*
+ * A READ in progress: lives in the call's arena until the reply is sent.
+ * A hit is answered by the handler; a miss returns RPC_HANDLER_ASYNC and is
+ * answered from the cache's fetch thread (read_done), so no worker waits
+ * on the store.
+ */
+struct read_call {
     struct call c;
-    struct inode_attr attr;
-    bool have = false;
-    int err = call_open(req, &a->file, &c, false, &attr);
-    if (!err) {
-        have = true;
-        if (S_ISDIR(attr.mode))
-            err = EISDIR;
-        else if (!S_ISREG(attr.mode))
-            err = EINVAL;
-        /* The owner may always read (open-then-chmod); others need r or x. */
-        else if (c.uid != attr.uid && !(perm_bits(&c, &attr) & 5))
-            err = EACCES;
-    }
-    size_t got = 0;
-    char *buf = NULL;
-    uint32_t count = a->count > NFS3_MAX_IO ? NFS3_MAX_IO : a->count;
-    if (!err && a->offset < attr.size && count > 0) {
-        uint64_t left = attr.size - a->offset;
-        if (count > left)
-            count = (uint32_t)left;
-        char *key = rpc_alloc(req, OBJ_KEY_MAX + 1);
-        buf = rpc_alloc(req, count);
-        err = inode_key(c.srv->inodes, c.fh.ino, key, OBJ_KEY_MAX + 1);
-        if (!err)
-            err = obj_get(c.exp->m.store, c.exp->m.bucket, key, a->offset, count, buf, &got,
-                          NULL);
-        if (err == ENOENT)
-            err = ESTALE; /* the object went away behind us */
-    }
+    struct meta_read mr;
+    bool have; /* mr.attr holds the file's attributes */
+    struct rpc_req *req;
+    READ3res *res;
+};
+
+/* Fill the reply from the read's outcome and release the call's export. */
+static void read_reply(struct read_call *x, int err)
+{
+    READ3res *r = x->res;
     r->status = nfs3_stat(err);
     if (!err) {
         READ3resok *ok = &r->READ3res_u.resok;
-        post_op(&ok->file_attributes, &attr);
-        ok->count = (uint32_t)got;
-        ok->eof = a->offset + got >= attr.size;
-        ok->data.data_len = (u_int)got;
-        ok->data.data_val = buf;
+        post_op(&ok->file_attributes, &x->mr.attr);
+        ok->count = (uint32_t)x->mr.got;
+        ok->eof = x->mr.eof;
+        ok->data.data_len = (u_int)x->mr.got;
+        ok->data.data_val = x->mr.buf;
     } else {
-        post_op(&r->READ3res_u.resfail.file_attributes, have ? &attr : NULL);
+        post_op(&r->READ3res_u.resfail.file_attributes, x->have ? &x->mr.attr : NULL);
     }
-    call_end(&c);
+    call_end(&x->c);
+}
+
+static void read_done(struct meta_read *mr, int err)
+{
+    struct read_call *x = mr->arg;
+    read_reply(x, err);
+    rpc_complete(x->req, RPC_HANDLER_OK);
+}
+
+/*
+ * READ; nowait (the event loop): answered only when every byte is cached,
+ * else RPC_HANDLER_WOULDBLOCK and a worker runs it.
+ */
+static enum rpc_handler_status read_run(struct rpc_req *req, void *args, void *res, bool nowait)
+{
+    READ3args *a = args;
+    struct read_call *x = rpc_alloc(req, sizeof(*x));
+    struct meta_read *mr = &x->mr;
+    x->req = req;
+    x->res = res;
+    int err = call_open(req, &a->file, &x->c, nowait, &mr->attr);
+    if (!err) {
+        x->have = true;
+        if (S_ISDIR(mr->attr.mode))
+            err = EISDIR;
+        else if (!S_ISREG(mr->attr.mode))
+            err = EINVAL;
+        /* The owner may always read (open-then-chmod); others need r or x. */
+        else if (x->c.uid != mr->attr.uid && !(perm_bits(&x->c, &mr->attr) & 5))
+            err = EACCES;
+    }
+    if (!err) {
+        uint32_t count = a->count > NFS3_MAX_IO ? NFS3_MAX_IO : a->count;
+        if (a->offset < mr->attr.size && count > mr->attr.size - a->offset)
+            count = (uint32_t)(mr->attr.size - a->offset);
+        if (a->offset >= mr->attr.size)
+            count = 0;
+        mr->t = x->c.srv->inodes;
+        mr->cache = x->c.srv->cache;
+        mr->e = &x->c.exp->m;
+        mr->off = a->offset;
+        mr->len = count;
+        mr->buf = count ? rpc_alloc(req, count) : NULL;
+        mr->done = read_done;
+        mr->arg = x;
+        mr->nowait = nowait;
+        err = meta_read(mr);
+        if (err == EINPROGRESS)
+            return RPC_HANDLER_ASYNC;
+    }
+    if (nowait && err == EWOULDBLOCK) {
+        call_end(&x->c);
+        return RPC_HANDLER_WOULDBLOCK;
+    }
+    read_reply(x, err);
     return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_read(struct rpc_req *req, void *args, void *res)
+{
+    return read_run(req, args, res, false);
+}
+
+static enum rpc_handler_status nfs3_read_nowait(struct rpc_req *req, void *args, void *res)
+{
+    return read_run(req, args, res, true);
 }
 
 /* ---- READDIR / READDIRPLUS ---- */
@@ -783,7 +834,7 @@ static const struct rpc_proc nfs3_procs[] = {
     PROC_NOWAIT(LOOKUP, nfs3_lookup, nfs3_lookup_nowait, LOOKUP3args, LOOKUP3res, ST),
     PROC_NOWAIT(ACCESS, nfs3_access, nfs3_access_nowait, ACCESS3args, ACCESS3res, ST),
     PROC(READLINK, nfs3_readlink, READLINK3args, READLINK3res, ST + 4096),
-    PROC(READ, nfs3_read, READ3args, READ3res, ST + NFS3_MAX_IO),
+    PROC_NOWAIT(READ, nfs3_read, nfs3_read_nowait, READ3args, READ3res, ST + NFS3_MAX_IO),
     PROC(WRITE, nfs3_write, WRITE3args, WRITE3res, ST),
     PROC(CREATE, nfs3_create, CREATE3args, CREATE3res, ST),
     PROC(MKDIR, nfs3_mkdir, MKDIR3args, CREATE3res, ST),

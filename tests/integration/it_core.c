@@ -264,7 +264,7 @@ static void check_no_head_of_line(const char *slow, const char *fast)
     if (!fs || !ff)
         return;
     char buf[4096];
-    CHECK(nfs_pread(nfs, ff, 0, sizeof(buf), buf) > 0); /* warm: fast is cached in page */
+    CHECK(nfs_pread(nfs, ff, 0, sizeof(buf), buf) > 0); /* warm: fast is in the block cache */
     struct pending p[2] = {{.name = slow}, {.name = fast}};
     double t0 = now();
     CHECK(nfs_pread_async(nfs, fs, 0, 4096, read_cb, &p[0]) == 0);
@@ -302,14 +302,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "mount: %s\n", nfs_get_error(nfs));
         return TEST_DONE();
     }
+    /* First, while slow's blocks are not cached yet: its read is a real store fetch. */
+    if (argc == 5)
+        check_no_head_of_line(argv[3], argv[4]);
     double t0 = now();
     walk("", 0);
     printf("# walked %u directories, read %u files (%.1f MB) in %.2f s\n", dirs_listed,
            files_read, bytes_read / 1e6, now() - t0);
     CHECK(dirs_listed >= 4); /* the tree has three levels below the root */
     check_missing();
-    if (argc == 5)
-        check_no_head_of_line(argv[3], argv[4]);
     nfs_umount(nfs);
     nfs_destroy_url(url);
     nfs_destroy_context(nfs);

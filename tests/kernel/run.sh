@@ -163,15 +163,18 @@ shares=(-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on
 
 echo "run.sh: booting $(basename "$kernel") ($(cat "$(dirname "$kernel")/kernel-version" 2>/dev/null || echo "version unknown")), job $job" >&2
 t0=$(date +%s)
-out=/dev/stdout
-[ "$quiet" = 1 ] && out=/dev/null
+# The console goes to our stdout through fd 3: reopening /dev/stdout would,
+# when stdout is a log file (tests/run.sh), truncate it and write over
+# what was logged before the boot (prepare.sh's and the fixture's lines).
+exec 3>&1
+[ "$quiet" = 1 ] && exec 3>/dev/null
 timeout -k 10 $((timeout + 90)) "$qemu" -accel tcg -smp 2 -m 1G \
     -nographic -no-reboot -nodefaults -serial stdio -monitor none \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init" \
     -netdev user,id=n0 -device virtio-net-pci,netdev=n0 -device virtio-rng-pci \
     "${shares[@]}" </dev/null 2>&1 |
-    sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[c()][0-9A-Z]\{0,1\}//g' -e 's/\r//g' | tee "$job/console.log" > "$out"
+    sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[c()][0-9A-Z]\{0,1\}//g' -e 's/\r//g' | tee "$job/console.log" >&3
 qrc=${PIPESTATUS[0]}
 t1=$(date +%s)
 boot=$(sed -n 's/.*bnfs-init: up after \([0-9.]*\)s.*/\1/p' "$job/console.log")

@@ -54,6 +54,12 @@ for t in "$build"/tests/test_*; do
     run_suite "unit/$(basename "$t")" 600 "$t"
 done
 
+echo "== tool tests"
+for t in tests/tools/*.sh; do
+    [ -f "$t" ] || continue
+    run_suite "tools/$(basename "$t" .sh)" 120 bash "$t"
+done
+
 echo "== integration tests"
 for t in tests/integration/*.sh; do
     [ -f "$t" ] || continue

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # install-deps.sh {build|test|bench} - install the Debian packages a step
 # needs, only those missing.  Runs apt-get as root (or through sudo).
+# Every download is retried with backoff (tools/retry.sh): one transient
+# network error must not fail a fresh `make test`.
 set -euo pipefail
+. "$(dirname "$0")/retry.sh"
 
 build_pkgs=(gcc make rpcsvc-proto libtirpc-dev libdb-dev libconfig-dev
             libcurl4-openssl-dev libssl-dev libexpat1-dev libnfs-dev pkg-config)
@@ -28,15 +31,24 @@ if ((${#missing[@]})); then
     sudo=()
     [ "$(id -u)" = 0 ] || sudo=(sudo)
     export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # --error-on=any: apt-get update otherwise exits 0 when a mirror could
+    # not be reached ("W: Failed to fetch"), and install then fails on the
+    # old lists.  The lock timeout: another apt-get may be running.
+    retry 5 "${sudo[@]}" apt-get update -qq --error-on=any
+    retry 5 "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+        -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null
 fi
 
 # moto_server for the S3 tests (pip), only where it is missing.
 if [ "${1:-build}" != build ] && ! command -v moto_server >/dev/null 2>&1; then
     echo "install-deps: installing moto[server] with pip"
-    # Debian's own python3 is "externally managed" (PEP 668): allow pip there.
-    python3 -m pip install -q 'moto[server]' ||
-        python3 -m pip install -q --break-system-packages 'moto[server]'
+    # Debian's own python3 is "externally managed" (PEP 668): allow pip
+    # there.  Decided up front, so a retry is spent on the network only.
+    pip_opts=(-q)
+    if python3 -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+        pip_opts+=(--break-system-packages)
+    fi
+    retry 5 python3 -m pip install "${pip_opts[@]}" 'moto[server]'
 fi
 exit 0

@@ -10,7 +10,13 @@
 # Results are cached in $BNFS_KERNEL_CACHE (default
 # ${XDG_CACHE_HOME:-~/.cache}/bucketnfs-kernel) and rebuilt only when the
 # kernel package or one of the inputs in this folder changes.  Without
-# network the newest cached kernel is used.
+# network the newest cached kernel is used.  Needs the network the first
+# time: suite.sh runs it (through run.sh --prepare-only) before it enters
+# its network namespace.  The download is retried with backoff
+# (tools/retry.sh); apt-get update runs (as root) only when apt's lists do
+# not name the kernel package, or name one the mirror no longer serves.
+# Several runs may share the cache at once: downloads and builds happen in
+# private folders and are renamed into place.
 #
 # Prints two lines on success, for run.sh:
 #   kernel=PATH
@@ -19,6 +25,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/../../tools/retry.sh"
 cache=${BNFS_KERNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bucketnfs-kernel}
 meta_pkg=${BNFS_KERNEL_PACKAGE:-linux-image-amd64}
 
@@ -41,20 +48,58 @@ fi
 
 mkdir -p "$cache/debs"
 
-# Which kernel package: ask apt, fall back to the newest cached one.
-kpkg=$(apt-cache depends "$meta_pkg" 2>/dev/null |
-       awk '/Depends: linux-image-[0-9]/ { print $2; exit }' || true)
+# kernel_pkg: the kernel package $meta_pkg depends on, from apt's lists.
+kernel_pkg() {
+    apt-cache depends "$meta_pkg" 2>/dev/null |
+        awk '/Depends: linux-image-[0-9]/ { print $2; exit }' || true
+}
+# cached_deb PATTERN: the newest cached .deb matching PATTERN.
+cached_deb() {
+    ls -t "$cache/debs"/$1 2>/dev/null | head -n1 || true
+}
+# download PKG: apt-get download, retried, into a private folder first so
+# that a parallel run never takes a half-written .deb.  0 or apt's status.
+download() {
+    local tmp rc=0
+    tmp=$(mktemp -d "$cache/debs/dl.XXXXXX")
+    (cd "$tmp" && retry 4 apt-get download "$1" >&2) || rc=$?
+    [ "$rc" = 0 ] && { mv -f "$tmp"/*.deb "$cache/debs/" || rc=$?; }
+    rm -rf "$tmp"
+    return "$rc"
+}
+# apt_update: refresh apt's lists, retried; root only.  --error-on=any:
+# otherwise a mirror that could not be reached still exits 0.
+apt_update() {
+    [ "$(id -u)" = 0 ] || return 1
+    say "apt-get update"
+    retry 4 apt-get update -qq --error-on=any >&2
+}
+
+# Which kernel package: ask apt (refreshing its lists when they do not know
+# it and nothing is cached), fall back to the newest cached one.
+kpkg=$(kernel_pkg)
+if [ -z "$kpkg" ] && [ -z "$(cached_deb 'linux-image-*.deb')" ]; then
+    apt_update || say "apt-get update failed"
+    kpkg=$(kernel_pkg)
+fi
 deb=""
 if [ -n "$kpkg" ]; then
-    deb=$(ls -t "$cache/debs/${kpkg}"_*.deb 2>/dev/null | head -n1 || true)
+    deb=$(cached_deb "${kpkg}_*.deb")
     if [ -z "$deb" ]; then
         say "downloading $kpkg"
-        (cd "$cache/debs" && apt-get download "$kpkg" >&2) || say "apt-get download $kpkg failed"
-        deb=$(ls -t "$cache/debs/${kpkg}"_*.deb 2>/dev/null | head -n1 || true)
+        if ! download "$kpkg"; then
+            # Stale lists name a kernel the mirror has replaced.
+            say "apt-get download $kpkg failed; refreshing apt's lists"
+            if apt_update; then
+                kpkg=$(kernel_pkg)
+                [ -z "$kpkg" ] || download "$kpkg" || say "apt-get download $kpkg failed"
+            fi
+        fi
+        [ -z "$kpkg" ] || deb=$(cached_deb "${kpkg}_*.deb")
     fi
 fi
 if [ -z "$deb" ]; then
-    deb=$(ls -t "$cache/debs"/linux-image-*.deb 2>/dev/null | head -n1 || true)
+    deb=$(cached_deb 'linux-image-*.deb')
     [ -n "$deb" ] || die "no kernel package: apt-get download of $meta_pkg's kernel failed and the cache is empty"
     say "using cached $(basename "$deb")"
 fi
@@ -64,6 +109,7 @@ key=$( { basename "$deb"; cat "$here/prepare.sh" "$here/init" "$here/nfsmount.c"
          printf '%s\n' "${want_modules[@]}"; } | sha256sum | cut -c1-16)
 out="$cache/img-$key"
 if [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.cpio.gz" ]; then
+    touch "$out" 2>/dev/null || true # in use: see the pruning below
     echo "kernel=$out/vmlinuz"
     echo "initrd=$out/initramfs.cpio.gz"
     exit 0
@@ -107,15 +153,20 @@ done | while read -r verb path _; do
 done
 say "modules: $(tr '\n' ' ' < "$root/modules.list")"
 
-mkdir -p "$out.tmp"
-(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -6 > "$out.tmp/initramfs.cpio.gz"
-cp "$vmlinuz" "$out.tmp/vmlinuz"
-echo "$kver" > "$out.tmp/kernel-version"
-rm -rf "$out"
-mv "$out.tmp" "$out"
-# Old images are dead weight: keep only this one (and the .deb cache).
-for old in "$cache"/img-*; do
-    [ "$old" = "$out" ] || rm -rf "$old"
-done
+img="$work/img"
+mkdir -p "$img"
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -6 > "$img/initramfs.cpio.gz"
+cp "$vmlinuz" "$img/vmlinuz"
+echo "$kver" > "$img/kernel-version"
+chmod 755 "$img"
+# A parallel run may have built the same image meanwhile: then keep its.
+if ! mv -T "$img" "$out" 2>/dev/null &&
+   ! { [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.cpio.gz" ]; }; then
+    rm -rf "$out"
+    mv -T "$img" "$out"
+fi
+# Old images are dead weight, but another checkout (other inputs, another
+# key) may be about to boot its own: drop only those unused for a day.
+find "$cache" -maxdepth 1 -name 'img-*' ! -path "$out" -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 echo "kernel=$out/vmlinuz"
 echo "initrd=$out/initramfs.cpio.gz"

@@ -19,6 +19,11 @@
 #     --timeout SECONDS   guest deadline for all tests (default 420)
 #     --test-timeout S    per test script (default 300)
 #     --quiet             do not stream the guest console
+#     --kernel FILE       boot this guest image, prepared beforehand by
+#     --initrd FILE       `run.sh --prepare-only` (default: prepare now)
+#     --prepare-only      check QEMU, prepare the guest image (prepare.sh:
+#                         may download the kernel package) and print its
+#                         "kernel=FILE" and "initrd=FILE" lines; no boot
 #
 # The guest's userland is this host's root, read-only over 9p, so TEST.sh
 # and --src must be host paths outside /tmp, /run and /mnt (the guest
@@ -33,6 +38,7 @@ repo=$(cd "$here/../.." && pwd)
 
 export_path=/ nfs_port="" mount_port="" server_cmd="" server_log="" src="" server_wait=300
 opts_a="" opts_b="noac" timeout=420 test_timeout=300 quiet=0
+kernel="" initrd="" prepare_only=0
 extra_env=() tests=()
 usage() { sed -n '2,/^set -uo/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -50,12 +56,15 @@ while [ $# -gt 0 ]; do
         --timeout) timeout=$2; shift 2 ;;
         --test-timeout) test_timeout=$2; shift 2 ;;
         --quiet) quiet=1; shift ;;
+        --kernel) kernel=$2; shift 2 ;;
+        --initrd) initrd=$2; shift 2 ;;
+        --prepare-only) prepare_only=1; shift ;;
         -h|--help) usage ;;
         -*) echo "run.sh: unknown option $1" >&2; usage ;;
         *) tests+=("$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"); shift ;;
     esac
 done
-[ ${#tests[@]} -gt 0 ] || { echo "run.sh: no test scripts given" >&2; usage; }
+[ ${#tests[@]} -gt 0 ] || [ "$prepare_only" = 1 ] || { echo "run.sh: no test scripts given" >&2; usage; }
 for p in "${tests[@]}"; do
     [ -e "$p" ] || { echo "run.sh: $p does not exist" >&2; exit 2; }
 done
@@ -71,9 +80,22 @@ qemu=$(command -v qemu-system-x86_64 || true)
 echo q | timeout 20 "$qemu" -accel tcg -machine none -nodefaults -display none \
     -monitor stdio >/dev/null 2>&1 || skip "$qemu cannot start with -accel tcg"
 
-img=$("$here/prepare.sh") || { echo "run.sh: FAIL: prepare.sh could not build the guest image" >&2; exit 2; }
-kernel=$(sed -n 's/^kernel=//p' <<<"$img")
-initrd=$(sed -n 's/^initrd=//p' <<<"$img")
+if [ -n "$kernel$initrd" ] && { [ -z "$kernel" ] || [ -z "$initrd" ]; }; then
+    echo "run.sh: --kernel and --initrd go together" >&2; exit 2
+fi
+if [ -z "$kernel" ]; then
+    img=$("$here/prepare.sh") || { echo "run.sh: FAIL: prepare.sh could not build the guest image" >&2; exit 2; }
+    kernel=$(sed -n 's/^kernel=//p' <<<"$img")
+    initrd=$(sed -n 's/^initrd=//p' <<<"$img")
+fi
+for f in "$kernel" "$initrd"; do
+    [ -s "$f" ] || { echo "run.sh: FAIL: guest image $f is missing" >&2; exit 2; }
+done
+if [ "$prepare_only" = 1 ]; then
+    echo "kernel=$kernel"
+    echo "initrd=$initrd"
+    exit 0
+fi
 
 mkdir -p "$repo/build/kernel"
 job=$(mktemp -d "$repo/build/kernel/job.XXXXXX")
@@ -139,17 +161,20 @@ shares=(-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on
         -virtfs "local,path=$job/share,mount_tag=job,security_model=none")
 [ -n "$src" ] && shares+=(-virtfs "local,path=$src,mount_tag=src,security_model=none")
 
-echo "run.sh: booting $(basename "$kernel") ($(cat "$(dirname "$kernel")/kernel-version")), job $job" >&2
+echo "run.sh: booting $(basename "$kernel") ($(cat "$(dirname "$kernel")/kernel-version" 2>/dev/null || echo "version unknown")), job $job" >&2
 t0=$(date +%s)
-out=/dev/stdout
-[ "$quiet" = 1 ] && out=/dev/null
+# The console goes to our stdout through fd 3: reopening /dev/stdout would,
+# when stdout is a log file (tests/run.sh), truncate it and write over
+# what was logged before the boot (prepare.sh's and the fixture's lines).
+exec 3>&1
+[ "$quiet" = 1 ] && exec 3>/dev/null
 timeout -k 10 $((timeout + 90)) "$qemu" -accel tcg -smp 2 -m 1G \
     -nographic -no-reboot -nodefaults -serial stdio -monitor none \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init" \
     -netdev user,id=n0 -device virtio-net-pci,netdev=n0 -device virtio-rng-pci \
     "${shares[@]}" </dev/null 2>&1 |
-    sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[c()][0-9A-Z]\{0,1\}//g' -e 's/\r//g' | tee "$job/console.log" > "$out"
+    sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[c()][0-9A-Z]\{0,1\}//g' -e 's/\r//g' | tee "$job/console.log" >&3
 qrc=${PIPESTATUS[0]}
 t1=$(date +%s)
 boot=$(sed -n 's/.*bnfs-init: up after \([0-9.]*\)s.*/\1/p' "$job/console.log")

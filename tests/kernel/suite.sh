@@ -17,20 +17,33 @@
 # server whose store cannot hold it; its cases print "# skipped: ...".
 # BNFS_BIGDIR_COUNT (default 20000) sets the size of bigdir/.
 #
-# When run as root, everything runs in private network and mount namespaces
-# (unshare): the servers and rpcbind, which cannot be told to listen on
-# loopback only, are then reachable from QEMU alone, and rpcbind's
-# /run files do not meet the host's.  Otherwise an rpcbind already
-# listening on 127.0.0.1:111 is used.  Exit status: that of run.sh.
+# The guest image (kernel + initramfs, run.sh --prepare-only) is prepared
+# first, in the caller's network namespace: the first run on a machine
+# downloads the kernel package.  When run as root, everything else then runs
+# in private network and mount namespaces (unshare), which have no network:
+# the servers and rpcbind, which cannot be told to listen on loopback only,
+# are then reachable from QEMU alone, and rpcbind's /run files do not meet
+# the host's.  Otherwise an rpcbind already listening on 127.0.0.1:111 is
+# used.  Exit status: that of run.sh (77 SKIP: QEMU cannot run here).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-if [ -z "${BNFS_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ] &&
-   unshare --net --mount true 2>/dev/null; then
-    exec unshare --net --mount --propagation private \
-        env BNFS_IN_NETNS=1 bash "${BASH_SOURCE[0]}" "$@"
+if [ -z "${BNFS_IN_NETNS:-}" ]; then
+    given=0
+    for a in "$@"; do [ "$a" = --kernel ] && given=1; done
+    if [ "$given" = 0 ]; then
+        img=$("$here/run.sh" --prepare-only)
+        rc=$?
+        [ "$rc" = 0 ] || exit "$rc"
+        set -- --kernel "$(sed -n 's/^kernel=//p' <<<"$img")" \
+               --initrd "$(sed -n 's/^initrd=//p' <<<"$img")" "$@"
+    fi
+    if [ "$(id -u)" = 0 ] && unshare --net --mount true 2>/dev/null; then
+        exec unshare --net --mount --propagation private \
+            env BNFS_IN_NETNS=1 bash "${BASH_SOURCE[0]}" "$@"
+    fi
 fi
 
 server_cmd="$here/ganesha.sh @SRC@ @NFS_PORT@ @MOUNT_PORT@"

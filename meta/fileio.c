@@ -17,6 +17,7 @@
 #include "meta/fileio.h"
 
 #include "cache/cache.h"
+#include "meta/xfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -37,6 +38,8 @@ static int start(struct meta_read *r)
     r->eof = r->off >= a->size;
     if (r->off >= a->size || r->len == 0)
         return 0;
+    if (r->off == 0 && r->tries == 0)
+        xfile_note(r->xf, r->e, a); /* the start of a file: a step of a name-order reader? */
     int err = inode_key(r->t, a->ino, r->key, sizeof(r->key));
     if (err)
         return err;

@@ -33,6 +33,7 @@ struct meta_read {
     /* in */
     struct inode_table *t;
     struct cache *cache;
+    struct xfile *xf;       /* cross-file prefetch to tell (NULL: none) */
     const struct meta_export *e;
     struct inode_attr attr; /* the file's attributes as the caller found them */
     uint64_t off;

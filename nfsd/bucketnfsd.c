@@ -30,6 +30,7 @@
 #include "meta/export.h"
 #include "meta/fh.h"
 #include "meta/inode.h"
+#include "meta/xfile.h"
 #include "mount3_prot.h"
 #include "mountd/mount3.h"
 #include "nfs3_prot.h"
@@ -172,6 +173,7 @@ int main(int argc, char **argv)
     struct mnt_server *mnt = NULL;
     struct rpc_server *rpc = NULL;
     struct cache *cache = NULL;
+    struct xfile *xf = NULL;
     bool registered = false;
 
     rc = make_dirs(conf->server.state_dir);
@@ -209,6 +211,11 @@ int main(int argc, char **argv)
         LOG_AT(LOG_ERR, "block cache in %s: %s", conf->cache.dirs[0], strerror(errno));
         goto out;
     }
+    xf = xfile_create(inodes, cache, conf->cache.readahead_max);
+    if (!xf) {
+        LOG_AT(LOG_ERR, "cross-file prefetch: %s", strerror(errno));
+        goto out;
+    }
     mnt = mnt_server_create(exports, key, inodes);
     if (!mnt) {
         LOG_AT(LOG_ERR, "mount server: %s", strerror(errno));
@@ -227,7 +234,7 @@ int main(int argc, char **argv)
         goto out;
     }
     struct nfs3_server nfs = {.inodes = inodes, .fh_key = key, .exports = exports,
-                              .cache = cache};
+                              .cache = cache, .xf = xf};
     struct rpc_program nfs_prog, mnt_prog;
     nfs3_program(&nfs, &nfs_prog);
     mnt_program(mnt, &mnt_prog);
@@ -299,6 +306,7 @@ out:
      */
     if (rpc)
         rpc_server_stop(rpc);
+    xfile_destroy(xf);
     cache_destroy(cache);
     if (rpc)
         rpc_server_destroy(rpc);

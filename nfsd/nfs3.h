@@ -14,10 +14,12 @@
 #define NFS3_MAX_IO (1024u * 1024u) /* rtmax / wtmax advertised by FSINFO */
 
 struct cache;
+struct xfile;
 
 struct nfs3_server {
     struct inode_table *inodes;
     struct cache *cache;       /* file contents (READ, READLINK) */
+    struct xfile *xf;          /* cross-file prefetch (may be NULL) */
     struct fh_key *fh_key;
     struct export_ctx *exports;
 };

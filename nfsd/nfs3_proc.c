@@ -476,6 +476,7 @@ static enum rpc_handler_status read_run(struct rpc_req *req, void *args, void *r
             count = 0;
         mr->t = x->c.srv->inodes;
         mr->cache = x->c.srv->cache;
+        mr->xf = x->c.srv->xf;
         mr->e = &x->c.exp->m;
         mr->off = a->offset;
         mr->len = count;

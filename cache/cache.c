@@ -92,6 +92,7 @@
  *   requests; shard locks are held across a summary write only.
  */
 #include "cache/cache.h"
+#include "cache/cache_fmt.h"
 #include "cache/crc32c.h"
 
 #include "common/log.h"
@@ -112,12 +113,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ALIGN 4096u
-#define REC_HDR 64u
-#define SUM_HDR 4096u
-#define SUM_ENT 48u
-#define REC_MAGIC 0x424e4652u /* "BNFR" */
-#define SUM_MAGIC 0x424e4653u /* "BNFS" */
 #define FREE_LOW 3            /* free regions per shard the cleaner keeps ready */
 #define FREE_RESERVE 1        /* of which the last is the cleaner's own, for copying forward */
 #define FREQ_MAX 3
@@ -127,6 +122,7 @@
 #define DEFAULT_FETCH_MAX 64
 #define DEFAULT_BUDGET (256ull << 20)
 #define PINS_MAX 65536
+#define LOAD_THREADS 8        /* shards loaded at once at start */
 
 enum { Q_S = 0, Q_M = 1 };
 enum { R_FREE, R_OPEN, R_SEALED, R_EVICTING };
@@ -137,36 +133,19 @@ enum { R_FREE, R_OPEN, R_SEALED, R_EVICTING };
 enum fetch_kind { F_DEMAND, F_RA, F_PF };
 enum { FQ_NONE, FQ_DEMAND, FQ_PREFETCH };
 
-struct ckey {
-    uint32_t export_id, gen;
-    uint64_t ino, version, blkno;
-};
-
-struct rec_hdr { /* 64 bytes, little-endian as the machine writes it */
-    uint32_t magic, hdr_crc;
-    struct ckey key;
-    uint32_t len, data_crc;
-    uint64_t seq;
-    uint32_t queue, pad;
-};
-
-struct sum_ent { /* 48 bytes */
-    struct ckey key;
-    uint32_t off, len, data_crc, pad;
-};
-
-struct sum_hdr {
-    uint32_t magic, hdr_crc;
-    uint64_t seq;
-    uint32_t count, queue, ents_crc, pad;
-};
 
 struct entry {
     struct entry *hnext;
     struct entry *rprev, *rnext;
-    struct ckey key;
+    struct cache_key key;
     uint32_t region, off, len, crc;
     uint8_t freq, flags;
+};
+
+#define ENT_CHUNK 4096 /* entries allocated at once: one malloc per 4096 blocks */
+struct ent_chunk {
+    struct ent_chunk *next;
+    struct entry v[ENT_CHUNK];
 };
 
 struct region {
@@ -193,7 +172,7 @@ struct fetch {
     struct fetch *next;  /* shard's in-flight list */
     struct fetch *qnext; /* queue */
     struct shard *sh;
-    struct ckey key;
+    struct cache_key key;
     enum fetch_kind kind; /* why it was issued (stats, flags of the block) */
     bool budgeted;        /* counted in c->pf_bytes */
     uint8_t queued;       /* Q_NONE, in the demand queue, or in the prefetch queue */
@@ -229,11 +208,14 @@ struct shard {
     uint32_t nfree;
     struct entry **htab;
     size_t hmask, hcount;
+    struct entry *efree;      /* entries to reuse */
+    struct ent_chunk *chunks; /* where entries come from */
     uint64_t bytes; /* data bytes of the indexed blocks */
     uint64_t *ghost;
     size_t nghost;
     struct fetch *fetches;
     uint64_t seq;
+    bool loaded; /* the index is built: before, reads miss and nothing is admitted */
 };
 
 struct counters {
@@ -274,8 +256,14 @@ struct cache {
     _Atomic uint64_t pf_bytes; /* read-ahead/prefetch bytes queued or in flight */
     _Atomic uint64_t fetching;
 
-    pthread_mutex_t cleanlock;
+    pthread_mutex_t cleanlock;      /* also guards `loading` */
     pthread_cond_t clean_needed;
+    pthread_cond_t loaded_cv;       /* the index finished loading */
+    bool loading;
+    pthread_t loaders[LOAD_THREADS];
+    unsigned nloaders;
+    atomic_uint load_next, load_done;
+    uint64_t load_start;
     bool clean_stop, clean_wanted;
     pthread_t cleaner;
     bool cleaner_started;
@@ -306,14 +294,14 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-static uint64_t key_hash(const struct ckey *k)
+static uint64_t key_hash(const struct cache_key *k)
 {
     uint64_t h = mix64(k->ino ^ ((uint64_t)k->export_id << 40) ^ ((uint64_t)k->gen << 20));
     h = mix64(h ^ k->version);
     return mix64(h ^ k->blkno);
 }
 
-static bool key_eq(const struct ckey *a, const struct ckey *b)
+static bool key_eq(const struct cache_key *a, const struct cache_key *b)
 {
     return a->ino == b->ino && a->blkno == b->blkno && a->version == b->version &&
            a->export_id == b->export_id && a->gen == b->gen;
@@ -321,12 +309,12 @@ static bool key_eq(const struct ckey *a, const struct ckey *b)
 
 static uint32_t align_up(uint64_t n)
 {
-    return (uint32_t)((n + ALIGN - 1) & ~(uint64_t)(ALIGN - 1));
+    return (uint32_t)((n + CACHE_ALIGN - 1) & ~(uint64_t)(CACHE_ALIGN - 1));
 }
 
 static uint32_t sum_space(uint32_t count)
 {
-    return SUM_HDR + align_up((uint64_t)count * SUM_ENT);
+    return CACHE_SUM_HDR + align_up((uint64_t)count * CACHE_SUM_ENT);
 }
 
 static uint64_t now_usec(void)
@@ -336,7 +324,7 @@ static uint64_t now_usec(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static struct shard *shard_of(struct cache *c, const struct ckey *k)
+static struct shard *shard_of(struct cache *c, const struct cache_key *k)
 {
     return &c->shards[key_hash(k) % c->nshards];
 }
@@ -372,7 +360,32 @@ static struct counters *exp_counters(struct cache *c, uint32_t id)
 
 /* ---- index ------------------------------------------------------------- */
 
-static struct entry *idx_find(struct shard *sh, const struct ckey *k)
+/* An entry from the shard's pool (shard lock held, or the shard not yet shared).  NULL: ENOMEM. */
+static struct entry *ent_alloc(struct shard *sh)
+{
+    if (!sh->efree) {
+        struct ent_chunk *ch = malloc(sizeof(*ch));
+        if (!ch)
+            return NULL;
+        ch->next = sh->chunks;
+        sh->chunks = ch;
+        for (size_t i = ENT_CHUNK; i-- > 0;) {
+            ch->v[i].hnext = sh->efree;
+            sh->efree = &ch->v[i];
+        }
+    }
+    struct entry *e = sh->efree;
+    sh->efree = e->hnext;
+    return e;
+}
+
+static void ent_free(struct shard *sh, struct entry *e)
+{
+    e->hnext = sh->efree;
+    sh->efree = e;
+}
+
+static struct entry *idx_find(struct shard *sh, const struct cache_key *k)
 {
     for (struct entry *e = sh->htab[key_hash(k) & sh->hmask]; e; e = e->hnext)
         if (key_eq(&e->key, k))
@@ -436,16 +449,16 @@ static void idx_remove(struct shard *sh, struct entry *e)
     if (e->rnext)
         e->rnext->rprev = e->rprev;
     r->count--;
-    free(e);
+    ent_free(sh, e);
 }
 
-static void ghost_add(struct shard *sh, const struct ckey *k)
+static void ghost_add(struct shard *sh, const struct cache_key *k)
 {
     uint64_t h = key_hash(k) | 1;
     sh->ghost[h % sh->nghost] = h;
 }
 
-static bool ghost_hit(struct shard *sh, const struct ckey *k)
+static bool ghost_hit(struct shard *sh, const struct cache_key *k)
 {
     uint64_t h = key_hash(k) | 1;
     return sh->ghost[h % sh->nghost] == h;
@@ -513,26 +526,26 @@ static struct region *queue_pop(struct shard *sh, int q)
 static void summary_write(struct cache *c, struct shard *sh, struct region *r)
 {
     uint32_t n = r->count;
-    size_t elen = (size_t)align_up((uint64_t)n * SUM_ENT);
-    struct sum_ent *ents = elen ? calloc(1, elen) : NULL;
+    size_t elen = (size_t)align_up((uint64_t)n * CACHE_SUM_ENT);
+    struct cache_sum_ent *ents = elen ? calloc(1, elen) : NULL;
     if (elen && !ents) {
         COUNT(c, UINT32_MAX, write_errors, 1);
         return;
     }
     uint32_t i = 0;
     for (struct entry *e = r->ents; e && i < n; e = e->rnext, i++)
-        ents[i] = (struct sum_ent){.key = e->key, .off = e->off, .len = e->len, .data_crc = e->crc};
-    char hbuf[SUM_HDR] = {0};
-    struct sum_hdr *h = (struct sum_hdr *)hbuf;
-    h->magic = SUM_MAGIC;
+        ents[i] = (struct cache_sum_ent){.key = e->key, .off = e->off, .len = e->len, .data_crc = e->crc};
+    char hbuf[CACHE_SUM_HDR] = {0};
+    struct cache_sum_hdr *h = (struct cache_sum_hdr *)hbuf;
+    h->magic = CACHE_SUM_MAGIC;
     h->seq = r->seq;
     h->count = n;
     h->queue = r->queue;
-    h->ents_crc = crc32c(ents ? (const void *)ents : "", (size_t)n * SUM_ENT);
+    h->ents_crc = crc32c(ents ? (const void *)ents : "", (size_t)n * CACHE_SUM_ENT);
     h->hdr_crc = crc32c(h, sizeof(*h));
     uint64_t end = region_base(c, r) + c->region_size;
-    if ((elen && pwrite(sh->fd, ents, elen, (off_t)(end - SUM_HDR - elen)) != (ssize_t)elen) ||
-        pwrite(sh->fd, hbuf, SUM_HDR, (off_t)(end - SUM_HDR)) != SUM_HDR)
+    if ((elen && pwrite(sh->fd, ents, elen, (off_t)(end - CACHE_SUM_HDR - elen)) != (ssize_t)elen) ||
+        pwrite(sh->fd, hbuf, CACHE_SUM_HDR, (off_t)(end - CACHE_SUM_HDR)) != CACHE_SUM_HDR)
         COUNT(c, UINT32_MAX, write_errors, 1);
     free(ents);
 }
@@ -565,14 +578,18 @@ enum { AP_NORMAL, AP_NOEVICT, AP_REINSERT };
  * ENOSPC / EIO when the block is not kept (the caller serves it anyway).
  * Takes and drops the shard lock.
  */
-static int append(struct cache *c, struct shard *sh, const struct ckey *k, const void *data,
+static int append(struct cache *c, struct shard *sh, const struct cache_key *k, const void *data,
                   uint32_t len, uint32_t crc, int q, uint8_t freq, uint8_t flags, int mode,
                   uint32_t from)
 {
-    uint32_t rec = align_up((uint64_t)REC_HDR + len);
+    uint32_t rec = align_up((uint64_t)CACHE_REC_HDR + len);
     bool wake = false;
 
     pthread_mutex_lock(&sh->lock);
+    if (!sh->loaded) {
+        pthread_mutex_unlock(&sh->lock);
+        return EAGAIN; /* its index is still loading: served, not kept */
+    }
     if (mode == AP_REINSERT) {
         struct entry *e = idx_find(sh, k);
         if (!e || e->region != from) {
@@ -620,7 +637,7 @@ static int append(struct cache *c, struct shard *sh, const struct ckey *k, const
     if (wake)
         wake_cleaner(c);
 
-    struct rec_hdr h = {.magic = REC_MAGIC, .key = *k, .len = len, .data_crc = crc, .seq = seq,
+    struct cache_rec_hdr h = {.magic = CACHE_REC_MAGIC, .key = *k, .len = len, .data_crc = crc, .seq = seq,
                         .queue = (uint32_t)q};
     h.hdr_crc = crc32c(&h, sizeof(h));
     struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)data, len}};
@@ -636,7 +653,7 @@ static int append(struct cache *c, struct shard *sh, const struct ckey *k, const
             keep = old->flags & (uint8_t)~E_VERIFIED;
             idx_remove(sh, old);
         }
-        struct entry *e = malloc(sizeof(*e));
+        struct entry *e = ent_alloc(sh);
         if (e) {
             *e = (struct entry){.key = *k, .region = r->idx, .off = off, .len = len, .crc = crc,
                                 .freq = freq, .flags = (uint8_t)(flags | keep | E_VERIFIED)};
@@ -664,7 +681,7 @@ static bool pinned(struct cache *c, uint32_t export_id, uint64_t ino);
 
 /* Candidate for being copied forward by the cleaner. */
 struct keep {
-    struct ckey key;
+    struct cache_key key;
     uint32_t off, len, crc;
     uint8_t freq, flags;
 };
@@ -716,7 +733,7 @@ static bool region_evict(struct cache *c, struct shard *sh)
         struct keep *k = &keep[i];
         bool moved = false;
         if (buf && pread(sh->fd, buf, k->len,
-                         (off_t)(region_base(c, v) + k->off + REC_HDR)) == (ssize_t)k->len &&
+                         (off_t)(region_base(c, v) + k->off + CACHE_REC_HDR)) == (ssize_t)k->len &&
             crc32c(buf, k->len) == k->crc) {
             /* S -> M keeps no frequency (S3-FIFO); M -> M decrements it. */
             uint8_t f = q == Q_S ? 0 : (uint8_t)(k->freq - (k->freq > 0));
@@ -742,9 +759,9 @@ static bool region_evict(struct cache *c, struct shard *sh)
     uint64_t base = region_base(c, v);
     if (fallocate(sh->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)base,
                   (off_t)c->region_size) != 0) {
-        static const char zero[SUM_HDR];
-        if (pwrite(sh->fd, zero, SUM_HDR, (off_t)(base + c->region_size - SUM_HDR)) < 0 ||
-            pwrite(sh->fd, zero, REC_HDR, (off_t)base) < 0)
+        static const char zero[CACHE_SUM_HDR];
+        if (pwrite(sh->fd, zero, CACHE_SUM_HDR, (off_t)(base + c->region_size - CACHE_SUM_HDR)) < 0 ||
+            pwrite(sh->fd, zero, CACHE_REC_HDR, (off_t)base) < 0)
             COUNT(c, UINT32_MAX, write_errors, 1);
     }
 
@@ -776,7 +793,7 @@ static void *cleaner_main(void *arg)
             struct shard *sh = &c->shards[i];
             for (;;) {
                 pthread_mutex_lock(&sh->lock);
-                bool need = sh->nfree < FREE_LOW;
+                bool need = sh->loaded && sh->nfree < FREE_LOW;
                 pthread_mutex_unlock(&sh->lock);
                 if (!need || !region_evict(c, sh))
                     break;
@@ -928,7 +945,7 @@ static void enqueue(struct cache *c, struct fetch *f, bool demand)
  * A new fetch of block k of o (len bytes at off), registered in sh's
  * in-flight list.  Shard lock held.  NULL on ENOMEM.
  */
-static struct fetch *fetch_new(struct shard *sh, const struct ckey *k, const struct cache_obj *o,
+static struct fetch *fetch_new(struct shard *sh, const struct cache_key *k, const struct cache_obj *o,
                                uint64_t off, uint32_t len, enum fetch_kind kind)
 {
     size_t bl = strlen(o->bucket) + 1, kl = strlen(o->key) + 1,
@@ -958,7 +975,7 @@ static struct fetch *fetch_new(struct shard *sh, const struct ckey *k, const str
     return f;
 }
 
-static struct fetch *fetch_find(struct shard *sh, const struct ckey *k)
+static struct fetch *fetch_find(struct shard *sh, const struct cache_key *k)
 {
     for (struct fetch *f = sh->fetches; f; f = f->next)
         if (key_eq(&f->key, k))
@@ -996,7 +1013,7 @@ static void fetch_run(struct cache *c, struct fetch *f)
     *pp = f->next;
     struct waiter *w = f->waiters;
     f->waiters = NULL;
-    if (!err && w) {
+    if (!err && w && sh->loaded) {
         /* Demand readers are here: the block counts as read, not as read-ahead. */
         struct entry *e = idx_find(sh, &f->key);
         if (e)
@@ -1063,10 +1080,10 @@ static void *fetcher_main(void *arg)
 
 /* ---- reading ----------------------------------------------------------- */
 
-static struct ckey key_of(const struct cache *c, const struct cache_obj *o, uint64_t blkno)
+static struct cache_key key_of(const struct cache *c, const struct cache_obj *o, uint64_t blkno)
 {
     (void)c;
-    return (struct ckey){.export_id = o->export_id, .gen = o->gen, .ino = o->ino,
+    return (struct cache_key){.export_id = o->export_id, .gen = o->gen, .ino = o->ino,
                          .version = o->version, .blkno = blkno};
 }
 
@@ -1108,7 +1125,7 @@ static int read_hit(struct cache *c, struct shard *sh, struct entry *e, uint32_t
     struct region *r = &sh->regions[e->region];
     bool verified = e->flags & E_VERIFIED;
     uint32_t off = e->off, len = e->len, crc = e->crc;
-    struct ckey k = e->key;
+    struct cache_key k = e->key;
     if (e->freq < FREQ_MAX)
         e->freq++;
     if (e->flags & E_RA)
@@ -1119,7 +1136,7 @@ static int read_hit(struct cache *c, struct shard *sh, struct entry *e, uint32_t
     r->readers++;
     pthread_mutex_unlock(&sh->lock);
 
-    uint64_t at = region_base(c, r) + off + REC_HDR;
+    uint64_t at = region_base(c, r) + off + CACHE_REC_HDR;
     bool ok;
     if (verified) {
         ok = pread(sh->fd, dst, n, (off_t)(at + from)) == (ssize_t)n;
@@ -1161,11 +1178,11 @@ static bool issue_bg(struct cache *c, const struct cache_obj *o, uint64_t blkno,
     if (off >= o->size)
         return false;
     uint32_t len = (uint32_t)(o->size - off < c->bs ? o->size - off : c->bs);
-    struct ckey k = key_of(c, o, blkno);
+    struct cache_key k = key_of(c, o, blkno);
     struct shard *sh = shard_of(c, &k);
 
     pthread_mutex_lock(&sh->lock);
-    if (idx_find(sh, &k) || fetch_find(sh, &k)) {
+    if (!sh->loaded || idx_find(sh, &k) || fetch_find(sh, &k)) {
         pthread_mutex_unlock(&sh->lock);
         return true;
     }
@@ -1277,12 +1294,12 @@ int cache_read_async(struct cache *c, const struct cache_obj *o, uint64_t off, s
         uint32_t from = b == first ? (uint32_t)(off - bstart) : 0;
         uint32_t to = off + n - bstart < blen ? (uint32_t)(off + n - bstart) : blen;
         char *dst = (char *)buf + (bstart + from - off);
-        struct ckey k = key_of(c, o, b);
+        struct cache_key k = key_of(c, o, b);
         struct shard *sh = shard_of(c, &k);
 
         for (;;) {
             pthread_mutex_lock(&sh->lock);
-            struct entry *e = idx_find(sh, &k);
+            struct entry *e = sh->loaded ? idx_find(sh, &k) : NULL;
             if (e) {
                 if (read_hit(c, sh, e, from, to - from, dst) == 0) {
                     COUNT(c, o->export_id, hits, 1);
@@ -1422,7 +1439,7 @@ uint64_t cache_version(const char *etag, uint64_t size)
 /* ---- loading the index at start --------------------------------------- */
 
 /* Index a block found on disk in region r (whose seq is set); the newest copy of a key wins. */
-static void load_entry(struct shard *sh, struct region *r, const struct ckey *k, uint32_t off,
+static void load_entry(struct shard *sh, struct region *r, const struct cache_key *k, uint32_t off,
                        uint32_t len, uint32_t crc)
 {
     struct entry *old = idx_find(sh, k);
@@ -1431,7 +1448,7 @@ static void load_entry(struct shard *sh, struct region *r, const struct ckey *k,
             return;
         idx_remove(sh, old);
     }
-    struct entry *e = malloc(sizeof(*e));
+    struct entry *e = ent_alloc(sh);
     if (!e)
         return; /* forgotten: it is only a cache */
     *e = (struct entry){.key = *k, .region = r->idx, .off = off, .len = len, .crc = crc};
@@ -1441,31 +1458,31 @@ static void load_entry(struct shard *sh, struct region *r, const struct ckey *k,
 /* A record or summary entry describes a block that fits where it says. */
 static bool rec_fits(const struct cache *c, uint32_t off, uint32_t len, uint32_t limit)
 {
-    return len > 0 && len <= c->bs && off % ALIGN == 0 &&
-           (uint64_t)off + REC_HDR + len <= limit;
+    return len > 0 && len <= c->bs && off % CACHE_ALIGN == 0 &&
+           (uint64_t)off + CACHE_REC_HDR + len <= limit;
 }
 
 /* From the summary at r's end.  Returns false when there is no intact summary. */
 static bool load_summary(struct cache *c, struct shard *sh, struct region *r)
 {
     uint64_t end = region_base(c, r) + c->region_size;
-    struct sum_hdr h;
-    if (pread(sh->fd, &h, sizeof(h), (off_t)(end - SUM_HDR)) != (ssize_t)sizeof(h) ||
-        h.magic != SUM_MAGIC || h.queue > Q_M)
+    struct cache_sum_hdr h;
+    if (pread(sh->fd, &h, sizeof(h), (off_t)(end - CACHE_SUM_HDR)) != (ssize_t)sizeof(h) ||
+        h.magic != CACHE_SUM_MAGIC || h.queue > Q_M)
         return false;
     uint32_t want = h.hdr_crc;
     h.hdr_crc = 0;
-    if (crc32c(&h, sizeof(h)) != want || h.count > c->region_size / ALIGN ||
+    if (crc32c(&h, sizeof(h)) != want || h.count > c->region_size / CACHE_ALIGN ||
         sum_space(h.count) > c->region_size)
         return false;
-    size_t elen = align_up((uint64_t)h.count * SUM_ENT);
-    struct sum_ent *ents = elen ? malloc(elen) : NULL;
-    if (elen && (!ents || pread(sh->fd, ents, elen, (off_t)(end - SUM_HDR - elen)) !=
+    size_t elen = align_up((uint64_t)h.count * CACHE_SUM_ENT);
+    struct cache_sum_ent *ents = elen ? malloc(elen) : NULL;
+    if (elen && (!ents || pread(sh->fd, ents, elen, (off_t)(end - CACHE_SUM_HDR - elen)) !=
                               (ssize_t)elen)) {
         free(ents);
         return false;
     }
-    if (crc32c(ents ? (const void *)ents : "", (size_t)h.count * SUM_ENT) != h.ents_crc) {
+    if (crc32c(ents ? (const void *)ents : "", (size_t)h.count * CACHE_SUM_ENT) != h.ents_crc) {
         free(ents);
         return false;
     }
@@ -1473,11 +1490,11 @@ static bool load_summary(struct cache *c, struct shard *sh, struct region *r)
     r->queue = (uint8_t)h.queue;
     uint32_t limit = c->region_size - sum_space(h.count);
     for (uint32_t i = 0; i < h.count; i++) {
-        struct sum_ent *se = &ents[i];
+        struct cache_sum_ent *se = &ents[i];
         if (!rec_fits(c, se->off, se->len, limit))
             continue;
         load_entry(sh, r, &se->key, se->off, se->len, se->data_crc);
-        uint32_t endrec = se->off + align_up((uint64_t)REC_HDR + se->len);
+        uint32_t endrec = se->off + align_up((uint64_t)CACHE_REC_HDR + se->len);
         if (endrec > r->used)
             r->used = endrec;
     }
@@ -1489,12 +1506,12 @@ static bool load_summary(struct cache *c, struct shard *sh, struct region *r)
 static void load_scan(struct cache *c, struct shard *sh, struct region *r)
 {
     uint64_t base = region_base(c, r);
-    uint32_t off = 0, limit = c->region_size - SUM_HDR;
+    uint32_t off = 0, limit = c->region_size - CACHE_SUM_HDR;
     bool any = false;
-    while ((uint64_t)off + REC_HDR <= limit) {
-        struct rec_hdr h;
+    while ((uint64_t)off + CACHE_REC_HDR <= limit) {
+        struct cache_rec_hdr h;
         if (pread(sh->fd, &h, sizeof(h), (off_t)(base + off)) != (ssize_t)sizeof(h) ||
-            h.magic != REC_MAGIC || h.queue > Q_M)
+            h.magic != CACHE_REC_MAGIC || h.queue > Q_M)
             break;
         uint32_t want = h.hdr_crc;
         h.hdr_crc = 0;
@@ -1507,7 +1524,7 @@ static void load_scan(struct cache *c, struct shard *sh, struct region *r)
             any = true;
         }
         load_entry(sh, r, &h.key, off, h.len, h.data_crc);
-        off += align_up((uint64_t)REC_HDR + h.len);
+        off += align_up((uint64_t)CACHE_REC_HDR + h.len);
     }
     r->used = off;
     /* Records from an earlier life of the region would follow; the summary
@@ -1552,17 +1569,33 @@ static int shard_open(struct cache *c, struct shard *sh, unsigned no, uint32_t n
     sh->regions = calloc(nregions, sizeof(*sh->regions));
     sh->nghost = (size_t)nregions * GHOST_PER_REGION;
     sh->ghost = calloc(sh->nghost, sizeof(*sh->ghost));
+    /* Sized for a full shard of whole blocks: loading never rehashes. */
+    size_t want_slots = (size_t)nregions * (c->region_size / c->bs);
     sh->hmask = 1023;
+    while (sh->hmask + 1 < want_slots)
+        sh->hmask = sh->hmask * 2 + 1;
     sh->htab = calloc(sh->hmask + 1, sizeof(*sh->htab));
-    struct region **sealed = calloc(nregions, sizeof(*sealed));
-    if (!sh->regions || !sh->ghost || !sh->htab || !sealed) {
-        free(sealed);
+    if (!sh->regions || !sh->ghost || !sh->htab)
         return ENOMEM;
-    }
+    for (uint32_t i = 0; i < nregions; i++)
+        sh->regions[i].idx = i;
+    return 0;
+}
+
+/*
+ * Build sh's index from its file (a loader thread, before sh->loaded: no
+ * other thread touches the index, the regions or the queues until then).
+ * ENOMEM leaves the shard unloaded: it serves nothing from disk.
+ */
+static int shard_load(struct cache *c, struct shard *sh)
+{
+    uint32_t nregions = sh->nregions;
+    struct region **sealed = calloc(nregions, sizeof(*sealed));
+    if (!sealed)
+        return ENOMEM;
     uint32_t nsealed = 0;
     for (uint32_t i = 0; i < nregions; i++) {
         struct region *r = &sh->regions[i];
-        r->idx = i;
         if (!load_summary(c, sh, r))
             load_scan(c, sh, r);
     }
@@ -1591,8 +1624,54 @@ static int shard_open(struct cache *c, struct shard *sh, unsigned no, uint32_t n
             sh->nfree++;
         }
     }
+    pthread_mutex_lock(&sh->lock);
+    sh->loaded = true;
     CHECK_SHARD(c, sh);
+    pthread_mutex_unlock(&sh->lock);
     return 0;
+}
+
+/* Loader thread: load shards until none is left; the last one out says so. */
+static void *loader_main(void *arg)
+{
+    struct cache *c = arg;
+    unsigned i;
+    while ((i = atomic_fetch_add(&c->load_next, 1)) < c->nshards) {
+        struct shard *sh = &c->shards[i];
+        if (shard_load(c, sh))
+            LOG_AT(LOG_ERR, "cache: shard %u: out of memory loading its index; it serves "
+                   "nothing cached", i);
+        if (atomic_fetch_add(&c->load_done, 1) + 1 == c->nshards) {
+            uint64_t blocks = 0, bytes = 0;
+            for (unsigned k = 0; k < c->nshards; k++) {
+                pthread_mutex_lock(&c->shards[k].lock);
+                blocks += c->shards[k].hcount;
+                bytes += c->shards[k].bytes;
+                pthread_mutex_unlock(&c->shards[k].lock);
+            }
+            pthread_mutex_lock(&c->cleanlock);
+            c->load_usec = now_usec() - c->load_start;
+            c->loading = false;
+            pthread_cond_broadcast(&c->loaded_cv);
+            pthread_mutex_unlock(&c->cleanlock);
+            LOG_AT(LOG_INFO,
+                   "cache: %u shards x %u regions of %u KiB on %zu dir(s); %" PRIu64
+                   " blocks (%" PRIu64 " MiB) loaded in %" PRIu64 " ms; checksums %s",
+                   c->nshards, c->shards[0].nregions, c->region_size >> 10, c->conf.ndirs,
+                   blocks, bytes >> 20, c->load_usec / 1000,
+                   crc32c_hw() ? "by the CPU's crc32 instruction" : "in software");
+            wake_cleaner(c);
+        }
+    }
+    return NULL;
+}
+
+void cache_wait_loaded(struct cache *c)
+{
+    pthread_mutex_lock(&c->cleanlock);
+    while (c->loading)
+        pthread_cond_wait(&c->loaded_cv, &c->cleanlock);
+    pthread_mutex_unlock(&c->cleanlock);
 }
 
 /* Remove shard files of another geometry (an old size or block size). */
@@ -1632,6 +1711,37 @@ static int mkdirs(const char *path)
     return 0;
 }
 
+/*
+ * Regions of 16 blocks at least (so that a region's unusable tail is small)
+ * and 64 MiB at most, smaller while that gives fewer than 1024 regions;
+ * shards of at least 64 regions where the size allows, so that the FREE_LOW
+ * regions each shard keeps ready are a few percent of it.  64 KiB of the
+ * size are kept for the pins file.
+ */
+int cache_geometry(uint64_t size, uint32_t bs, unsigned shards_wanted, uint32_t *region_size,
+                   unsigned *shards, uint32_t *per_shard)
+{
+    uint64_t usable = size > (1u << 20) ? size - (64u << 10) : size;
+    uint32_t min_rs = 16 * bs > (1u << 20) ? 16 * bs : (1u << 20);
+    uint32_t rs = 64u << 20;
+    if (rs < min_rs)
+        rs = min_rs;
+    while (rs / 2 >= min_rs && usable / rs < 1024)
+        rs /= 2;
+    uint64_t total = usable / rs;
+    if (total < 4)
+        return EINVAL;
+    unsigned ns = shards_wanted ? shards_wanted : (unsigned)(total / 64 < 16 ? total / 64 : 16);
+    if (ns == 0)
+        ns = 1;
+    if (ns > total / 4)
+        ns = (unsigned)(total / 4);
+    *region_size = rs;
+    *shards = ns;
+    *per_shard = (uint32_t)(total / ns);
+    return 0;
+}
+
 struct cache *cache_create(const struct cache_conf *cf)
 {
     int err = EINVAL;
@@ -1658,40 +1768,23 @@ struct cache *cache_create(const struct cache_conf *cf)
     pthread_cond_init(&c->work, NULL);
     pthread_mutex_init(&c->cleanlock, NULL);
     pthread_cond_init(&c->clean_needed, NULL);
+    pthread_cond_init(&c->loaded_cv, NULL);
     pthread_mutex_init(&c->ralock, NULL);
     pthread_mutex_init(&c->pinlock, NULL);
     for (unsigned i = 0; i < EXP_SLOTS; i++)
         atomic_init(&c->exps[i].id, UINT32_MAX);
 
-    /*
-     * Geometry: regions of 16 blocks at least (so that a region's unusable
-     * tail is small) and 64 MiB at most, smaller while that gives fewer than
-     * 1024 regions; shards of at least 64 regions where the size allows, so
-     * that the FREE_LOW regions each shard keeps ready are a few percent.
-     */
-    uint64_t usable = cf->size > (1u << 20) ? cf->size - (64u << 10) : cf->size; /* pins file */
-    uint32_t min_rs = 16 * c->bs > (1u << 20) ? 16 * c->bs : (1u << 20);
-    uint32_t rs = 64u << 20;
-    if (rs < min_rs)
-        rs = min_rs;
-    while (rs / 2 >= min_rs && usable / rs < 1024)
-        rs /= 2;
-    c->region_size = rs;
-    uint64_t total = usable / rs;
-    if (total < 4) {
-        LOG_AT(LOG_ERR, "cache: size %" PRIu64 " is too small: it must hold 4 regions of %u bytes",
-               cf->size, rs);
+    uint32_t rs, per;
+    unsigned ns;
+    if ((err = cache_geometry(cf->size, c->bs, cf->shards, &rs, &ns, &per))) {
+        LOG_AT(LOG_ERR, "cache: size %" PRIu64 " is too small for blocks of %u bytes: it must "
+               "hold 4 regions of 16 blocks (and at least 1 MiB) each", cf->size, c->bs);
         goto fail;
     }
-    unsigned ns = cf->shards ? cf->shards : (unsigned)(total / 64 < 16 ? total / 64 : 16);
-    if (ns == 0)
-        ns = 1;
-    if (ns > total / 4)
-        ns = (unsigned)(total / 4);
+    c->region_size = rs;
     c->nshards = ns;
-    uint32_t per = (uint32_t)(total / ns);
 
-    uint64_t t0 = now_usec();
+    c->load_start = now_usec();
     for (size_t i = 0; i < cf->ndirs; i++) {
         if ((err = mkdirs(cf->dirs[i]))) {
             LOG_AT(LOG_ERR, "cache: cannot create %s: %s", cf->dirs[i], strerror(err));
@@ -1709,7 +1802,6 @@ struct cache *cache_create(const struct cache_conf *cf)
     for (unsigned i = 0; i < ns; i++)
         if ((err = shard_open(c, &c->shards[i], i, per)))
             goto fail;
-    c->load_usec = now_usec() - t0;
 
     char pp[4096];
     snprintf(pp, sizeof(pp), "%s/pins", cf->dirs[0]);
@@ -1721,16 +1813,6 @@ struct cache *cache_create(const struct cache_conf *cf)
     }
     pins_load(c);
 
-    uint64_t blocks = 0, bytes = 0;
-    for (unsigned i = 0; i < ns; i++) {
-        blocks += c->shards[i].hcount;
-        bytes += c->shards[i].bytes;
-    }
-    LOG_AT(LOG_INFO,
-           "cache: %u shards x %u regions of %u KiB on %zu dir(s); %" PRIu64 " blocks (%" PRIu64
-           " MiB) loaded in %" PRIu64 " ms; checksums %s",
-           ns, per, rs >> 10, cf->ndirs, blocks, bytes >> 20, c->load_usec / 1000,
-           crc32c_hw() ? "by the CPU's crc32 instruction" : "in software");
 
     c->pf_max = c->conf.fetch_max * 3 / 4 ? c->conf.fetch_max * 3 / 4 : 1;
     c->fetchers = calloc(c->conf.fetch_max, sizeof(*c->fetchers));
@@ -1746,7 +1828,13 @@ struct cache *cache_create(const struct cache_conf *cf)
     if ((err = pthread_create(&c->cleaner, NULL, cleaner_main, c)))
         goto fail;
     c->cleaner_started = true;
-    wake_cleaner(c);
+    /* The index loads in the background: until a shard is loaded, its reads are misses. */
+    c->loading = true;
+    for (unsigned i = 0; i < LOAD_THREADS && i < ns; i++) {
+        if ((err = pthread_create(&c->loaders[i], NULL, loader_main, c)))
+            goto fail;
+        c->nloaders++;
+    }
     return c;
 
 fail:
@@ -1759,6 +1847,8 @@ void cache_destroy(struct cache *c)
 {
     if (!c)
         return;
+    for (unsigned i = 0; i < c->nloaders; i++)
+        pthread_join(c->loaders[i], NULL);
     pthread_mutex_lock(&c->qlock);
     c->stop = true;
     pthread_cond_broadcast(&c->work);
@@ -1782,13 +1872,10 @@ void cache_destroy(struct cache *c)
                     summary_write(c, sh, sh->open[q]);
             pthread_mutex_unlock(&sh->lock);
         }
-        for (size_t b = 0; sh->htab && b <= sh->hmask; b++) {
-            struct entry *e = sh->htab[b];
-            while (e) {
-                struct entry *next = e->hnext;
-                free(e);
-                e = next;
-            }
+        while (sh->chunks) {
+            struct ent_chunk *next = sh->chunks->next;
+            free(sh->chunks);
+            sh->chunks = next;
         }
         free(sh->htab);
         free(sh->regions);
@@ -1831,8 +1918,10 @@ void cache_get_stats(struct cache *c, uint32_t export_id, struct cache_stats *ou
     for (unsigned i = 0; i < c->nshards; i++) {
         struct shard *sh = &c->shards[i];
         pthread_mutex_lock(&sh->lock);
-        out->blocks += sh->hcount;
-        out->bytes += sh->bytes;
+        if (sh->loaded) {
+            out->blocks += sh->hcount;
+            out->bytes += sh->bytes;
+        }
         pthread_mutex_unlock(&sh->lock);
         struct stat st;
         if (fstat(sh->fd, &st) == 0)
@@ -1844,5 +1933,8 @@ void cache_get_stats(struct cache *c, uint32_t export_id, struct cache_stats *ou
     out->capacity = c->conf.size;
     out->fetching = atomic_load(&c->fetching);
     out->prefetch_bytes_inflight = atomic_load(&c->pf_bytes);
+    pthread_mutex_lock(&c->cleanlock);
     out->load_usec = c->load_usec;
+    out->loading = c->loading;
+    pthread_mutex_unlock(&c->cleanlock);
 }

@@ -71,8 +71,16 @@ struct cache_obj {
 
 struct cache;
 
-/* Open (creating, or loading the index of) the cache.  NULL + errno; logs why. */
+/*
+ * Open (creating as needed) the cache.  NULL + errno; logs why.  The index
+ * of what is on disk loads in the background (summaries only: well under a
+ * second per TiB, see BENCHMARKS.md): until a shard is loaded its reads are
+ * misses served from the store and not kept.
+ */
 struct cache *cache_create(const struct cache_conf *c);
+
+/* Wait until the index has loaded (tests, tools). */
+void cache_wait_loaded(struct cache *c);
 
 /* Stop the fetch threads (fetches in flight complete) and close the files.  NULL is fine. */
 void cache_destroy(struct cache *c);
@@ -137,6 +145,7 @@ struct cache_stats {
     uint64_t capacity;               /* cache.size */
     uint64_t fetching, prefetch_bytes_inflight;
     uint64_t load_usec;              /* time the index took to load at start */
+    bool loading;                    /* the index is still loading */
 };
 
 /* Totals (export_id = UINT32_MAX) or one export's counters (index fields are totals only). */

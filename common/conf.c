@@ -908,9 +908,13 @@ static int parse_cache(struct pctx *p, config_setting_t *root, struct conf_cache
     cc->block_size = (uint32_t)bs;
     if ((rc = get_size(p, g, "cache", "size", &cc->size, &w)))
         return rc;
-    if (cc->size < bs)
-        return perr(p, w, "size: the cache (%llu bytes) must hold at least one block (%llu)",
-                    (unsigned long long)cc->size, (unsigned long long)bs);
+    /* The cache is laid out in regions of 16 blocks (and 1 MiB) at least, and needs 4. */
+    uint64_t min_size = (bs * 16 > (1u << 20) ? bs * 16 : (1u << 20)) * 4 + (64u << 10);
+    if (cc->size < min_size)
+        return perr(p, w, "size: the cache (%llu bytes) must hold at least 4 regions of 16 "
+                    "blocks: %llu bytes with block_size %llu",
+                    (unsigned long long)cc->size, (unsigned long long)min_size,
+                    (unsigned long long)bs);
     if ((rc = get_size(p, g, "cache", "readahead_max", &cc->readahead_max, &w)))
         return rc;
     if (cc->readahead_max > cc->size)

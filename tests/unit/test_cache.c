@@ -56,6 +56,7 @@ static struct cache *cache_new(const char *dir, uint64_t size, bool readahead)
         perror("cache_create");
         exit(2);
     }
+    cache_wait_loaded(c);
     return c;
 }
 
@@ -184,6 +185,14 @@ static void test_basic_and_restart(void)
     CHECK(read_all(c, &a));
     CHECK_EQ_INT(stats(c).gets, 7); /* all warm */
     CHECK(stats(c).hits >= 6);
+    cache_destroy(c);
+
+    /* Read at once, while the index may still be loading: right bytes either way. */
+    char *dirs[1] = {cdir};
+    struct cache_conf cc = {.dirs = dirs, .ndirs = 1, .size = 32u << 20, .block_size = BS,
+                            .fetch_max = 4};
+    c = cache_create(&cc);
+    CHECK(c && read_all(c, &a) && read_all(c, &t));
     cache_destroy(c);
 
     c = cache_new(cdir, 32u << 20, false);
@@ -343,6 +352,8 @@ static void test_corruption(void)
     struct cache_conf cc = {.dirs = dirs, .ndirs = 1, .size = 8u << 20, .block_size = BS,
                             .shards = 1, .fetch_max = 4};
     struct cache *c = cache_create(&cc);
+    if (c)
+        cache_wait_loaded(c);
     CHECK(c && read_all(c, &b));
     cache_destroy(c);
     corrupt_first_block();
@@ -350,6 +361,7 @@ static void test_corruption(void)
     CHECK(c != NULL);
     if (!c)
         return;
+    cache_wait_loaded(c);
     CHECK(read_all(c, &b)); /* right bytes, from the store */
     struct cache_stats st = stats(c);
     CHECK_EQ_INT(st.corrupt, 1);
@@ -428,6 +440,7 @@ static void test_shuffle_mode(void)
     struct cache_conf cc = {.dirs = dirs, .ndirs = 1, .size = 32u << 20, .block_size = BS,
                             .shards = 1, .fetch_max = 4};
     struct cache *c = cache_create(&cc);
+    cache_wait_loaded(c);
     enum { N = 1024 }; /* 1024 x 64 KiB = 64 MiB: twice the cache */
     static struct obj f[N];
     char key[64];

@@ -27,7 +27,7 @@ static const char *const base_conf[] = {
     "  listen = \"127.0.0.1\"; nfs_port = 0; mount_port = 0;",             /* 2 */
     "  rpcbind = false; threads = 4; state_dir = \"state\";",             /* 3 */
     "};",                                                                  /* 4 */
-    "cache = { dirs = ( \"cache\" ); size = \"64M\"; block_size = \"1M\"; };", /* 5 */
+    "cache = { dirs = ( \"cache\" ); size = \"128M\"; block_size = \"1M\"; };", /* 5 */
     "stores = ( { name = \"local\"; type = \"dir\"; root = \"buckets\"; } );", /* 6 */
     "exports_file = \"exports.conf\";",                                    /* 7 */
     NULL,
@@ -116,7 +116,7 @@ static void test_valid(void)
     CHECK_EQ_INT(c->cache.ndirs, 1);
     snprintf(want, sizeof(want), "%s/cache", tmp);
     CHECK(strcmp(c->cache.dirs[0], want) == 0);
-    CHECK_EQ_INT(c->cache.size, 64u << 20);
+    CHECK_EQ_INT(c->cache.size, 128u << 20);
     CHECK_EQ_INT(c->cache.block_size, 1u << 20);
     CHECK_EQ_INT(c->cache.readahead_max, 64u << 20); /* default */
     CHECK_EQ_INT(c->nstores, 1);
@@ -229,7 +229,7 @@ static void test_errors(void)
     expect_error(5, "cache = { dirs = ( \"c\" ); block_size = \"3K\"; };", 0, NULL,
                  "bucketnfs.conf", 5, "power of two");
     expect_error(5, "cache = { dirs = ( \"c\" ); size = \"512K\"; };", 0, NULL,
-                 "bucketnfs.conf", 5, "at least one block");
+                 "bucketnfs.conf", 5, "at least 4 regions");
     expect_error(6, "stores = ( { name = \"l\"; type = \"dir\"; root = \"b\"; fail_rate = 1.5; } );",
                  0, NULL, "bucketnfs.conf", 6, "fail_rate");
     expect_error(6, "stores = ( { name = \"l\"; type = \"dir\"; root = \"b\"; }, { name = \"l\"; type = \"dir\"; root = \"c\"; } );",

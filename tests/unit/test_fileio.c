@@ -202,6 +202,8 @@ int main(void)
     struct cache_conf cc = {.dirs = cdirs, .ndirs = 1, .size = 64u << 20, .block_size = 65536,
                             .readahead_max = 1u << 20, .fetch_max = 8};
     fx.cache = cache_create(&cc);
+    if (fx.cache)
+        cache_wait_loaded(fx.cache);
     fx.xf = fx.cache && fx.t ? xfile_create(fx.t, fx.cache, 4u << 20) : NULL;
     if (!fx.store || !fx.t || !fx.cache || !fx.xf) {
         perror("fixture");

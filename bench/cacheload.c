@@ -23,7 +23,7 @@
 
 #include "cache/cache.h"
 #include "cache/cache_fmt.h"
-#include "cache/crc32c.h"
+#include "common/crc32c.h"
 #include "common/conf.h"
 #include "common/log.h"
 

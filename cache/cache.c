@@ -93,7 +93,7 @@
  */
 #include "cache/cache.h"
 #include "cache/cache_fmt.h"
-#include "cache/crc32c.h"
+#include "common/crc32c.h"
 
 #include "common/log.h"
 #include "objstore/objstore.h"

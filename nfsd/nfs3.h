@@ -12,6 +12,8 @@
 #include "rpc/oncrpc.h"
 
 #define NFS3_MAX_IO (1024u * 1024u) /* rtmax / wtmax advertised by FSINFO */
+/* Reply buffers of READs waiting on the store, bytes at most (see nfs3_proc.c). */
+#define NFS3_ASYNC_READ_MAX (256u << 20)
 
 struct cache;
 struct xfile;
@@ -20,6 +22,7 @@ struct nfs3_server {
     struct inode_table *inodes;
     struct cache *cache;       /* file contents (READ, READLINK) */
     struct xfile *xf;          /* cross-file prefetch (may be NULL) */
+    _Atomic uint64_t async_read_bytes; /* reply buffers of READs parked on a fetch */
     struct fh_key *fh_key;
     struct export_ctx *exports;
 };

@@ -21,6 +21,7 @@
 #include "nfsd/nfs3.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -442,6 +443,7 @@ static void read_reply(struct read_call *x, int err)
 static void read_done(struct meta_read *mr, int err)
 {
     struct read_call *x = mr->arg;
+    atomic_fetch_sub(&x->c.srv->async_read_bytes, mr->len);
     read_reply(x, err);
     rpc_complete(x->req, RPC_HANDLER_OK);
 }
@@ -481,12 +483,24 @@ static enum rpc_handler_status read_run(struct rpc_req *req, void *args, void *r
         mr->off = a->offset;
         mr->len = count;
         mr->buf = count ? rpc_alloc(req, count) : NULL;
-        mr->done = read_done;
         mr->arg = x;
         mr->nowait = nowait;
+        /*
+         * A READ waiting on the store holds its reply buffer: at most
+         * NFS3_ASYNC_READ_MAX bytes of them are parked at once.  Past that
+         * the worker waits for its fetch itself, so the worker threads
+         * bound the rest (back-pressure, not unbounded memory).
+         */
+        bool parked = !nowait && atomic_fetch_add(&x->c.srv->async_read_bytes, count) + count <=
+                                     NFS3_ASYNC_READ_MAX;
+        if (!nowait && !parked)
+            atomic_fetch_sub(&x->c.srv->async_read_bytes, count);
+        mr->done = parked ? read_done : NULL;
         err = meta_read(mr);
         if (err == EINPROGRESS)
             return RPC_HANDLER_ASYNC;
+        if (parked)
+            atomic_fetch_sub(&x->c.srv->async_read_bytes, count);
     }
     if (nowait && err == EWOULDBLOCK) {
         call_end(&x->c);
@@ -828,23 +842,33 @@ static enum rpc_handler_status nfs3_commit(struct rpc_req *req, void *args, void
                       .encode_res = (xdrproc_t)xdr_##rt, .res_size = sizeof(rt),             \
                       .handler = fn, .max_reply = (maxrep), .handler_nowait = fn_nowait}
 
+/*
+ * Not idempotent: a retransmission gets the first reply from the duplicate
+ * request cache (rpc/drc.c) instead of running again (RFC 1813 section
+ * 4.4: EEXIST for the CREATE that succeeded, ENOENT for the REMOVE that did).
+ */
+#define PROC_DRC(n, fn, at, rt, maxrep)                                                     \
+    [NFSPROC3_##n] = {.name = #n, .decode_args = (xdrproc_t)xdr_##at, .args_size = sizeof(at), \
+                      .encode_res = (xdrproc_t)xdr_##rt, .res_size = sizeof(rt),             \
+                      .handler = fn, .max_reply = (maxrep), .dup_cache = true}
+
 static const struct rpc_proc nfs3_procs[] = {
     [NFSPROC3_NULL] = {.name = "NULL", .handler = nfs3_null, .max_reply = 64},
     PROC_NOWAIT(GETATTR, nfs3_getattr, nfs3_getattr_nowait, GETATTR3args, GETATTR3res, ST),
-    PROC(SETATTR, nfs3_setattr, SETATTR3args, SETATTR3res, ST),
+    PROC_DRC(SETATTR, nfs3_setattr, SETATTR3args, SETATTR3res, ST),
     PROC_NOWAIT(LOOKUP, nfs3_lookup, nfs3_lookup_nowait, LOOKUP3args, LOOKUP3res, ST),
     PROC_NOWAIT(ACCESS, nfs3_access, nfs3_access_nowait, ACCESS3args, ACCESS3res, ST),
     PROC(READLINK, nfs3_readlink, READLINK3args, READLINK3res, ST + 4096),
     PROC_NOWAIT(READ, nfs3_read, nfs3_read_nowait, READ3args, READ3res, ST + NFS3_MAX_IO),
     PROC(WRITE, nfs3_write, WRITE3args, WRITE3res, ST),
-    PROC(CREATE, nfs3_create, CREATE3args, CREATE3res, ST),
-    PROC(MKDIR, nfs3_mkdir, MKDIR3args, CREATE3res, ST),
-    PROC(SYMLINK, nfs3_symlink, SYMLINK3args, CREATE3res, ST),
-    PROC(MKNOD, nfs3_mknod, MKNOD3args, CREATE3res, ST),
-    PROC(REMOVE, nfs3_remove, REMOVE3args, REMOVE3res, ST),
-    PROC(RMDIR, nfs3_remove, REMOVE3args, REMOVE3res, ST),
-    PROC(RENAME, nfs3_rename, RENAME3args, RENAME3res, ST),
-    PROC(LINK, nfs3_link, LINK3args, LINK3res, ST),
+    PROC_DRC(CREATE, nfs3_create, CREATE3args, CREATE3res, ST),
+    PROC_DRC(MKDIR, nfs3_mkdir, MKDIR3args, CREATE3res, ST),
+    PROC_DRC(SYMLINK, nfs3_symlink, SYMLINK3args, CREATE3res, ST),
+    PROC_DRC(MKNOD, nfs3_mknod, MKNOD3args, CREATE3res, ST),
+    PROC_DRC(REMOVE, nfs3_remove, REMOVE3args, REMOVE3res, ST),
+    PROC_DRC(RMDIR, nfs3_remove, REMOVE3args, REMOVE3res, ST),
+    PROC_DRC(RENAME, nfs3_rename, RENAME3args, RENAME3res, ST),
+    PROC_DRC(LINK, nfs3_link, LINK3args, LINK3res, ST),
     [NFSPROC3_READDIR] = {.name = "READDIR", .decode_args = (xdrproc_t)xdr_READDIR3args,
                           .args_size = sizeof(READDIR3args),
                           .encode_res = (xdrproc_t)nfs3_xdr_readdir_res,

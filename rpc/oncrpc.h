@@ -108,6 +108,12 @@ struct rpc_proc {
      * worker's `handler` as usual.
      */
     enum rpc_handler_status (*handler_nowait)(struct rpc_req *req, void *args, void *res);
+    /*
+     * Not idempotent (CREATE, REMOVE, RENAME, ...): the reply is kept in the
+     * duplicate request cache and a retransmission (same client address,
+     * XID and arguments) gets it again instead of running the call twice.
+     */
+    bool dup_cache;
 };
 
 struct rpc_program {
@@ -194,6 +200,9 @@ struct rpc_stats {
     uint64_t inflight;      /* calls between decoding and their reply being encoded */
     uint64_t async_calls;   /* calls whose handler returned RPC_HANDLER_ASYNC, ever */
     uint64_t async_pending; /* of those, calls rpc_complete has not finished yet */
+    uint64_t drc_replayed;  /* retransmissions answered from the duplicate request cache */
+    uint64_t drc_dropped;   /* retransmissions of calls still in progress, dropped */
+    uint64_t drc_entries;   /* calls the cache remembers now */
 };
 void rpc_server_get_stats(struct rpc_server *s, struct rpc_stats *out);
 

@@ -90,6 +90,40 @@ bool rpc_encode_rpc_mismatch(XDR *x, uint32_t xid);
 /* MSG_DENIED / AUTH_ERROR / why. */
 bool rpc_encode_auth_error(XDR *x, uint32_t xid, enum auth_stat why);
 
+/* ---- duplicate request cache (drc.c) ----------------------------------- */
+
+struct rpc_drc;
+
+enum rpc_drc_verdict {
+    RPC_DRC_NEW,         /* first sight: serve it, then rpc_drc_done(id, reply) */
+    RPC_DRC_IN_PROGRESS, /* the original is still being served: drop this copy */
+    RPC_DRC_REPLAY,      /* answered before: send *reply (malloc'd, *len bytes; caller frees) */
+};
+
+struct rpc_drc_stats {
+    uint64_t entered, replayed, dropped, evicted;
+    uint64_t entries, bytes;
+};
+
+/* At most max_entries calls and max_bytes of replies.  NULL + errno. */
+struct rpc_drc *rpc_drc_create(size_t max_entries, size_t max_bytes);
+void rpc_drc_destroy(struct rpc_drc *d);
+
+/*
+ * Look a call up by its client address (not port), XID, program, version,
+ * procedure and the CRC-32C of its argument bytes.  RPC_DRC_NEW enters it
+ * as in progress and sets *id (0: not entered, no memory).
+ */
+enum rpc_drc_verdict rpc_drc_check(struct rpc_drc *d, const struct sockaddr_storage *peer,
+                                   uint32_t xid, uint32_t prog, uint32_t vers, uint32_t proc,
+                                   uint32_t crc, uint64_t *id, uint8_t **reply, size_t *len);
+
+/* The call entered as id was answered with reply[0..len) (the RPC message, no record
+   mark), or not at all (reply NULL: forget it). */
+void rpc_drc_done(struct rpc_drc *d, uint64_t id, const uint8_t *reply, size_t len);
+
+void rpc_drc_get_stats(struct rpc_drc *d, struct rpc_drc_stats *out);
+
 /* ---- request arena ----------------------------------------------------- */
 
 struct rpc_arena;

@@ -89,6 +89,7 @@
 #include "rpc/oncrpc.h"
 #include "rpc/rpc_internal.h"
 
+#include "common/crc32c.h"
 #include "common/log.h"
 
 #include <arpa/inet.h>
@@ -119,6 +120,8 @@
 #define RPC_ASYNC_STOP_MS 10000    /* default conf.async_stop_ms */
 #define RPC_LOOP_BATCH 64          /* records or datagrams per wake-up before yielding */
 #define RPC_DEFAULT_MAX_REPLY 4096
+#define RPC_DRC_ENTRIES 8192       /* duplicate request cache: calls remembered */
+#define RPC_DRC_BYTES (32u << 20)  /* ... and bytes of their replies */
 
 enum ep_kind { EP_WAKE, EP_TCP_LISTEN, EP_UDP, EP_CONN };
 
@@ -208,6 +211,7 @@ struct rpc_server {
     unsigned nconns;
 
     struct rpc_stats stats; /* updated with atomics */
+    struct rpc_drc *drc;    /* replies of dup_cache procedures */
 };
 
 #define STAT_ADD(s, field, n) __atomic_fetch_add(&(s)->stats.field, (n), __ATOMIC_RELAXED)
@@ -584,6 +588,7 @@ struct rpc_call {
     struct rpc_work *w; /* the record (decoded args may point into it), the connection */
     const struct rpc_proc *pr;
     void *args, *res;
+    uint64_t drc_id;                /* its entry in the duplicate request cache (0: none) */
     bool handler_ran;               /* release only what a handler built */
     bool async;                     /* counted in srv->async_pending */
     enum rpc_handler_status status; /* from rpc_complete */
@@ -698,6 +703,9 @@ static void call_finish(struct rpc_call *call, enum rpc_handler_status hs)
             break;
         }
     }
+    if (call->drc_id)
+        rpc_drc_done(s->drc, call->drc_id, reply ? r.buf + 4 : NULL,
+                     reply ? xdr_getpos(&r.x) : 0);
     if (call->handler_ran && pr->release)
         pr->release(&call->req, call->res);
     if (pr->decode_args)
@@ -745,7 +753,8 @@ enum served {
  * wait; SERVED_NOMEM if the call could not be allocated.
  */
 static enum served run_proc(struct rpc_server *s, struct rpc_work *w, const struct rpc_call_hdr *h,
-                            const struct rpc_program *p, const struct rpc_proc *pr, bool nowait)
+                            const struct rpc_program *p, const struct rpc_proc *pr, bool nowait,
+                            uint64_t drc_id)
 {
     const size_t align = alignof(max_align_t);
     size_t args_size = ((pr->args_size ? pr->args_size : 1) + align - 1) & ~(align - 1);
@@ -773,6 +782,7 @@ static enum served run_proc(struct rpc_server *s, struct rpc_work *w, const stru
     call->srv = s;
     call->w = w;
     call->pr = pr;
+    call->drc_id = drc_id;
     call->args = call->mem;
     call->res = call->mem + args_size;
     STAT_ADD(s, inflight, 1);
@@ -858,8 +868,42 @@ static enum served serve(struct rpc_server *s, struct rpc_work *w, bool nowait)
         return SERVED_DONE;
     }
     bool nomem = false;
+    uint64_t drc_id = 0;
+    if (pr && pr->dup_cache && s->drc) {
+        /* A retransmission of a call that must not run twice (see drc.c). */
+        uint8_t *old = NULL;
+        size_t oldlen = 0;
+        uint32_t crc = crc32c(w->rec + h.args_off, w->len - h.args_off);
+        switch (rpc_drc_check(s->drc, w->conn ? &w->conn->peer : &w->peer, h.xid, h.prog,
+                              h.vers, h.proc, crc, &drc_id, &old, &oldlen)) {
+        case RPC_DRC_NEW:
+            break;
+        case RPC_DRC_IN_PROGRESS:
+            LOG_AT(LOG_DEBUG, "rpc: %s xid %#x: retransmission of a call in progress: dropped",
+                   pr->name, h.xid);
+            work_done(s, w, false);
+            return SERVED_DONE;
+        case RPC_DRC_REPLAY: {
+            LOG_AT(LOG_DEBUG, "rpc: %s xid %#x: retransmission answered from the reply cache",
+                   pr->name, h.xid);
+            struct reply r;
+            bool replied = false;
+            if (reply_init(&r, oldlen)) {
+                memcpy(r.buf + 4, old, oldlen);
+                xdr_setpos(&r.x, (u_int)oldlen);
+                replied = reply_send(s, w, &r, false);
+                reply_free(&r);
+            }
+            free(old);
+            work_done(s, w, replied);
+            return SERVED_DONE;
+        }
+        }
+    }
     if (pr) {
-        enum served done = run_proc(s, w, &h, p, pr, nowait);
+        enum served done = run_proc(s, w, &h, p, pr, nowait, drc_id);
+        if (done != SERVED_DONE && drc_id)
+            rpc_drc_done(s->drc, drc_id, NULL, 0); /* it did not run: forget it */
         if (done != SERVED_NOMEM)
             return done;
         if (nowait)
@@ -1250,6 +1294,9 @@ struct rpc_server *rpc_server_create(const struct rpc_server_conf *c)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->wake};
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &ev) < 0)
         goto fail_wake;
+    s->drc = rpc_drc_create(RPC_DRC_ENTRIES, RPC_DRC_BYTES);
+    if (!s->drc)
+        goto fail_wake;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work_ready, NULL);
     pthread_cond_init(&s->queue_room, NULL);
@@ -1469,6 +1516,7 @@ void rpc_server_destroy(struct rpc_server *s)
         close(s->lis[i].fd);
     close(s->wakefd);
     close(s->epfd);
+    rpc_drc_destroy(s->drc);
     pthread_cond_destroy(&s->async_idle);
     pthread_cond_destroy(&s->queue_room);
     pthread_cond_destroy(&s->work_ready);
@@ -1488,4 +1536,9 @@ void rpc_server_get_stats(struct rpc_server *s, struct rpc_stats *out)
     pthread_mutex_lock(&s->lock);
     out->async_pending = s->async_pending;
     pthread_mutex_unlock(&s->lock);
+    struct rpc_drc_stats d;
+    rpc_drc_get_stats(s->drc, &d);
+    out->drc_replayed = d.replayed;
+    out->drc_dropped = d.dropped;
+    out->drc_entries = d.entries;
 }

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
-#include "cache/crc32c.h"
+#include "common/crc32c.h"
 #include "common/conf.h"
 #include "common/log.h"
 #include "objstore/objstore.h"

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@
 #define RECV_TIMEOUT_S 5
 
 enum { P_NULL, P_ECHO, P_SLOW, P_CRED, P_GREET, P_TOOBIG, P_HOLE, P_BIG, P_FAST, P_BIGOVER,
-       P_ASYNC, P_NWASYNC, NPROCS };
+       P_ASYNC, P_NWASYNC, P_COUNT, NPROCS };
 
 #define BIG_REPLY (256 * 1024)
 
@@ -319,6 +320,15 @@ static enum rpc_handler_status h_nowait_async(struct rpc_req *req, void *args, v
     return RPC_HANDLER_ASYNC; /* a contract violation the server must survive */
 }
 
+/* P_COUNT: not idempotent (dup_cache): each run adds one to a counter and answers it plus the argument. */
+static atomic_uint count_runs;
+
+static enum rpc_handler_status h_count(struct rpc_req *req, void *args, void *res)
+{
+    *(uint32_t *)res = atomic_fetch_add(&count_runs, 1) + 1 + *(uint32_t *)args * 1000u;
+    return RPC_HANDLER_OK;
+}
+
 static const struct rpc_proc tprocs[NPROCS] = {
     [P_NULL] = {"null", NULL, 0, NULL, 0, h_null, 0, NULL},
     [P_ECHO] = {"echo", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_echo, 4,
@@ -338,6 +348,8 @@ static const struct rpc_proc tprocs[NPROCS] = {
                  sizeof(struct async_res), h_async, 80, r_async},
     [P_NWASYNC] = {"nwasync", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t),
                    h_echo, 4, NULL, h_nowait_async},
+    [P_COUNT] = {"count", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_count,
+                 4, NULL, NULL, true},
 };
 
 /* ---- raw wire helpers -------------------------------------------------- */
@@ -886,6 +898,62 @@ static void test_framing(uint16_t port)
     call_hdr(&w, 34, 2, TPROG, 1, P_NULL);
     CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
     CHECK_EQ_INT(r.xid, 34);
+}
+
+/*
+ * The duplicate request cache: a retransmitted call of a dup_cache procedure
+ * (same XID and arguments, from the same address, on a new connection too)
+ * gets the first reply again and does not run twice; the same XID with
+ * other arguments is a new call.
+ */
+static void test_drc(struct rpc_server *s, uint16_t port, uint16_t uport)
+{
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[4096];
+    unsigned before = atomic_load(&count_runs);
+
+    call_hdr(&w, 0x4400, 2, TPROG, 1, P_COUNT);
+    put32(&w, 7);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    uint32_t first = r.a;
+    CHECK_EQ_INT(first, 7000 + before + 1);
+    for (int i = 0; i < 3; i++) { /* retransmissions, each on a new connection */
+        CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+        CHECK_EQ_INT(r.xid, 0x4400);
+        CHECK_EQ_INT(r.a, first);
+    }
+    CHECK_EQ_INT(atomic_load(&count_runs), before + 1);
+
+    call_hdr(&w, 0x4400, 2, TPROG, 1, P_COUNT); /* same XID, other arguments: a new call */
+    put32(&w, 8);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.a, 8000 + before + 2);
+    CHECK_EQ_INT(atomic_load(&count_runs), before + 2);
+
+    /* Over UDP too. */
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(uport),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {RECV_TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    call_hdr(&w, 0x4401, 2, TPROG, 1, P_COUNT);
+    put32(&w, 9);
+    uint32_t got[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        sendto(fd, w.b, w.n, 0, (struct sockaddr *)&sa, sizeof(sa));
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        CHECK(n > 0 && parse_reply(buf, n, &r));
+        got[i] = r.a;
+    }
+    close(fd);
+    CHECK(got[0] == got[1] && got[0] == 9000 + before + 3);
+    CHECK_EQ_INT(atomic_load(&count_runs), before + 3);
+
+    struct rpc_stats st;
+    rpc_server_get_stats(s, &st);
+    CHECK(st.drc_replayed >= 4);
+    CHECK(st.drc_entries >= 3);
 }
 
 static void test_udp(uint16_t uport)
@@ -1626,6 +1694,7 @@ int main(void)
     test_framing(port);
     test_udp(uport);
     test_tirpc_client(port, uport);
+    test_drc(s, port, uport);
 
     struct rpc_stats st;
     rpc_server_get_stats(s, &st);

@@ -8,7 +8,7 @@
  * Threads: pure functions; the table and the choice are set up once under
  * pthread_once.
  */
-#include "cache/crc32c.h"
+#include "common/crc32c.h"
 
 #include <pthread.h>
 #include <string.h>

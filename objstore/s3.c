@@ -61,7 +61,7 @@
 #include "objstore/s3xml.h"
 #include "objstore/sbuf.h"
 
-#define S3_POOL_MAX    16
+#define S3_POOL_MAX    64 /* the block cache fetches up to cache.fetch_max (64) at once */
 #define S3_MAX_QUERY   8
 #define S3_MAX_HDRS    12
 #define S3_ERRBODY_MAX (64 * 1024) /* error documents are small; ignore the rest */

@@ -849,11 +849,12 @@ static int parse_server(struct pctx *p, config_setting_t *root, struct conf_serv
         return rc;
     if ((rc = get_str(p, g, "server", "metrics", &v, &w)))
         return rc;
-    if (v) {
+    if (v && *v) { /* "" (or no key): no metrics endpoint */
         const char *colon = strrchr(v, ':');
         char *end = NULL;
         long port = colon ? strtol(colon + 1, &end, 10) : -1;
-        if (!colon || colon == v || !colon[1] || *end || port < 1 || port > 65535)
+        /* port 0 picks a free port (tests): bucketnfsd.ports names it */
+        if (!colon || colon == v || !colon[1] || *end || port < 0 || port > 65535)
             return perr(p, w, "metrics: \"%s\" must be address:port", v);
         if ((rc = dup_str(p, v, &sv->metrics)))
             return rc;

@@ -73,7 +73,7 @@ struct conf_server {
     bool rpcbind;        /* register with rpcbind if it runs */
     unsigned threads;    /* worker threads (16) */
     char *state_dir;     /* resolved path */
-    char *metrics;       /* "127.0.0.1:9102" or NULL */
+    char *metrics;       /* "127.0.0.1:9102" (port 0: any free port), or NULL: off */
     int log_level;       /* syslog level (LOG_INFO) */
 };
 

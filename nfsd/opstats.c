@@ -22,23 +22,52 @@
 #include "mount3_prot.h"
 #include "nfs3_prot.h"
 
-#define CF(f) {#f, offsetof(struct cache_stats, f)}
+#define CC(f, h) {#f, offsetof(struct cache_stats, f), false, false, h}
+#define CG(f, h) {#f, offsetof(struct cache_stats, f), true, true, h}
 const struct opstats_field opstats_cache_fields[] = {
-    CF(hits),      CF(misses),       CF(bytes_hit),  CF(bytes_miss),   CF(gets),
-    CF(get_bytes), CF(waits),        CF(ra_issued),  CF(ra_used),      CF(pf_issued),
-    CF(pf_used),   CF(pf_skipped),   CF(evictions),  CF(reinserted),   CF(not_admitted),
-    CF(corrupt),   CF(write_errors), CF(stale),      CF(blocks),       CF(bytes),
-    CF(disk_bytes), CF(capacity),    CF(fetching),   CF(prefetch_bytes_inflight),
-    CF(load_usec),
+    CC(hits, "Block lookups of reads served from the cache."),
+    CC(misses, "Block lookups of reads that had to fetch from the store."),
+    CC(bytes_hit, "Bytes served from the cache."),
+    CC(bytes_miss, "Bytes fetched from the store for readers."),
+    CC(gets, "Store GETs issued by the cache (demand, read-ahead and prefetch)."),
+    CC(get_bytes, "Bytes the cache's store GETs returned."),
+    CC(waits, "Reads that joined a fetch already in flight."),
+    CC(ra_issued, "Read-ahead blocks fetched."),
+    CC(ra_used, "Read-ahead blocks later read."),
+    CC(pf_issued, "Prefetch (cross-file) blocks fetched."),
+    CC(pf_used, "Prefetch blocks later read."),
+    CC(pf_skipped, "Read-ahead or prefetch not issued: the budget was spent."),
+    CC(evictions, "Blocks dropped by eviction."),
+    CC(reinserted, "Blocks copied forward by eviction."),
+    CC(not_admitted, "Blocks served but not kept (shuffle mode, full disk)."),
+    CC(corrupt, "Blocks that failed their checksum (dropped, fetched again)."),
+    CC(write_errors, "Cache disk writes that failed."),
+    CC(stale, "Fetches refused by If-Match (the object changed)."),
+    CG(blocks, "Blocks in the cache index."),
+    CG(bytes, "Bytes of the blocks in the cache index."),
+    CG(disk_bytes, "Bytes the cache files hold on disk."),
+    CG(capacity, "Configured cache size in bytes."),
+    CG(fetching, "Store fetches of the cache in flight."),
+    CG(prefetch_bytes_inflight, "Read-ahead and prefetch bytes in flight."),
+    CG(load_usec, "Microseconds the cache index took to load at start."),
 };
 const size_t opstats_ncache_fields = sizeof(opstats_cache_fields) / sizeof(opstats_cache_fields[0]);
 _Static_assert(sizeof(struct cache_stats) == 25 * sizeof(uint64_t),
                "a cache_stats field is missing from opstats_cache_fields");
 
-#define SF(f) {#f, offsetof(struct obj_stats, f)}
+#define SF(f, h) {#f, offsetof(struct obj_stats, f), false, false, h}
 const struct opstats_field opstats_store_fields[] = {
-    SF(heads), SF(gets),     SF(lists),     SF(puts),   SF(deletes), SF(copies),
-    SF(mp_ops), SF(bytes_in), SF(bytes_out), SF(errors), SF(retries),
+    SF(heads, "HEAD requests."),
+    SF(gets, "GET requests."),
+    SF(lists, "LIST requests."),
+    SF(puts, "PUT requests."),
+    SF(deletes, "DELETE requests."),
+    SF(copies, "Server-side copies."),
+    SF(mp_ops, "Multipart upload requests."),
+    SF(bytes_in, "Bytes received from the store."),
+    SF(bytes_out, "Bytes sent to the store."),
+    SF(errors, "Requests that failed after their retries."),
+    SF(retries, "Requests retried."),
 };
 const size_t opstats_nstore_fields = sizeof(opstats_store_fields) / sizeof(opstats_store_fields[0]);
 _Static_assert(sizeof(struct obj_stats) == 11 * sizeof(uint64_t),
@@ -163,10 +192,12 @@ void opstats_free(struct opstats *s)
     memset(s, 0, sizeof(*s));
 }
 
-static int each_cache(const struct cache_stats *c, const char *instance, opstats_fn fn,
-                      void *arg)
+static int each_cache(const struct cache_stats *c, const char *instance, bool total,
+                      opstats_fn fn, void *arg)
 {
     for (size_t k = 0; k < opstats_ncache_fields; k++) {
+        if (!total && opstats_cache_fields[k].total_only)
+            continue;
         int rc = fn(arg, "cache", instance, opstats_cache_fields[k].name,
                     opstats_field_get(c, &opstats_cache_fields[k]));
         if (rc)
@@ -178,10 +209,10 @@ static int each_cache(const struct cache_stats *c, const char *instance, opstats
 int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
 {
     int rc;
-    if ((rc = each_cache(&s->cache, "total", fn, arg)))
+    if ((rc = each_cache(&s->cache, "total", true, fn, arg)))
         return rc;
     for (size_t i = 0; i < s->nexports; i++)
-        if ((rc = each_cache(&s->exports[i].cache, s->exports[i].path, fn, arg)))
+        if ((rc = each_cache(&s->exports[i].cache, s->exports[i].path, false, fn, arg)))
             return rc;
     for (size_t i = 0; i < s->nstores; i++)
         for (size_t k = 0; k < opstats_nstore_fields; k++)

@@ -78,7 +78,8 @@ void opstats_free(struct opstats *s);
 
 /*
  * Every counter of a snapshot, one call each, in a fixed order:
- *   section "cache"   instance "total" or an export path
+ *   section "cache"   instance "total" or an export path (an export: the
+ *                     counters only, not the total_only fields)
  *   section "store"   instance the store's name
  *   section "inode", "rpc", "nfs3", "mount3", "process"   instance "-"
  * name is the counter's name ("hits", "gets", or a procedure name in
@@ -88,10 +89,13 @@ typedef int (*opstats_fn)(void *arg, const char *section, const char *instance,
                           const char *name, uint64_t value);
 int opstats_each(const struct opstats *s, opstats_fn fn, void *arg);
 
-/* The cache_stats fields by name, in declaration order (for the walkers above and below). */
+/* The counters of a struct by name, in declaration order (for opstats_each and the metrics). */
 struct opstats_field {
     const char *name;
     size_t off;
+    bool gauge;      /* a level (bytes held, requests in flight), not a running count */
+    bool total_only; /* cache_stats: kept for the whole cache, not per export */
+    const char *help;
 };
 extern const struct opstats_field opstats_cache_fields[];
 extern const size_t opstats_ncache_fields;

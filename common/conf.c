@@ -1067,7 +1067,7 @@ static int parse_stores(struct pctx *p, const config_setting_t *root, struct con
     return 0;
 }
 
-int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
+static int load(const char *path, bool with_exports, struct conf **out, char *err, size_t errlen)
 {
     struct pctx p;
     config_t cfg;
@@ -1100,8 +1100,12 @@ int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
     if ((rc = get_str(&p, root, "top", "exports_file", &v, &w)) ||
         (rc = resolve_path(&p, w, v, &xfile)))
         goto out_cfg;
-    rc = load_exports_file(xfile, c->stores, c->nstores, &c->exports, err, errlen);
-    free(xfile);
+    if (with_exports) {
+        rc = load_exports_file(xfile, c->stores, c->nstores, &c->exports, err, errlen);
+        free(xfile);
+    } else {
+        c->exports.file = xfile; /* freed by conf_free */
+    }
     if (rc)
         goto out_cfg;
 
@@ -1117,6 +1121,16 @@ out_dir:
 out_conf:
     conf_free(c);
     return rc;
+}
+
+int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
+{
+    return load(path, true, out, err, errlen);
+}
+
+int conf_load_server(const char *path, struct conf **out, char *err, size_t errlen)
+{
+    return load(path, false, out, err, errlen);
 }
 
 const struct conf_store *conf_store_find(const struct conf *c, const char *name)

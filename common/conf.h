@@ -109,6 +109,14 @@ struct conf {
 int conf_load(const char *path, struct conf **out, char *err, size_t errlen);
 
 /*
+ * The same without reading the exports file (exports.n is 0, exports.file
+ * is set): for tools that need the server section only, such as
+ * bin/bucketnfs finding state_dir, so a broken exports file does not stop
+ * them.
+ */
+int conf_load_server(const char *path, struct conf **out, char *err, size_t errlen);
+
+/*
  * Re-read only the exports file of a loaded configuration (SIGHUP).
  * Checks store names against c->stores.  Returns 0 and fills *out (free
  * with conf_exports_free), or a positive errno with a message in err.

@@ -62,6 +62,8 @@
 #define ADMIN_WALK_DEPTH 128        /* directory levels below a named PATH */
 #define ADMIN_WALK_BATCH 32         /* entries per inode_readdir call */
 #define ADMIN_READ_CHUNK (4u << 20) /* bytes per meta_read of a preload */
+#define ADMIN_LINGER_MS 200         /* at close, how long to drain what the client sent */
+#define ADMIN_LINGER_BYTES (1u << 20)
 
 struct admin_slot {
     bool used;     /* running or finished: the thread is to be joined */
@@ -662,6 +664,29 @@ static void serve(struct conn *c)
         send_error(c, ENOSYS, "unknown request \"%s\"", verb);
 }
 
+/*
+ * Before closing: say we are done (EOF to the client) and read what the
+ * client may still have sent, for a bounded time.  A socket closed with
+ * unread input resets the connection, and the client would lose the
+ * answer (an oversized request's EMSGSIZE, say).
+ */
+static void linger_close(int fd)
+{
+    char sink[4096];
+    int64_t deadline = mono_ms() + ADMIN_LINGER_MS;
+    shutdown(fd, SHUT_WR);
+    for (size_t total = 0; total < ADMIN_LINGER_BYTES;) {
+        int64_t left = deadline - mono_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            break;
+        ssize_t k = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (k <= 0)
+            break;
+        total += (size_t)k;
+    }
+}
+
 static void *conn_main(void *arg)
 {
     struct admin_slot *slot = arg;
@@ -675,6 +700,7 @@ static void *conn_main(void *arg)
         serve(c);
         free(c);
     }
+    linger_close(slot->fd);
     pthread_mutex_lock(&slot->a->lock);
     close(slot->fd);
     slot->fd = -1;

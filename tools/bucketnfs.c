@@ -119,7 +119,7 @@ static int socket_from_conf(const char *conf_path, char *sock, size_t len)
     }
     char err[1024] = "";
     struct conf *c = NULL;
-    if (conf_load(conf_path, &c, err, sizeof(err)) != 0) {
+    if (conf_load_server(conf_path, &c, err, sizeof(err)) != 0) {
         fprintf(stderr, "bucketnfs: %s\n", err);
         return EXIT_USAGE;
     }

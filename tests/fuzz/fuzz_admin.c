@@ -13,6 +13,7 @@
  */
 #include "nfsd/admin_proto.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>

@@ -145,7 +145,7 @@ struct cache_stats {
     uint64_t capacity;               /* cache.size */
     uint64_t fetching, prefetch_bytes_inflight;
     uint64_t load_usec;              /* time the index took to load at start */
-    bool loading;                    /* the index is still loading */
+    uint64_t loading;                /* 1 while the index is still loading */
 };
 
 /* Totals (export_id = UINT32_MAX) or one export's counters (index fields are totals only). */

@@ -849,11 +849,12 @@ static int parse_server(struct pctx *p, config_setting_t *root, struct conf_serv
         return rc;
     if ((rc = get_str(p, g, "server", "metrics", &v, &w)))
         return rc;
-    if (v) {
+    if (v && *v) { /* "" (or no key): no metrics endpoint */
         const char *colon = strrchr(v, ':');
         char *end = NULL;
         long port = colon ? strtol(colon + 1, &end, 10) : -1;
-        if (!colon || colon == v || !colon[1] || *end || port < 1 || port > 65535)
+        /* port 0 picks a free port (tests): bucketnfsd.ports names it */
+        if (!colon || colon == v || !colon[1] || *end || port < 0 || port > 65535)
             return perr(p, w, "metrics: \"%s\" must be address:port", v);
         if ((rc = dup_str(p, v, &sv->metrics)))
             return rc;
@@ -1070,7 +1071,7 @@ static int parse_stores(struct pctx *p, const config_setting_t *root, struct con
     return 0;
 }
 
-int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
+static int load(const char *path, bool with_exports, struct conf **out, char *err, size_t errlen)
 {
     struct pctx p;
     config_t cfg;
@@ -1103,8 +1104,12 @@ int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
     if ((rc = get_str(&p, root, "top", "exports_file", &v, &w)) ||
         (rc = resolve_path(&p, w, v, &xfile)))
         goto out_cfg;
-    rc = load_exports_file(xfile, c->stores, c->nstores, &c->exports, err, errlen);
-    free(xfile);
+    if (with_exports) {
+        rc = load_exports_file(xfile, c->stores, c->nstores, &c->exports, err, errlen);
+        free(xfile);
+    } else {
+        c->exports.file = xfile; /* freed by conf_free */
+    }
     if (rc)
         goto out_cfg;
 
@@ -1120,6 +1125,16 @@ out_dir:
 out_conf:
     conf_free(c);
     return rc;
+}
+
+int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
+{
+    return load(path, true, out, err, errlen);
+}
+
+int conf_load_server(const char *path, struct conf **out, char *err, size_t errlen)
+{
+    return load(path, false, out, err, errlen);
 }
 
 const struct conf_store *conf_store_find(const struct conf *c, const char *name)

@@ -73,7 +73,7 @@ struct conf_server {
     bool rpcbind;        /* register with rpcbind if it runs */
     unsigned threads;    /* worker threads (16) */
     char *state_dir;     /* resolved path */
-    char *metrics;       /* "127.0.0.1:9102" or NULL */
+    char *metrics;       /* "127.0.0.1:9102" (port 0: any free port), or NULL: off */
     int log_level;       /* syslog level (LOG_INFO) */
 };
 
@@ -107,6 +107,14 @@ struct conf {
  * with conf_free), or a positive errno with "file:line: why" in err.
  */
 int conf_load(const char *path, struct conf **out, char *err, size_t errlen);
+
+/*
+ * The same without reading the exports file (exports.n is 0, exports.file
+ * is set): for tools that need the server section only, such as
+ * bin/bucketnfs finding state_dir, so a broken exports file does not stop
+ * them.
+ */
+int conf_load_server(const char *path, struct conf **out, char *err, size_t errlen);
 
 /*
  * Re-read only the exports file of a loaded configuration (SIGHUP).

@@ -228,3 +228,13 @@ bool export_client_allowed(const struct export *e, const struct sockaddr *peer)
     }
     return false;
 }
+
+size_t export_ctx_nstores(const struct export_ctx *x)
+{
+    return x->nstores;
+}
+
+struct objstore *export_ctx_store(const struct export_ctx *x, size_t i)
+{
+    return i < x->nstores ? x->stores[i] : NULL;
+}

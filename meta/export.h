@@ -21,6 +21,8 @@
 #include "common/conf.h"
 #include "meta/inode.h"
 
+struct objstore;
+
 struct export {
     struct meta_export m;  /* id, store, bucket, prefix, ttl, defaults */
     char *path;
@@ -61,5 +63,12 @@ const struct export *export_by_path(const struct export_set *s, const char *path
 
 /* Is the peer address allowed by the export's clients list? */
 bool export_client_allowed(const struct export *e, const struct sockaddr *peer);
+
+/*
+ * The stores, in the order of conf->stores (for their counters: the admin
+ * socket and the metrics).  They live as long as the context.
+ */
+size_t export_ctx_nstores(const struct export_ctx *x);
+struct objstore *export_ctx_store(const struct export_ctx *x, size_t i); /* NULL past the end */
 
 #endif

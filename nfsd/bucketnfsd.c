@@ -5,11 +5,15 @@
  *   bucketnfsd -t -c FILE       check the configuration; exit 0 or 1
  *
  * Start-up order: configuration -> state_dir -> handle secret -> inode
- * table -> stores and exports -> RPC server (NFS v3, MOUNT v3) -> rpcbind.
+ * table -> stores and exports -> RPC server (NFS v3, MOUNT v3) -> rpcbind
+ * -> admin socket (state_dir/bucketnfsd.sock, nfsd/admin.h) -> metrics
+ * endpoint (server.metrics, nfsd/metrics.h).  Those two run on threads of
+ * their own; failing to start them is logged, and the NFS service goes on.
  * The main thread then waits for signals: SIGHUP re-reads the exports
  * file (a broken file is reported and the old exports stay), SIGTERM and
  * SIGINT stop the server, let calls in flight finish, and close the inode
- * table cleanly.
+ * table cleanly.  `bucketnfs reload` re-reads the exports the same way,
+ * from an admin thread: reload_lock keeps the two apart.
  *
  * With port 0 in the configuration the kernel picks free ports; the ports
  * in use are written to state_dir/bucketnfsd.ports for tests and tools.
@@ -17,11 +21,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/conf.h"
@@ -34,16 +40,23 @@
 #include "mount3_prot.h"
 #include "mountd/mount3.h"
 #include "nfs3_prot.h"
+#include "nfsd/admin.h"
+#include "nfsd/admin_proto.h"
+#include "nfsd/metrics.h"
 #include "nfsd/nfs3.h"
 #include "rpc/oncrpc.h"
 
-static void usage(void)
+static void usage(FILE *to)
 {
-    fprintf(stderr, "usage: bucketnfsd -c FILE [-f]\n"
-                    "       bucketnfsd -t -c FILE\n"
-                    "  -c FILE  configuration (bucketnfs.conf)\n"
-                    "  -f       stay in the foreground and log to stderr\n"
-                    "  -t       check the configuration and exit (0 valid, 1 not)\n");
+    fprintf(to, "usage: bucketnfsd -c FILE [-f]\n"
+                "       bucketnfsd -t -c FILE\n"
+                "  -c FILE  configuration (bucketnfs.conf)\n"
+                "  -f       stay in the foreground and log to stderr\n"
+                "  -t       check the configuration and exit (0 valid, 1 not)\n"
+                "  -h       this help (also --help)\n"
+                "The admin tool bin/bucketnfs talks to the daemon over state_dir/%s;\n"
+                "server.metrics = \"ADDRESS:PORT\" serves Prometheus metrics at /metrics.\n",
+            ADMIN_SOCKET_NAME);
 }
 
 /* mkdir -p with mode 0700 for the last component. */
@@ -65,7 +78,7 @@ static int make_dirs(const char *path)
     return 0;
 }
 
-static int write_ports(const char *state_dir, uint16_t nfs, uint16_t mnt)
+static int write_ports(const char *state_dir, uint16_t nfs, uint16_t mnt, uint16_t metrics)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof(path), "%s/bucketnfsd.ports", state_dir);
@@ -74,6 +87,8 @@ static int write_ports(const char *state_dir, uint16_t nfs, uint16_t mnt)
     if (!f)
         return errno;
     fprintf(f, "nfs_port=%u\nmount_port=%u\npid=%ld\n", nfs, mnt, (long)getpid());
+    if (metrics)
+        fprintf(f, "metrics_port=%u\n", metrics);
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         return errno;
     return 0;
@@ -99,42 +114,62 @@ static int daemonize(void)
     return 0;
 }
 
-static void reload_exports(struct conf *conf, struct export_ctx *ex)
+/* What a reload needs; reload_lock serializes SIGHUP and `bucketnfs reload`. */
+struct reloader {
+    pthread_mutex_t reload_lock;
+    struct conf *conf;
+    struct export_ctx *exports;
+};
+
+/* Re-read the exports file.  0, or an errno with the reason in err. */
+static int reload_exports(struct reloader *r, const char *why, char *err, size_t errlen)
 {
-    char err[1024] = "";
     struct conf_exports e;
-    int rc = conf_load_exports(conf, &e, err, sizeof(err));
-    if (rc) {
-        LOG_AT(LOG_ERR, "SIGHUP: exports not reloaded, the old ones stay: %s", err);
-        return;
+    pthread_mutex_lock(&r->reload_lock);
+    int rc = conf_load_exports(r->conf, &e, err, errlen);
+    if (!rc) {
+        rc = export_ctx_reload(r->exports, &e, err, errlen);
+        if (rc)
+            conf_exports_free(&e);
     }
-    rc = export_ctx_reload(ex, &e, err, sizeof(err));
     if (rc) {
-        LOG_AT(LOG_ERR, "SIGHUP: exports not reloaded, the old ones stay: %s", err);
-        conf_exports_free(&e);
-        return;
+        LOG_AT(LOG_ERR, "%s: exports not reloaded, the old ones stay: %s", why, err);
+    } else {
+        /* The new set copied what it needs; keep the parsed list for the next reload's checks. */
+        conf_exports_free(&r->conf->exports);
+        r->conf->exports = e;
+        LOG_AT(LOG_NOTICE, "%s: %zu export(s) loaded from %s", why, e.n, e.file);
     }
-    /* The new set copied what it needs; keep the parsed list for the next reload's checks. */
-    conf_exports_free(&conf->exports);
-    conf->exports = e;
-    LOG_AT(LOG_NOTICE, "SIGHUP: %zu export(s) loaded from %s", e.n, e.file);
+    pthread_mutex_unlock(&r->reload_lock);
+    return rc;
+}
+
+static int admin_reload(void *arg, char *err, size_t errlen)
+{
+    return reload_exports(arg, "bucketnfs reload", err, errlen);
 }
 
 int main(int argc, char **argv)
 {
     const char *conf_path = NULL;
     int foreground = 0, check_only = 0, opt;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+    }
     while ((opt = getopt(argc, argv, "c:fth")) != -1) {
         switch (opt) {
         case 'c': conf_path = optarg; break;
         case 'f': foreground = 1; break;
         case 't': check_only = 1; break;
-        case 'h': usage(); return 0;
-        default: usage(); return 2;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
     }
     if (!conf_path || optind != argc) {
-        usage();
+        usage(stderr);
         return 2;
     }
 
@@ -174,7 +209,12 @@ int main(int argc, char **argv)
     struct rpc_server *rpc = NULL;
     struct cache *cache = NULL;
     struct xfile *xf = NULL;
+    struct admin_server *admin = NULL;
+    struct metrics_server *metrics = NULL;
     bool registered = false;
+    struct reloader reloader = {.reload_lock = PTHREAD_MUTEX_INITIALIZER, .conf = conf};
+    struct timespec started;
+    clock_gettime(CLOCK_REALTIME, &started);
 
     rc = make_dirs(conf->server.state_dir);
     if (rc) {
@@ -274,7 +314,23 @@ int main(int argc, char **argv)
         else
             registered = true;
     }
-    if ((rc = write_ports(conf->server.state_dir, nfs_port, mnt_port)))
+    reloader.exports = exports;
+    struct admin_conf ac = {
+        .state_dir = conf->server.state_dir,
+        .src = {.conf = conf, .inodes = inodes, .exports = exports, .cache = cache, .rpc = rpc,
+                .start_time_sec = started.tv_sec},
+        .reload = admin_reload,
+        .reload_arg = &reloader,
+    };
+    admin = admin_start(&ac); /* logs why not; the NFS service does not need it */
+    uint16_t metrics_port = 0;
+    if (conf->server.metrics) {
+        metrics = metrics_start(conf->server.metrics, &ac.src, &metrics_port);
+        if (metrics)
+            LOG_AT(LOG_INFO, "metrics: http://%s/metrics (port %u)", conf->server.metrics,
+                   metrics_port);
+    }
+    if ((rc = write_ports(conf->server.state_dir, nfs_port, mnt_port, metrics_port)))
         LOG_AT(LOG_WARNING, "cannot write %s/bucketnfsd.ports: %s", conf->server.state_dir,
                strerror(rc));
     LOG_AT(LOG_NOTICE, "serving %zu export(s): nfs %s:%u/tcp, mount %s:%u/tcp+udp%s",
@@ -286,7 +342,7 @@ int main(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            reload_exports(conf, exports);
+            reload_exports(&reloader, "SIGHUP", err, sizeof(err));
             continue;
         }
         LOG_AT(LOG_NOTICE, "signal %d: stopping", sig);
@@ -295,6 +351,9 @@ int main(int argc, char **argv)
     status = 0;
 
 out:
+    /* First the threads that read the other modules' state. */
+    admin_stop(admin);
+    metrics_stop(metrics);
     if (registered) {
         rpc_unregister(NFS3_PROGRAM, NFS_V3);
         rpc_unregister(MOUNT_PROGRAM, MOUNT_V3);

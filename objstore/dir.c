@@ -749,7 +749,7 @@ static int dir_get(struct objstore *s, const char *bucket, const char *key, uint
     }
     close(bfd);
     if (!rc)
-        STAT_ADD(s, bytes_out, *got);
+        STAT_ADD(s, bytes_in, *got);
     return done(s, "get", bucket, key, rc);
 }
 
@@ -818,7 +818,7 @@ static int dir_put(struct objstore *s, const char *bucket, const char *key, cons
     }
     close(bfd);
     if (!rc)
-        STAT_ADD(s, bytes_in, len);
+        STAT_ADD(s, bytes_out, len);
     return done(s, "put", bucket, key, rc);
 }
 
@@ -1459,7 +1459,7 @@ static int dir_mp_put_part(struct objstore *s, const char *bucket, const char *k
     }
     close(fd);
     if (!rc) {
-        STAT_ADD(s, bytes_in, len);
+        STAT_ADD(s, bytes_out, len);
         strcpy(etag_out, etag);
     }
     return done(s, "mp_put_part", bucket, key, rc);

@@ -133,6 +133,7 @@ struct obj_ops {
 /* Counters every backend keeps (updated with relaxed atomics). */
 struct obj_stats {
     uint64_t heads, gets, lists, puts, deletes, copies, mp_ops;
+    /* As the gateway sees them: in = read from the store (GET), out = written (PUT, parts). */
     uint64_t bytes_in, bytes_out;
     uint64_t errors, retries;
 };

@@ -206,4 +206,19 @@ struct rpc_stats {
 };
 void rpc_server_get_stats(struct rpc_server *s, struct rpc_stats *out);
 
+/* Calls run by one procedure (answered, or taken by an async handler). */
+struct rpc_proc_stat {
+    uint32_t proc;
+    const char *name; /* rpc_proc.name: lives as long as the program table */
+    uint64_t calls;
+};
+
+/*
+ * The per-procedure counters of program prog/vers, in procedure order, into
+ * out[0..max).  Returns how many were written (0: no such program).
+ * Counting costs one relaxed atomic add per call.
+ */
+uint32_t rpc_server_get_proc_stats(struct rpc_server *s, uint32_t prog, uint32_t vers,
+                                   struct rpc_proc_stat *out, uint32_t max);
+
 #endif

@@ -212,6 +212,7 @@ struct rpc_server {
 
     struct rpc_stats stats; /* updated with atomics */
     struct rpc_drc *drc;    /* replies of dup_cache procedures */
+    uint64_t *proc_calls[RPC_MAX_PROGRAMS]; /* per program, per procedure (relaxed atomics) */
 };
 
 #define STAT_ADD(s, field, n) __atomic_fetch_add(&(s)->stats.field, (n), __ATOMIC_RELAXED)
@@ -813,6 +814,7 @@ static enum served run_proc(struct rpc_server *s, struct rpc_work *w, const stru
         free(call);
         return SERVED_DEFERRED;
     }
+    __atomic_fetch_add(&s->proc_calls[p - s->progs][h->proc], 1, __ATOMIC_RELAXED);
     if (nowait) {
         STAT_ADD(s, calls, 1); /* a fast-path call counts once it is answered */
         if (hs == RPC_HANDLER_ASYNC) {
@@ -1333,6 +1335,9 @@ int rpc_server_add_program(struct rpc_server *s, const struct rpc_program *p)
             return EEXIST;
     if (s->nprogs == RPC_MAX_PROGRAMS)
         return ENOSPC;
+    s->proc_calls[s->nprogs] = calloc(p->nprocs ? p->nprocs : 1, sizeof(uint64_t));
+    if (!s->proc_calls[s->nprogs])
+        return ENOMEM;
     s->progs[s->nprogs++] = *p;
     return 0;
 }
@@ -1521,6 +1526,8 @@ void rpc_server_destroy(struct rpc_server *s)
     pthread_cond_destroy(&s->queue_room);
     pthread_cond_destroy(&s->work_ready);
     pthread_mutex_destroy(&s->lock);
+    for (unsigned i = 0; i < s->nprogs; i++)
+        free(s->proc_calls[i]);
     free(s);
 }
 
@@ -1541,4 +1548,25 @@ void rpc_server_get_stats(struct rpc_server *s, struct rpc_stats *out)
     out->drc_replayed = d.replayed;
     out->drc_dropped = d.dropped;
     out->drc_entries = d.entries;
+}
+
+uint32_t rpc_server_get_proc_stats(struct rpc_server *s, uint32_t prog, uint32_t vers,
+                                   struct rpc_proc_stat *out, uint32_t max)
+{
+    for (unsigned i = 0; i < s->nprogs; i++) {
+        const struct rpc_program *p = &s->progs[i];
+        if (p->prog != prog || p->vers != vers)
+            continue;
+        uint32_t n = 0;
+        for (uint32_t k = 0; k < p->nprocs && n < max; k++) {
+            if (!p->procs[k].handler)
+                continue; /* a hole in the table: not a procedure */
+            out[n].proc = k;
+            out[n].name = p->procs[k].name;
+            out[n].calls = __atomic_load_n(&s->proc_calls[i][k], __ATOMIC_RELAXED);
+            n++;
+        }
+        return n;
+    }
+    return 0;
 }

@@ -322,6 +322,45 @@ static void test_reload(void)
     conf_free(c);
 }
 
+/* server.metrics: "" is off, port 0 is allowed (a free port); conf_load_server skips exports. */
+static void test_metrics_and_server_only(void)
+{
+    struct conf *c = NULL;
+    char err[512], path[PATH_MAX + 64];
+    write_lines("bucketnfs.conf", base_conf, 3,
+                "  rpcbind = false; threads = 4; state_dir = \"state\"; metrics = \"127.0.0.1:0\";",
+                0644);
+    write_lines("exports.conf", base_exports, 0, NULL, 0644);
+    CHECK_EQ_INT(load(&c, err, sizeof(err)), 0);
+    CHECK(c && c->server.metrics && strcmp(c->server.metrics, "127.0.0.1:0") == 0);
+    conf_free(c);
+    c = NULL;
+    write_lines("bucketnfs.conf", base_conf, 3,
+                "  rpcbind = false; threads = 4; state_dir = \"state\"; metrics = \"\";", 0644);
+    CHECK_EQ_INT(load(&c, err, sizeof(err)), 0);
+    CHECK(c && c->server.metrics == NULL);
+    conf_free(c);
+    c = NULL;
+    expect_error(3, "  rpcbind = false; threads = 4; state_dir = \"state\"; metrics = \"x:99999\";",
+                 0, NULL, "bucketnfs.conf", 3, "must be address:port");
+
+    /* A broken exports file stops conf_load, not conf_load_server. */
+    write_lines("bucketnfs.conf", base_conf, 0, NULL, 0644);
+    write_lines("exports.conf", base_exports, 2, "  { path = \"/demo\"; store = \"nope\";", 0644);
+    snprintf(path, sizeof(path), "%s/bucketnfs.conf", tmp);
+    CHECK(conf_load(path, &c, err, sizeof(err)) != 0);
+    conf_free(c);
+    c = NULL;
+    CHECK_EQ_INT(conf_load_server(path, &c, err, sizeof(err)), 0);
+    if (c) {
+        snprintf(path, sizeof(path), "%s/state", tmp);
+        CHECK(strcmp(c->server.state_dir, path) == 0);
+        CHECK_EQ_INT(c->exports.n, 0);
+        CHECK(c->exports.file && strstr(c->exports.file, "exports.conf"));
+    }
+    conf_free(c);
+}
+
 static void test_sizes(void)
 {
     uint64_t v = 0;
@@ -373,6 +412,7 @@ int main(void)
     test_errors();
     test_secret_file_mode();
     test_reload();
+    test_metrics_and_server_only();
     test_sizes();
     test_shipped();
 

@@ -1,0 +1,264 @@
+/*
+ * opstats.c - a snapshot of every counter (see opstats.h).
+ *
+ * Owns nothing but the snapshots it fills.  No locks of its own: it calls
+ * the getters of each layer (cache_get_stats takes the shard locks in
+ * turn, the others read relaxed atomics) and takes a reference on the
+ * current export set while it copies it.  /proc/self is read for the
+ * process figures; a /proc that cannot be read gives zeros, not an error.
+ */
+#include "nfsd/opstats.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/conf.h"
+#include "meta/export.h"
+#include "mount3_prot.h"
+#include "nfs3_prot.h"
+
+#define CC(f, h) {#f, offsetof(struct cache_stats, f), false, false, h}
+#define CG(f, h) {#f, offsetof(struct cache_stats, f), true, true, h}
+const struct opstats_field opstats_cache_fields[] = {
+    CC(hits, "Block lookups of reads served from the cache."),
+    CC(misses, "Block lookups of reads that had to fetch from the store."),
+    CC(bytes_hit, "Bytes served from the cache."),
+    CC(bytes_miss, "Bytes fetched from the store for readers."),
+    CC(gets, "Store GETs issued by the cache (demand, read-ahead and prefetch)."),
+    CC(get_bytes, "Bytes the cache's store GETs returned."),
+    CC(waits, "Reads that joined a fetch already in flight."),
+    CC(ra_issued, "Read-ahead blocks fetched."),
+    CC(ra_used, "Read-ahead blocks later read."),
+    CC(pf_issued, "Prefetch (cross-file) blocks fetched."),
+    CC(pf_used, "Prefetch blocks later read."),
+    CC(pf_skipped, "Read-ahead or prefetch not issued: the budget was spent."),
+    CC(evictions, "Blocks dropped by eviction."),
+    CC(reinserted, "Blocks copied forward by eviction."),
+    CC(not_admitted, "Blocks served but not kept (shuffle mode, full disk)."),
+    CC(corrupt, "Blocks that failed their checksum (dropped, fetched again)."),
+    CC(write_errors, "Cache disk writes that failed."),
+    CC(stale, "Fetches refused by If-Match (the object changed)."),
+    CG(blocks, "Blocks in the cache index."),
+    CG(bytes, "Bytes of the blocks in the cache index."),
+    CG(disk_bytes, "Bytes the cache files hold on disk."),
+    CG(capacity, "Configured cache size in bytes."),
+    CG(fetching, "Store fetches of the cache in flight."),
+    CG(prefetch_bytes_inflight, "Read-ahead and prefetch bytes in flight."),
+    CG(load_usec, "Microseconds the cache index took to load at start."),
+    CG(loading, "1 while the cache index is still loading at start."),
+};
+const size_t opstats_ncache_fields = sizeof(opstats_cache_fields) / sizeof(opstats_cache_fields[0]);
+_Static_assert(sizeof(struct cache_stats) == 26 * sizeof(uint64_t),
+               "a cache_stats field is missing from opstats_cache_fields");
+
+#define SF(f, h) {#f, offsetof(struct obj_stats, f), false, false, h}
+const struct opstats_field opstats_store_fields[] = {
+    SF(heads, "HEAD requests."),
+    SF(gets, "GET requests."),
+    SF(lists, "LIST requests."),
+    SF(puts, "PUT requests."),
+    SF(deletes, "DELETE requests."),
+    SF(copies, "Server-side copies."),
+    SF(mp_ops, "Multipart upload requests."),
+    SF(bytes_in, "Bytes received from the store."),
+    SF(bytes_out, "Bytes sent to the store."),
+    SF(errors, "Requests that failed after their retries."),
+    SF(retries, "Requests retried."),
+};
+const size_t opstats_nstore_fields = sizeof(opstats_store_fields) / sizeof(opstats_store_fields[0]);
+_Static_assert(sizeof(struct obj_stats) == 11 * sizeof(uint64_t),
+               "an obj_stats field is missing from opstats_store_fields");
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+/* Resident set size from /proc/self/statm (second field, pages). */
+static uint64_t proc_rss(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, rss = 0;
+    if (!f)
+        return 0;
+    int n = fscanf(f, "%llu %llu", &size, &rss);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? rss * (uint64_t)page : 0;
+}
+
+/* Entries of /proc/self/fd, less the one opendir itself holds. */
+static uint64_t proc_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    uint64_t n = 0;
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n ? n - 1 : 0;
+}
+
+int opstats_collect(const struct opstats_src *src, struct opstats *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    out->time_sec = now.tv_sec;
+    out->start_time_sec = src->start_time_sec;
+
+    cache_get_stats(src->cache, UINT32_MAX, &out->cache);
+
+    const struct export_set *set = export_set_get(src->exports);
+    int rc = 0;
+    out->exports = calloc(set->n ? set->n : 1, sizeof(*out->exports));
+    if (!out->exports) {
+        rc = ENOMEM;
+        goto put;
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        const struct export *e = &set->v[i];
+        struct opstats_export *o = &out->exports[i];
+        out->nexports = i + 1;
+        o->path = dup_or_empty(e->path);
+        o->store = dup_or_empty(e->m.store ? e->m.store->name : "");
+        o->bucket = dup_or_empty(e->m.bucket);
+        o->prefix = dup_or_empty(e->m.prefix);
+        if (!o->path || !o->store || !o->bucket || !o->prefix) {
+            rc = ENOMEM;
+            goto put;
+        }
+        o->rw = e->rw;
+        o->id = e->m.id;
+        cache_get_stats(src->cache, e->m.id, &o->cache);
+    }
+put:
+    export_set_put(src->exports, set);
+    if (rc)
+        return rc;
+
+    size_t ns = export_ctx_nstores(src->exports);
+    out->stores = calloc(ns ? ns : 1, sizeof(*out->stores));
+    if (!out->stores)
+        return ENOMEM;
+    for (size_t i = 0; i < ns; i++) {
+        struct objstore *s = export_ctx_store(src->exports, i);
+        struct opstats_store *o = &out->stores[i];
+        out->nstores = i + 1;
+        o->name = dup_or_empty(s->name);
+        if (!o->name)
+            return ENOMEM;
+        o->type = "?";
+        if (i < src->conf->nstores)
+            o->type = src->conf->stores[i].type == CONF_STORE_S3 ? "s3" : "dir";
+        /* The backends update these with relaxed atomics: read them the same way. */
+        for (size_t k = 0; k < opstats_nstore_fields; k++) {
+            size_t off = opstats_store_fields[k].off;
+            uint64_t *from = (uint64_t *)((char *)&s->stats + off);
+            *(uint64_t *)((char *)&o->st + off) = __atomic_load_n(from, __ATOMIC_RELAXED);
+        }
+    }
+
+    inode_get_stats(src->inodes, &out->inodes);
+    rpc_server_get_stats(src->rpc, &out->rpc);
+    out->nnfs3 = rpc_server_get_proc_stats(src->rpc, NFS3_PROGRAM, NFS_V3, out->nfs3,
+                                           OPSTATS_MAX_PROCS);
+    out->nmount3 = rpc_server_get_proc_stats(src->rpc, MOUNT_PROGRAM, MOUNT_V3, out->mount3,
+                                             OPSTATS_MAX_PROCS);
+    out->rss_bytes = proc_rss();
+    out->open_fds = proc_fds();
+    return 0;
+}
+
+void opstats_free(struct opstats *s)
+{
+    for (size_t i = 0; i < s->nexports; i++) {
+        free(s->exports[i].path);
+        free(s->exports[i].store);
+        free(s->exports[i].bucket);
+        free(s->exports[i].prefix);
+    }
+    free(s->exports);
+    for (size_t i = 0; i < s->nstores; i++)
+        free(s->stores[i].name);
+    free(s->stores);
+    memset(s, 0, sizeof(*s));
+}
+
+static int each_cache(const struct cache_stats *c, const char *instance, bool total,
+                      opstats_fn fn, void *arg)
+{
+    for (size_t k = 0; k < opstats_ncache_fields; k++) {
+        if (!total && opstats_cache_fields[k].total_only)
+            continue;
+        int rc = fn(arg, "cache", instance, opstats_cache_fields[k].name,
+                    opstats_field_get(c, &opstats_cache_fields[k]));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
+{
+    int rc;
+    if ((rc = each_cache(&s->cache, "total", true, fn, arg)))
+        return rc;
+    for (size_t i = 0; i < s->nexports; i++)
+        if ((rc = each_cache(&s->exports[i].cache, s->exports[i].path, false, fn, arg)))
+            return rc;
+    for (size_t i = 0; i < s->nstores; i++)
+        for (size_t k = 0; k < opstats_nstore_fields; k++)
+            if ((rc = fn(arg, "store", s->stores[i].name, opstats_store_fields[k].name,
+                         opstats_field_get(&s->stores[i].st, &opstats_store_fields[k]))))
+                return rc;
+
+    uint64_t up = s->time_sec > s->start_time_sec ? (uint64_t)(s->time_sec - s->start_time_sec) : 0;
+    const struct {
+        const char *section, *name;
+        uint64_t value;
+    } fixed[] = {
+        {"inode", "inodes", s->inodes.inodes},
+        {"inode", "lists", s->inodes.lists},
+        {"inode", "list_entries", s->inodes.list_entries},
+        {"inode", "heads", s->inodes.heads},
+        {"rpc", "calls", s->rpc.calls},
+        {"rpc", "replies", s->rpc.replies},
+        {"rpc", "garbage", s->rpc.garbage},
+        {"rpc", "bad_records", s->rpc.bad_records},
+        {"rpc", "connections", s->rpc.connections},
+        {"rpc", "inflight", s->rpc.inflight},
+        {"rpc", "async_calls", s->rpc.async_calls},
+        {"rpc", "async_pending", s->rpc.async_pending},
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if ((rc = fn(arg, fixed[i].section, "-", fixed[i].name, fixed[i].value)))
+            return rc;
+    for (uint32_t i = 0; i < s->nnfs3; i++)
+        if ((rc = fn(arg, "nfs3", "-", s->nfs3[i].name, s->nfs3[i].calls)))
+            return rc;
+    for (uint32_t i = 0; i < s->nmount3; i++)
+        if ((rc = fn(arg, "mount3", "-", s->mount3[i].name, s->mount3[i].calls)))
+            return rc;
+    const struct {
+        const char *name;
+        uint64_t value;
+    } proc[] = {
+        {"rss_bytes", s->rss_bytes},
+        {"open_fds", s->open_fds},
+        {"start_time_seconds", (uint64_t)s->start_time_sec},
+        {"uptime_seconds", up},
+    };
+    for (size_t i = 0; i < sizeof(proc) / sizeof(proc[0]); i++)
+        if ((rc = fn(arg, "process", "-", proc[i].name, proc[i].value)))
+            return rc;
+    return 0;
+}

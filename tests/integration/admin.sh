@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# admin.sh - the admin tool (bin/bucketnfs) and the Prometheus endpoint
+# against the real daemon on free ports: counters that move as a reader
+# would expect, status, pin/unpin, refresh, reload, preload (progress bar
+# under a pseudo-terminal, JSON lines, Ctrl-C), the not-running error, a
+# malformed request, and /metrics parsed by prometheus_client's own
+# parser.  Prints "N passed, N failed".
+set -u
+. "$(dirname "$0")/lib.sh"
+it_setup
+
+TOOL=${IT_TOOL:-$(dirname "$IT_BIN")/bucketnfs}
+buckets=$IT_TMP/buckets
+"$IT_ROOT/tools/seed-demo.sh" "$buckets/demo" test >/dev/null
+# A tree whose every request waits 300 ms: a preload of it is slow enough to interrupt.
+mkdir -p "$buckets/demo/slowtree"
+for i in $(seq -w 1 12); do head -c 200000 /dev/urandom >"$buckets/demo/slowtree/f$i.bin"; done
+it_write_conf admin "$buckets" 'latency_ms = 300; latency_match = "slowtree/";'
+conf=$IT_TMP/admin/bucketnfs.conf
+sed -i 's|log_level = "info"; };|log_level = "info"; metrics = "127.0.0.1:0"; };|' "$conf"
+bnfs() { "$TOOL" -c "$conf" "$@"; }
+# Debian's python3 (python3-prometheus-client is a Debian package), not a pyenv or venv one.
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+
+# jget FILE EXPR: a value of the JSON in FILE (EXPR indexes `d`).
+jget() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+stats() { bnfs stats --json >"$IT_TMP/$1.json"; }
+
+# ---- before the daemon runs
+"$TOOL" --help >"$IT_TMP/help.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -q 'preload' "$IT_TMP/help.out" && grep -q 'Exit codes' "$IT_TMP/help.out"; then
+    ok "bucketnfs --help"; else fail "bucketnfs --help" "rc=$rc"; fi
+"$IT_BIN" --help >"$IT_TMP/dhelp.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -q 'usage: bucketnfsd' "$IT_TMP/dhelp.out"; then ok "bucketnfsd --help"
+else fail "bucketnfsd --help" "rc=$rc"; fi
+bnfs status >"$IT_TMP/nr.out" 2>&1; rc=$?
+if [ $rc = 3 ] && grep -q 'the daemon is not running (no socket at .*bucketnfsd.sock)' "$IT_TMP/nr.out"; then
+    ok "not running: exit 3 and a clear message"; else fail "not running: exit 3 and a clear message" "rc=$rc $(cat "$IT_TMP/nr.out")"; fi
+"$TOOL" -s "$IT_TMP/x.sock" bogus >"$IT_TMP/usage2.out" 2>&1; rc2=$?
+if [ $rc2 = 2 ] && grep -q 'unknown command' "$IT_TMP/usage2.out"; then ok "unknown command: exit 2"
+else fail "unknown command: exit 2" "rc=$rc2"; fi
+
+it_start admin || { fail "daemon starts" "see above"; it_done; exit 1; }
+ok "daemon starts with the admin socket and metrics"
+METRICS_PORT=$(sed -n 's/^metrics_port=//p' "$IT_TMP/admin/state/bucketnfsd.ports")
+sock=$IT_TMP/admin/state/bucketnfsd.sock
+url() { echo "nfs://127.0.0.1/demo/$1?nfsport=$NFS_PORT&mountport=$MOUNT_PORT"; }
+
+mode=$(stat -c %a "$sock" 2>/dev/null)
+if [ "$mode" = 600 ]; then ok "admin socket is mode 0600"; else fail "admin socket is mode 0600" "mode $mode"; fi
+
+# ---- stats move as a reader expects
+stats s0
+if [ "$(jget "$IT_TMP/s0.json" 'd["cache"]["gets"]')" = 0 ]; then ok "stats --json parses; no GETs before any read"
+else fail "stats --json parses; no GETs before any read" "$(head -c 300 "$IT_TMP/s0.json")"; fi
+nfs_tool nfs-cat "$(url drive-0002/meta.json)" >"$IT_TMP/m1" 2>&1
+stats s1
+g1=$(jget "$IT_TMP/s1.json" 'd["cache"]["gets"]')
+r1=$(jget "$IT_TMP/s1.json" 'd["nfs3"]["READ"]')
+sg1=$(jget "$IT_TMP/s1.json" 'd["stores"]["local"]["gets"]')
+if cmp -s "$IT_TMP/m1" "$buckets/demo/drive-0002/meta.json" && [ "$g1" -gt 0 ] && [ "$r1" -gt 0 ] && [ "$sg1" -gt 0 ]; then
+    ok "a cold read: cache gets $g1, store gets $sg1, NFS READs $r1"
+else fail "a cold read moves the counters" "gets=$g1 READ=$r1 store gets=$sg1"; fi
+nfs_tool nfs-cat "$(url drive-0002/meta.json)" >/dev/null 2>&1
+stats s2
+g2=$(jget "$IT_TMP/s2.json" 'd["cache"]["gets"]')
+h1=$(jget "$IT_TMP/s1.json" 'd["cache"]["hits"]'); h2=$(jget "$IT_TMP/s2.json" 'd["cache"]["hits"]')
+eh2=$(jget "$IT_TMP/s2.json" '[e for e in d["exports"] if e["path"] == "/demo"][0]["cache"]["hits"]')
+if [ "$g2" = "$g1" ] && [ "$h2" -gt "$h1" ] && [ "$eh2" -gt 0 ]; then
+    ok "a re-read: hits $h1 -> $h2 (export /demo: $eh2), gets stay $g2"
+else fail "a re-read: more hits, no more gets" "hits $h1 -> $h2, gets $g1 -> $g2, export hits $eh2"; fi
+
+# ---- status
+bnfs status >"$IT_TMP/status.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -qE '^/demo +local +demo ' "$IT_TMP/status.out" && grep -q 'hit ratio' "$IT_TMP/status.out" &&
+    grep -qE '^local +dir ' "$IT_TMP/status.out" && grep -q 'connections open' "$IT_TMP/status.out" &&
+    grep -q 'READ ' "$IT_TMP/status.out"; then
+    ok "status: exports, cache, store, RPC tables"
+else fail "status: exports, cache, store, RPC tables" "rc=$rc $(cat "$IT_TMP/status.out")"; fi
+bnfs stats >"$IT_TMP/plain.out" 2>&1
+if grep -qE '^cache +total +hits +[0-9]+' "$IT_TMP/plain.out" && grep -qE '^nfs3 +- +READ ' "$IT_TMP/plain.out"; then
+    ok "stats: one counter a line"; else fail "stats: one counter a line" "$(head -3 "$IT_TMP/plain.out")"; fi
+
+# ---- pin / unpin
+bnfs pin /demo drive-0002/meta.json a >"$IT_TMP/pin.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -q 'pinned 1 file(s) under drive-0002/meta.json' "$IT_TMP/pin.out" &&
+    grep -q 'pinned 2 file(s) under a' "$IT_TMP/pin.out"; then ok "pin a file and a tree"
+else fail "pin a file and a tree" "rc=$rc $(cat "$IT_TMP/pin.out")"; fi
+bnfs unpin /demo drive-0002/meta.json >"$IT_TMP/unpin.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -q 'unpinned 1 file' "$IT_TMP/unpin.out"; then ok "unpin a file"
+else fail "unpin a file" "rc=$rc $(cat "$IT_TMP/unpin.out")"; fi
+bnfs pin /demo no/such/file >"$IT_TMP/pin2.out" 2>&1; rc=$?
+if [ $rc = 1 ] && grep -q 'no/such/file: No such file' "$IT_TMP/pin2.out"; then ok "pin of a missing path: exit 1, says why"
+else fail "pin of a missing path: exit 1, says why" "rc=$rc $(cat "$IT_TMP/pin2.out")"; fi
+bnfs pin /nope x >"$IT_TMP/pin3.out" 2>&1; rc=$?
+if [ $rc = 1 ] && grep -q 'no export /nope' "$IT_TMP/pin3.out"; then ok "unknown export: exit 1"
+else fail "unknown export: exit 1" "rc=$rc $(cat "$IT_TMP/pin3.out")"; fi
+
+# ---- preload, then reading makes no store GETs
+bnfs preload /demo drive-0001 mib-plus-one.bin >"$IT_TMP/pre.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -q 'preloaded 44 file(s)' "$IT_TMP/pre.out"; then ok "preload a tree and a file (plain output)"
+else fail "preload a tree and a file (plain output)" "rc=$rc $(cat "$IT_TMP/pre.out")"; fi
+stats s3
+nfs_tool nfs-cp "$(url drive-0001/lidar/sweeps.bin)" "$IT_TMP/sweeps.bin" >/dev/null 2>&1
+nfs_tool nfs-cp "$(url drive-0001/can/bus0.log)" "$IT_TMP/bus0.log" >/dev/null 2>&1
+nfs_tool nfs-cat "$(url drive-0001/camera/front/frame_07.jpg)" >"$IT_TMP/f7" 2>&1
+nfs_tool nfs-cat "$(url mib-plus-one.bin)" >"$IT_TMP/mpo" 2>&1
+stats s4
+sgA=$(jget "$IT_TMP/s3.json" 'd["stores"]["local"]["gets"]'); sgB=$(jget "$IT_TMP/s4.json" 'd["stores"]["local"]["gets"]')
+cgA=$(jget "$IT_TMP/s3.json" 'd["cache"]["gets"]'); cgB=$(jget "$IT_TMP/s4.json" 'd["cache"]["gets"]')
+if cmp -s "$IT_TMP/sweeps.bin" "$buckets/demo/drive-0001/lidar/sweeps.bin" &&
+    cmp -s "$IT_TMP/bus0.log" "$buckets/demo/drive-0001/can/bus0.log" &&
+    cmp -s "$IT_TMP/f7" "$buckets/demo/drive-0001/camera/front/frame_07.jpg" &&
+    cmp -s "$IT_TMP/mpo" "$buckets/demo/mib-plus-one.bin" && [ "$sgA" = "$sgB" ] && [ "$cgA" = "$cgB" ]; then
+    ok "after preload, reading the files makes no store GET (store gets $sgA, cache gets $cgA)"
+else fail "after preload, reading the files makes no store GET" "store gets $sgA -> $sgB, cache gets $cgA -> $cgB"; fi
+
+script -qc "'$TOOL' -c '$conf' preload /demo drive-0002" /dev/null >"$IT_TMP/tty.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -q $'\r' "$IT_TMP/tty.out" && grep -qE '\[#{30}\] 100%' "$IT_TMP/tty.out" &&
+    grep -q 'files' "$IT_TMP/tty.out" && grep -q 'ETA' "$IT_TMP/tty.out" && grep -q '/s' "$IT_TMP/tty.out"; then
+    ok "preload on a terminal draws a progress bar (files, bytes, rate, ETA)"
+else fail "preload on a terminal draws a progress bar" "rc=$rc $(tr '\r' '\n' <"$IT_TMP/tty.out" | tail -3)"; fi
+
+bnfs preload --json /demo a >"$IT_TMP/pj.out" 2>&1; rc=$?
+if [ $rc = 0 ] && python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert lines[-1]["result"] == "ok" and lines[-1]["files"] == 2, lines[-1]
+assert any(l.get("phase") == "read" for l in lines)' "$IT_TMP/pj.out"; then ok "preload --json: JSON lines, a result last"
+else fail "preload --json: JSON lines, a result last" "rc=$rc $(cat "$IT_TMP/pj.out")"; fi
+
+# Ctrl-C: the tool exits 130, the daemon notices the closed socket and stops reading.
+"$TOOL" -c "$conf" preload /demo slowtree >"$IT_TMP/int.out" 2>&1 &
+tpid=$!
+sleep 2
+kill -INT $tpid
+wait $tpid; rc=$?
+sleep 0.8 # a read in flight finishes
+stats s5; sleep 1.2; stats s6
+a=$(jget "$IT_TMP/s5.json" 'd["stores"]["local"]["gets"]'); b=$(jget "$IT_TMP/s6.json" 'd["stores"]["local"]["gets"]')
+if [ $rc = 130 ] && grep -q 'interrupted' "$IT_TMP/int.out" && [ "$a" = "$b" ] &&
+    grep -q 'preload of /demo cancelled' "$IT_TMP/admin/daemon.log"; then
+    ok "Ctrl-C stops a preload: exit 130, the daemon stops fetching"
+else fail "Ctrl-C stops a preload" "rc=$rc gets $a -> $b; $(cat "$IT_TMP/int.out"; grep admin: "$IT_TMP/admin/daemon.log" | tail -3)"; fi
+
+# ---- refresh: a new object shows at once instead of after the TTL
+nfs_tool nfs-ls "$(url a/b)" >"$IT_TMP/ls1.out" 2>&1
+echo new >"$buckets/demo/a/b/new.txt"
+nfs_tool nfs-ls "$(url a/b)" >"$IT_TMP/ls2.out" 2>&1
+bnfs refresh /demo a/b >"$IT_TMP/refresh.out" 2>&1; rc=$?
+nfs_tool nfs-ls "$(url a/b)" >"$IT_TMP/ls3.out" 2>&1
+if [ $rc = 0 ] && ! grep -q new.txt "$IT_TMP/ls2.out" && grep -q new.txt "$IT_TMP/ls3.out"; then
+    ok "refresh EXPORT PATH lists the directory again now"
+else fail "refresh EXPORT PATH lists the directory again now" "rc=$rc $(cat "$IT_TMP/refresh.out" "$IT_TMP/ls2.out" "$IT_TMP/ls3.out")"; fi
+
+# ---- reload
+cp "$IT_TMP/admin/exports.conf" "$IT_TMP/exports.good"
+sed -i 's|^exports = (|exports = ( { path = "/frames"; store = "local"; bucket = "demo"; prefix = "drive-0001/camera/"; access = "ro"; clients = ( "127.0.0.1" ); },|' "$IT_TMP/admin/exports.conf"
+bnfs reload >"$IT_TMP/reload.out" 2>&1; rc=$?
+bnfs status >"$IT_TMP/status2.out" 2>&1
+if [ $rc = 0 ] && grep -qE '^/frames +local +demo +drive-0001/camera/' "$IT_TMP/status2.out"; then ok "reload adds an export"
+else fail "reload adds an export" "rc=$rc $(cat "$IT_TMP/reload.out")"; fi
+echo 'exports = ( { path = "/broken"; store = "nope"; } );' >"$IT_TMP/admin/exports.conf"
+bnfs reload >"$IT_TMP/reload2.out" 2>&1; rc=$?
+if [ $rc = 1 ] && grep -q 'exports.conf:1: export: missing required key' "$IT_TMP/reload2.out" && bnfs status | grep -q '^/frames'; then
+    ok "reload of a broken exports file: exit 1 with the reason, old exports stay"
+else fail "reload of a broken exports file" "rc=$rc $(cat "$IT_TMP/reload2.out")"; fi
+cp "$IT_TMP/exports.good" "$IT_TMP/admin/exports.conf"
+
+# ---- malformed requests do not hurt
+python3 - "$sock" >"$IT_TMP/bad.out" 2>&1 <<'PY'
+import socket, sys
+def ask(data):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sys.argv[1])
+    s.sendall(data)
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    s.close()
+    return out.decode(errors="replace")
+r = ask(b"x" * 20000)
+assert r.startswith("error EMSGSIZE"), r
+r = ask(b"stats %zz\n")
+assert r.startswith("error EINVAL"), r
+r = ask(b"frobnicate\n")
+assert r.startswith("error ENOSYS"), r
+r = ask(b"preload /demo " + b"a " * 200 + b"\n")
+assert r.startswith("error EMSGSIZE"), r
+print("ok")
+PY
+prc=$?
+if [ $prc = 0 ] && bnfs status >/dev/null 2>&1; then ok "malformed and oversized requests: clear errors, the socket keeps serving"
+else fail "malformed and oversized requests" "$(tail -5 "$IT_TMP/bad.out")"; fi
+
+# ---- Prometheus
+curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" -o "$IT_TMP/metrics.txt"; rc=$?
+$PY - "$IT_TMP/metrics.txt" >"$IT_TMP/prom.out" 2>&1 <<'PY'
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+fams = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
+def val(name, **labels):
+    for s in fams[name].samples:
+        if all(s.labels.get(k) == v for k, v in labels.items()) and s.name.startswith(name):
+            return s.value
+    raise KeyError((name, labels))
+assert val("bucketnfs_nfs3_calls", proc="READ") > 0
+assert val("bucketnfs_cache_gets") > 0
+assert val("bucketnfs_cache_hits") > 0
+assert val("bucketnfs_export_cache_hits", export="/demo") > 0
+assert val("bucketnfs_store_requests", store="local", type="get") > 0
+assert val("bucketnfs_store_requests", store="local", type="list") > 0
+assert val("bucketnfs_cache_capacity") == 256 * 1024 * 1024
+assert val("bucketnfs_inodes") > 0
+assert val("process_open_fds") > 0 and val("process_resident_memory_bytes") > 0
+assert fams["bucketnfs_cache_gets"].type == "counter"
+print(len(fams), "families")
+PY
+prc=$?
+if [ $rc = 0 ] && [ $prc = 0 ]; then ok "/metrics parses with prometheus_client ($(cat "$IT_TMP/prom.out"))"
+else fail "/metrics parses with prometheus_client" "rc=$rc $(tail -5 "$IT_TMP/prom.out")"; fi
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$METRICS_PORT/other")
+code2=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$METRICS_PORT/metrics")
+if [ "$code" = 404 ] && [ "$code2" = 405 ]; then ok "/other is 404, POST is 405"
+else fail "/other is 404, POST is 405" "$code $code2"; fi
+ctype=$(curl -s -o /dev/null -w '%{content_type}' "http://127.0.0.1:$METRICS_PORT/metrics")
+case $ctype in "text/plain; version=0.0.4"*) ok "content type $ctype" ;; *) fail "content type" "$ctype" ;; esac
+# A silent client is dropped after the deadline; scrapes go on meanwhile in order.
+python3 - "$METRICS_PORT" >"$IT_TMP/slow.out" 2>&1 <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /metr")
+t = time.time()
+s.settimeout(10)
+data = s.recv(100)
+assert data == b"" and time.time() - t < 5, (data, time.time() - t)
+print("dropped after %.1fs" % (time.time() - t))
+PY
+prc=$?
+if [ $prc = 0 ] && curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null; then ok "a silent scraper is dropped ($(cat "$IT_TMP/slow.out"))"
+else fail "a silent scraper is dropped" "$(tail -3 "$IT_TMP/slow.out")"; fi
+
+if it_stop admin; then ok "SIGTERM stops the daemon cleanly"; else fail "SIGTERM stops the daemon cleanly" "exit status"; fi
+if [ ! -e "$sock" ]; then ok "the admin socket is removed at stop"; else fail "the admin socket is removed at stop" ""; fi
+bnfs status >"$IT_TMP/nr2.out" 2>&1; rc=$?
+if [ $rc = 3 ]; then ok "after stop: exit 3"; else fail "after stop: exit 3" "rc=$rc $(cat "$IT_TMP/nr2.out")"; fi
+
+it_done

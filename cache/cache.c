@@ -37,7 +37,9 @@
  *   forward by the cleaner like a pinned block until it is uploaded.
  *
  * Region states: free -> open (appended to) -> sealed (in the S or M queue)
- * -> evicting (the cleaner copies what stays) -> free (hole punched).
+ * -> evicting (the cleaner copies what stays, then drops the rest) -> free
+ * (hole punched), at once or, while readers hold it (a reply being sent
+ * from it with sendfile, cache_get_segs), when the last one lets go.
  * Invariants (checked under the shard lock in debug builds, cache_check):
  *   - every indexed block is in exactly one region that is open, sealed or
  *     evicting, and that region's list holds it;
@@ -72,8 +74,9 @@
  * prefetch_budget bytes (their buffers) at once.  A read that misses
  * registers a waiter on the block's fetch and returns EINPROGRESS at once;
  * the fetch thread copies the block into every waiter's buffer and calls
- * their completions.  Hits are served by pread from the data file, never
- * queued behind a miss.
+ * their completions.  Hits are served by pread from the data file, or
+ * handed out as file segments for sendfile (cache_get_segs), never queued
+ * behind a miss.
  *
  * Read-ahead: a table of streams (export, inode, version, position).  A
  * read near a stream's position (within its window: clients send several
@@ -89,7 +92,9 @@
  *   Lock order: shard->lock, then c->qlock.  c->ralock, c->pinlock and
  *   c->cleanlock are taken with no other lock held, except pinlock, which
  *   the cleaner takes under a shard lock.  No lock is held across store
- *   requests; shard locks are held across a summary write only.
+ *   requests; shard locks are held across a summary write or a hole punch
+ *   only.  cache_put_segs may be called under the RPC layer's send lock
+ *   (it takes shard locks only).
  */
 #include "cache/cache.h"
 #include "cache/cache_fmt.h"
@@ -196,7 +201,6 @@ struct rd {
 
 struct shard {
     pthread_mutex_t lock;
-    pthread_cond_t readers_gone;
     unsigned no;
     int fd;
     uint32_t nregions;
@@ -677,6 +681,35 @@ static int append(struct cache *c, struct shard *sh, const struct cache_key *k, 
     return err;
 }
 
+/*
+ * An evicting region with no blocks and no readers becomes free: its space
+ * goes back to the disk (hole punched) and no summary of its old life
+ * survives.  Shard lock held.
+ */
+static void region_free(struct cache *c, struct shard *sh, struct region *v)
+{
+    uint64_t base = region_base(c, v);
+    if (fallocate(sh->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)base,
+                  (off_t)c->region_size) != 0) {
+        static const char zero[CACHE_SUM_HDR];
+        if (pwrite(sh->fd, zero, CACHE_SUM_HDR, (off_t)(base + c->region_size - CACHE_SUM_HDR)) < 0 ||
+            pwrite(sh->fd, zero, CACHE_REC_HDR, (off_t)base) < 0)
+            COUNT(c, UINT32_MAX, write_errors, 1);
+    }
+    v->state = R_FREE;
+    v->used = 0;
+    v->qnext = sh->free;
+    sh->free = v;
+    sh->nfree++;
+}
+
+/* A reader of r is done (shard lock held): the last reader of an evicted region frees it. */
+static void reader_put(struct cache *c, struct shard *sh, struct region *r)
+{
+    if (--r->readers == 0 && r->state == R_EVICTING && !r->ents)
+        region_free(c, sh, r);
+}
+
 static bool pinned(struct cache *c, uint32_t export_id, uint64_t ino);
 
 /* Candidate for being copied forward by the cleaner. */
@@ -751,26 +784,9 @@ static bool region_evict(struct cache *c, struct shard *sh)
         COUNT(c, v->ents->key.export_id, evictions, 1);
         idx_remove(sh, v->ents);
     }
-    while (v->readers)
-        pthread_cond_wait(&sh->readers_gone, &sh->lock);
-    pthread_mutex_unlock(&sh->lock);
-
-    /* Give the space back, and make sure no summary of the old life survives. */
-    uint64_t base = region_base(c, v);
-    if (fallocate(sh->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)base,
-                  (off_t)c->region_size) != 0) {
-        static const char zero[CACHE_SUM_HDR];
-        if (pwrite(sh->fd, zero, CACHE_SUM_HDR, (off_t)(base + c->region_size - CACHE_SUM_HDR)) < 0 ||
-            pwrite(sh->fd, zero, CACHE_REC_HDR, (off_t)base) < 0)
-            COUNT(c, UINT32_MAX, write_errors, 1);
-    }
-
-    pthread_mutex_lock(&sh->lock);
-    v->state = R_FREE;
-    v->used = 0;
-    v->qnext = sh->free;
-    sh->free = v;
-    sh->nfree++;
+    /* Readers still in it (a reply being sent from it): the last one frees it. */
+    if (v->readers == 0)
+        region_free(c, sh, v);
     CHECK_SHARD(c, sh);
     pthread_mutex_unlock(&sh->lock);
     return true;
@@ -1149,8 +1165,7 @@ static int read_hit(struct cache *c, struct shard *sh, struct entry *e, uint32_t
     }
 
     pthread_mutex_lock(&sh->lock);
-    if (--r->readers == 0 && r->state == R_EVICTING)
-        pthread_cond_broadcast(&sh->readers_gone);
+    reader_put(c, sh, r);
     struct entry *cur = idx_find(sh, &k);
     bool same = cur && cur->region == r->idx && cur->off == off;
     if (ok && same)
@@ -1380,6 +1395,66 @@ int cache_read_async(struct cache *c, const struct cache_obj *o, uint64_t off, s
     return EINPROGRESS;
 }
 
+int cache_get_segs(struct cache *c, const struct cache_obj *o, uint64_t off, size_t len,
+                   struct cache_seg *segs, unsigned max, unsigned *nsegs, size_t *got)
+{
+    *nsegs = 0;
+    *got = 0;
+    if (off >= o->size || len == 0)
+        return 0;
+    size_t n = o->size - off < len ? (size_t)(o->size - off) : len;
+    uint64_t first = off / c->bs, last = (off + n - 1) / c->bs;
+    if (last - first + 1 > max)
+        return EWOULDBLOCK;
+    unsigned k = 0;
+    for (uint64_t b = first; b <= last; b++, k++) {
+        uint64_t bstart = b * c->bs;
+        uint32_t from = b == first ? (uint32_t)(off - bstart) : 0;
+        uint64_t end = off + n - bstart;
+        struct cache_key key = key_of(c, o, b);
+        struct shard *sh = shard_of(c, &key);
+        pthread_mutex_lock(&sh->lock);
+        struct entry *e = sh->loaded ? idx_find(sh, &key) : NULL;
+        if (!e || !(e->flags & E_VERIFIED)) {
+            pthread_mutex_unlock(&sh->lock);
+            cache_put_segs(c, segs, k);
+            return EWOULDBLOCK;
+        }
+        uint32_t to = end < e->len ? (uint32_t)end : e->len;
+        struct region *r = &sh->regions[e->region];
+        r->readers++;
+        if (e->freq < FREQ_MAX)
+            e->freq++;
+        if (e->flags & E_RA)
+            COUNT(c, key.export_id, ra_used, 1);
+        if (e->flags & E_PF)
+            COUNT(c, key.export_id, pf_used, 1);
+        e->flags &= (uint8_t)~(E_RA | E_PF);
+        segs[k] = (struct cache_seg){.fd = sh->fd,
+                                     .off = region_base(c, r) + e->off + CACHE_REC_HDR + from,
+                                     .len = to - from,
+                                     .shard = (uint32_t)(sh - c->shards),
+                                     .region = r->idx};
+        pthread_mutex_unlock(&sh->lock);
+        COUNT(c, o->export_id, hits, 1);
+        COUNT(c, o->export_id, bytes_hit, to - from);
+    }
+    *nsegs = k;
+    *got = n;
+    ra_feed(c, o, off, n);
+    return 0;
+}
+
+void cache_put_segs(struct cache *c, const struct cache_seg *segs, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct shard *sh = &c->shards[segs[i].shard];
+        pthread_mutex_lock(&sh->lock);
+        reader_put(c, sh, &sh->regions[segs[i].region]);
+        pthread_mutex_unlock(&sh->lock);
+    }
+}
+
 struct sync_wait {
     pthread_mutex_t m;
     pthread_cond_t finished;
@@ -1552,7 +1627,6 @@ static int shard_open(struct cache *c, struct shard *sh, unsigned no, uint32_t n
     sh->no = no;
     sh->nregions = nregions;
     pthread_mutex_init(&sh->lock, NULL);
-    pthread_cond_init(&sh->readers_gone, NULL);
     sh->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (sh->fd < 0) {
         int err = errno;
@@ -1884,7 +1958,6 @@ void cache_destroy(struct cache *c)
             close(sh->fd);
         if (sh->regions || sh->fd >= 0) {
             pthread_mutex_destroy(&sh->lock);
-            pthread_cond_destroy(&sh->readers_gone);
         }
     }
     free(c->shards);

@@ -111,6 +111,33 @@ typedef void (*cache_done_fn)(void *arg, int err, size_t got);
 int cache_read_async(struct cache *c, const struct cache_obj *o, uint64_t off, size_t len,
                      void *buf, size_t *got, cache_done_fn done, void *arg);
 
+/*
+ * A cached range as pieces of the cache's files, for sending with
+ * sendfile(2) instead of copying: fd, offset and length of each piece.
+ * shard and region are the cache's own (for cache_put_segs).
+ */
+struct cache_seg {
+    int fd;
+    uint64_t off;
+    uint32_t len;
+    uint32_t shard, region;
+};
+
+#define CACHE_SEGS_MAX 4 /* a READ of up to 1 MiB over blocks of 512 KiB or more */
+
+/*
+ * Hits only, without copying: when every block of [off, off+len) of o is
+ * cached and was verified since the start, fill segs (at most max) and
+ * return 0 with *nsegs and *got set; the blocks' space is held (not
+ * reused) until cache_put_segs.  Otherwise EWOULDBLOCK, holding nothing
+ * (read it with cache_read_async).  Feeds read-ahead like a read.
+ */
+int cache_get_segs(struct cache *c, const struct cache_obj *o, uint64_t off, size_t len,
+                   struct cache_seg *segs, unsigned max, unsigned *nsegs, size_t *got);
+
+/* Release what cache_get_segs held. */
+void cache_put_segs(struct cache *c, const struct cache_seg *segs, unsigned n);
+
 /* The same, waiting for the fetches: 0 and *got, or an error. */
 int cache_read(struct cache *c, const struct cache_obj *o, uint64_t off, size_t len, void *buf,
                size_t *got);

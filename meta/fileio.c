@@ -26,6 +26,29 @@
 
 static void on_cache_done(void *arg, int err, size_t got);
 
+/* The cache's name of the object version r->attr describes (its strings live in r). */
+static int obj_of(struct meta_read *r, struct cache_obj *o)
+{
+    const struct inode_attr *a = &r->attr;
+    int err = inode_key(r->t, a->ino, r->key, sizeof(r->key));
+    if (err)
+        return err;
+    snprintf(r->etag, sizeof(r->etag), "%s", a->etag);
+    *o = (struct cache_obj){
+        .export_id = r->e->id,
+        .gen = a->gen,
+        .ino = a->ino,
+        .version = cache_version(a->etag, a->size),
+        .size = a->size,
+        .store = r->e->store,
+        .bucket = r->e->bucket,
+        .key = r->key,
+        .etag = r->etag,
+        .noevict_when_full = r->e->shuffle,
+    };
+    return 0;
+}
+
 /* Build the cache's view of r's object version and start the read. */
 static int start(struct meta_read *r)
 {
@@ -40,22 +63,10 @@ static int start(struct meta_read *r)
         return 0;
     if (r->off == 0 && r->tries == 0)
         xfile_note(r->xf, r->e, a); /* the start of a file: a step of a name-order reader? */
-    int err = inode_key(r->t, a->ino, r->key, sizeof(r->key));
+    struct cache_obj o;
+    int err = obj_of(r, &o);
     if (err)
         return err;
-    snprintf(r->etag, sizeof(r->etag), "%s", a->etag);
-    struct cache_obj o = {
-        .export_id = r->e->id,
-        .gen = a->gen,
-        .ino = a->ino,
-        .version = cache_version(a->etag, a->size),
-        .size = a->size,
-        .store = r->e->store,
-        .bucket = r->e->bucket,
-        .key = r->key,
-        .etag = r->etag,
-        .noevict_when_full = r->e->shuffle,
-    };
     size_t got = 0;
     if (r->nowait)
         err = cache_read_async(r->cache, &o, r->off, r->len, r->buf, &got, NULL, NULL);
@@ -115,4 +126,25 @@ int meta_read(struct meta_read *r)
     if (err == ENOENT)
         err = ESTALE; /* deleted from the bucket behind us */
     return err == ESTALE ? retry(r) : err;
+}
+
+int meta_read_segs(struct meta_read *r, struct cache_seg *segs, unsigned max, unsigned *n)
+{
+    const struct inode_attr *a = &r->attr;
+    *n = 0;
+    if (!S_ISREG(a->mode) || r->off >= a->size || r->len == 0)
+        return EWOULDBLOCK; /* nothing to send from the files: the plain path answers */
+    struct cache_obj o;
+    int err = obj_of(r, &o);
+    if (err)
+        return err;
+    size_t got = 0;
+    err = cache_get_segs(r->cache, &o, r->off, r->len, segs, max, n, &got);
+    if (err)
+        return err;
+    if (r->off == 0)
+        xfile_note(r->xf, r->e, a);
+    r->got = got;
+    r->eof = r->off + got >= a->size;
+    return 0;
 }

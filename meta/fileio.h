@@ -62,4 +62,14 @@ struct meta_read {
  */
 int meta_read(struct meta_read *r);
 
+struct cache_seg;
+
+/*
+ * The same read as pieces of the cache's files, when all of it is cached
+ * (for a reply sent with sendfile): 0 with segs[0..*n) held (release with
+ * cache_put_segs), r->got and r->eof set; EWOULDBLOCK when a byte is not
+ * cached (or nothing is to be read): use meta_read.  Never waits.
+ */
+int meta_read_segs(struct meta_read *r, struct cache_seg *segs, unsigned max, unsigned *n);
+
 #endif

@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "nfs3_prot.h"
 #include "nfsd/nfs3_xdr.h"
+#include "cache/cache.h"
 #include "meta/fileio.h"
 #include "objstore/objstore.h"
 
@@ -448,6 +449,50 @@ static void read_done(struct meta_read *mr, int err)
     rpc_complete(x->req, RPC_HANDLER_OK);
 }
 
+/* Cached blocks held for a reply sent from the cache's files; freed when it has left. */
+struct seg_hold {
+    struct cache *cache;
+    struct cache_seg segs[CACHE_SEGS_MAX];
+    unsigned n;
+};
+
+static void seg_hold_done(void *arg)
+{
+    struct seg_hold *h = arg;
+    cache_put_segs(h->cache, h->segs, h->n);
+    free(h);
+}
+
+/*
+ * A hit sent without copying: when every byte of the READ is cached, the
+ * reply's data goes from the cache's files to the socket with sendfile.
+ * Returns 0 with the reply filled, or EWOULDBLOCK (nothing held): copy it.
+ */
+static int read_from_files(struct read_call *x, struct nfs3_read_res *res)
+{
+    _Static_assert(CACHE_SEGS_MAX <= RPC_FILESEGS_MAX, "segments per READ");
+    struct seg_hold *h = malloc(sizeof(*h));
+    if (!h)
+        return EWOULDBLOCK;
+    h->cache = x->c.srv->cache;
+    if (meta_read_segs(&x->mr, h->segs, CACHE_SEGS_MAX, &h->n) != 0) {
+        free(h);
+        return EWOULDBLOCK;
+    }
+    struct rpc_fileseg fs[RPC_FILESEGS_MAX];
+    for (unsigned i = 0; i < h->n; i++)
+        fs[i] = (struct rpc_fileseg){.fd = h->segs[i].fd, .off = h->segs[i].off,
+                                     .len = h->segs[i].len};
+    if (rpc_reply_filesegs(x->req, fs, h->n, seg_hold_done, h) != 0) {
+        seg_hold_done(h);
+        return EWOULDBLOCK;
+    }
+    res->data_in_files = true;
+    x->mr.buf = NULL;
+    read_reply(x, 0);
+    return 0;
+}
+
 /*
  * READ; nowait (the event loop): answered only when every byte is cached,
  * else RPC_HANDLER_WOULDBLOCK and a worker runs it.
@@ -482,6 +527,8 @@ static enum rpc_handler_status read_run(struct rpc_req *req, void *args, void *r
         mr->e = &x->c.exp->m;
         mr->off = a->offset;
         mr->len = count;
+        if (req->tcp && read_from_files(x, res) == 0)
+            return RPC_HANDLER_OK;
         mr->buf = count ? rpc_alloc(req, count) : NULL;
         mr->arg = x;
         mr->nowait = nowait;
@@ -859,7 +906,11 @@ static const struct rpc_proc nfs3_procs[] = {
     PROC_NOWAIT(LOOKUP, nfs3_lookup, nfs3_lookup_nowait, LOOKUP3args, LOOKUP3res, ST),
     PROC_NOWAIT(ACCESS, nfs3_access, nfs3_access_nowait, ACCESS3args, ACCESS3res, ST),
     PROC(READLINK, nfs3_readlink, READLINK3args, READLINK3res, ST + 4096),
-    PROC_NOWAIT(READ, nfs3_read, nfs3_read_nowait, READ3args, READ3res, ST + NFS3_MAX_IO),
+    [NFSPROC3_READ] = {.name = "READ", .decode_args = (xdrproc_t)xdr_READ3args,
+                       .args_size = sizeof(READ3args),
+                       .encode_res = (xdrproc_t)nfs3_xdr_read_res,
+                       .res_size = sizeof(struct nfs3_read_res), .handler = nfs3_read,
+                       .max_reply = ST + NFS3_MAX_IO, .handler_nowait = nfs3_read_nowait},
     PROC(WRITE, nfs3_write, WRITE3args, WRITE3res, ST),
     PROC_DRC(CREATE, nfs3_create, CREATE3args, CREATE3res, ST),
     PROC_DRC(MKDIR, nfs3_mkdir, MKDIR3args, CREATE3res, ST),

@@ -2,6 +2,7 @@
  * nfs3_xdr.c - READDIR and READDIRPLUS reply encoding (RFC 1813 3.3.16,
  * 3.3.17) without recursion: rpcgen's entry3/entryplus3 routines call
  * themselves once per entry, and a 1 MiB reply holds tens of thousands.
+ * And READ's (3.3.6), whose data may follow from the cache's files.
  */
 #include "nfsd/nfs3_xdr.h"
 
@@ -65,4 +66,17 @@ bool_t nfs3_xdr_readdir_res(XDR *x, struct nfs3_readdir_res *r)
     }
     bool_t more = FALSE, eof = r->list.eof;
     return xdr_bool(x, &more) && xdr_bool(x, &eof);
+}
+
+bool_t nfs3_xdr_read_res(XDR *x, struct nfs3_read_res *r)
+{
+    if (x->x_op != XDR_ENCODE)
+        return FALSE;
+    if (!r->data_in_files || r->res.status != NFS3_OK)
+        return xdr_READ3res(x, &r->res);
+    READ3resok *ok = &r->res.READ3res_u.resok;
+    u_int len = ok->data.data_len;
+    /* status, file_attributes, count, eof, then data<>'s length: its bytes follow. */
+    return xdr_nfsstat3(x, &r->res.status) && xdr_post_op_attr(x, &ok->file_attributes) &&
+           xdr_count3(x, &ok->count) && xdr_bool(x, &ok->eof) && xdr_u_int(x, &len);
 }

@@ -40,6 +40,20 @@ struct nfs3_readdir_res {
     struct nfs3_dirlist list;
 };
 
+/*
+ * The READ3res a handler fills.  With data_in_files, a successful reply's
+ * data bytes are not in res.resok.data.data_val: the encoder stops after
+ * the opaque's length word and the RPC layer sends the bytes from the
+ * cache's files (rpc_reply_filesegs).
+ */
+struct nfs3_read_res {
+    READ3res res;
+    bool data_in_files;
+};
+
+/* xdrproc_t for struct nfs3_read_res (encode only). */
+bool_t nfs3_xdr_read_res(XDR *x, struct nfs3_read_res *r);
+
 /* Encoded bytes of one entry with a name of namelen bytes. */
 size_t nfs3_dirent_size(size_t namelen, bool plus);
 

@@ -191,6 +191,26 @@ void rpc_complete(struct rpc_req *req, enum rpc_handler_status status);
 int rpc_register(uint32_t prog, uint32_t vers, int proto, uint16_t port);
 void rpc_unregister(uint32_t prog, uint32_t vers);
 
+/* A piece of a file that a reply's last bytes come from. */
+struct rpc_fileseg {
+    int fd;
+    uint64_t off;
+    uint32_t len;
+};
+#define RPC_FILESEGS_MAX 4
+
+/*
+ * Zero-copy replies (TCP only): the encoded result ends with the length word
+ * of an opaque whose bytes are these file segments, in order; they are sent
+ * with sendfile(2) after the encoded part, then the XDR padding.  The files'
+ * contents must not change until done(arg) runs: once, on any thread, when
+ * the segments have left or never will (another answer was sent, the
+ * connection died).  Call from the handler, before it returns or completes.
+ * 0, or ENOTSUP (UDP) / EINVAL (none, too many, twice): nothing attached.
+ */
+int rpc_reply_filesegs(struct rpc_req *req, const struct rpc_fileseg *segs, unsigned n,
+                       void (*done)(void *arg), void *arg);
+
 /* Request-lifetime memory (zeroed, aligned for any type).  Never NULL: aborts on exhaustion of memory. */
 void *rpc_alloc(struct rpc_req *req, size_t n);
 char *rpc_strdup(struct rpc_req *req, const char *s);

@@ -104,6 +104,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <linux/sockios.h>
@@ -134,11 +135,23 @@ struct listener {
     int fd;
 };
 
-/* A reply, or its unsent tail, waiting for the socket to take it. */
+/*
+ * A reply, or its unsent tail, waiting for the socket to take it: bytes in
+ * memory (record mark, header, encoded result), then file segments sent
+ * with sendfile (a READ's data from the cache), then XDR padding.  done
+ * runs once the segments are sent, or will never be (the item is freed).
+ */
 struct out_item {
     struct out_item *next;
     uint8_t *buf;
     size_t off, len;
+    struct rpc_fileseg segs[RPC_FILESEGS_MAX];
+    unsigned nsegs, seg;  /* segments, and the one being sent */
+    uint64_t seg_sent;    /* bytes of segs[seg] sent */
+    uint32_t pad, pad_sent;
+    uint64_t sent;        /* bytes written so far, all parts */
+    void (*done)(void *arg);
+    void *done_arg;
 };
 
 struct rpc_conn {
@@ -242,6 +255,78 @@ static void wake_loop(struct rpc_server *s)
 
 /* ---- connections ------------------------------------------------------- */
 
+/* Free what an output item holds (its buffer, its segments' hold) and the item. */
+static void item_release(struct out_item *o)
+{
+    free(o->buf);
+    o->buf = NULL;
+    if (o->done)
+        o->done(o->done_arg);
+    o->done = NULL;
+}
+
+static void item_free(struct out_item *o)
+{
+    item_release(o);
+    free(o);
+}
+
+/*
+ * Write as much of o as the (nonblocking) socket takes.  Returns 1 when all
+ * of it has left, 0 when the socket is full, -1 on an error or a file
+ * segment that ended early.
+ */
+static int item_push(int fd, struct out_item *o)
+{
+    static const uint8_t zeros[4];
+    while (o->off < o->len) {
+        int more = o->nsegs || o->pad ? MSG_MORE : 0;
+        ssize_t n = send(fd, o->buf + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT | more);
+        if (n > 0) {
+            o->off += (size_t)n;
+            o->sent += (uint64_t)n;
+        }
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else
+            return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    }
+    while (o->seg < o->nsegs) {
+        const struct rpc_fileseg *g = &o->segs[o->seg];
+        if (o->seg_sent == g->len) { /* an empty segment */
+            o->seg++;
+            o->seg_sent = 0;
+            continue;
+        }
+        off_t pos = (off_t)(g->off + o->seg_sent);
+        ssize_t n = sendfile(fd, g->fd, &pos, g->len - o->seg_sent);
+        if (n > 0) {
+            o->seg_sent += (uint64_t)n;
+            o->sent += (uint64_t)n;
+            if (o->seg_sent == g->len) {
+                o->seg++;
+                o->seg_sent = 0;
+            }
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        }
+    }
+    while (o->pad_sent < o->pad) {
+        ssize_t n = send(fd, zeros, o->pad - o->pad_sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            o->pad_sent += (uint32_t)n;
+            o->sent += (uint64_t)n;
+        }
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else
+            return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    }
+    return 1;
+}
+
 /* Drop one reference; the last one closes the fd and frees the connection. */
 static void conn_put(struct rpc_conn *c)
 {
@@ -254,8 +339,7 @@ static void conn_put(struct rpc_conn *c)
     while (c->out_head) {
         struct out_item *o = c->out_head;
         c->out_head = o->next;
-        free(o->buf);
-        free(o);
+        item_free(o);
     }
     rpc_rec_free(&c->rec);
     free(c->rbuf);
@@ -374,14 +458,14 @@ static void conn_call_done(struct rpc_server *s, struct rpc_conn *c, unsigned n)
 }
 
 /*
- * Worker: send one reply record (buf, owned by the callee from here on).
- * Writes what the socket takes now; the rest goes to the output queue for
- * the loop to flush.  The call stays in flight until its last byte left.
+ * Worker: send one reply record (*tmpl: its buffer, file segments and their
+ * hold are owned by the callee from here on).  Writes what the socket takes
+ * now; the rest goes to the output queue for the loop to flush.  The call
+ * stays in flight until its last byte left.
  */
-static void conn_queue_reply(struct rpc_server *s, struct rpc_conn *c, uint8_t *buf, size_t len)
+static void conn_queue_reply(struct rpc_server *s, struct rpc_conn *c, struct out_item *tmpl)
 {
-    size_t off = 0;
-    bool failed = false;
+    bool failed = false, sent = false;
 
     pthread_mutex_lock(&c->send_lock);
     pthread_mutex_lock(&c->lock);
@@ -391,22 +475,15 @@ static void conn_queue_reply(struct rpc_server *s, struct rpc_conn *c, uint8_t *
         failed = true;
     } else if (!c->out_head) {
         /* Nothing queued before us: the bytes may go straight out. */
-        while (off < len) {
-            ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n > 0)
-                off += (size_t)n;
-            else if (n < 0 && errno == EINTR)
-                continue;
-            else
-                break;
-        }
-        if (off < len && errno != EAGAIN && errno != EWOULDBLOCK)
-            failed = true;
+        int r = item_push(c->fd, tmpl);
+        sent = r == 1;
+        failed = r < 0;
     }
-    if (!failed && off < len) {
+    if (!failed && !sent) {
         struct out_item *o = malloc(sizeof(*o));
         if (o) {
-            *o = (struct out_item){.buf = buf, .off = off, .len = len};
+            *o = *tmpl;
+            o->next = NULL;
             if (c->out_tail)
                 c->out_tail->next = o;
             else
@@ -430,7 +507,7 @@ static void conn_queue_reply(struct rpc_server *s, struct rpc_conn *c, uint8_t *
     pthread_mutex_unlock(&c->send_lock);
     if (!failed)
         STAT_ADD(s, replies, 1);
-    free(buf);
+    item_release(tmpl);
     conn_call_done(s, c, 1);
 }
 
@@ -443,28 +520,26 @@ static bool conn_flush(struct rpc_server *s, struct rpc_conn *c)
     unsigned done = 0;
     bool progress = false, broken = false;
 
+    struct out_item *finished = NULL; /* freed after send_lock: their done may take locks */
     pthread_mutex_lock(&c->send_lock);
     while (c->out_head) {
         struct out_item *o = c->out_head;
-        ssize_t n = send(c->fd, o->buf + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        if (n <= 0) {
+        uint64_t before = o->sent;
+        int r = item_push(c->fd, o);
+        if (o->sent != before)
+            progress = true;
+        if (r < 0) {
             broken = true;
             break;
         }
-        progress = true;
-        o->off += (size_t)n;
-        if (o->off == o->len) {
-            c->out_head = o->next;
-            if (!c->out_head)
-                c->out_tail = NULL;
-            free(o->buf);
-            free(o);
-            done++;
-        }
+        if (r == 0)
+            break;
+        c->out_head = o->next;
+        if (!c->out_head)
+            c->out_tail = NULL;
+        o->next = finished;
+        finished = o;
+        done++;
     }
     pthread_mutex_lock(&c->lock);
     if (progress)
@@ -475,6 +550,11 @@ static bool conn_flush(struct rpc_server *s, struct rpc_conn *c)
     }
     pthread_mutex_unlock(&c->lock);
     pthread_mutex_unlock(&c->send_lock);
+    while (finished) {
+        struct out_item *next = finished->next;
+        item_free(finished);
+        finished = next;
+    }
 
     if (done) {
         STAT_ADD(s, replies, done);
@@ -518,16 +598,25 @@ static void reply_reset(struct reply *r)
  * race with rpc_server_stop closing the listeners, so a datagram is sent
  * under s->lock, where stop marks them closed.
  */
-static bool reply_send(struct rpc_server *s, struct rpc_work *w, struct reply *r, bool late)
+static bool reply_send(struct rpc_server *s, struct rpc_work *w, struct reply *r, bool late,
+                       struct out_item *tail)
 {
     size_t len = xdr_getpos(&r->x);
 
     if (w->conn) {
-        uint32_t mark = htonl(RPC_LAST_FRAG | (uint32_t)len);
+        struct out_item o = {0};
+        if (tail)
+            o = *tail; /* file segments, padding, their done */
+        uint64_t total = len + o.pad;
+        for (unsigned i = 0; i < o.nsegs; i++)
+            total += o.segs[i].len;
+        uint32_t mark = htonl(RPC_LAST_FRAG | (uint32_t)total);
         memcpy(r->buf, &mark, 4);
-        uint8_t *buf = r->buf;
+        o.buf = r->buf;
+        o.off = 0;
+        o.len = len + 4;
         r->buf = NULL;
-        conn_queue_reply(s, w->conn, buf, len + 4);
+        conn_queue_reply(s, w->conn, &o);
         return true;
     }
     if (late) {
@@ -590,6 +679,7 @@ struct rpc_call {
     const struct rpc_proc *pr;
     void *args, *res;
     uint64_t drc_id;                /* its entry in the duplicate request cache (0: none) */
+    struct out_item tail;           /* file segments the handler attached (rpc_reply_filesegs) */
     bool handler_ran;               /* release only what a handler built */
     bool async;                     /* counted in srv->async_pending */
     enum rpc_handler_status status; /* from rpc_complete */
@@ -671,6 +761,10 @@ static void call_finish(struct rpc_call *call, enum rpc_handler_status hs)
     bool async = call->async;
     bool reply = hs != RPC_HANDLER_DROP;
     size_t body_max = pr->max_reply ? pr->max_reply : RPC_DEFAULT_MAX_REPLY;
+    struct out_item tail = call->tail;
+    bool segs = tail.nsegs > 0;
+    if (segs && hs == RPC_HANDLER_OK)
+        body_max = RPC_DEFAULT_MAX_REPLY; /* the bulk follows from the files */
     struct reply r;
 
     if (reply && !reply_init(&r, body_max)) {
@@ -687,6 +781,8 @@ static void call_finish(struct rpc_call *call, enum rpc_handler_status hs)
                        pr->name, pr->max_reply);
                 reply_reset(&r);
                 rpc_encode_accepted(&r.x, xid, SYSTEM_ERR, 0, 0);
+            } else {
+                segs = false; /* they go out with this reply */
             }
             break;
         case RPC_HANDLER_GARBAGE:
@@ -717,13 +813,38 @@ static void call_finish(struct rpc_call *call, enum rpc_handler_status hs)
     /* Before the reply leaves: whoever sees it must not see the call in flight. */
     STAT_SUB(s, inflight, 1);
     bool replied = false;
+    if (segs) {
+        /* Not sent after all (another answer, no reply, no memory): release them now. */
+        item_release(&tail);
+        memset(&tail, 0, sizeof(tail));
+    }
     if (reply) {
-        replied = reply_send(s, w, &r, async);
+        replied = reply_send(s, w, &r, async, tail.nsegs ? &tail : NULL);
         reply_free(&r);
     }
     work_done(s, w, replied);
     if (async)
         async_end(s); /* last: s may be gone after it */
+}
+
+int rpc_reply_filesegs(struct rpc_req *req, const struct rpc_fileseg *segs, unsigned n,
+                       void (*done)(void *arg), void *arg)
+{
+    struct rpc_call *call = (struct rpc_call *)req; /* req is the call's first member */
+    if (!req->tcp)
+        return ENOTSUP;
+    if (n == 0 || n > RPC_FILESEGS_MAX || call->tail.nsegs)
+        return EINVAL;
+    uint64_t total = 0;
+    for (unsigned i = 0; i < n; i++) {
+        call->tail.segs[i] = segs[i];
+        total += segs[i].len;
+    }
+    call->tail.nsegs = n;
+    call->tail.pad = (uint32_t)((4 - total % 4) % 4); /* XDR pads opaques to 4 bytes */
+    call->tail.done = done;
+    call->tail.done_arg = arg;
+    return 0;
 }
 
 void rpc_complete(struct rpc_req *req, enum rpc_handler_status status)
@@ -806,7 +927,9 @@ static enum served run_proc(struct rpc_server *s, struct rpc_work *w, const stru
         call->handler_ran = true;
     }
     if (nowait && hs == RPC_HANDLER_WOULDBLOCK) {
-        /* The handler holds nothing: no release. */
+        /* The handler holds nothing: no release (and it attached no file segments). */
+        if (call->tail.nsegs)
+            item_release(&call->tail);
         STAT_SUB(s, inflight, 1);
         if (pr->decode_args)
             xdr_free(pr->decode_args, call->args);
@@ -893,7 +1016,7 @@ static enum served serve(struct rpc_server *s, struct rpc_work *w, bool nowait)
             if (reply_init(&r, oldlen)) {
                 memcpy(r.buf + 4, old, oldlen);
                 xdr_setpos(&r.x, (u_int)oldlen);
-                replied = reply_send(s, w, &r, false);
+                replied = reply_send(s, w, &r, false, NULL);
                 reply_free(&r);
             }
             free(old);
@@ -934,7 +1057,7 @@ static enum served serve(struct rpc_server *s, struct rpc_work *w, bool nowait)
     } else {
         rpc_encode_accepted(&r.x, h.xid, PROC_UNAVAIL, 0, 0);
     }
-    bool replied = reply_send(s, w, &r, false);
+    bool replied = reply_send(s, w, &r, false, NULL);
     reply_free(&r);
     work_done(s, w, replied);
     return SERVED_DONE;

@@ -29,7 +29,7 @@
 #define RECV_TIMEOUT_S 5
 
 enum { P_NULL, P_ECHO, P_SLOW, P_CRED, P_GREET, P_TOOBIG, P_HOLE, P_BIG, P_FAST, P_BIGOVER,
-       P_ASYNC, P_NWASYNC, P_COUNT, NPROCS };
+       P_ASYNC, P_NWASYNC, P_COUNT, P_FILE, NPROCS };
 
 #define BIG_REPLY (256 * 1024)
 
@@ -329,6 +329,45 @@ static enum rpc_handler_status h_count(struct rpc_req *req, void *args, void *re
     return RPC_HANDLER_OK;
 }
 
+/*
+ * P_FILE: a reply whose data comes from a file (rpc_reply_filesegs): arg
+ * bytes of fileseg_path from offset 5, in two segments, as an opaque after
+ * a word 0xf11e; arg 0 attaches them and then answers GARBAGE_ARGS (the
+ * segments must be released unsent).
+ */
+static int fileseg_fd = -1;
+static atomic_int fileseg_done;
+
+static void fileseg_release(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&fileseg_done, 1);
+}
+
+struct file_res {
+    uint32_t magic, len;
+};
+
+static bool_t xdr_file_res(XDR *x, struct file_res *r)
+{
+    return xdr_u_int(x, &r->magic) && xdr_u_int(x, &r->len); /* the bytes follow from the file */
+}
+
+static enum rpc_handler_status h_file(struct rpc_req *req, void *args, void *res)
+{
+    uint32_t n = *(uint32_t *)args;
+    struct file_res *r = res;
+    uint32_t half = n / 2;
+    struct rpc_fileseg segs[2] = {{fileseg_fd, 5, half}, {fileseg_fd, 5 + half, n - half}};
+    if (rpc_reply_filesegs(req, segs, n ? 2 : 1, fileseg_release, NULL) != 0)
+        return RPC_HANDLER_SYSTEM_ERR;
+    if (n == 0)
+        return RPC_HANDLER_GARBAGE;
+    r->magic = 0xf11e;
+    r->len = n;
+    return RPC_HANDLER_OK;
+}
+
 static const struct rpc_proc tprocs[NPROCS] = {
     [P_NULL] = {"null", NULL, 0, NULL, 0, h_null, 0, NULL},
     [P_ECHO] = {"echo", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_echo, 4,
@@ -350,6 +389,8 @@ static const struct rpc_proc tprocs[NPROCS] = {
                    h_echo, 4, NULL, h_nowait_async},
     [P_COUNT] = {"count", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_u_int), sizeof(uint32_t), h_count,
                  4, NULL, NULL, true},
+    [P_FILE] = {"file", XP(xdr_u_int), sizeof(uint32_t), XP(xdr_file_res), sizeof(struct file_res),
+                h_file, 64, NULL},
 };
 
 /* ---- raw wire helpers -------------------------------------------------- */
@@ -954,6 +995,68 @@ static void test_drc(struct rpc_server *s, uint16_t port, uint16_t uport)
     rpc_server_get_stats(s, &st);
     CHECK(st.drc_replayed >= 4);
     CHECK(st.drc_entries >= 3);
+}
+
+/* Replies whose data is sent from a file: the bytes, the XDR padding, the release. */
+static void test_filesegs(uint16_t port, uint16_t uport)
+{
+    char path[] = "/tmp/bnfs-fileseg-XXXXXX";
+    fileseg_fd = mkstemp(path);
+    CHECK(fileseg_fd >= 0);
+    if (fileseg_fd < 0)
+        return;
+    unlink(path);
+    static uint8_t content[300000];
+    for (size_t i = 0; i < sizeof(content); i++)
+        content[i] = (uint8_t)(i * 7 + 3);
+    CHECK(write(fileseg_fd, content, sizeof(content)) == (ssize_t)sizeof(content));
+
+    static const uint32_t sizes[] = {1, 3, 4, 4097, 299000};
+    static uint8_t buf[310000];
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        struct wbuf w;
+        struct reply r;
+        int before = atomic_load(&fileseg_done);
+        call_hdr(&w, 0x5500 + (uint32_t)k, 2, TPROG, 1, P_FILE);
+        put32(&w, sizes[k]);
+        int fd = tcp_connect(port);
+        CHECK(fd >= 0 && send_record(fd, &w, 1));
+        ssize_t n = recv_record(fd, buf, sizeof(buf));
+        CHECK(n > 0 && parse_reply(buf, n, &r));
+        uint32_t pad = (4 - sizes[k] % 4) % 4;
+        CHECK_EQ_INT(r.body_len, 8 + sizes[k] + pad);
+        CHECK_EQ_INT(r.a, 0xf11e);
+        CHECK_EQ_INT(r.b, sizes[k]);
+        CHECK(r.body_len >= 8 + sizes[k] && memcmp(r.body + 8, content + 5, sizes[k]) == 0);
+        bool zero_pad = true;
+        for (uint32_t i = 0; i < pad && r.body_len == 8 + sizes[k] + pad; i++)
+            zero_pad = zero_pad && r.body[8 + sizes[k] + i] == 0;
+        CHECK(zero_pad);
+        close(fd);
+        CHECK_EQ_INT(atomic_load(&fileseg_done), before + 1);
+    }
+    /* Attached, then another answer: released unsent. */
+    struct wbuf w;
+    struct reply r;
+    int before = atomic_load(&fileseg_done);
+    call_hdr(&w, 0x5600, 2, TPROG, 1, P_FILE);
+    put32(&w, 0);
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.stat, GARBAGE_ARGS);
+    CHECK_EQ_INT(atomic_load(&fileseg_done), before + 1);
+    /* Over UDP it is refused (the handler answers SYSTEM_ERR). */
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(uport),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {RECV_TIMEOUT_S, 0};
+    setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    call_hdr(&w, 0x5601, 2, TPROG, 1, P_FILE);
+    put32(&w, 10);
+    sendto(u, w.b, w.n, 0, (struct sockaddr *)&sa, sizeof(sa));
+    ssize_t n = recv(u, buf, sizeof(buf), 0);
+    CHECK(n > 0 && parse_reply(buf, n, &r) && r.stat == SYSTEM_ERR);
+    close(u);
+    close(fileseg_fd);
 }
 
 static void test_udp(uint16_t uport)
@@ -1695,6 +1798,7 @@ int main(void)
     test_udp(uport);
     test_tirpc_client(port, uport);
     test_drc(s, port, uport);
+    test_filesegs(port, uport);
 
     struct rpc_stats st;
     rpc_server_get_stats(s, &st);

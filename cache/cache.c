@@ -1315,6 +1315,11 @@ int cache_read_async(struct cache *c, const struct cache_obj *o, uint64_t off, s
         for (;;) {
             pthread_mutex_lock(&sh->lock);
             struct entry *e = sh->loaded ? idx_find(sh, &k) : NULL;
+            if (e && !done && !(e->flags & E_VERIFIED)) {
+                /* Verifying reads the whole block: not for a caller that must not wait. */
+                pthread_mutex_unlock(&sh->lock);
+                return EWOULDBLOCK;
+            }
             if (e) {
                 if (read_hit(c, sh, e, from, to - from, dst) == 0) {
                     COUNT(c, o->export_id, hits, 1);

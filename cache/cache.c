@@ -275,6 +275,7 @@ struct cache {
     pthread_mutex_t ralock;
     struct stream streams[STREAMS];
     uint64_t ra_clock;
+    uint64_t ra_shrinks; /* windows halved: read-ahead evicted before use (ralock) */
 
     pthread_mutex_t pinlock;
     uint64_t *pins; /* (export_id << 48) ^ ino hashes, 0 = empty; open addressing */
@@ -1226,7 +1227,12 @@ static bool issue_bg(struct cache *c, const struct cache_obj *o, uint64_t blkno,
 }
 
 /* Feed the read-ahead of the stream this read belongs to (see the top of the file). */
-static void ra_feed(struct cache *c, const struct cache_obj *o, uint64_t off, size_t n)
+/*
+ * lost: this read missed a block that nobody was fetching although the
+ * stream had read ahead past it - its read-ahead was evicted before use,
+ * so the window is too large for the cache's pace: halve it.
+ */
+static void ra_feed(struct cache *c, const struct cache_obj *o, uint64_t off, size_t n, bool lost)
 {
     if (c->conf.readahead_max < c->bs)
         return;
@@ -1264,12 +1270,19 @@ static void ra_feed(struct cache *c, const struct cache_obj *o, uint64_t off, si
     }
     s->used = now;
     s->seq++;
+    bool wasted = lost && off < s->ra_end;
     if (off + n > s->pos)
         s->pos = off + n;
-    if (s->window == 0)
+    if (wasted) {
+        /* What it read ahead is gone: read ahead again from here, half as far. */
+        s->window = s->window / 2 > c->bs ? s->window / 2 : c->bs;
+        s->ra_end = s->pos;
+        c->ra_shrinks++;
+    } else if (s->window == 0) {
         s->window = c->bs;
-    else if (s->window < c->conf.readahead_max)
+    } else if (s->window < c->conf.readahead_max) {
         s->window = s->window * 2 < c->conf.readahead_max ? s->window * 2 : c->conf.readahead_max;
+    }
     if (s->ra_end < s->pos)
         s->ra_end = s->pos;
     uint64_t target = s->pos + s->window < o->size ? s->pos + s->window : o->size;
@@ -1301,6 +1314,7 @@ int cache_read_async(struct cache *c, const struct cache_obj *o, uint64_t off, s
     size_t n = o->size - off < len ? (size_t)(o->size - off) : len;
     struct rd *rd = NULL;
     int err = 0;
+    bool lost = false; /* a block missed that no fetch was bringing */
     uint64_t first = off / c->bs, last = (off + n - 1) / c->bs;
 
     for (uint64_t b = first; b <= last && !err; b++) {
@@ -1376,11 +1390,13 @@ int cache_read_async(struct cache *c, const struct cache_obj *o, uint64_t off, s
             COUNT(c, o->export_id, bytes_miss, to - from);
             if (joined)
                 COUNT(c, o->export_id, waits, 1);
+            else
+                lost = true;
             break;
         }
     }
     if (!err)
-        ra_feed(c, o, off, n);
+        ra_feed(c, o, off, n, lost);
 
     if (!rd) {
         if (!err)
@@ -1446,7 +1462,7 @@ int cache_get_segs(struct cache *c, const struct cache_obj *o, uint64_t off, siz
     }
     *nsegs = k;
     *got = n;
-    ra_feed(c, o, off, n);
+    ra_feed(c, o, off, n, false);
     return 0;
 }
 
@@ -2010,6 +2026,9 @@ void cache_get_stats(struct cache *c, uint32_t export_id, struct cache_stats *ou
         out->disk_bytes += (uint64_t)st.st_blocks * 512u;
     out->capacity = c->conf.size;
     out->fetching = atomic_load(&c->fetching);
+    pthread_mutex_lock(&c->ralock);
+    out->ra_shrinks = c->ra_shrinks;
+    pthread_mutex_unlock(&c->ralock);
     out->prefetch_bytes_inflight = atomic_load(&c->pf_bytes);
     pthread_mutex_lock(&c->cleanlock);
     out->load_usec = c->load_usec;

@@ -162,6 +162,7 @@ struct cache_stats {
     uint64_t ra_issued, ra_used;     /* read-ahead blocks fetched / later read */
     uint64_t pf_issued, pf_used;     /* prefetch (cross-file) blocks fetched / later read */
     uint64_t pf_skipped;             /* read-ahead or prefetch not issued: budget spent */
+    uint64_t ra_shrinks;             /* read-ahead windows halved: blocks evicted before use */
     uint64_t evictions, reinserted;  /* blocks dropped / copied forward by eviction */
     uint64_t not_admitted;           /* blocks served but not kept (shuffle mode, full disk) */
     uint64_t corrupt;                /* blocks that failed their checksum (dropped, refetched) */

@@ -37,6 +37,7 @@ const struct opstats_field opstats_cache_fields[] = {
     CC(pf_issued, "Prefetch (cross-file) blocks fetched."),
     CC(pf_used, "Prefetch blocks later read."),
     CC(pf_skipped, "Read-ahead or prefetch not issued: the budget was spent."),
+    CG(ra_shrinks, "Read-ahead windows halved because their blocks were evicted before use."),
     CC(evictions, "Blocks dropped by eviction."),
     CC(reinserted, "Blocks copied forward by eviction."),
     CC(not_admitted, "Blocks served but not kept (shuffle mode, full disk)."),
@@ -53,7 +54,7 @@ const struct opstats_field opstats_cache_fields[] = {
     CG(loading, "1 while the cache index is still loading at start."),
 };
 const size_t opstats_ncache_fields = sizeof(opstats_cache_fields) / sizeof(opstats_cache_fields[0]);
-_Static_assert(sizeof(struct cache_stats) == 26 * sizeof(uint64_t),
+_Static_assert(sizeof(struct cache_stats) == 27 * sizeof(uint64_t),
                "a cache_stats field is missing from opstats_cache_fields");
 
 #define SF(f, h) {#f, offsetof(struct obj_stats, f), false, false, h}

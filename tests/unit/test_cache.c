@@ -423,11 +423,33 @@ static void test_readahead(void)
     CHECK(st.ra_used >= 16);
     CHECK(st.misses <= 16);
     uint64_t issued = st.ra_issued;
+    CHECK_EQ_INT(st.ra_shrinks, 0);
     static const unsigned order[] = {17, 3, 29, 8, 22, 1, 14, 26, 5, 11};
     for (unsigned i = 0; i < 10; i++)
         all = all && read_check(c, &r, (uint64_t)order[i] * BS, 4096, &same) == 0 && same;
     CHECK(all);
     CHECK_EQ_INT(stats(c).ra_issued, issued); /* random access reads nothing ahead */
+
+    /* Read-ahead evicted before its reader came: the window halves. */
+    put_raw("ra/slow.log", 64 * BS, 32);
+    struct obj w;
+    obj_load(s, &w, "ra/slow.log", 6002, 32);
+    for (uint64_t off = 0; off < 8 * BS; off += BS) {
+        read_check(c, &w, off, BS, &same);
+        usleep(2000);
+    }
+    usleep(100000); /* its read-ahead lands */
+    put_raw("scan/flush.bin", 48u << 20, 33); /* then a scan larger than the cache */
+    struct obj f;
+    obj_load(s, &f, "scan/flush.bin", 6003, 33);
+    read_all(c, &f);
+    all = true;
+    for (uint64_t off = 8 * BS; off < 16 * BS; off += BS)
+        all = all && read_check(c, &w, off, BS, &same) == 0 && same;
+    CHECK(all);
+    printf("read-ahead evicted before use: %llu window(s) halved\n",
+           (unsigned long long)stats(c).ra_shrinks);
+    CHECK(stats(c).ra_shrinks >= 1);
     cache_destroy(c);
     obj_destroy(s);
 }

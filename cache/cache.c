@@ -81,8 +81,9 @@
  * Read-ahead: a table of streams (export, inode, version, position).  A
  * read near a stream's position (within its window: clients send several
  * READs at once, out of order) advances it; after two such reads the
- * stream gets a window of one block, doubled each time the reader comes
- * within half a window of what was fetched ahead, up to readahead_max.  A
+ * stream gets a window of one block, doubled with each further read of
+ * the stream, up to readahead_max, and kept filled ahead of the reader;
+ * halved when its blocks were evicted before the reader got to them.  A
  * read far from every stream starts a new one (the least recently used is
  * replaced): random access never reads ahead.
  *

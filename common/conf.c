@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -105,6 +106,11 @@ static const struct conf_key {
     {"export", "uid", "0", OPT},
     {"export", "gid", "0", OPT},
     {"export", "shuffle", "false", OPT},
+    {"export", "secure", "false", OPT},
+
+    {"client", "match", NULL, REQ},
+    {"client", "access", NULL, OPT},
+    {"client", "squash", NULL, OPT},
 };
 
 /* One parse in progress: where errors go and which file is being read. */
@@ -513,6 +519,13 @@ static bool cidr_contains(const struct conf_cidr *c, const uint8_t *a)
 
 bool conf_cidr_match(const struct conf_cidr *v, size_t n, int family, const void *addr)
 {
+    return conf_cidr_find(v, n, family, addr) != NULL;
+}
+
+const struct conf_cidr *conf_cidr_find(const struct conf_cidr *v, size_t n, int family,
+                                       const void *addr)
+{
+    const struct conf_cidr *best = NULL;
     static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     const uint8_t *a = addr;
     const uint8_t *a4 = NULL; /* the IPv4 address, if there is one */
@@ -522,15 +535,138 @@ bool conf_cidr_match(const struct conf_cidr *v, size_t n, int family, const void
     else if (family == AF_INET6 && memcmp(a, v4mapped, sizeof(v4mapped)) == 0)
         a4 = a + 12;
     for (size_t i = 0; i < n; i++) {
-        if (v[i].family == AF_INET && a4 && cidr_contains(&v[i], a4))
-            return true;
-        if (v[i].family == AF_INET6 && family == AF_INET6 && cidr_contains(&v[i], a))
-            return true;
+        bool in = (v[i].family == AF_INET && a4 && cidr_contains(&v[i], a4)) ||
+                  (v[i].family == AF_INET6 && family == AF_INET6 && cidr_contains(&v[i], a));
+        if (in && (!best || v[i].prefix_len > best->prefix_len))
+            best = &v[i];
     }
-    return false;
+    return best;
 }
 
 /* ---- exports --------------------------------------------------------------- */
+
+/* A host name as RFC 1123 allows it: letters, digits, '-' and '.', 1..253 bytes. */
+static bool host_name_ok(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253 || h[0] == '-' || h[0] == '.')
+        return false;
+    for (const char *c = h; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-' || *c == '.'))
+            return false;
+    return true;
+}
+
+/*
+ * Add the client `spec` (CIDR, address or host name) with per-client
+ * options rw/squash (-1: the export's) to x->clients.  A host name is
+ * resolved now (every address it has); on SIGHUP it is resolved again.
+ */
+static int add_client(struct pctx *p, const config_setting_t *where, struct conf_export *x,
+                      size_t *cap, const char *spec, int rw, int squash)
+{
+    struct conf_cidr one[64];
+    size_t n = 0;
+    if (parse_cidr(spec, &one[0]) == 0) {
+        n = 1;
+    } else if (strchr(spec, '/') || strchr(spec, ':') || !host_name_ok(spec)) {
+        return perr(p, where, "clients: bad CIDR \"%s\" (address[/prefix] with host bits "
+                    "zero) and not a host name", spec);
+    } else {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        struct addrinfo *res = NULL;
+        int gr = getaddrinfo(spec, NULL, &hints, &res);
+        if (gr != 0)
+            return perr(p, where, "clients: cannot resolve host name \"%s\": %s", spec,
+                        gai_strerror(gr));
+        for (struct addrinfo *ai = res; ai && n < sizeof(one) / sizeof(one[0]); ai = ai->ai_next) {
+            struct conf_cidr c = {0};
+            if (ai->ai_family == AF_INET) {
+                c.family = AF_INET;
+                c.prefix_len = 32;
+                memcpy(c.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+            } else if (ai->ai_family == AF_INET6) {
+                c.family = AF_INET6;
+                c.prefix_len = 128;
+                memcpy(c.addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+            } else {
+                continue;
+            }
+            bool dup = false;
+            for (size_t k = 0; k < n && !dup; k++)
+                dup = memcmp(&one[k], &c, sizeof(c)) == 0;
+            if (!dup)
+                one[n++] = c;
+        }
+        freeaddrinfo(res);
+        if (n == 0)
+            return perr(p, where, "clients: host name \"%s\" has no IPv4 or IPv6 address", spec);
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (x->nclients == *cap) {
+            size_t nc = *cap ? *cap * 2 : 8;
+            struct conf_cidr *v = realloc(x->clients, nc * sizeof(*v));
+            if (!v)
+                return nomem(p);
+            x->clients = v;
+            *cap = nc;
+        }
+        one[k].rw = (int8_t)rw;
+        one[k].squash = (int8_t)squash;
+        x->clients[x->nclients++] = one[k];
+    }
+    return 0;
+}
+
+/*
+ * clients = ( "10.0.0.0/8", "gpu-17.lab", { match = "10.1.0.0/16"; access = "ro";
+ *             squash = "all"; } ): strings take the export's options, groups
+ * set their own (as /etc/exports's per-client options).
+ */
+static int parse_clients(struct pctx *p, const config_setting_t *g, struct conf_export *x)
+{
+    static const char *const access_names[] = {"ro", "rw", NULL};
+    static const char *const squash_names[] = {"none", "root", "all", NULL};
+    config_setting_t *cl = config_setting_get_member(g, "clients");
+    if (!config_setting_is_aggregate(cl) || config_setting_type(cl) == CONFIG_TYPE_GROUP)
+        return perr(p, cl, "clients: must be a list like ( \"127.0.0.0/8\" )");
+    int ncl = config_setting_length(cl);
+    if (ncl == 0)
+        return perr(p, cl, "clients: must name at least one address or network");
+    size_t cap = 0;
+    for (int i = 0; i < ncl; i++) {
+        config_setting_t *c = config_setting_get_elem(cl, (unsigned)i);
+        int rc;
+        if (config_setting_type(c) == CONFIG_TYPE_STRING) {
+            if ((rc = add_client(p, c, x, &cap, config_setting_get_string(c), -1, -1)))
+                return rc;
+            continue;
+        }
+        if (config_setting_type(c) != CONFIG_TYPE_GROUP)
+            return perr(p, c, "clients: entries are strings like \"10.0.0.0/8\" or groups like "
+                        "{ match = \"10.1.0.0/16\"; access = \"ro\"; }");
+        if ((rc = check_keys(p, c, "a clients entry", "client", NULL)))
+            return rc;
+        const char *m = NULL;
+        if (!config_setting_lookup_string(c, "match", &m))
+            return perr(p, c, "clients: match must be a string");
+        int rw = -1, squash = -1, idx;
+        if (config_setting_get_member(c, "access")) {
+            if ((rc = get_enum(p, c, "client", "access", access_names, &idx)))
+                return rc;
+            rw = idx;
+        }
+        if (config_setting_get_member(c, "squash")) {
+            if ((rc = get_enum(p, c, "client", "squash", squash_names, &idx)))
+                return rc;
+            squash = idx == 0 ? CONF_SQUASH_NONE : idx == 1 ? CONF_SQUASH_ROOT : CONF_SQUASH_ALL;
+        }
+        if ((rc = add_client(p, c, x, &cap, m, rw, squash)))
+            return rc;
+    }
+    return 0;
+}
 
 /* S3 bucket names: 3..63 of [a-z0-9.-], alphanumeric at both ends, no "..". */
 static bool bucket_name_ok(const char *b)
@@ -653,23 +789,10 @@ static int parse_export(struct pctx *p, const config_setting_t *g, const struct 
         return rc;
     x->squash = idx == 0 ? CONF_SQUASH_NONE : idx == 1 ? CONF_SQUASH_ROOT : CONF_SQUASH_ALL;
 
-    config_setting_t *cl = config_setting_get_member(g, "clients");
-    if (!config_setting_is_aggregate(cl) || config_setting_type(cl) == CONFIG_TYPE_GROUP)
-        return perr(p, cl, "clients: must be a list like ( \"127.0.0.0/8\" )");
-    int ncl = config_setting_length(cl);
-    if (ncl == 0)
-        return perr(p, cl, "clients: must name at least one address or network");
-    if (!(x->clients = calloc((size_t)ncl, sizeof(*x->clients))))
-        return nomem(p);
-    for (int i = 0; i < ncl; i++) {
-        config_setting_t *c = config_setting_get_elem(cl, (unsigned)i);
-        if (config_setting_type(c) != CONFIG_TYPE_STRING)
-            return perr(p, c, "clients: entries must be strings like \"10.0.0.0/8\"");
-        const char *cs = config_setting_get_string(c);
-        if (parse_cidr(cs, &x->clients[i]))
-            return perr(p, c, "clients: bad CIDR \"%s\" (address[/prefix], host bits zero)", cs);
-        x->nclients++;
-    }
+    if ((rc = parse_clients(p, g, x)))
+        return rc;
+    if ((rc = get_bool(p, g, "export", "secure", &x->secure)))
+        return rc;
 
     if ((rc = get_int(p, g, "export", "anon_uid", 0, UINT32_MAX - 1, &n)))
         return rc;

@@ -47,6 +47,9 @@ struct conf_cidr {
     uint8_t family; /* AF_INET or AF_INET6 */
     uint8_t prefix_len;
     uint8_t addr[16]; /* network byte order; IPv4 uses the first 4 bytes */
+    /* Per-client options of an export's `clients` entry (-1: the export's own). */
+    int8_t rw;        /* access: 0 "ro", 1 "rw" */
+    int8_t squash;    /* enum conf_squash */
 };
 
 struct conf_export {
@@ -63,6 +66,7 @@ struct conf_export {
     uint32_t file_mode, dir_mode; /* for objects without POSIX metadata (0644, 0755) */
     uint32_t uid, gid;            /* owner of such objects (0, 0) */
     bool shuffle;                 /* read in shuffled epochs: once the cache is full, keep it */
+    bool secure;                  /* calls only from privileged source ports (< 1024) */
     int line;
 };
 
@@ -131,6 +135,10 @@ int conf_parse_size(const char *s, uint64_t *out);
 
 /* True if the address (family AF_INET/AF_INET6, bytes in network order) is in the list. */
 bool conf_cidr_match(const struct conf_cidr *v, size_t n, int family, const void *addr);
+
+/* The most specific entry of the list containing the address, or NULL. */
+const struct conf_cidr *conf_cidr_find(const struct conf_cidr *v, size_t n, int family,
+                                       const void *addr);
 
 void conf_exports_free(struct conf_exports *e);
 void conf_free(struct conf *c);

@@ -7,6 +7,7 @@
  */
 #include "common/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,4 +75,27 @@ void log_msg(int level, const char *fmt, ...)
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+static pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
+
+bool log_rate_ok(struct log_rate *r, unsigned *suppressed)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    pthread_mutex_lock(&rate_lock);
+    if (r->second != (long)ts.tv_sec) {
+        r->second = (long)ts.tv_sec;
+        r->n = 0;
+    }
+    bool ok = r->n < LOG_RATE_BURST;
+    if (ok) {
+        r->n++;
+        *suppressed = r->suppressed;
+        r->suppressed = 0;
+    } else {
+        r->suppressed++;
+    }
+    pthread_mutex_unlock(&rate_lock);
+    return ok;
 }

@@ -8,6 +8,7 @@
 #ifndef BNFS_LOG_H
 #define BNFS_LOG_H
 
+#include <stdbool.h>
 #include <syslog.h>
 
 extern int log_level; /* highest syslog level that is emitted (LOG_INFO default) */
@@ -20,6 +21,19 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 
 /* Parse "err", "warning", "notice", "info", "debug"; returns -1 if unknown. */
 int log_level_parse(const char *name);
+
+/*
+ * Rate limit for lines a client can cause at will (refused mounts and
+ * calls): at most LOG_RATE_BURST lines per second per limiter.
+ */
+#define LOG_RATE_BURST 10
+struct log_rate {
+    long second;          /* the second being counted (CLOCK_MONOTONIC) */
+    unsigned n;           /* lines let through in it */
+    unsigned suppressed;  /* lines held back since the last one let through */
+};
+/* True if a line may be logged now; *suppressed receives how many were held back before it. */
+bool log_rate_ok(struct log_rate *r, unsigned *suppressed);
 
 #define LOG_AT(level, ...)                                                     \
     do {                                                                       \

@@ -81,6 +81,7 @@ static struct set_holder *set_build(struct export_ctx *x, const struct conf_expo
         e->nclients = c->nclients;
         e->rw = c->rw;
         e->squash = c->squash;
+        e->secure = c->secure;
         e->anon_uid = c->anon_uid;
         e->anon_gid = c->anon_gid;
         e->m.store = store_named(x, c->store);
@@ -216,16 +217,37 @@ const struct export *export_by_path(const struct export_set *s, const char *path
     return NULL;
 }
 
-bool export_client_allowed(const struct export *e, const struct sockaddr *peer)
+bool export_client_opts(const struct export *e, const struct sockaddr *peer, bool *rw,
+                        enum conf_squash *squash)
 {
+    const struct conf_cidr *c = NULL;
     if (peer->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
-        return conf_cidr_match(e->clients, e->nclients, AF_INET, &in->sin_addr);
-    }
-    if (peer->sa_family == AF_INET6) {
+        c = conf_cidr_find(e->clients, e->nclients, AF_INET, &in->sin_addr);
+    } else if (peer->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
-        return conf_cidr_match(e->clients, e->nclients, AF_INET6, &in6->sin6_addr);
+        c = conf_cidr_find(e->clients, e->nclients, AF_INET6, &in6->sin6_addr);
     }
+    if (!c)
+        return false;
+    *rw = c->rw >= 0 ? c->rw == 1 : e->rw;
+    *squash = c->squash >= 0 ? (enum conf_squash)c->squash : e->squash;
+    return true;
+}
+
+bool export_client_allowed(const struct export *e, const struct sockaddr *peer)
+{
+    bool rw;
+    enum conf_squash squash;
+    return export_client_opts(e, peer, &rw, &squash);
+}
+
+bool export_port_secure(const struct sockaddr *peer)
+{
+    if (peer->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)peer)->sin_port) < 1024;
+    if (peer->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)peer)->sin6_port) < 1024;
     return false;
 }
 

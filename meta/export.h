@@ -30,6 +30,7 @@ struct export {
     struct conf_cidr *clients;
     size_t nclients;
     enum conf_squash squash;
+    bool secure;            /* calls only from privileged source ports */
     uint32_t anon_uid, anon_gid;
     struct inode_attr root; /* the root directory's inode (number, generation) */
 };
@@ -63,6 +64,17 @@ const struct export *export_by_path(const struct export_set *s, const char *path
 
 /* Is the peer address allowed by the export's clients list? */
 bool export_client_allowed(const struct export *e, const struct sockaddr *peer);
+
+/*
+ * What the export grants the client at peer: false if the client is not in
+ * its list; else *rw and *squash are the client's (its most specific
+ * `clients` entry's options, or the export's).
+ */
+bool export_client_opts(const struct export *e, const struct sockaddr *peer, bool *rw,
+                        enum conf_squash *squash);
+
+/* The peer's source port is privileged (< 1024), as `secure` exports require. */
+bool export_port_secure(const struct sockaddr *peer);
 
 /*
  * The stores, in the order of conf->stores (for their counters: the admin

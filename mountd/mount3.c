@@ -196,18 +196,29 @@ static enum rpc_handler_status mnt_mnt(struct rpc_req *req, void *args, void *re
     const char *rest = "";
     const struct export *e = export_for_path(set, path, &rest);
     struct inode_attr dir;
+    const char *why = NULL;
     int err;
-    if (!e)
+    if (!e) {
         err = ENOENT;
-    else if (!export_client_allowed(e, (const struct sockaddr *)&req->peer))
+        why = "no such export";
+    } else if (!export_client_allowed(e, (const struct sockaddr *)&req->peer)) {
         err = EACCES;
-    else
+        why = "client not in the export's list";
+    } else if (e->secure && !export_port_secure((const struct sockaddr *)&req->peer)) {
+        err = EACCES;
+        why = "unprivileged source port (the export is secure)";
+    } else {
         err = walk_subdir(m, e, rest, &dir);
+        why = err ? strerror(err) : NULL;
+    }
     r->fhs_status = mnt_stat(err);
     if (err) {
-        LOG_AT(LOG_NOTICE, "mount %s from %s refused: %s", path, host,
-               !e ? "no such export"
-                  : err == EACCES ? "client not in the export's list" : strerror(err));
+        /* A client can ask as often as it likes: rate-limited. */
+        static struct log_rate rate;
+        unsigned held = 0;
+        if (LOG_NOTICE <= log_level && log_rate_ok(&rate, &held))
+            log_msg(LOG_NOTICE, "mount %s from %s refused: %s%s", path, host, why,
+                    held ? " (and earlier refusals not logged)" : "");
     } else {
         struct fh fh = {.export_id = e->m.id, .ino = dir.ino, .gen = dir.gen};
         uint8_t *buf = rpc_alloc(req, FH_SIZE);

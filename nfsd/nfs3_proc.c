@@ -20,6 +20,7 @@
  */
 #include "nfsd/nfs3.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -42,6 +43,8 @@ struct call {
     const struct export_set *set;
     const struct export *exp;
     struct fh fh;
+    bool rw;                   /* this client may write (its `clients` entry, or the export) */
+    enum conf_squash squash;   /* and is squashed so */
     uint32_t uid, gid, ngids;
     const uint32_t *gids;
     bool nowait; /* on the event loop: never wait on the store (EWOULDBLOCK instead) */
@@ -51,8 +54,8 @@ static void call_squash(struct call *c)
 {
     const struct rpc_cred *cr = &c->req->cred;
     const struct export *e = c->exp;
-    bool anon = cr->flavor != AUTH_SYS || e->squash == CONF_SQUASH_ALL ||
-                (e->squash == CONF_SQUASH_ROOT && cr->uid == 0);
+    bool anon = cr->flavor != AUTH_SYS || c->squash == CONF_SQUASH_ALL ||
+                (c->squash == CONF_SQUASH_ROOT && cr->uid == 0);
     if (anon) {
         c->uid = e->anon_uid;
         c->gid = e->anon_gid;
@@ -64,6 +67,26 @@ static void call_squash(struct call *c)
     c->gid = cr->gid;
     c->ngids = cr->ngids;
     c->gids = cr->gids;
+}
+
+/* One audit line per refused call, rate-limited (a client can cause them at will). */
+static void refused(const struct sockaddr *peer, const struct export *e, const char *why)
+{
+    static struct log_rate rate;
+    unsigned held = 0;
+    if (LOG_NOTICE > log_level || !log_rate_ok(&rate, &held))
+        return;
+    char addr[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (peer->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, addr, sizeof(addr));
+        port = ntohs(((const struct sockaddr_in *)peer)->sin_port);
+    } else if (peer->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, addr, sizeof(addr));
+        port = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
+    }
+    log_msg(LOG_NOTICE, "nfs: refused a call from %s port %u to export %s: %s%s", addr, port,
+            e->path, why, held ? " (and earlier refusals not logged)" : "");
 }
 
 /*
@@ -85,8 +108,15 @@ static int call_begin(struct rpc_req *req, const nfs_fh3 *h, struct call *c, boo
     c->exp = export_by_id(c->set, c->fh.export_id);
     if (!c->exp)
         return ESTALE;
-    if (!export_client_allowed(c->exp, (const struct sockaddr *)&req->peer))
+    const struct sockaddr *peer = (const struct sockaddr *)&req->peer;
+    if (!export_client_opts(c->exp, peer, &c->rw, &c->squash)) {
+        refused(peer, c->exp, "not in its clients");
         return EACCES;
+    }
+    if (c->exp->secure && !export_port_secure(peer)) {
+        refused(peer, c->exp, "from an unprivileged port (the export is secure)");
+        return EACCES;
+    }
     call_squash(c);
     return 0;
 }
@@ -685,10 +715,10 @@ static enum rpc_handler_status nfs3_fsstat(struct rpc_req *req, void *args, void
         FSSTAT3resok *ok = &r->FSSTAT3res_u.resok;
         post_op(&ok->obj_attributes, &attr);
         ok->tbytes = 1ull << 50;
-        ok->fbytes = c.exp->rw ? ok->tbytes : 0;
+        ok->fbytes = c.rw ? ok->tbytes : 0;
         ok->abytes = ok->fbytes;
         ok->tfiles = 1ull << 32;
-        ok->ffiles = c.exp->rw ? ok->tfiles : 0;
+        ok->ffiles = c.rw ? ok->tfiles : 0;
         ok->afiles = ok->ffiles;
         ok->invarsec = 0;
     } else {

@@ -174,6 +174,38 @@ static void test_valid(void)
     conf_free(c);
 }
 
+/* Per-client options, host names, the most specific entry, secure. */
+static void test_clients(void)
+{
+    struct conf *c = NULL;
+    char err[512];
+    write_lines("bucketnfs.conf", base_conf, 0, NULL, 0644);
+    write_lines("exports.conf", base_exports, 3,
+                "    clients = ( \"10.0.0.0/8\", \"localhost\", { match = \"10.1.0.0/16\"; "
+                "access = \"rw\"; squash = \"all\"; } ); secure = true; },",
+                0644);
+    CHECK_EQ_INT(load(&c, err, sizeof(err)), 0);
+    if (!c) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    const struct conf_export *d = &c->exports.v[0];
+    CHECK(d->secure);
+    CHECK(!d->rw);
+    uint8_t a4[4], a6[16];
+    inet_pton(AF_INET, "10.1.2.3", a4); /* both entries hold it: the /16 wins */
+    const struct conf_cidr *m = conf_cidr_find(d->clients, d->nclients, AF_INET, a4);
+    CHECK(m && m->prefix_len == 16 && m->rw == 1 && m->squash == CONF_SQUASH_ALL);
+    inet_pton(AF_INET, "10.2.0.1", a4);
+    m = conf_cidr_find(d->clients, d->nclients, AF_INET, a4);
+    CHECK(m && m->prefix_len == 8 && m->rw == -1 && m->squash == -1);
+    inet_pton(AF_INET, "127.0.0.1", a4); /* localhost, resolved */
+    CHECK(conf_cidr_match(d->clients, d->nclients, AF_INET, a4));
+    inet_pton(AF_INET6, "::2", a6);
+    CHECK(!conf_cidr_match(d->clients, d->nclients, AF_INET6, a6));
+    conf_free(c);
+}
+
 /* A file with only the required keys takes every default. */
 static void test_minimal(void)
 {
@@ -245,6 +277,15 @@ static void test_errors(void)
     expect_error(0, NULL, 3, "    clients = ( \"10.0.2.5/24\" ); },", "exports.conf", 3,
                  "bad CIDR \"10.0.2.5/24\"");
     expect_error(0, NULL, 3, "    clients = ( ); },", "exports.conf", 3, "at least one");
+    expect_error(0, NULL, 3, "    clients = ( \"no-such-host.invalid\" ); },", "exports.conf", 3,
+                 "cannot resolve host name \"no-such-host.invalid\"");
+    expect_error(0, NULL, 3, "    clients = ( { match = \"10.0.0.0/8\"; acess = \"ro\"; } ); },",
+                 "exports.conf", 3, "unknown key 'acess'");
+    expect_error(0, NULL, 3, "    clients = ( { access = \"ro\"; } ); },", "exports.conf", 3,
+                 "missing required key 'match'");
+    expect_error(0, NULL, 3, "    clients = ( { match = \"10.0.0.0/8\"; squash = \"some\"; } ); },",
+                 "exports.conf", 3, "squash: \"some\" is not one of");
+    expect_error(0, NULL, 3, "    clients = ( 42 ); },", "exports.conf", 3, "entries are strings");
     expect_error(0, NULL, 2, "  { path = \"/demo\"; store = \"s3\"; bucket = \"demo\";",
                  "exports.conf", 2, "unknown store 's3'");
     expect_error(0, NULL, 4, "  { path = \"/demo\"; store = \"local\"; bucket = \"cam-data\";",
@@ -409,6 +450,7 @@ int main(void)
     log_init("test_conf", 1, LOG_WARNING);
     test_valid();
     test_minimal();
+    test_clients();
     test_errors();
     test_secret_file_mode();
     test_reload();

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# access.sh - access control end to end: a daemon on 127.0.0.1 whose exports
+# name clients by address, by host name and with per-client options, and a
+# `secure` export; access.py calls it over raw RPC from 127.0.0.1/.2/.3 and
+# from privileged and unprivileged ports.  Also: a broken clients entry is
+# refused by `bucketnfsd -t` with file:line.  Prints "N passed, N failed".
+set -u
+. "$(dirname "$0")/lib.sh"
+it_setup
+
+buckets=$IT_TMP/buckets
+mkdir -p "$buckets/open" "$buckets/secure"
+echo "secret of uid 1000" >"$buckets/open/mine.txt"
+python3 - "$buckets/open/mine.txt" <<'PY'
+import os, sys
+for k, v in (("permissions", "0100600"), ("owner", "1000"), ("group", "1000")):
+    os.setxattr(sys.argv[1], "user.bucketnfs.file-" + k, v.encode())
+PY
+echo hello >"$buckets/secure/hello.txt"
+
+it_write_conf acl "$buckets"
+cat >"$IT_TMP/acl/exports.conf" <<CONF
+exports = (
+  { path = "/open"; store = "local"; bucket = "open"; access = "ro"; squash = "root";
+    clients = ( "localhost", { match = "127.0.0.3"; access = "rw"; squash = "all"; } ); },
+  { path = "/secure"; store = "local"; bucket = "secure"; secure = true;
+    clients = ( "127.0.0.0/8" ); }
+);
+CONF
+if python3 -c 'import os,sys; sys.exit(os.getxattr(sys.argv[1], "user.bucketnfs.file-owner") != b"1000")' "$buckets/open/mine.txt" 2>/dev/null; then
+    ok "the fixture's file carries owner 1000 and mode 0600"
+else
+    fail "the fixture's file carries owner 1000 and mode 0600" "xattrs could not be set here"
+fi
+it_start acl || { fail "daemon starts" "see above"; it_done; exit 1; }
+ok "daemon starts with host-name and per-client entries"
+
+python3 "$IT_ROOT/tests/integration/access.py" "$NFS_PORT" "$MOUNT_PORT" >"$IT_TMP/access.out" 2>&1
+rc=$?
+cat "$IT_TMP/access.out"
+line=$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$IT_TMP/access.out" | tail -1)
+p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
+IT_PASSED=$((IT_PASSED + ${p:-0})); IT_FAILED=$((IT_FAILED + ${f:-1}))
+[ $rc = 0 ] || [ "${f:-1}" != 0 ] || fail "access.py exits 0" "rc=$rc"
+
+if grep -q "refused a call from 127.0.0.2" "$IT_TMP/acl/daemon.log" 2>/dev/null ||
+   grep -rq "refused a call from 127.0.0.2" "$IT_TMP/acl/" 2>/dev/null; then
+    ok "refused calls are logged with the client's address"
+else
+    fail "refused calls are logged with the client's address" "$(ls "$IT_TMP/acl")"
+fi
+
+# A clients entry that is neither an address nor a resolvable name: file:line.
+cat >"$IT_TMP/acl/exports.conf" <<CONF
+exports = (
+  { path = "/open"; store = "local"; bucket = "open";
+    clients = ( { match = "no-such-host.invalid"; access = "rw"; } ); }
+);
+CONF
+out=$("$IT_BIN" -t -c "$IT_TMP/acl/bucketnfs.conf" 2>&1)
+case "$out" in
+*"exports.conf:3:"*"cannot resolve host name"*) ok "bucketnfsd -t names file:line of an unresolvable client" ;;
+*) fail "bucketnfsd -t names file:line of an unresolvable client" "$out" ;;
+esac
+it_done

@@ -7,7 +7,8 @@
 #  a. a file read cold makes one GET per block, each block once; read again
 #     it makes none
 #  b. after kill -9 and a restart on the same state_dir and cache folder,
-#     the same read makes none either (and the cache says it loaded blocks)
+#     the same read makes none either (and the cache says it loaded blocks);
+#     a second daemon given the same cache folder refuses to start
 #  c. 16 nfs-cat processes reading one cold 33-block file at once: one GET
 #     per block in all (single flight), and all 16 copies right
 #  d. an object replaced in the bucket is served in its new version once
@@ -135,6 +136,17 @@ else fail "after kill -9 the restarted cache loads the blocks" "$(grep 'loaded i
 requests_clear
 same "after kill -9 and a restart the read is right" cold.bin "$IT_TMP/cold.bin"
 no_gets "after kill -9 and a restart the read makes no GET" cold.bin
+
+# A second daemon given the same cache folder would write into the first's
+# regions and each would serve the other's bytes: it must refuse to start.
+it_write_s3_conf c2 "$proxy" "$bucket" 'credentials = "env";' "metadata_ttl = $TTL;"
+sed -i "s|dirs = ( \"cache\" )|dirs = ( \"$IT_TMP/c/cache\" )|" "$IT_TMP/c2/bucketnfs.conf"
+if it_start c2 >/dev/null; then
+    fail "a second daemon on the same cache folder is refused" "it started"
+    it_stop c2
+elif grep -q 'in use by another process' "$IT_TMP/c2/daemon.log"; then
+    ok "a second daemon on the same cache folder is refused"
+else fail "a second daemon on the same cache folder is refused" "$(tail -2 "$IT_TMP/c2/daemon.log")"; fi
 
 # ---- c. 16 readers of one cold file ------------------------------------------
 requests_clear

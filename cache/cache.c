@@ -114,6 +114,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -286,6 +287,8 @@ struct cache {
     struct counters total;
     struct exp_slot exps[EXP_SLOTS];
     uint64_t load_usec;
+
+    int *lock_fds; /* one per cache dir (-1: none), flock'ed for the cache's life */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -1838,6 +1841,49 @@ int cache_geometry(uint64_t size, uint32_t bs, unsigned shards_wanted, uint32_t 
     return 0;
 }
 
+/*
+ * Take dir's lock file (dir/lock, flock exclusive) for as long as the cache
+ * is open: a second process given the same folder would append to the same
+ * regions from its own index, and each would then serve the other's bytes
+ * as its own blocks (blocks it wrote itself are not checked again), or
+ * remove its files as another geometry.  The kernel drops the lock when the
+ * process dies, kill -9 included.  The same folder named twice in dirs is
+ * locked once (*fd stays -1).  0, EBUSY (held by another process, logged)
+ * or an errno.
+ */
+static int dir_lock(struct cache *c, size_t i, const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    struct stat st, other;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int err = errno;
+        LOG_AT(LOG_ERR, "cache: cannot open %s: %s", path, strerror(err));
+        if (fd >= 0)
+            close(fd);
+        return err;
+    }
+    for (size_t j = 0; j < i; j++)
+        if (c->lock_fds[j] >= 0 && fstat(c->lock_fds[j], &other) == 0 &&
+            other.st_dev == st.st_dev && other.st_ino == st.st_ino) {
+            close(fd);
+            return 0;
+        }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno == EWOULDBLOCK ? EBUSY : errno;
+        if (err == EBUSY)
+            LOG_AT(LOG_ERR, "cache: %s is in use by another process (%s is locked): two daemons "
+                            "cannot share a cache folder", dir, path);
+        else
+            LOG_AT(LOG_ERR, "cache: cannot lock %s: %s", path, strerror(err));
+        close(fd);
+        return err;
+    }
+    c->lock_fds[i] = fd;
+    return 0;
+}
+
 struct cache *cache_create(const struct cache_conf *cf)
 {
     int err = EINVAL;
@@ -1881,11 +1927,20 @@ struct cache *cache_create(const struct cache_conf *cf)
     c->nshards = ns;
 
     c->load_start = now_usec();
+    c->lock_fds = malloc(cf->ndirs * sizeof(*c->lock_fds));
+    if (!c->lock_fds) {
+        err = ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < cf->ndirs; i++)
+        c->lock_fds[i] = -1;
     for (size_t i = 0; i < cf->ndirs; i++) {
         if ((err = mkdirs(cf->dirs[i]))) {
             LOG_AT(LOG_ERR, "cache: cannot create %s: %s", cf->dirs[i], strerror(err));
             goto fail;
         }
+        if ((err = dir_lock(c, i, cf->dirs[i])))
+            goto fail;
         remove_stale(c, cf->dirs[i], ns, per);
     }
     c->shards = calloc(ns, sizeof(*c->shards));
@@ -1986,6 +2041,10 @@ void cache_destroy(struct cache *c)
     free(c->fetchers);
     free(c->pins);
     free(c->pins_path);
+    for (size_t i = 0; c->lock_fds && i < c->conf.ndirs; i++)
+        if (c->lock_fds[i] >= 0)
+            close(c->lock_fds[i]); /* last: the files are closed, another process may take them */
+    free(c->lock_fds);
     free(c);
 }
 

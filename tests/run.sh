@@ -102,6 +102,23 @@ if [ -z "${BNFS_SAN:-}" ]; then
             case ",${BNFS_ALLOW_SKIP:-}," in *,kernel,*) exit 0 ;; esac
         fi
         exit $rc' "$root"
+    # Large reads through the block cache (cache_read.sh): two 256 MiB
+    # files, nconnect=4, kill -9 and restart of bucketnfsd in the middle of
+    # a dd (bucketnfsd.sh does it when the guest asks), a re-read served by
+    # the restarted daemon's cache.  A small bigdir: this run does not list it.
+    echo "== Linux kernel NFS client (QEMU), block cache"
+    run_suite "kernel-cache" 1500 bash -c '
+        BNFS_BIG_MB=${BNFS_BIG_MB:-256} BNFS_BIGDIR_COUNT=100 \
+        BNFS_SUITE_TESTS="$0/tests/kernel/cache_read.sh" tests/kernel/suite.sh \
+            --server-cmd "$0/tests/kernel/bucketnfsd.sh @SRC@ @NFS_PORT@ @MOUNT_PORT@" \
+            --export /demo --ttl 2 --object-store --no-sparse --opts-a nconnect=4 \
+            --test-timeout 900 --timeout 1000
+        rc=$?
+        if [ $rc = 77 ]; then
+            echo "SKIP: QEMU cannot run on this machine: the kernel-client cache suite did not run"
+            case ",${BNFS_ALLOW_SKIP:-}," in *,kernel,*) exit 0 ;; esac
+        fi
+        exit $rc' "$root"
 fi
 
 echo

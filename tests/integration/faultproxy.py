@@ -20,10 +20,17 @@ MODE is one of:
     hang      never answer (held open up to 60 s)
     norange   forward without the Range header (a server that ignores it)
     none      stop injecting
+Requests are counted too, for tests that assert how many GETs a read made:
+    GET  /__requests__                     one line per request since the last
+                                           clear: "METHOD TARGET RANGE" (RANGE
+                                           the Range header's value, or "-")
+    POST /__requests__                     clear that list
+(at most 100,000 lines are kept; older ones are dropped first).
 Every wait is bounded; the proxy stops on SIGTERM, or by itself after
 LIFETIME seconds.
 """
 import asyncio
+import collections
 import socket
 import struct
 import sys
@@ -39,6 +46,7 @@ INTERNAL = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
 LIFETIME = 1800
+requests = collections.deque(maxlen=100000)
 
 
 def response(status, reason, body):
@@ -61,6 +69,19 @@ async def read_request(reader):
         raise ValueError("bad content-length")
     body = await asyncio.wait_for(reader.readexactly(length), 60) if length else b""
     return head, body
+
+
+def describe(head):
+    """ "METHOD TARGET RANGE" of a request head, for /__requests__."""
+    lines = head.split(b"\r\n")
+    method, _, rest = lines[0].decode("latin-1").partition(" ")
+    target = rest.rsplit(" ", 1)[0]
+    rng = "-"
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"range":
+            rng = value.strip().decode("latin-1")
+    return f"{method} {target} {rng}"
 
 
 def take_fault():
@@ -102,6 +123,14 @@ async def handle(reader, writer, upstream_port):
             writer.write(response(200, "OK", f"injected {state['injected']}".encode()))
             await writer.drain()
             return
+        if b" /__requests__" in request_line:
+            if request_line.startswith(b"POST"):
+                requests.clear()
+            text = "".join(line + "\n" for line in requests)
+            writer.write(response(200, "OK", text.encode()))
+            await writer.drain()
+            return
+        requests.append(describe(head))
         fault = take_fault()
         if fault == "503":
             writer.write(response(503, "Slow Down", SLOWDOWN))

@@ -2,17 +2,39 @@
 # bucketnfsd.sh SRC NFS_PORT MOUNT_PORT - serve the folder SRC with
 # bucketnfsd for the kernel suite: a dir store rooted at SRC's parent,
 # bucket = SRC's name, exported read-only as /demo, registered with
-# rpcbind.  BNFS_TTL sets the export's metadata_ttl (default 2).
+# rpcbind, its block cache in its own work folder (1 GiB, 1 MiB blocks).
+# BNFS_TTL sets the export's metadata_ttl (default 2).
+#
+# It also answers the guest's requests in BNFS_CTL_DIR (run.sh's control
+# folder; the guest writes them to $BNFS_CTL), polled every 0.2 s:
+#   restart.req   kill -9 the daemon, start it again with the same ports,
+#                 state_dir and cache folder, and write restart.done:
+#                   killed=PID connections=N (NFS connections it had)
+#                   restarted=PID down_ms=MS (until it listened again)
+#                   load=the cache's "N blocks (M MiB) loaded" log line
+#                 or restart.failed with the reason.
+#   keep-etag.req holding a path in SRC: overwrite 1 MiB in the middle of
+#                 that file with random bytes and put its mtime back, so the
+#                 dir store still names the same version (its ETag is
+#                 inode, size and mtime) while the bytes differ: only a
+#                 cache can still return the old ones.  keep-etag.done
+#                 holds "inode size mtime" before and after (here, because
+#                 the guest's 9p mount drops the nanoseconds of a utime).
+# The daemon's log goes to stdout (run.sh keeps it as the server log).
 # Runs in the foreground; SIGTERM stops it.
 set -euo pipefail
 src=$(cd "$1" && pwd)
+nfs_port=$2 mount_port=$3
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bin=${BUCKETNFSD:-$here/../../build/bin/bucketnfsd}
+ctl=${BNFS_CTL_DIR:-}
 work=$(mktemp -d "${TMPDIR:-/tmp}/bnfs-kernel.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+# log_level info: the cache says what it loaded at start (restart.done).
 cat >"$work/bucketnfs.conf" <<CONF
-server = { listen = "127.0.0.1"; nfs_port = $2; mount_port = $3; rpcbind = true;
-           threads = 16; state_dir = "state"; log_level = "notice"; };
+server = { listen = "127.0.0.1"; nfs_port = $nfs_port; mount_port = $mount_port; rpcbind = true;
+           threads = 16; state_dir = "state"; log_level = "info"; };
+cache = { dirs = ( "cache" ); size = "1G"; block_size = "1M"; readahead_max = "16M"; };
 stores = ( { name = "local"; type = "dir"; root = "$(dirname "$src")"; } );
 exports_file = "exports.conf";
 CONF
@@ -21,7 +43,77 @@ exports = ( { path = "/demo"; store = "local"; bucket = "$(basename "$src")"; pr
               access = "ro"; clients = ( "127.0.0.0/8" ); squash = "none";
               metadata_ttl = ${BNFS_TTL:-2}; } );
 CONF
-"$bin" -f -c "$work/bucketnfs.conf" &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid; rm -rf "$work"' EXIT TERM INT
-wait $pid
+log=$work/daemon.log
+: >"$log"
+tail -n +1 -f "$log" &
+tail_pid=$!
+pid=""
+start() {
+    "$bin" -f -c "$work/bucketnfs.conf" >>"$log" 2>&1 &
+    pid=$!
+}
+stop() {
+    [ -n "$pid" ] && { kill -TERM "$pid" 2>/dev/null; wait "$pid" || true; }
+    sleep 0.2 # the last lines reach stdout
+    kill "$tail_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap stop EXIT
+trap 'exit 143' TERM INT
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$nfs_port") 2>/dev/null; }
+
+# restart: kill -9 and start again; writes restart.done or restart.failed.
+restart() {
+    local old=$pid conns lines t0 up=0 load=""
+    conns=$(ss -Htn state established "( sport = :$nfs_port )" 2>/dev/null | wc -l)
+    lines=$(wc -l <"$log")
+    t0=$(now_ms)
+    kill -KILL "$old"
+    wait "$old" 2>/dev/null || true
+    echo "bucketnfsd.sh: killed $old (-9) with $conns NFS connections; restarting" >>"$log"
+    start
+    for _ in $(seq 300); do # 60 s at most
+        kill -0 "$pid" 2>/dev/null || break
+        if listening; then up=1; break; fi
+        sleep 0.2
+    done
+    if [ "$up" != 1 ]; then
+        echo "the restarted daemon did not listen on $nfs_port" >"$ctl/restart.tmp"
+        mv "$ctl/restart.tmp" "$ctl/restart.failed"
+        return
+    fi
+    load=$(tail -n +"$((lines + 1))" "$log" | grep -m1 'loaded in' || true)
+    printf 'killed=%s connections=%s\nrestarted=%s down_ms=%s\nload=%s\n' \
+        "$old" "$conns" "$pid" $(($(now_ms) - t0)) "$load" >"$ctl/restart.tmp"
+    mv "$ctl/restart.tmp" "$ctl/restart.done"
+}
+
+# keep_etag REL: the keep-etag.req request for SRC/REL.
+keep_etag() {
+    local f=$src/$1 size before
+    case "/$1/" in */../*) echo "refused: $1" >"$ctl/keep-etag.tmp"; mv "$ctl/keep-etag.tmp" "$ctl/keep-etag.done"; return ;; esac
+    before=$(stat -c '%i %s %.9Y' "$f")
+    size=$(stat -c %s "$f")
+    touch -r "$f" "$work/ref"
+    dd if=/dev/urandom of="$f" bs=1M count=1 seek=$((size >> 21)) conv=notrunc status=none
+    touch -r "$work/ref" "$f"
+    printf 'before=%s\nafter=%s\n' "$before" "$(stat -c '%i %s %.9Y' "$f")" >"$ctl/keep-etag.tmp"
+    mv "$ctl/keep-etag.tmp" "$ctl/keep-etag.done"
+}
+
+start
+while kill -0 "$pid" 2>/dev/null; do
+    if [ -n "$ctl" ] && [ -e "$ctl/restart.req" ]; then
+        rm -f "$ctl/restart.req" "$ctl/restart.done" "$ctl/restart.failed"
+        restart
+    fi
+    if [ -n "$ctl" ] && [ -e "$ctl/keep-etag.req" ]; then
+        rel=$(head -n1 "$ctl/keep-etag.req")
+        rm -f "$ctl/keep-etag.req" "$ctl/keep-etag.done"
+        keep_etag "$rel"
+    fi
+    sleep 0.2
+done
+wait "$pid"

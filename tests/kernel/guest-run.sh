@@ -14,6 +14,9 @@
 #   BNFS_MOUNT_SOURCE           10.0.2.2:/export
 #   BNFS_MOUNT_BASE             vers=3,proto=tcp,... without port options
 #   BNFS_MOUNT_PORTS            port=N,mountport=M (empty: rpcbind decides)
+#   BNFS_CTL                    a folder shared with the server command on
+#                               the host (run.sh: BNFS_CTL_DIR), for requests
+#                               like bucketnfsd.sh's kill -9 and restart
 set -u
 job=/run/bnfs/job
 . "$job/job.env"
@@ -30,6 +33,7 @@ ports=""
 [ -n "${BNFS_NFS_PORT:-}" ] && ports="port=$BNFS_NFS_PORT"
 [ -n "${BNFS_MOUNT_PORT:-}" ] && ports="${ports:+$ports,}mountport=$BNFS_MOUNT_PORT"
 export BNFS_MOUNT_PORTS=$ports
+export BNFS_CTL=$job/ctl
 
 # nfs_mount OPTS DIR: mount with a few bounded retries (the first RPC may
 # race the NIC coming up); prints the helper's error on failure.

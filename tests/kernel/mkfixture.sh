@@ -15,6 +15,10 @@
 #   bigdir/     BIGDIR_COUNT (default 20000) empty files f00000...
 #   mutable/    cto.txt, which the close-to-open test rewrites
 #   emptydir/   for rmdir
+#   big/        only with BNFS_BIG_MB=N (default 0, none): seq and crash,
+#               N MiB of random bytes each, and their sha256 in *.sha256
+#               (for cache_read.sh: one large file read cold, one read
+#               while the server is killed and restarted)
 set -euo pipefail
 [ $# = 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
 dir=$1
@@ -67,6 +71,14 @@ fi
 (cd bigdir && seq -f 'f%05g' 0 $((count - 1)) | xargs touch)
 
 echo "version 1" > mutable/cto.txt
+
+if [ "${BNFS_BIG_MB:-0}" -gt 0 ]; then
+    mkdir big
+    for f in seq crash; do
+        head -c $((BNFS_BIG_MB * 1024 * 1024)) /dev/urandom > big/$f
+        sha256sum < big/$f | cut -d' ' -f1 > big/$f.sha256
+    done
+fi
 
 # Fixed times for the folders too, last, so tar and ls -l compare stably.
 find . -type d -exec touch -d '2020-02-02 02:02:02 UTC' {} +

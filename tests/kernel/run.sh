@@ -11,6 +11,9 @@
 #     --server-wait S     at most S seconds for that (default 300: a server
 #                         may first fill its store), less if CMD exits
 #     --server-log FILE   where CMD's output goes (default: in the job dir)
+#                         CMD finds in BNFS_CTL_DIR a folder the guest sees
+#                         as /run/bnfs/job/ctl (BNFS_CTL in the tests): a
+#                         channel for requests to the host side (restart)
 #     --src DIR           the export's source tree, shared read-write with
 #                         the guest at the same path (BNFS_SRC)
 #     --opts-a OPTS       extra mount options for /mnt/a
@@ -113,7 +116,11 @@ trap 'exit 2' INT TERM
 if [ -n "$server_cmd" ]; then
     [ -n "$nfs_port" ] || { echo "run.sh: --server-cmd needs --nfs-port to know when it is up" >&2; exit 2; }
     server_log=${server_log:-$job/server.log}
-    setsid bash -c "$server_cmd" >"$server_log" 2>&1 </dev/null &
+    # The server command may take requests from the tests through the job
+    # share (BNFS_CTL_DIR, /run/bnfs/job/ctl in the guest), e.g. to be
+    # killed and restarted at a moment the guest chooses.
+    mkdir -p "$job/share/ctl"
+    BNFS_CTL_DIR=$job/share/ctl setsid bash -c "$server_cmd" >"$server_log" 2>&1 </dev/null &
     server_pid=$!
     up=0 # bounded by --server-wait; a server that exits ends the wait at once
     for _ in $(seq $((server_wait * 5))); do

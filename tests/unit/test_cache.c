@@ -372,6 +372,34 @@ static void test_corruption(void)
     obj_destroy(s);
 }
 
+/*
+ * Two caches on one folder at once would write into each other's regions
+ * and serve each other's bytes: the second is refused (EBUSY) while the
+ * first is open, and opens once it is closed.  The same folder named twice
+ * by one cache is fine.
+ */
+static void test_folder_lock(void)
+{
+    char *dirs[2] = {cdir, cdir};
+    struct cache_conf cc = {.dirs = dirs, .ndirs = 1, .size = 8u << 20, .block_size = BS,
+                            .shards = 2, .fetch_max = 2};
+    struct cache *c = cache_create(&cc);
+    CHECK(c != NULL);
+    errno = 0;
+    struct cache *second = cache_create(&cc);
+    CHECK(second == NULL);
+    CHECK_EQ_INT(errno, EBUSY);
+    cache_destroy(second);
+    cache_destroy(c);
+    c = cache_create(&cc);
+    CHECK(c != NULL);
+    cache_destroy(c);
+    cc.ndirs = 2;
+    c = cache_create(&cc);
+    CHECK(c != NULL);
+    cache_destroy(c);
+}
+
 /* A replaced object: the old version's name fails (If-Match) instead of mixing; the new name reads new bytes. */
 static void test_versions(void)
 {
@@ -667,6 +695,8 @@ int main(void)
     test_scan_resistance();
     FRESH_CACHE();
     test_corruption();
+    FRESH_CACHE();
+    test_folder_lock();
     FRESH_CACHE();
     test_versions();
     FRESH_CACHE();

@@ -1033,6 +1033,9 @@ static void test_filesegs(uint16_t port, uint16_t uport)
             zero_pad = zero_pad && r.body[8 + sizes[k] + i] == 0;
         CHECK(zero_pad);
         close(fd);
+        /* done runs once the server's send returned: the reply may be here a moment before. */
+        for (int i = 0; i < 200 && atomic_load(&fileseg_done) == before; i++)
+            usleep(10000);
         CHECK_EQ_INT(atomic_load(&fileseg_done), before + 1);
     }
     /* Attached, then another answer: released unsent. */
@@ -1043,6 +1046,8 @@ static void test_filesegs(uint16_t port, uint16_t uport)
     put32(&w, 0);
     CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
     CHECK_EQ_INT(r.stat, GARBAGE_ARGS);
+    for (int i = 0; i < 200 && atomic_load(&fileseg_done) == before; i++)
+        usleep(10000);
     CHECK_EQ_INT(atomic_load(&fileseg_done), before + 1);
     /* Over UDP it is refused (the handler answers SYSTEM_ERR). */
     int u = socket(AF_INET, SOCK_DGRAM, 0);

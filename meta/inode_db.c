@@ -90,7 +90,7 @@ int txn_run(struct inode_table *t, txn_fn fn, void *arg, bool sync)
 /* ---- records ------------------------------------------------------------ */
 
 int rec_get(struct inode_table *t, DB_TXN *txn, uint64_t ino, struct inode_rec *r,
-                   uint32_t flags)
+            uint32_t flags)
 {
     uint8_t kb[8], vb[IREC_MAX];
     DBT k = {0}, v = {0};
@@ -158,7 +158,7 @@ size_t dkey_make(uint8_t *buf, uint64_t parent, const char *name, size_t len)
 }
 
 int dirent_get(struct inode_table *t, DB_TXN *txn, uint64_t parent, const char *name,
-                      struct dval *out, uint32_t flags)
+               struct dval *out, uint32_t flags)
 {
     uint8_t kb[DKEY_MAX];
     DBT k = {0}, v = {0};
@@ -174,7 +174,7 @@ int dirent_get(struct inode_table *t, DB_TXN *txn, uint64_t parent, const char *
 }
 
 int dirent_put(struct inode_table *t, DB_TXN *txn, uint64_t parent, const char *name,
-                      const struct dval *dv)
+               const struct dval *dv)
 {
     uint8_t kb[DKEY_MAX];
     DBT k = {0}, v = {0};
@@ -196,7 +196,7 @@ int dirent_del(struct inode_table *t, DB_TXN *txn, uint64_t parent, const char *
 }
 
 int misc_get(struct inode_table *t, DB_TXN *txn, const void *key, size_t klen,
-                    void *val, size_t vmax, size_t *vlen, uint32_t flags)
+             void *val, size_t vmax, size_t *vlen, uint32_t flags)
 {
     DBT k = {0}, v = {0};
     k.data = (void *)key;
@@ -211,7 +211,7 @@ int misc_get(struct inode_table *t, DB_TXN *txn, const void *key, size_t klen,
 }
 
 int misc_put(struct inode_table *t, DB_TXN *txn, const void *key, size_t klen,
-                    const void *val, size_t vlen)
+             const void *val, size_t vlen)
 {
     DBT k = {0}, v = {0};
     k.data = (void *)key;

@@ -187,6 +187,33 @@ int ino_alloc(struct inode_table *t, uint64_t *ino, uint32_t *gen);
 /* Delete every subtree recorded as an orphan. */
 int remove_orphans(struct inode_table *t);
 
+/* ---- inode_observe.c: what the store says, merged into a record ---------- */
+
+enum obs_source {
+    OBS_LIST,   /* an entry of a directory listing */
+    OBS_HEAD,   /* HEAD of a file */
+    OBS_MARKER, /* HEAD of a directory's marker object (meta NULL: there is none) */
+};
+
+struct observed {
+    enum obs_source source;
+    const struct obj_meta *meta; /* NULL: a listing's common prefix, or no marker object */
+    const struct meta_export *e; /* defaults for what the object does not say */
+    int64_t now;                 /* ns: when it was observed */
+};
+
+/*
+ * Merge an observation of the object behind record c into c (read by the
+ * caller with DB_RMW; the caller writes it back).  The rules are at the top
+ * of inode_observe.c; it is the single place that decides what a listing or
+ * a HEAD may change in a record, and where local (not yet uploaded) state
+ * will be weighed against it.  Returns true when attributes changed (ctime
+ * and the change counter moved).  An observation of the wrong kind for the
+ * record (a file HEAD on what is now a directory, a marker HEAD on a file)
+ * changes nothing.
+ */
+bool rec_apply_observed(struct inode_rec *c, const struct observed *o);
+
 /* ---- inode_list.c: listing and single flight ---------------------------- */
 
 bool dir_fresh(const struct meta_export *e, const struct inode_rec *r, int64_t now);

@@ -160,55 +160,14 @@ static int child_drop(struct list_ctx *x, DB_TXN *txn, const struct inode_rec *c
     return dirent_del(x->t, txn, x->dir, c->name);
 }
 
-/* Update an existing same-type child from its listing entry; sets *dirty if written. */
-static void child_update(struct list_ctx *x, struct inode_rec *c, const struct pent *p,
-                         bool isdir)
+/* Update an existing same-type child from its listing entry (see inode_observe.c). */
+static void child_update(struct list_ctx *x, struct inode_rec *c, const struct pent *p)
 {
-    const struct obj_meta *m = &p->meta;
-    bool changed = false;
-    /*
-     * Without POSIX metadata a listing's mtime is the object's Last-Modified,
-     * which HEAD may have replaced by x-amz-meta-file-mtime: then only new
-     * content (size, ETag) is a change, or every re-listing would be one.
-     */
-    bool content = c->h.size != m->size || strcmp(c->h.etag, m->etag) != 0;
-    bool stamp = m->has_posix &&
-                 (c->h.mtime_sec != m->mtime_sec || c->h.mtime_nsec != m->mtime_nsec);
-    if (!isdir && (content || stamp)) {
-        c->h.size = m->size;
-        snprintf(c->h.etag, sizeof(c->h.etag), "%s", m->etag);
-        c->h.mtime_sec = m->mtime_sec;
-        c->h.mtime_nsec = m->mtime_nsec;
-        changed = true;
-    }
-    /* Listings without POSIX metadata keep what HEAD (or an earlier listing) found. */
-    if (m->has_posix && !p->is_prefix) {
-        uint32_t mode = entry_mode(x->e, p, isdir);
-        if (c->h.mode != mode || c->h.uid != m->uid || c->h.gid != m->gid) {
-            c->h.mode = mode;
-            c->h.uid = m->uid;
-            c->h.gid = m->gid;
-            changed = true;
-        }
-    }
-    if (changed) {
-        c->h.ctime_sec = x->now / NS;
-        c->h.ctime_nsec = (uint32_t)(x->now % NS);
-        c->h.change++;
+    struct observed o = {
+        .source = OBS_LIST, .meta = p->is_prefix ? NULL : &p->meta, .e = x->e, .now = x->now,
+    };
+    if (rec_apply_observed(c, &o))
         x->p_changed = true;
-    }
-    /*
-     * A listing confirms POSIX attributes only when it carries them.  Without
-     * them (S3) a changed file may carry new ones (another gateway or tool
-     * rewrote it): forget the last HEAD so the next GETATTR asks again; an
-     * unchanged one keeps its HEAD's age, so it is still asked once per TTL.
-     * A directory keeps its marker check's age (see dir_marker_stale).  A
-     * store whose listing is as good as HEAD (list_is_head) confirms files.
-     */
-    if ((m->has_posix && !p->is_prefix) || (!isdir && x->e->store->list_is_head))
-        c->h.validated_at = x->now;
-    else if (!isdir && changed)
-        c->h.validated_at = 0;
 }
 
 /* Name of a listing entry relative to the directory; false (and why) if unusable. */
@@ -398,7 +357,7 @@ static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         if (dv.epoch == x->epoch) {
             /* Seen already in this listing: a marker and a prefix, or a name clash. */
             if (isdir && was_dir) {
-                child_update(x, c, p, true);
+                child_update(x, c, p);
                 if ((r = rec_put(t, txn, c)))
                     return r;
             } else if (isdir || was_dir) {
@@ -428,7 +387,7 @@ static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
                 return r;
             continue;
         }
-        child_update(x, c, p, isdir);
+        child_update(x, c, p);
         if ((r = rec_put(t, txn, c)))
             return r;
         dv.epoch = x->epoch;
@@ -696,7 +655,7 @@ bool dir_fresh(const struct meta_export *e, const struct inode_rec *r, int64_t n
  * directory at a time: latecomers wait for it and share its result.
  */
 bool list_needed(const struct meta_export *e, const struct inode_rec *r,
-                        enum list_want w)
+                 enum list_want w)
 {
     int64_t now = now_ns();
     return w == LIST_IF_NEEDED ? !dir_fresh(e, r, now)
@@ -704,7 +663,7 @@ bool list_needed(const struct meta_export *e, const struct inode_rec *r,
 }
 
 int ensure_listed(struct inode_table *t, const struct meta_export *e,
-                         struct inode_rec *r, enum list_want w)
+                  struct inode_rec *r, enum list_want w)
 {
     bool need = list_needed(e, r, w);
     uint64_t dir = r->ino;

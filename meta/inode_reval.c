@@ -30,6 +30,7 @@
 
 struct file_arg {
     uint64_t ino;
+    const struct meta_export *e;
     const struct obj_meta *m; /* NULL: the object is gone */
     int64_t now;
     struct inode_rec rec, parent; /* scratch; rec is the result */
@@ -60,39 +61,17 @@ static int file_gone_fn(struct inode_table *t, DB_TXN *txn, void *arg)
 static int file_update_fn(struct inode_table *t, DB_TXN *txn, void *arg)
 {
     struct file_arg *a = arg;
-    struct inode_rec *c = &a->rec;
-    const struct obj_meta *m = a->m;
-    int r = rec_get(t, txn, a->ino, c, DB_RMW);
+    int r = rec_get(t, txn, a->ino, &a->rec, DB_RMW);
     if (r)
         return r;
-    bool changed = false;
-    if (c->h.size != m->size || strcmp(c->h.etag, m->etag) != 0 ||
-        c->h.mtime_sec != m->mtime_sec || c->h.mtime_nsec != m->mtime_nsec) {
-        c->h.size = m->size;
-        snprintf(c->h.etag, sizeof(c->h.etag), "%s", m->etag);
-        c->h.mtime_sec = m->mtime_sec;
-        c->h.mtime_nsec = m->mtime_nsec;
-        changed = true;
-    }
-    if (m->has_posix && (S_ISREG(m->mode) || S_ISLNK(m->mode)) &&
-        (c->h.mode != m->mode || c->h.uid != m->uid || c->h.gid != m->gid)) {
-        c->h.mode = m->mode;
-        c->h.uid = m->uid;
-        c->h.gid = m->gid;
-        changed = true;
-    }
-    if (changed) {
-        c->h.ctime_sec = a->now / NS;
-        c->h.ctime_nsec = (uint32_t)(a->now % NS);
-        c->h.change++;
-    }
-    c->h.validated_at = a->now;
-    return rec_put(t, txn, c);
+    struct observed o = {.source = OBS_HEAD, .meta = a->m, .e = a->e, .now = a->now};
+    rec_apply_observed(&a->rec, &o);
+    return rec_put(t, txn, &a->rec);
 }
 
 /* HEAD a file whose attributes have expired; ESTALE if the object is gone. */
 int file_revalidate(struct inode_table *t, const struct meta_export *e,
-                           struct inode_rec *r)
+                    struct inode_rec *r)
 {
     struct obj_meta m;
     atomic_fetch_add(&t->n_heads, 1);
@@ -103,6 +82,7 @@ int file_revalidate(struct inode_table *t, const struct meta_export *e,
     if (!a)
         return ENOMEM;
     a->ino = r->ino;
+    a->e = e;
     a->now = now_ns();
     m.etag[OBJ_ETAG_MAX - 1] = '\0';
     if (rc == ENOENT) {
@@ -124,7 +104,7 @@ int file_revalidate(struct inode_table *t, const struct meta_export *e,
 
 /* Does directory r need its marker HEADed (never checked, or older than the TTL)? */
 bool dir_marker_stale(const struct meta_export *e, const struct inode_rec *r,
-                             int64_t now)
+                      int64_t now)
 {
     if (!S_ISDIR(r->h.mode))
         return false;
@@ -141,53 +121,18 @@ struct dirattr_arg {
     struct inode_rec rec;     /* out */
 };
 
-/*
- * Apply the marker's HEAD to a directory.  Mode, uid and gid follow the
- * marker's POSIX metadata, or the export defaults without it.  mtime follows
- * the marker unless a re-listing found a change since (IREC_MTIME_LISTED);
- * then only a newer marker mtime (somebody touched it in the bucket) wins.
- */
+/* Apply the marker's HEAD (or its absence) to a directory (see inode_observe.c). */
 static int dirattr_fn(struct inode_table *t, DB_TXN *txn, void *arg)
 {
     struct dirattr_arg *a = arg;
-    const struct meta_export *e = a->e;
-    const struct obj_meta *m = a->m;
-    struct inode_rec *c = &a->rec;
-    int r = rec_get(t, txn, a->ino, c, DB_RMW);
+    int r = rec_get(t, txn, a->ino, &a->rec, DB_RMW);
     if (r)
         return r;
-    if (!S_ISDIR(c->h.mode))
+    if (!S_ISDIR(a->rec.h.mode))
         return 0; /* retyped meanwhile: its own listing entry rules */
-    bool posix = m && m->has_posix;
-    uint32_t mode = S_IFDIR | ((posix ? m->mode : e->dir_mode) & 07777);
-    uint32_t uid = posix ? m->uid : e->uid, gid = posix ? m->gid : e->gid;
-    bool first = c->h.validated_at == 0, changed = false;
-    if (c->h.mode != mode || c->h.uid != uid || c->h.gid != gid) {
-        c->h.mode = mode;
-        c->h.uid = uid;
-        c->h.gid = gid;
-        changed = true;
-    }
-    if (m && (c->h.mtime_sec != m->mtime_sec || c->h.mtime_nsec != m->mtime_nsec)) {
-        bool newer = m->mtime_sec > c->h.mtime_sec ||
-                     (m->mtime_sec == c->h.mtime_sec && m->mtime_nsec > c->h.mtime_nsec);
-        if (!(c->h.flags & IREC_MTIME_LISTED) || newer) {
-            c->h.mtime_sec = m->mtime_sec;
-            c->h.mtime_nsec = m->mtime_nsec;
-            c->h.flags &= ~IREC_MTIME_LISTED;
-            changed = true;
-        }
-    }
-    if (changed) {
-        /* First check: as if the inode had been made from the marker. */
-        int64_t cs = first ? c->h.mtime_sec : a->now / NS;
-        uint32_t cn = first ? c->h.mtime_nsec : (uint32_t)(a->now % NS);
-        c->h.ctime_sec = cs;
-        c->h.ctime_nsec = cn;
-        c->h.change++;
-    }
-    c->h.validated_at = a->now;
-    return rec_put(t, txn, c);
+    struct observed o = {.source = OBS_MARKER, .meta = a->m, .e = a->e, .now = a->now};
+    rec_apply_observed(&a->rec, &o);
+    return rec_put(t, txn, &a->rec);
 }
 
 /*
@@ -197,7 +142,7 @@ static int dirattr_fn(struct inode_table *t, DB_TXN *txn, void *arg)
  * and is returned; the caller decides whether that fails its request.
  */
 int dir_revalidate(struct inode_table *t, const struct meta_export *e,
-                          struct inode_rec *r)
+                   struct inode_rec *r)
 {
     struct obj_meta m;
     atomic_fetch_add(&t->n_heads, 1);
@@ -225,7 +170,7 @@ int dir_revalidate(struct inode_table *t, const struct meta_export *e,
  * what we have (logged) rather than failing the whole reply.
  */
 void dir_refresh_quiet(struct inode_table *t, const struct meta_export *e,
-                              struct inode_rec *r)
+                       struct inode_rec *r)
 {
     if (!dir_marker_stale(e, r, now_ns()))
         return;

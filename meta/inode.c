@@ -22,11 +22,16 @@
  * never held across a store call:
  *   alloc_mu   the reserved inode-number block and the generation pool
  *              (inode_db.c)
- *   flight_mu  the list of listings in progress (inode_list.c)
+ *   flight_mu  the listings queued or in progress and the background
+ *              queue (inode_list.c)
  * No transaction is kept open across a store call or a caller's callback.
  * The _nowait lookups read without a transaction and never call the store
- * or wait on flight_mu's listings; at most they wait for a page lock held
- * by a transaction in progress, which never spans a store call.
+ * or wait on flight_mu's listings (they may queue a background listing
+ * under flight_mu); at most they wait for a page lock held by a
+ * transaction in progress, which never spans a store call.
+ *
+ * Threads of its own: BG_THREADS background-listing threads, started in
+ * inode_open and joined in inode_quiesce / inode_close (inode_list.c).
  */
 #include "meta/inode.h"
 
@@ -71,6 +76,8 @@ struct inode_table *inode_open(const char *state_dir)
     }
     pthread_mutex_init(&t->alloc_mu, NULL);
     pthread_mutex_init(&t->flight_mu, NULL);
+    pthread_cond_init(&t->work_ready, NULL);
+    t->opened_at = now_ns();
 
     r = db_env_create(&t->env, 0);
     if (r)
@@ -107,6 +114,11 @@ struct inode_table *inode_open(const char *state_dir)
     r = remove_orphans(t);
     if (r)
         LOG_AT(LOG_WARNING, "inode: removing detached subtrees failed: %s", strerror(r));
+    /* Without its threads the table still works: expired listings are then listed by callers. */
+    r = list_pool_start(t);
+    if (r)
+        LOG_AT(LOG_WARNING, "inode: %u of %d background listing threads started: %s", t->nbg,
+               BG_THREADS, strerror(r));
     return t;
 
 fail_dbs:
@@ -127,6 +139,7 @@ fail:
            db_strerror(r));
     pthread_mutex_destroy(&t->alloc_mu);
     pthread_mutex_destroy(&t->flight_mu);
+    pthread_cond_destroy(&t->work_ready);
     free(t);
     errno = r > 0 ? r : EIO;
     return NULL;
@@ -136,6 +149,7 @@ void inode_close(struct inode_table *t)
 {
     if (!t)
         return;
+    list_pool_stop(t);
     /* A checkpoint makes the next open's recovery short and lets old logs go. */
     t->env->txn_checkpoint(t->env, 0, 0, 0);
     t->counters->close(t->counters, 0);
@@ -146,7 +160,14 @@ void inode_close(struct inode_table *t)
     t->env->close(t->env, 0);
     pthread_mutex_destroy(&t->alloc_mu);
     pthread_mutex_destroy(&t->flight_mu);
+    pthread_cond_destroy(&t->work_ready);
     free(t);
+}
+
+void inode_quiesce(struct inode_table *t)
+{
+    if (t)
+        list_pool_stop(t);
 }
 
 /* ---- exports and roots ---------------------------------------------------- */
@@ -380,14 +401,16 @@ static int getattr_impl(struct inode_table *t, const struct meta_export *e, uint
     if (rc)
         goto out;
     if (S_ISDIR(r->h.mode)) {
-        if (nowait && (list_needed(e, r, LIST_IF_EXPIRED) || dir_marker_stale(e, r, now_ns())))
-            rc = EWOULDBLOCK;
-        else
+        if (!nowait)
             rc = ensure_listed(t, e, r, LIST_IF_EXPIRED);
+        else if (list_must_wait(t, e, r, LIST_IF_EXPIRED) || dir_marker_stale(e, r, now_ns()))
+            rc = EWOULDBLOCK;
+        else if (list_stale(e, r, now_ns()))
+            list_in_background(t, e, ino); /* no pool (quiesced): a blocking call lists it */
         /* As for a file, a failed HEAD fails GETATTR (EAGAIN: the client retries). */
         if (rc == 0 && !nowait && dir_marker_stale(e, r, now_ns()))
             rc = dir_revalidate(t, e, r);
-    } else if (now_ns() - r->h.validated_at >= (int64_t)e->metadata_ttl * NS) {
+    } else if (file_stale(e, r, now_ns())) {
         rc = nowait ? EWOULDBLOCK : file_revalidate(t, e, r);
     }
     if (rc == 0)
@@ -429,7 +452,8 @@ static int dir_ready(struct inode_table *t, const struct meta_export *e, uint64_
     if (!S_ISDIR(r->h.mode))
         return ENOTDIR;
     if (nowait)
-        return list_needed(e, r, LIST_IF_NEEDED) ? EWOULDBLOCK : 0;
+        return list_must_wait(t, e, r, LIST_IF_NEEDED) ? EWOULDBLOCK : 0; /* see lookup_impl */
+    /* Never waits for a listing that is merely stale: that one goes to the pool. */
     return ensure_listed(t, e, r, LIST_IF_NEEDED);
 }
 
@@ -460,6 +484,9 @@ static int lookup_impl(struct inode_table *t, const struct meta_export *e, uint6
         goto out;
     if ((rc = dir_refresh_lookup(t, e, r, nowait)))
         goto out;
+    /* The table answers: a stale listing is redone in the background (nowait: only now). */
+    if (nowait && list_stale(e, r, now_ns()))
+        list_in_background(t, e, dir);
     if (dir_attr)
         rec_to_attr(r, dir_attr);
     if (strcmp(name, ".") == 0) {
@@ -475,15 +502,34 @@ static int lookup_impl(struct inode_table *t, const struct meta_export *e, uint6
         goto out;
     }
     rc = public_errno(dirent_get(t, NULL, dir, name, &dv, 0));
+    if (rc == ENOENT && list_stale(e, r, now_ns())) {
+        /*
+         * A name the stale listing lacks may have been created since: wait
+         * for the re-listing (joining the one just started) rather than say
+         * ENOENT, so an object put in the bucket is found by name once the
+         * TTL has passed.  Within the TTL a missing name costs nothing.
+         */
+        if (nowait) {
+            rc = EWOULDBLOCK;
+            goto out;
+        }
+        if ((rc = list_now(t, e, r)))
+            goto out;
+        if (dir_attr)
+            rec_to_attr(r, dir_attr);
+        rc = public_errno(dirent_get(t, NULL, dir, name, &dv, 0));
+    }
     if (rc == 0)
         rc = public_errno(rec_get(t, NULL, dv.ino, r, 0));
-    if (rc == 0 && !S_ISDIR(r->h.mode) && r->h.validated_at == 0) {
+    if (rc == 0 && file_stale(e, r, now_ns())) {
         /*
-         * A file known from a listing without POSIX metadata (S3): the
-         * client caches what LOOKUP hands out, so confirm it with HEAD
-         * first (a nowait lookup gives the call to a worker for that).
+         * A file known from a listing without POSIX metadata (S3), or whose
+         * attributes are older than the TTL (its directory may be answering
+         * from a stale listing while it is listed again): the client caches
+         * what LOOKUP hands out, so confirm it with HEAD first, as GETATTR
+         * would (a nowait lookup gives the call to a worker for that).
          * Gone -> ENOENT; a failing store only logs, as for a directory's
-         * marker, and the listing's attributes go out.
+         * marker, and the attributes we have go out.
          */
         if (nowait) {
             rc = EWOULDBLOCK;
@@ -672,9 +718,9 @@ static int invalidate_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     int r = rec_get(t, txn, a->ino, &a->rec, DB_RMW);
     if (r)
         return r;
-    /* 1 ns after the epoch: "listed, long ago", so getattr lists it again too. */
+    /* The next caller, getattr included, waits for a new listing (never listed: as before). */
     if (S_ISDIR(a->rec.h.mode) && a->rec.h.listed_at != 0)
-        a->rec.h.listed_at = 1;
+        a->rec.h.flags |= IREC_RELIST;
     a->rec.h.validated_at = 0;
     return rec_put(t, txn, &a->rec);
 }
@@ -690,6 +736,27 @@ int inode_invalidate(struct inode_table *t, uint64_t dir)
     return r == ENOENT ? ESTALE : r;
 }
 
+int inode_refresh(struct inode_table *t, const struct meta_export *e, uint64_t dir, bool wait)
+{
+    struct inval_arg *a = malloc(sizeof(*a));
+    if (!a)
+        return ENOMEM;
+    int r = rec_get_export(t, e, dir, &a->rec);
+    if (r == 0 && !S_ISDIR(a->rec.h.mode))
+        r = ENOTDIR;
+    if (r == 0) {
+        a->ino = dir;
+        r = txn_run(t, invalidate_fn, a, false);
+        r = r == ENOENT ? ESTALE : r;
+    }
+    if (r == 0 && wait)
+        r = ensure_listed(t, e, &a->rec, LIST_IF_NEEDED);
+    else if (r == 0)
+        list_in_background(t, e, dir);
+    free(a);
+    return r;
+}
+
 void inode_get_stats(struct inode_table *t, struct inode_stats *out)
 {
     int64_t n = atomic_load(&t->n_inodes);
@@ -697,4 +764,12 @@ void inode_get_stats(struct inode_table *t, struct inode_stats *out)
     out->lists = atomic_load(&t->n_lists);
     out->list_entries = atomic_load(&t->n_list_entries);
     out->heads = atomic_load(&t->n_heads);
+    out->lists_background = atomic_load(&t->n_bg_lists);
+    out->lists_skipped = atomic_load(&t->n_bg_skipped);
+    pthread_mutex_lock(&t->flight_mu);
+    uint64_t pending = 0;
+    for (struct listing *f = t->flights; f; f = f->next)
+        pending++;
+    pthread_mutex_unlock(&t->flight_mu);
+    out->lists_pending = pending;
 }

@@ -35,6 +35,7 @@
 #define BNFS_INODE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -73,6 +74,15 @@ struct irec {
 
 /* dirs: mtime was set by a change a re-listing found, not taken from the marker. */
 #define IREC_MTIME_LISTED 1u
+/*
+ * dirs: a re-listing was asked for (inode_invalidate, inode_refresh): the
+ * next caller waits for one instead of being answered from the table.  A
+ * listing that begins takes the request (RELIST -> RELIST_TAKEN) and
+ * clears it when it succeeds, so a request made during a listing, or one
+ * whose listing failed, still makes the next caller wait.
+ */
+#define IREC_RELIST 2u
+#define IREC_RELIST_TAKEN 4u
 
 /* An inode record decoded, with NUL-terminated name and key. */
 struct inode_rec {
@@ -96,13 +106,30 @@ _Static_assert(sizeof(struct irec) % 8 == 0 && offsetof(struct irec, flags) + 4 
 #define DKEY_MAX (8 + INODE_NAME_MAX + 1)
 
 /* One listing in progress (single flight). */
+/*
+ * Background listings (stale-while-revalidate, inode_list.c): a pool of
+ * BG_THREADS threads owned by the table; at most BG_PER_EXPORT listings of
+ * one export queued or running, at most BG_QUEUE_MAX queued in all.  A
+ * directory that cannot get a background listing now simply stays stale:
+ * the next caller asks again.
+ */
+#define BG_THREADS 8
+#define BG_PER_EXPORT 4
+#define BG_QUEUE_MAX 256
+
+/* One listing queued or in progress (single flight: at most one per directory). */
 struct listing {
     uint64_t dir;
+    uint32_t export_id;
+    bool background;    /* queued for (or run by) the pool */
+    bool started;       /* a thread runs it (a queued one may be taken by a waiting caller) */
     bool done;
     int err;
-    unsigned refs;
+    unsigned refs;      /* the thread running it + callers waiting for it */
     pthread_cond_t listing_done;
-    struct listing *next;
+    struct listing *next;  /* t->flights */
+    struct listing *qnext; /* t->queue (background, not started) */
+    struct meta_export e;  /* background: a copy; bucket and prefix are owned */
 };
 
 struct inode_table {
@@ -116,10 +143,18 @@ struct inode_table {
     unsigned ngens;
 
     pthread_mutex_t flight_mu;
-    struct listing *flights;
+    struct listing *flights;        /* queued or in progress, one per directory */
+    struct listing *queue, **queue_tail; /* background listings not started, FIFO */
+    unsigned queued;
+    pthread_cond_t work_ready;      /* signals: a background listing queued, or stopping */
+    pthread_t bg[BG_THREADS];
+    unsigned nbg;                   /* pool threads running */
+    atomic_bool stopping;           /* inode_quiesce: no new background work; cancel */
+    int64_t opened_at;              /* ns: listings older than this are not served stale */
 
     _Atomic int64_t n_inodes;
     _Atomic uint64_t n_lists, n_list_entries, n_heads;
+    _Atomic uint64_t n_bg_lists, n_bg_skipped;
 };
 
 enum list_want { LIST_IF_NEEDED, LIST_IF_EXPIRED };
@@ -216,17 +251,45 @@ bool rec_apply_observed(struct inode_rec *c, const struct observed *o);
 
 /* ---- inode_list.c: listing and single flight ---------------------------- */
 
-bool dir_fresh(const struct meta_export *e, const struct inode_rec *r, int64_t now);
-bool list_needed(const struct meta_export *e, const struct inode_rec *r, enum list_want w);
 /*
- * Make sure directory r (read by the caller) is listed as `w` asks; on
- * return r holds the directory's current record.
+ * Must a caller wanting `w` of directory r wait for a listing?  Yes when
+ * it was never listed (LIST_IF_NEEDED only: a GETATTR does not list a
+ * directory nobody looked into), a re-listing was asked for (or the last
+ * background one failed), or its expired listing is from before this
+ * process started.  Otherwise an expired listing is no reason to wait
+ * (ensure_listed starts one in the background).
+ */
+bool list_must_wait(const struct inode_table *t, const struct meta_export *e,
+                    const struct inode_rec *r, enum list_want w);
+/* Is r's listing older than the export's metadata_ttl (measured from its end)? */
+bool list_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now);
+/*
+ * Make sure directory r (read by the caller) is listed as `w` asks: wait
+ * for a listing when list_must_wait() says so (joining the one in
+ * progress, if any), and start a background listing when the listing is
+ * merely stale.  On return r holds the directory's current record.
  */
 int ensure_listed(struct inode_table *t, const struct meta_export *e, struct inode_rec *r,
                   enum list_want w);
+/*
+ * Wait for a listing of r's directory now if it is stale, never listed or
+ * asked for (joining one in progress or queued); r is re-read.
+ */
+int list_now(struct inode_table *t, const struct meta_export *e, struct inode_rec *r);
+/*
+ * Queue a background listing of dir unless one is queued or running, or e
+ * is at its limit (then dir stays stale for now).  false: there is no pool
+ * (quiesced, or its threads could not start): the caller must list.
+ */
+bool list_in_background(struct inode_table *t, const struct meta_export *e, uint64_t dir);
+/* Start the pool (inode_open) / stop it, cancelling its work, and join it (inode_quiesce). */
+int list_pool_start(struct inode_table *t);
+void list_pool_stop(struct inode_table *t);
 
 /* ---- inode_reval.c: HEAD revalidation ------------------------------------ */
 
+/* Must file r be confirmed with HEAD before its attributes go out (never, or over the TTL)? */
+bool file_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now);
 /* HEAD a file whose attributes have expired; ESTALE if the object is gone. */
 int file_revalidate(struct inode_table *t, const struct meta_export *e, struct inode_rec *r);
 /* Does directory r need its marker HEADed (never checked, or older than the TTL)? */

@@ -14,14 +14,35 @@
  * as a pending record until all pages are in, and replaces the directory
  * only if no prefix of that name was listed (the directory became a file).
  *
- * States of a directory inode: never listed (listed_at 0, nlink 2), listed
- * (listed_at = time the listing started), expired (listed_at older than the
- * export's metadata_ttl, or 1 after inode_invalidate).
+ * States of a directory inode:
+ *   never listed   listed_at 0 (nlink 2): LOOKUP and READDIR wait for a
+ *                  listing; GETATTR does not list it
+ *   fresh          listed_at (the end of the last complete listing) within
+ *                  the export's metadata_ttl: the table answers
+ *   stale          listed_at older than the TTL: the table answers and a
+ *                  background listing is queued (stale-while-revalidate);
+ *                  but a LOOKUP of a name it lacks waits for that listing,
+ *                  and a listing from before this process started
+ *                  (listed_at < opened_at) is not served stale
+ *   relist asked   IREC_RELIST / IREC_RELIST_TAKEN (inode_invalidate,
+ *                  inode_refresh, a failed background listing, or such a
+ *                  listing that failed): every caller waits for a listing,
+ *                  as for one never listed
+ * Measuring the TTL from the end of a listing means a listing slower than
+ * the TTL is not expired the moment it ends, so a client asking in a loop
+ * (noac) does not keep one running forever.
  *
- * Threads and locks.  flight_mu guards the list of listings in progress
- * (t->flights): one listing per directory; others wait on its
- * listing_done.  flight_mu is never held across a store call or a
- * transaction.
+ * Threads and locks.  flight_mu guards the listings queued or in progress
+ * (t->flights, one per directory: single flight) and the background queue
+ * (t->queue).  A caller that must wait joins the directory's listing in
+ * progress (whenever it began), takes over a queued background one, or
+ * runs one itself; others wait on its listing_done.  BG_THREADS pool
+ * threads (list_pool_main, started by inode_open, joined by inode_quiesce /
+ * inode_close) take background listings off the queue, waiting on
+ * work_ready; each holds a copy of its export (a reload may free the
+ * caller's).  At most BG_PER_EXPORT background listings of one export are
+ * queued or running; beyond that a directory stays stale until the next
+ * caller.  flight_mu is never held across a store call or a transaction.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -52,7 +73,8 @@ struct list_ctx {
     size_t n;
     /* totals over committed pages */
     uint32_t nsub;
-    bool first;   /* the directory had never been listed: its entries are not a change */
+    bool background; /* run by the pool: stops when the table is quiesced */
+    bool first;      /* the directory had never been listed: its entries are not a change */
     bool changed;
     int64_t created;
     /* the page being applied (reset on every attempt) */
@@ -423,6 +445,8 @@ static int list_cb(void *arg, const struct obj_entry *e)
 {
     struct list_ctx *x = arg;
     int r;
+    if (x->background && atomic_load(&x->t->stopping))
+        return ECANCELED; /* inode_quiesce: the stores may be about to go */
     if (!e->key || strlen(e->key) > OBJ_KEY_MAX) {
         LOG_AT(LOG_WARNING, "inode: skipping a listing entry with an over-long key");
         return 0;
@@ -450,6 +474,9 @@ static int list_begin_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         return ENOTDIR;
     x->first = x->rec.h.listed_at == 0;
     x->rec.h.epoch++;
+    /* This listing answers the re-listing asked for so far (cleared when it succeeds). */
+    if (x->rec.h.flags & IREC_RELIST)
+        x->rec.h.flags = (x->rec.h.flags & ~IREC_RELIST) | IREC_RELIST_TAKEN;
     if ((r = rec_put(t, txn, &x->rec)))
         return r;
     x->epoch = x->rec.h.epoch;
@@ -536,7 +563,14 @@ static int list_end_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     int r = rec_get(t, txn, x->dir, d, DB_RMW);
     if (r)
         return r == ENOENT ? ESTALE : r;
-    d->h.listed_at = x->now;
+    /*
+     * The TTL runs from the end of the listing: one slower than the TTL is
+     * not already expired when it completes (it would be started again and
+     * again under a client that keeps asking).  A re-listing asked for while
+     * it ran (IREC_RELIST set again) stays asked for.
+     */
+    d->h.listed_at = now_ns();
+    d->h.flags &= ~IREC_RELIST_TAKEN;
     if (d->h.nlink != 2 + x->nsub) {
         d->h.nlink = 2 + x->nsub;
         x->changed = true;
@@ -552,8 +586,12 @@ static int list_end_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     return rec_put(t, txn, d);
 }
 
-/* List directory dir from the store and bring its entries up to date. */
-static int list_dir(struct inode_table *t, const struct meta_export *e, uint64_t dir)
+/*
+ * List directory dir from the store and bring its entries up to date.
+ * background: run by the pool, cancelled by inode_quiesce (ECANCELED).
+ */
+static int list_dir(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                    bool background)
 {
     struct list_ctx *x = calloc(1, sizeof(*x));
     char *token = NULL, *next = NULL;
@@ -564,6 +602,7 @@ static int list_dir(struct inode_table *t, const struct meta_export *e, uint64_t
     x->t = t;
     x->e = e;
     x->dir = dir;
+    x->background = background;
     x->now = now_ns();
     x->ents = calloc(PAGE_MAX, sizeof(*x->ents));
     token = calloc(1, OBJ_TOKEN_MAX);
@@ -579,12 +618,17 @@ static int list_dir(struct inode_table *t, const struct meta_export *e, uint64_t
     /* Pages until the token comes back empty; a repeated token would loop forever. */
     for (unsigned page = 0;; page++) {
         next[0] = '\0';
+        if (x->background && atomic_load(&t->stopping)) {
+            r = ECANCELED;
+            goto out;
+        }
         r = obj_list(e->store, e->bucket, x->dkey, "/", token, PAGE_MAX, list_cb, x, next);
         if (r == 0)
             r = page_apply(x);
         if (r) {
-            LOG_AT(LOG_WARNING, "inode: listing %s:%s failed: %s", e->bucket, x->dkey,
-                   strerror(r));
+            if (r != ECANCELED)
+                LOG_AT(LOG_WARNING, "inode: listing %s:%s failed: %s", e->bucket, x->dkey,
+                       strerror(r));
             goto out;
         }
         if (!next[0])
@@ -644,73 +688,98 @@ out:
     return r;
 }
 
-bool dir_fresh(const struct meta_export *e, const struct inode_rec *r, int64_t now)
+/* ---- when to list: single flight, stale-while-revalidate -------------------- */
+
+bool list_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now)
 {
-    return r->h.listed_at != 0 && now - r->h.listed_at < (int64_t)e->metadata_ttl * NS;
+    return r->h.listed_at != 0 && now - r->h.listed_at >= (int64_t)e->metadata_ttl * NS;
+}
+
+bool list_must_wait(const struct inode_table *t, const struct meta_export *e,
+                    const struct inode_rec *r, enum list_want w)
+{
+    if (r->h.listed_at == 0)
+        return w == LIST_IF_NEEDED;
+    if (r->h.flags & (IREC_RELIST | IREC_RELIST_TAKEN))
+        return true;
+    /*
+     * Only a listing this process made is served stale: one from before a
+     * restart may be any age, and the configuration (credentials, bucket)
+     * may have changed since.  Within its TTL it is trusted all the same.
+     */
+    return r->h.listed_at < t->opened_at && list_stale(e, r, now_ns());
+}
+
+struct relist_arg {
+    uint64_t dir;
+    struct inode_rec rec; /* scratch */
+};
+
+static int relist_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct relist_arg *a = arg;
+    int r = rec_get(t, txn, a->dir, &a->rec, DB_RMW);
+    if (r)
+        return r;
+    if (!S_ISDIR(a->rec.h.mode) || (a->rec.h.flags & IREC_RELIST))
+        return 0;
+    a->rec.h.flags |= IREC_RELIST;
+    return rec_put(t, txn, &a->rec);
 }
 
 /*
- * Make sure directory r (read by the caller) is listed as `w` asks; on
- * return r holds the directory's current record.  One listing per
- * directory at a time: latecomers wait for it and share its result.
+ * A background listing of dir failed: the next caller waits for a listing
+ * of its own and sees its error (a store refusing, failing or overloaded
+ * shows as it did before), rather than the stale entries for ever.
  */
-bool list_needed(const struct meta_export *e, const struct inode_rec *r,
-                 enum list_want w)
+static void relist_after_failure(struct inode_table *t, uint64_t dir)
 {
-    int64_t now = now_ns();
-    return w == LIST_IF_NEEDED ? !dir_fresh(e, r, now)
-                               : r->h.listed_at != 0 && !dir_fresh(e, r, now);
+    struct relist_arg *a = malloc(sizeof(*a));
+    if (!a)
+        return;
+    a->dir = dir;
+    int r = txn_run(t, relist_fn, a, false);
+    if (r && r != ENOENT)
+        LOG_AT(LOG_WARNING, "inode: cannot mark directory %llu for listing: %s",
+               (unsigned long long)dir, strerror(r));
+    free(a);
 }
 
-int ensure_listed(struct inode_table *t, const struct meta_export *e,
-                  struct inode_rec *r, enum list_want w)
+/* Does a background listing of r still have something to do? */
+static bool list_wanted(const struct inode_table *t, const struct meta_export *e,
+                        const struct inode_rec *r)
 {
-    bool need = list_needed(e, r, w);
-    uint64_t dir = r->ino;
-    struct listing *f;
-    int rc;
+    return r->h.listed_at == 0 || list_must_wait(t, e, r, LIST_IF_NEEDED) ||
+           list_stale(e, r, now_ns());
+}
 
-    if (!need)
-        return 0;
-    pthread_mutex_lock(&t->flight_mu);
-    for (f = t->flights; f; f = f->next)
+/* The flight of dir, or NULL.  flight_mu held. */
+static struct listing *flight_find(struct inode_table *t, uint64_t dir)
+{
+    for (struct listing *f = t->flights; f; f = f->next)
         if (f->dir == dir)
-            break;
-    if (f) {
-        f->refs++;
-        while (!f->done)
-            pthread_cond_wait(&f->listing_done, &t->flight_mu);
-        rc = f->err;
-        if (--f->refs == 0) {
-            pthread_cond_destroy(&f->listing_done);
-            free(f);
-        }
-        pthread_mutex_unlock(&t->flight_mu);
-        if (rc == 0)
-            rc = rec_get(t, NULL, dir, r, 0);
-        return rc == ENOENT ? ESTALE : public_errno(rc);
-    }
-    f = calloc(1, sizeof(*f));
-    if (!f) {
-        pthread_mutex_unlock(&t->flight_mu);
-        return ENOMEM;
-    }
-    f->dir = dir;
-    f->refs = 1;
-    pthread_cond_init(&f->listing_done, NULL);
-    f->next = t->flights;
-    t->flights = f;
-    pthread_mutex_unlock(&t->flight_mu);
+            return f;
+    return NULL;
+}
 
-    /* A listing may have finished between the caller's read and ours. */
-    rc = rec_get(t, NULL, dir, r, 0);
-    if (rc == 0 && !dir_fresh(e, r, now_ns())) {
-        rc = list_dir(t, e, dir);
-        if (rc == 0)
-            rc = rec_get(t, NULL, dir, r, 0);
-    }
-    rc = rc == ENOENT ? ESTALE : public_errno(rc);
+static void flight_free(struct listing *f)
+{
+    pthread_cond_destroy(&f->listing_done);
+    free((char *)f->e.bucket);
+    free((char *)f->e.prefix);
+    free(f);
+}
 
+/* Drop a reference to f, freeing it with the last.  flight_mu held. */
+static void flight_put(struct listing *f)
+{
+    if (--f->refs == 0)
+        flight_free(f);
+}
+
+/* The listing f ended with rc: unlink it, wake its waiters, drop the runner's reference. */
+static void flight_finish(struct inode_table *t, struct listing *f, int rc)
+{
     pthread_mutex_lock(&t->flight_mu);
     for (struct listing **pp = &t->flights; *pp; pp = &(*pp)->next) {
         if (*pp == f) {
@@ -721,10 +790,227 @@ int ensure_listed(struct inode_table *t, const struct meta_export *e,
     f->done = true;
     f->err = rc;
     pthread_cond_broadcast(&f->listing_done);
-    if (--f->refs == 0) {
-        pthread_cond_destroy(&f->listing_done);
+    flight_put(f);
+    pthread_mutex_unlock(&t->flight_mu);
+}
+
+/* Take queued (not started) background listing f off the queue.  flight_mu held. */
+static void queue_unlink(struct inode_table *t, struct listing *f)
+{
+    for (struct listing **pp = &t->queue; *pp; pp = &(*pp)->qnext) {
+        if (*pp == f) {
+            *pp = f->qnext;
+            if (t->queue_tail == &f->qnext)
+                t->queue_tail = pp;
+            t->queued--;
+            return;
+        }
+    }
+}
+
+/*
+ * Wait for one listing of r's directory: join the one in progress, take
+ * over a queued background one, or run one (if still needed: list_must_wait,
+ * or if_stale and the listing expired).  On success r is re-read.
+ * Returns 0 or a positive errno (the listing's).
+ */
+static int list_wait(struct inode_table *t, const struct meta_export *e, struct inode_rec *r,
+                     enum list_want w, bool if_stale)
+{
+    uint64_t dir = r->ino;
+    int rc;
+
+    pthread_mutex_lock(&t->flight_mu);
+    struct listing *f = flight_find(t, dir);
+    if (f && f->started) {
+        /* Satisfied by the listing in progress, however long ago it began. */
+        f->refs++;
+        while (!f->done)
+            pthread_cond_wait(&f->listing_done, &t->flight_mu);
+        rc = f->err;
+        flight_put(f);
+        pthread_mutex_unlock(&t->flight_mu);
+        if (rc == 0)
+            rc = rec_get(t, NULL, dir, r, 0);
+        return rc == ENOENT ? ESTALE : public_errno(rc);
+    }
+    if (f) {
+        /* Queued behind other background work: run it here rather than wait for the pool. */
+        queue_unlink(t, f);
+    } else {
+        f = calloc(1, sizeof(*f));
+        if (!f) {
+            pthread_mutex_unlock(&t->flight_mu);
+            return ENOMEM;
+        }
+        f->dir = dir;
+        f->export_id = e->id;
+        f->refs = 1;
+        pthread_cond_init(&f->listing_done, NULL);
+        f->next = t->flights;
+        t->flights = f;
+    }
+    f->started = true;
+    pthread_mutex_unlock(&t->flight_mu);
+
+    /* A listing may have finished between the caller's read and ours. */
+    rc = rec_get(t, NULL, dir, r, 0);
+    if (rc == 0 && (list_must_wait(t, e, r, w) || (if_stale && list_stale(e, r, now_ns())))) {
+        rc = list_dir(t, e, dir, false);
+        if (rc == 0)
+            rc = rec_get(t, NULL, dir, r, 0);
+    }
+    rc = rc == ENOENT ? ESTALE : public_errno(rc);
+    flight_finish(t, f, rc);
+    return rc;
+}
+
+int ensure_listed(struct inode_table *t, const struct meta_export *e, struct inode_rec *r,
+                  enum list_want w)
+{
+    if (!list_must_wait(t, e, r, w)) {
+        /* Stale: answer from the table; without a pool (quiesced), list here as we used to. */
+        if (list_stale(e, r, now_ns()) && !list_in_background(t, e, r->ino))
+            return list_wait(t, e, r, w, true);
+        return 0;
+    }
+    /*
+     * A listing joined in progress may have begun before the re-listing
+     * this caller waits for was asked: then the directory still asks for
+     * one and we go again, a bounded number of times (requests that keep
+     * coming are answered from the table rather than starving the caller).
+     */
+    for (int round = 0; round < 3; round++) {
+        int rc = list_wait(t, e, r, w, false);
+        if (rc)
+            return rc;
+        if (!list_must_wait(t, e, r, w))
+            break;
+    }
+    return 0;
+}
+
+int list_now(struct inode_table *t, const struct meta_export *e, struct inode_rec *r)
+{
+    return list_wait(t, e, r, LIST_IF_NEEDED, true);
+}
+
+bool list_in_background(struct inode_table *t, const struct meta_export *e, uint64_t dir)
+{
+    struct listing *f;
+    unsigned mine = 0;
+    bool pool = true;
+
+    pthread_mutex_lock(&t->flight_mu);
+    if (t->nbg == 0 || atomic_load(&t->stopping)) {
+        pool = false;
+        goto out;
+    }
+    if (flight_find(t, dir))
+        goto out; /* queued or running already */
+    for (f = t->flights; f; f = f->next)
+        if (f->background && f->export_id == e->id)
+            mine++;
+    if (mine >= BG_PER_EXPORT || t->queued >= BG_QUEUE_MAX) {
+        atomic_fetch_add(&t->n_bg_skipped, 1);
+        goto out; /* stays stale; the next caller asks again */
+    }
+    f = calloc(1, sizeof(*f));
+    if (!f)
+        goto out;
+    /* The caller's export may be gone (a reload) before the pool gets to it. */
+    f->e = *e;
+    f->e.bucket = strdup(e->bucket);
+    f->e.prefix = strdup(e->prefix);
+    if (!f->e.bucket || !f->e.prefix) {
+        free((char *)f->e.bucket);
+        free((char *)f->e.prefix);
         free(f);
+        goto out;
+    }
+    f->dir = dir;
+    f->export_id = e->id;
+    f->background = true;
+    f->refs = 1;
+    pthread_cond_init(&f->listing_done, NULL);
+    f->next = t->flights;
+    t->flights = f;
+    *t->queue_tail = f;
+    t->queue_tail = &f->qnext;
+    t->queued++;
+    pthread_cond_signal(&t->work_ready);
+out:
+    pthread_mutex_unlock(&t->flight_mu);
+    return pool;
+}
+
+/* One background listing, run by a pool thread: only if still wanted. */
+static int list_one_background(struct inode_table *t, struct listing *f)
+{
+    struct inode_rec *r = malloc(sizeof(*r));
+    if (!r)
+        return ENOMEM;
+    int rc = rec_get(t, NULL, f->dir, r, 0);
+    if (rc == 0 && !S_ISDIR(r->h.mode))
+        rc = ENOTDIR;
+    if (rc == 0 && list_wanted(t, &f->e, r)) {
+        atomic_fetch_add(&t->n_bg_lists, 1);
+        rc = list_dir(t, &f->e, f->dir, true);
+        if (rc && rc != ECANCELED && rc != ESTALE && rc != ENOENT && rc != ENOTDIR)
+            relist_after_failure(t, f->dir);
+    }
+    free(r);
+    return rc == ENOENT ? ESTALE : public_errno(rc);
+}
+
+static void *list_pool_main(void *arg)
+{
+    struct inode_table *t = arg;
+    pthread_mutex_lock(&t->flight_mu);
+    for (;;) {
+        while (!t->queue && !atomic_load(&t->stopping))
+            pthread_cond_wait(&t->work_ready, &t->flight_mu);
+        struct listing *f = t->queue;
+        if (!f)
+            break; /* stopping, and nothing left to cancel */
+        t->queue = f->qnext;
+        if (!t->queue)
+            t->queue_tail = &t->queue;
+        t->queued--;
+        f->started = true;
+        pthread_mutex_unlock(&t->flight_mu);
+        int rc = atomic_load(&t->stopping) ? ECANCELED : list_one_background(t, f);
+        flight_finish(t, f, rc);
+        pthread_mutex_lock(&t->flight_mu);
+    }
+    pthread_mutex_unlock(&t->flight_mu);
+    return NULL;
+}
+
+int list_pool_start(struct inode_table *t)
+{
+    int rc = 0;
+    pthread_mutex_lock(&t->flight_mu);
+    t->queue = NULL;
+    t->queue_tail = &t->queue;
+    for (; t->nbg < BG_THREADS; t->nbg++) {
+        if ((rc = pthread_create(&t->bg[t->nbg], NULL, list_pool_main, t)))
+            break;
     }
     pthread_mutex_unlock(&t->flight_mu);
     return rc;
+}
+
+void list_pool_stop(struct inode_table *t)
+{
+    pthread_mutex_lock(&t->flight_mu);
+    atomic_store(&t->stopping, true);
+    pthread_cond_broadcast(&t->work_ready);
+    unsigned n = t->nbg;
+    pthread_mutex_unlock(&t->flight_mu);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(t->bg[i], NULL);
+    pthread_mutex_lock(&t->flight_mu);
+    t->nbg = 0;
+    pthread_mutex_unlock(&t->flight_mu);
 }

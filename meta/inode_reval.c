@@ -69,6 +69,12 @@ static int file_update_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     return rec_put(t, txn, &a->rec);
 }
 
+bool file_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now)
+{
+    return !S_ISDIR(r->h.mode) &&
+           (r->h.validated_at == 0 || now - r->h.validated_at >= (int64_t)e->metadata_ttl * NS);
+}
+
 /* HEAD a file whose attributes have expired; ESTALE if the object is gone. */
 int file_revalidate(struct inode_table *t, const struct meta_export *e,
                     struct inode_rec *r)

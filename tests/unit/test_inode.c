@@ -1187,6 +1187,30 @@ static void test_dir_mtime(struct inode_table *t, struct tstore *s, uint32_t id)
     CHECK_EQ_INT(b.mode, S_IFDIR | 0711);
 }
 
+/*
+ * A LOOKUP of a missing name in a listed directory within its TTL is
+ * answered from the listing: no LIST, no HEAD (blocking or nowait).
+ */
+static void test_negative_lookup(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    struct meta_export e = export_for(s, id, "neg/", 3600);
+    struct inode_attr root, d, a;
+    ts_put(s, "neg/d/present", 1, "e");
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "d", &d, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "present", &a, NULL), 0);
+    unsigned lists = atomic_load(&s->lists), heads = atomic_load(&s->heads);
+    char name[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof(name), "missing-%d", i);
+        CHECK_EQ_INT(inode_lookup(t, &e, d.ino, name, &a, NULL), ENOENT);
+        CHECK_EQ_INT(inode_lookup(t, &e, root.ino, name, &a, NULL), ENOENT);
+        CHECK_EQ_INT(inode_lookup_nowait(t, &e, d.ino, name, &a, NULL), ENOENT);
+    }
+    CHECK_EQ_INT(atomic_load(&s->lists), lists);
+    CHECK_EQ_INT(atomic_load(&s->heads), heads);
+}
+
 struct stress_arg {
     struct inode_table *t;
     const struct meta_export *e;
@@ -1404,6 +1428,9 @@ int main(void)
     uint32_t nw_id;
     CHECK_EQ_INT(inode_export_id(t, "/nowait", &nw_id), 0);
     test_nowait(t, s, nw_id);
+    uint32_t neg_id;
+    CHECK_EQ_INT(inode_export_id(t, "/negative", &neg_id), 0);
+    test_negative_lookup(t, s, neg_id);
     uint32_t stress_id;
     CHECK_EQ_INT(inode_export_id(t, "/stress", &stress_id), 0);
     test_stress(t, s, stress_id);

@@ -10,12 +10,34 @@
  *
  * Directories are listed lazily from the object store: the first
  * LOOKUP/READDIR of a directory lists it (one listing at a time per
- * directory: concurrent callers wait for it), and it is listed again once
- * the export's metadata_ttl has passed since the last listing.  A re-listing
- * keeps the inode number of every entry whose name and type did not change,
- * updates attributes that did (size, mtime, ETag), and removes entries that
- * are gone; when the set of entries changes the directory's mtime and
- * change counter move, so clients drop their cached listings.
+ * directory: concurrent callers wait for it).  A re-listing keeps the inode
+ * number of every entry whose name and type did not change, updates
+ * attributes that did (size, mtime, ETag), and removes entries that are
+ * gone; when the set of entries changes the directory's mtime and change
+ * counter move, so clients drop their cached listings.
+ *
+ * Stale-while-revalidate.  What a client sees of a directory that has been
+ * listed once:
+ *   - within metadata_ttl of the end of its last listing, the table's
+ *     entries, without a store request (a LOOKUP of a missing name too);
+ *   - after that, still the table's entries, at once: the call starts a
+ *     re-listing in the background (one per directory at a time, at most
+ *     BG_PER_EXPORT of an export queued or running, on threads the table
+ *     owns) and later calls see what it found.  GETATTR, READDIR and a
+ *     LOOKUP of a name the listing has do not wait for it; a LOOKUP of a
+ *     name the old listing lacks does (joining it), so an object put in
+ *     the bucket is found by name once the TTL has passed.  A new entry
+ *     shows in READDIR within metadata_ttl plus one listing's time of the
+ *     first call past the TTL, and a listing slower than the TTL is not
+ *     started again the moment it ends;
+ *   - after inode_invalidate or inode_refresh, after a background listing
+ *     that failed (so a store refusing or failing shows as an error, not as
+ *     stale entries for ever), and for a listing made before the server
+ *     restarted once its TTL is over, the next caller waits for a new
+ *     listing (joining one in progress), as for a directory never listed.
+ * Files are not served stale: a file's attributes older than the TTL are
+ * checked with HEAD before they are handed out (close-to-open consistency),
+ * and so are a directory's own attributes (its marker object) once per TTL.
  *
  * Inode numbers are never reused; numbers below INODE_FIRST are reserved.
  *
@@ -80,8 +102,9 @@ int inode_root(struct inode_table *t, const struct meta_export *e, struct inode_
 /*
  * Attributes of ino.  ESTALE if there is no such inode, or if it belongs to
  * another export than e->id.  A directory whose listing has expired is
- * listed again first; a file whose attributes are older than the TTL is
- * checked with HEAD (and becomes ESTALE if the object is gone).
+ * answered at once and listed again in the background (after
+ * inode_invalidate: listed again first); a file whose attributes are older
+ * than the TTL is checked with HEAD (and becomes ESTALE if the object is gone).
  */
 int inode_getattr(struct inode_table *t, const struct meta_export *e, uint64_t ino,
                   struct inode_attr *out);
@@ -135,11 +158,34 @@ int inode_readdir(struct inode_table *t, const struct meta_export *e, uint64_t d
 /* The full object key of ino into buf (OBJ_KEY_MAX + 1 bytes).  ESTALE. */
 int inode_key(struct inode_table *t, uint64_t ino, char *buf, size_t len);
 
-/* Forget the listing of dir so the next use lists it again (bucketnfs refresh). */
+/*
+ * Forget the listing of dir so the next use lists it again and waits for
+ * it (bucketnfs refresh); for a file, the next GETATTR asks HEAD.
+ */
 int inode_invalidate(struct inode_table *t, uint64_t dir);
+
+/*
+ * List directory dir of export e again now.  wait: return when a listing
+ * that began after this call has ended (its error, if it failed); without
+ * wait, start it in the background and return (if none can start now, the
+ * next caller lists it and waits, as after inode_invalidate).  ESTALE,
+ * ENOTDIR.
+ */
+int inode_refresh(struct inode_table *t, const struct meta_export *e, uint64_t dir, bool wait);
+
+/*
+ * Stop background listings and wait for their threads: one in progress
+ * stops at its next page.  Call before the stores the exports name are
+ * destroyed; expired directories are then listed by callers, as with no
+ * pool.  inode_close does it too.
+ */
+void inode_quiesce(struct inode_table *t);
 
 struct inode_stats {
     uint64_t inodes, lists, list_entries, heads;
+    uint64_t lists_background; /* listings run by the background threads */
+    uint64_t lists_skipped;    /* background listings not started: export at its limit */
+    uint64_t lists_pending;    /* listings queued or in progress now */
 };
 void inode_get_stats(struct inode_table *t, struct inode_stats *out);
 

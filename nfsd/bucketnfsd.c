@@ -370,6 +370,9 @@ out:
     if (rpc)
         rpc_server_destroy(rpc);
     mnt_server_destroy(mnt);
+    /* Background listings use the stores: stop them before the stores go. */
+    if (inodes)
+        inode_quiesce(inodes);
     export_ctx_destroy(exports);
     inode_close(inodes);
     fh_key_free(key);

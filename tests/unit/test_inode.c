@@ -320,6 +320,19 @@ static uint64_t readdir_all(struct inode_table *t, const struct meta_export *e, 
     return c.n;
 }
 
+/* Wait, a bounded time, until no listing is queued or running in the background. */
+static void settle(struct inode_table *t)
+{
+    struct inode_stats st;
+    for (int i = 0; i < 2000; i++) {
+        inode_get_stats(t, &st);
+        if (st.lists_pending == 0)
+            return;
+        usleep(5000);
+    }
+    CHECK(!"background listings end within 10 s");
+}
+
 /* ---- tests ----------------------------------------------------------------------- */
 
 static void test_exports(struct inode_table *t, uint32_t *ids)
@@ -734,9 +747,29 @@ static void test_relist(struct inode_table *t, struct tstore *s, const struct me
     CHECK(a.change > f5.change);
     uint64_t f5_change = a.change;
 
+    /*
+     * The listing expired: the old one answers at once while the directory is
+     * listed again in the background (slow here, so the answers below are
+     * surely the old listing's).
+     */
     unsigned lists = atomic_load(&s->lists);
+    s->list_delay_ms = 500;
     CHECK_EQ_INT(inode_getattr(t, e, r.ino, &r2), 0);
+    CHECK_EQ_INT(r2.nlink, 5);
+    CHECK_EQ_INT(r2.change, r.change);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "sub", &a, NULL), 0);
+    /* Files are not served stale: their attributes are past the TTL, so LOOKUP asks HEAD. */
+    heads = atomic_load(&s->heads);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f3", &a, NULL), 0);
+    CHECK(a.ino == f3.ino && a.size == 30);
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f2", &a, NULL), ENOENT);
+    CHECK_EQ_INT(atomic_load(&s->heads) - heads, 2);
+    /* A name the old listing lacks waits for the new one (the same background listing). */
+    CHECK_EQ_INT(inode_lookup(t, e, r.ino, "f4", &a, NULL), 0);
+    settle(t);
+    s->list_delay_ms = 0;
     CHECK_EQ_INT(atomic_load(&s->lists) - lists, 1);
+    CHECK_EQ_INT(inode_getattr(t, e, r.ino, &r2), 0);
     CHECK(r2.change > r.change);
     CHECK(r2.mtime_sec > r.mtime_sec ||
           (r2.mtime_sec == r.mtime_sec && r2.mtime_nsec > r.mtime_nsec));
@@ -839,6 +872,15 @@ static struct inode_table *test_restart(struct inode_table *t, struct tstore *s,
     struct inode_stats st1;
     inode_get_stats(t, &st1);
     CHECK_EQ_INT(st1.inodes, st0.inodes);
+
+    /* A listing from before the restart is not served stale once its TTL is over. */
+    struct meta_export short_ttl = *e;
+    short_ttl.metadata_ttl = 1;
+    usleep(1100 * 1000);
+    lists = atomic_load(&s->lists);
+    CHECK_EQ_INT(inode_lookup(t, &short_ttl, sr.ino, "d1", &a, NULL), 0);
+    CHECK_EQ_INT(atomic_load(&s->lists) - lists, 1); /* listed before the answer */
+    settle(t);
 
     /* New inodes after the restart never reuse a number. */
     ts_put(s, "pre/after-restart", 1, "e");
@@ -945,7 +987,11 @@ static void test_nowait(struct inode_table *t, struct tstore *s, uint32_t id)
           a.mtime_sec == b.mtime_sec && a.ctime_sec == b.ctime_sec && a.nlink == b.nlink);
     CHECK_EQ_INT(inode_getattr_nowait(t, &e, 999999999, &a), ESTALE);
 
-    /* Expired: everything that would list or HEAD is given back. */
+    /*
+     * Expired: everything that would HEAD is given back (a stale listing
+     * alone would be answered from the table, but here the directory's
+     * marker is due for its HEAD too), and nothing is started.
+     */
     heads = atomic_load(&s->heads);
     CHECK_EQ_INT(inode_getattr_nowait(t, &expired, f.ino, &a), EWOULDBLOCK);
     CHECK_EQ_INT(inode_getattr_nowait(t, &expired, d.ino, &a), EWOULDBLOCK);
@@ -1088,9 +1134,11 @@ static void test_dir_mtime(struct inode_table *t, struct tstore *s, uint32_t id)
     CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &a), 0);
     CHECK_EQ_INT(a.mtime_sec, 1500000000);
 
-    /* Listed and HEADed again, nothing changed: same mtime, same ctime. */
+    /* Listed (in the background) and HEADed again, nothing changed: same mtime, same ctime. */
     usleep(1100 * 1000);
     unsigned lists = atomic_load(&s->lists), heads = atomic_load(&s->heads);
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &b), 0);
+    settle(t);
     CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &b), 0);
     CHECK_EQ_INT(atomic_load(&s->lists) - lists, 1);
     CHECK_EQ_INT(atomic_load(&s->heads) - heads, 1);
@@ -1103,6 +1151,8 @@ static void test_dir_mtime(struct inode_table *t, struct tstore *s, uint32_t id)
     usleep(1100 * 1000);
     time_t before = time(NULL);
     CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &a), 0);
+    settle(t);
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &a), 0);
     CHECK(a.mtime_sec >= before - 5 && a.mtime_sec <= time(NULL) + 5);
     CHECK(a.ctime_sec >= before - 5);
     CHECK(a.change > b.change);
@@ -1110,6 +1160,8 @@ static void test_dir_mtime(struct inode_table *t, struct tstore *s, uint32_t id)
 
     /* No change since: the mtime the change set stays (not back to the marker's). */
     usleep(1100 * 1000);
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &b), 0);
+    settle(t);
     CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &b), 0);
     CHECK_EQ_INT(b.mtime_sec, a.mtime_sec);
     CHECK_EQ_INT(b.mtime_nsec, a.mtime_nsec);
@@ -1133,6 +1185,214 @@ static void test_dir_mtime(struct inode_table *t, struct tstore *s, uint32_t id)
     s->fail_head = 0;
     CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &b), 0);
     CHECK_EQ_INT(b.mode, S_IFDIR | 0711);
+}
+
+/*
+ * A LOOKUP of a missing name in a listed directory within its TTL is
+ * answered from the listing: no LIST, no HEAD (blocking or nowait).
+ */
+static void test_negative_lookup(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    struct meta_export e = export_for(s, id, "neg/", 3600);
+    struct inode_attr root, d, a;
+    ts_put(s, "neg/d/present", 1, "e");
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "d", &d, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "present", &a, NULL), 0);
+    unsigned lists = atomic_load(&s->lists), heads = atomic_load(&s->heads);
+    char name[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof(name), "missing-%d", i);
+        CHECK_EQ_INT(inode_lookup(t, &e, d.ino, name, &a, NULL), ENOENT);
+        CHECK_EQ_INT(inode_lookup(t, &e, root.ino, name, &a, NULL), ENOENT);
+        CHECK_EQ_INT(inode_lookup_nowait(t, &e, d.ino, name, &a, NULL), ENOENT);
+    }
+    CHECK_EQ_INT(atomic_load(&s->lists), lists);
+    CHECK_EQ_INT(atomic_load(&s->heads), heads);
+}
+
+/* Poll (bounded: 5 s) until name shows in dir. */
+static bool appears(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                    const char *name)
+{
+    struct inode_attr a;
+    for (int i = 0; i < 500; i++) {
+        if (inode_lookup(t, e, dir, name, &a, NULL) == 0)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+struct swr_arg {
+    struct inode_table *t;
+    const struct meta_export *e;
+    uint64_t dir, change; /* the directory's change counter in the old listing */
+    int wrong;            /* answers that were not the old listing's */
+};
+
+static void *swr_thread(void *p)
+{
+    struct swr_arg *a = p;
+    struct inode_attr x;
+    for (int i = 0; i < 20; i++) {
+        if (inode_getattr(a->t, a->e, a->dir, &x) != 0 || x.change != a->change ||
+            x.nlink != 2 || inode_lookup(a->t, a->e, a->dir, "old", &x, NULL) != 0)
+            a->wrong++;
+    }
+    return NULL;
+}
+
+/*
+ * Stale-while-revalidate: once listed, an expired directory is answered at
+ * once from the old listing while one background listing (however many
+ * callers) brings the new entries in.
+ */
+static void test_stale_while_revalidate(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    struct meta_export e = export_for(s, id, "swr/", 1);
+    struct inode_attr root, d, a;
+    ts_put(s, "swr/d/old", 1, "e");
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "d", &d, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "old", &a, NULL), 0);
+
+    ts_put(s, "swr/d/new", 2, "e");
+    usleep(1100 * 1000);
+    struct inode_stats st0, st1;
+    inode_get_stats(t, &st0);
+    unsigned lists = atomic_load(&s->lists);
+    s->list_delay_ms = 500; /* the re-listing is slow: what comes back at once is the old one */
+    struct inode_attr old;
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &old), 0); /* the old listing's, at once */
+    double t0 = now_s();
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &a), 0);
+    CHECK_EQ_INT(a.change, old.change);
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "old", &a, NULL), 0);
+    CHECK_EQ_INT(readdir_all(t, &e, d.ino, NULL), 3); /* ".", "..", "old": not "new" yet */
+    double stale_ms = (now_s() - t0) * 1e3;
+    /* Eight more callers meanwhile: all answered from the old listing, no second listing. */
+    pthread_t th[8];
+    struct swr_arg sa[8];
+    for (int i = 0; i < 8; i++) {
+        sa[i] = (struct swr_arg){.t = t, .e = &e, .dir = d.ino, .change = old.change};
+        pthread_create(&th[i], NULL, swr_thread, &sa[i]);
+    }
+    int wrong = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        wrong += sa[i].wrong;
+    }
+    CHECK_EQ_INT(wrong, 0);
+    /* A name the old listing lacks: this LOOKUP waits for the listing under way. */
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "new", &a, NULL), 0);
+    double fresh_ms = (now_s() - t0) * 1e3;
+    CHECK_EQ_INT(readdir_all(t, &e, d.ino, NULL), 4);
+    settle(t);
+    s->list_delay_ms = 0;
+    CHECK_EQ_INT(atomic_load(&s->lists) - lists, 1);
+    inode_get_stats(t, &st1);
+    CHECK_EQ_INT(st1.lists_background - st0.lists_background, 1);
+    printf("stale-while-revalidate: 3 calls answered from the old listing in %.2f ms; "
+           "a LOOKUP of the new name returned after %.0f ms (listing delay 500 ms)\n",
+           stale_ms, fresh_ms);
+
+    /* inode_refresh: wait = the change is there on return; no wait = shortly after. */
+    ts_put(s, "swr/d/refreshed", 3, "e");
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "refreshed", &a, NULL), ENOENT); /* within the TTL */
+    CHECK_EQ_INT(readdir_all(t, &e, d.ino, NULL), 4);
+    CHECK_EQ_INT(inode_refresh(t, &e, d.ino, true), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "refreshed", &a, NULL), 0);
+    ts_put(s, "swr/d/refreshed2", 3, "e");
+    CHECK_EQ_INT(inode_refresh(t, &e, d.ino, false), 0);
+    CHECK(appears(t, &e, d.ino, "refreshed2"));
+    CHECK_EQ_INT(readdir_all(t, &e, d.ino, NULL), 6);
+    CHECK_EQ_INT(inode_refresh(t, &e, a.ino, true), ENOTDIR);
+    CHECK_EQ_INT(inode_refresh(t, &e, 999999999, true), ESTALE);
+    settle(t);
+
+    /* A background listing that fails: the next caller lists and sees the error, until it works. */
+    usleep(1100 * 1000);
+    s->fail_list = EACCES;
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &a), 0); /* stale, answered; the listing fails */
+    settle(t);
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "old", &a, NULL), EACCES);
+    CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &a), EACCES);
+    s->fail_list = 0;
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "old", &a, NULL), 0);
+}
+
+/*
+ * A listing slower than the TTL settles: the TTL runs from its end, so a
+ * client asking in a loop (noac) gets one listing per TTL + listing time,
+ * not one after the other forever, and every answer comes at once.
+ */
+static void test_slow_listing(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    struct meta_export e = export_for(s, id, "slow/", 1);
+    struct inode_attr root, d, a;
+    ts_put(s, "slow/d/f", 1, "e");
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "d", &d, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "f", &a, NULL), 0);
+    usleep(1100 * 1000);
+    s->list_delay_ms = 1500;
+    unsigned lists = atomic_load(&s->lists);
+    double t0 = now_s(), worst = 0;
+    int bad = 0, calls = 0;
+    while (now_s() - t0 < 5.0) {
+        double c0 = now_s();
+        if (inode_getattr(t, &e, d.ino, &a) != 0 || inode_lookup(t, &e, d.ino, "f", &a, NULL) != 0)
+            bad++;
+        if (now_s() - c0 > worst)
+            worst = now_s() - c0;
+        calls++;
+        usleep(10000);
+    }
+    unsigned n = atomic_load(&s->lists) - lists;
+    CHECK_EQ_INT(bad, 0);
+    /* 1.5 s listings, fresh for 1 s after each: 2 (3 at worst) in 5 s; back to back would be 4. */
+    CHECK(n >= 1 && n <= 3);
+    settle(t);
+    /* Just after a slow listing ended, the directory is fresh: no listing for a while. */
+    lists = atomic_load(&s->lists);
+    for (int i = 0; i < 50; i++)
+        CHECK_EQ_INT(inode_getattr(t, &e, d.ino, &a), 0);
+    CHECK_EQ_INT(atomic_load(&s->lists), lists);
+    s->list_delay_ms = 0;
+    printf("slow listing (1.5 s, TTL 1 s): %u listings in 5 s of %d getattr+lookup pairs, "
+           "slowest pair %.1f ms\n", n, calls, worst * 1e3);
+    settle(t);
+}
+
+/* Background listings of one export are bounded; the rest stay stale until asked again. */
+static void test_background_bound(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    struct meta_export e = export_for(s, id, "bound/", 1);
+    struct inode_attr root, d[10], a;
+    char key[64];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof(key), "bound/d%d/f", i);
+        ts_put(s, key, 1, "e");
+    }
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof(key), "d%d", i);
+        CHECK_EQ_INT(inode_lookup(t, &e, root.ino, key, &d[i], NULL), 0);
+        CHECK_EQ_INT(inode_lookup(t, &e, d[i].ino, "f", &a, NULL), 0);
+    }
+    usleep(1100 * 1000);
+    struct inode_stats st0, st1;
+    settle(t);
+    inode_get_stats(t, &st0);
+    s->list_delay_ms = 300;
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ_INT(inode_lookup(t, &e, d[i].ino, "f", &a, NULL), 0);
+    inode_get_stats(t, &st1);
+    CHECK(st1.lists_pending <= 4);
+    CHECK(st1.lists_skipped - st0.lists_skipped >= 6);
+    settle(t);
+    s->list_delay_ms = 0;
 }
 
 struct stress_arg {
@@ -1352,6 +1612,15 @@ int main(void)
     uint32_t nw_id;
     CHECK_EQ_INT(inode_export_id(t, "/nowait", &nw_id), 0);
     test_nowait(t, s, nw_id);
+    uint32_t neg_id, swr_id, slow_id, bound_id;
+    CHECK_EQ_INT(inode_export_id(t, "/negative", &neg_id), 0);
+    test_negative_lookup(t, s, neg_id);
+    CHECK_EQ_INT(inode_export_id(t, "/swr", &swr_id), 0);
+    test_stale_while_revalidate(t, s, swr_id);
+    CHECK_EQ_INT(inode_export_id(t, "/slow", &slow_id), 0);
+    test_slow_listing(t, s, slow_id);
+    CHECK_EQ_INT(inode_export_id(t, "/bound", &bound_id), 0);
+    test_background_bound(t, s, bound_id);
     uint32_t stress_id;
     CHECK_EQ_INT(inode_export_id(t, "/stress", &stress_id), 0);
     test_stress(t, s, stress_id);

@@ -1101,6 +1101,7 @@ static int fixture_open(struct mnt_fixture *f)
 static void fixture_close(struct mnt_fixture *f)
 {
     mnt_server_destroy(f->mnt);
+    inode_quiesce(f->inodes); /* background listings use the stores */
     export_ctx_destroy(f->exports);
     fh_key_free(f->key);
     if (f->inodes)

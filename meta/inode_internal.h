@@ -1,0 +1,302 @@
+/*
+ * inode_internal.h - what the files of the inode table share (meta/inode*.c
+ * only; everything else goes through meta/inode.h).
+ *
+ * The files, one job each:
+ *   inode.c        the public API: open/close, export ids and roots,
+ *                  getattr / lookup / readdir / key / invalidate / stats
+ *   inode_db.c     the schema: transactions, record and dirent encoding,
+ *                  inode-number allocation, removal of detached subtrees
+ *   inode_list.c   listing a directory from the store and reconciling its
+ *                  entries with the table; one listing per directory
+ *   inode_reval.c  HEAD revalidation of files and of directory markers
+ *
+ * The schema.  Five B-tree databases in one transactional environment:
+ *
+ *   inodes.db   ino (u64 BE) -> struct irec + name + full object key
+ *   dirents.db  parent ino (u64 BE) + name bytes -> struct dval {child, epoch}
+ *               (B-tree byte order = the entries of a directory, by name)
+ *   exports.db  export path -> export id (u32)
+ *   counters.db "next_ino" (u64): only ever locked by inode-number
+ *               reservations, which run while other transactions of the
+ *               same thread are open, so they must not share its pages
+ *   misc.db     "next_export" counter (u32),
+ *               "R" + export id BE -> root ino + bucket NUL prefix,
+ *               "O" + ino BE -> orphaned directory subtrees awaiting removal,
+ *               "P" + dir BE + name -> an object listed under the name of a
+ *               known directory, settled after the listing's last page
+ *
+ * Internal functions return 0, a positive errno, or DB_LOCK_DEADLOCK (which
+ * txn_run retries); public_errno() turns that into what the API returns.
+ * These names carry no inode_ prefix on purpose: they are not the module's
+ * interface, and the prefix would make them look like it.
+ */
+#ifndef BNFS_INODE_INTERNAL_H
+#define BNFS_INODE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <db.h>
+
+#include "meta/inode.h"
+
+#define INO_BLOCK 16384       /* inode numbers reserved per durable (fsync) counter update */
+#define PAGE_MAX 1000         /* listing entries per store page and per transaction */
+#define SWEEP_BATCH 512       /* dirents examined per sweep transaction */
+#define RM_BATCH 256          /* records deleted per remove_tree transaction */
+#define READDIR_BATCH 32      /* entries read per cursor pass in inode_readdir */
+#define TXN_RETRIES 20
+#define DIR_SIZE 4096         /* the size a directory reports */
+#define NS 1000000000LL
+
+/* Stored inode record (native byte order: the database never leaves this host). */
+struct irec {
+    uint64_t parent;
+    uint64_t size;
+    uint64_t change;
+    uint64_t epoch;        /* dirs: epoch of the current/last listing */
+    int64_t mtime_sec, ctime_sec;
+    int64_t listed_at;     /* dirs: ns, start of the last complete listing; 0 never */
+    int64_t validated_at;  /* ns: attributes last confirmed by LIST or HEAD (dirs: by the
+                              marker's HEAD or a listing carrying its metadata); 0 never */
+    uint32_t mtime_nsec, ctime_nsec;
+    uint32_t export_id, gen;
+    uint32_t mode, uid, gid, nlink;
+    char etag[OBJ_ETAG_MAX];
+    uint16_t name_len, key_len;
+    uint32_t flags;        /* IREC_* (fits the struct's tail padding: the size is unchanged) */
+};
+
+/* dirs: mtime was set by a change a re-listing found, not taken from the marker. */
+#define IREC_MTIME_LISTED 1u
+/*
+ * dirs: a re-listing was asked for (inode_invalidate, inode_refresh): the
+ * next caller waits for one instead of being answered from the table.  A
+ * listing that begins takes the request (RELIST -> RELIST_TAKEN) and
+ * clears it when it succeeds, so a request made during a listing, or one
+ * whose listing failed, still makes the next caller wait.
+ */
+#define IREC_RELIST 2u
+#define IREC_RELIST_TAKEN 4u
+
+/* An inode record decoded, with NUL-terminated name and key. */
+struct inode_rec {
+    uint64_t ino;
+    struct irec h;
+    char name[INODE_NAME_MAX + 1];
+    char key[OBJ_KEY_MAX + 1];
+};
+
+/* Stored dirent value. */
+struct dval {
+    uint64_t ino;
+    uint64_t epoch; /* listing epoch in which the entry was last seen */
+};
+
+/* flags took the tail padding: records written before it keep their size. */
+_Static_assert(sizeof(struct irec) % 8 == 0 && offsetof(struct irec, flags) + 4 == sizeof(struct irec),
+               "struct irec grew: stored records would no longer decode");
+
+#define IREC_MAX (sizeof(struct irec) + INODE_NAME_MAX + OBJ_KEY_MAX)
+#define DKEY_MAX (8 + INODE_NAME_MAX + 1)
+
+/* One listing in progress (single flight). */
+/*
+ * Background listings (stale-while-revalidate, inode_list.c): a pool of
+ * BG_THREADS threads owned by the table; at most BG_PER_EXPORT listings of
+ * one export queued or running, at most BG_QUEUE_MAX queued in all.  A
+ * directory that cannot get a background listing now simply stays stale:
+ * the next caller asks again.
+ */
+#define BG_THREADS 8
+#define BG_PER_EXPORT 4
+#define BG_QUEUE_MAX 256
+
+/* One listing queued or in progress (single flight: at most one per directory). */
+struct listing {
+    uint64_t dir;
+    uint32_t export_id;
+    bool background;    /* queued for (or run by) the pool */
+    bool started;       /* a thread runs it (a queued one may be taken by a waiting caller) */
+    bool done;
+    int err;
+    unsigned refs;      /* the thread running it + callers waiting for it */
+    pthread_cond_t listing_done;
+    struct listing *next;  /* t->flights */
+    struct listing *qnext; /* t->queue (background, not started) */
+    struct meta_export e;  /* background: a copy; bucket and prefix are owned */
+};
+
+struct inode_table {
+    DB_ENV *env;
+    DB *inodes, *dirents, *exports, *misc;
+    DB *counters; /* touched only by reserve_fn, under alloc_mu (see ino_alloc) */
+
+    pthread_mutex_t alloc_mu;
+    uint64_t next_ino, ino_limit; /* [next_ino, ino_limit) is reserved and unused */
+    uint32_t gens[64];
+    unsigned ngens;
+
+    pthread_mutex_t flight_mu;
+    struct listing *flights;        /* queued or in progress, one per directory */
+    struct listing *queue, **queue_tail; /* background listings not started, FIFO */
+    unsigned queued;
+    pthread_cond_t work_ready;      /* signals: a background listing queued, or stopping */
+    pthread_t bg[BG_THREADS];
+    unsigned nbg;                   /* pool threads running */
+    atomic_bool stopping;           /* inode_quiesce: no new background work; cancel */
+    int64_t opened_at;              /* ns: listings older than this are not served stale */
+
+    _Atomic int64_t n_inodes;
+    _Atomic uint64_t n_lists, n_list_entries, n_heads;
+    _Atomic uint64_t n_bg_lists, n_bg_skipped;
+};
+
+enum list_want { LIST_IF_NEEDED, LIST_IF_EXPIRED };
+
+static inline int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
+}
+
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static inline uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static inline bool is_deadlock(int r)
+{
+    return r == DB_LOCK_DEADLOCK || r == DB_LOCK_NOTGRANTED;
+}
+
+/* ---- inode_db.c: transactions, records, allocation, subtree removal ---- */
+
+typedef int (*txn_fn)(struct inode_table *t, DB_TXN *txn, void *arg);
+
+int db_errno(int r);
+int public_errno(int r);
+/*
+ * Run fn in a transaction, retrying on deadlock.  fn must leave its
+ * outputs in arg only when it returns 0 (it may run several times).
+ * sync: commit with DB_TXN_SYNC (for what cannot be derived from the store).
+ */
+int txn_run(struct inode_table *t, txn_fn fn, void *arg, bool sync);
+
+int rec_get(struct inode_table *t, DB_TXN *txn, uint64_t ino, struct inode_rec *r,
+            uint32_t flags);
+int rec_put(struct inode_table *t, DB_TXN *txn, struct inode_rec *r);
+int rec_del(struct inode_table *t, DB_TXN *txn, uint64_t ino);
+size_t dkey_make(uint8_t *buf, uint64_t parent, const char *name, size_t len);
+int dirent_get(struct inode_table *t, DB_TXN *txn, uint64_t parent, const char *name,
+               struct dval *out, uint32_t flags);
+int dirent_put(struct inode_table *t, DB_TXN *txn, uint64_t parent, const char *name,
+               const struct dval *dv);
+int dirent_del(struct inode_table *t, DB_TXN *txn, uint64_t parent, const char *name);
+int misc_get(struct inode_table *t, DB_TXN *txn, const void *key, size_t klen, void *val,
+             size_t vmax, size_t *vlen, uint32_t flags);
+int misc_put(struct inode_table *t, DB_TXN *txn, const void *key, size_t klen,
+             const void *val, size_t vlen);
+void orphan_key(uint8_t kb[9], uint64_t ino);
+void rec_to_attr(const struct inode_rec *r, struct inode_attr *a);
+/* A directory's set of entries changed: mtime, ctime and change move. */
+void rec_touch(struct inode_rec *r, int64_t now);
+
+/* A new inode number (never handed out before) and a random generation. */
+int ino_alloc(struct inode_table *t, uint64_t *ino, uint32_t *gen);
+/* Delete every subtree recorded as an orphan. */
+int remove_orphans(struct inode_table *t);
+
+/* ---- inode_observe.c: what the store says, merged into a record ---------- */
+
+enum obs_source {
+    OBS_LIST,   /* an entry of a directory listing */
+    OBS_HEAD,   /* HEAD of a file */
+    OBS_MARKER, /* HEAD of a directory's marker object (meta NULL: there is none) */
+};
+
+struct observed {
+    enum obs_source source;
+    const struct obj_meta *meta; /* NULL: a listing's common prefix, or no marker object */
+    const struct meta_export *e; /* defaults for what the object does not say */
+    int64_t now;                 /* ns: when it was observed */
+};
+
+/*
+ * Merge an observation of the object behind record c into c (read by the
+ * caller with DB_RMW; the caller writes it back).  The rules are at the top
+ * of inode_observe.c; it is the single place that decides what a listing or
+ * a HEAD may change in a record, and where local (not yet uploaded) state
+ * will be weighed against it.  Returns true when attributes changed (ctime
+ * and the change counter moved).  An observation of the wrong kind for the
+ * record (a file HEAD on what is now a directory, a marker HEAD on a file)
+ * changes nothing.
+ */
+bool rec_apply_observed(struct inode_rec *c, const struct observed *o);
+
+/* ---- inode_list.c: listing and single flight ---------------------------- */
+
+/*
+ * Must a caller wanting `w` of directory r wait for a listing?  Yes when
+ * it was never listed (LIST_IF_NEEDED only: a GETATTR does not list a
+ * directory nobody looked into), a re-listing was asked for (or the last
+ * background one failed), or its expired listing is from before this
+ * process started.  Otherwise an expired listing is no reason to wait
+ * (ensure_listed starts one in the background).
+ */
+bool list_must_wait(const struct inode_table *t, const struct meta_export *e,
+                    const struct inode_rec *r, enum list_want w);
+/* Is r's listing older than the export's metadata_ttl (measured from its end)? */
+bool list_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now);
+/*
+ * Make sure directory r (read by the caller) is listed as `w` asks: wait
+ * for a listing when list_must_wait() says so (joining the one in
+ * progress, if any), and start a background listing when the listing is
+ * merely stale.  On return r holds the directory's current record.
+ */
+int ensure_listed(struct inode_table *t, const struct meta_export *e, struct inode_rec *r,
+                  enum list_want w);
+/*
+ * Wait for a listing of r's directory now if it is stale, never listed or
+ * asked for (joining one in progress or queued); r is re-read.
+ */
+int list_now(struct inode_table *t, const struct meta_export *e, struct inode_rec *r);
+/*
+ * Queue a background listing of dir unless one is queued or running, or e
+ * is at its limit (then dir stays stale for now).  false: there is no pool
+ * (quiesced, or its threads could not start): the caller must list.
+ */
+bool list_in_background(struct inode_table *t, const struct meta_export *e, uint64_t dir);
+/* Start the pool (inode_open) / stop it, cancelling its work, and join it (inode_quiesce). */
+int list_pool_start(struct inode_table *t);
+void list_pool_stop(struct inode_table *t);
+
+/* ---- inode_reval.c: HEAD revalidation ------------------------------------ */
+
+/* Must file r be confirmed with HEAD before its attributes go out (never, or over the TTL)? */
+bool file_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now);
+/* HEAD a file whose attributes have expired; ESTALE if the object is gone. */
+int file_revalidate(struct inode_table *t, const struct meta_export *e, struct inode_rec *r);
+/* Does directory r need its marker HEADed (never checked, or older than the TTL)? */
+bool dir_marker_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now);
+/* HEAD the marker of directory r and bring r's attributes in line. */
+int dir_revalidate(struct inode_table *t, const struct meta_export *e, struct inode_rec *r);
+/* dir_revalidate once per TTL for attributes handed out with a lookup or listing; only logs. */
+void dir_refresh_quiet(struct inode_table *t, const struct meta_export *e, struct inode_rec *r);
+
+#endif

@@ -79,9 +79,8 @@ void log_msg(int level, const char *fmt, ...)
         struct tm tm;
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
-        n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld %s: %s: ", tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_ident,
-                     level_names[level]);
+        n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld %s: %s: ", tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, log_ident, level_names[level]);
     } else if (log_dest == LOG_DEST_JOURNAL) {
         n = snprintf(line, sizeof(line), "<%d>%s: ", level, level_names[level]);
     }

@@ -57,7 +57,9 @@ int main(void)
     int fd = capture();
     CHECK(fd >= 0);
     log_init("test_log", 1, LOG_INFO);
-    LOG_AT(LOG_WARNING, "key %s gone", "a\nb\rc\x01" "d\te");
+    LOG_AT(LOG_WARNING, "key %s gone",
+           "a\nb\rc\x01"
+           "d\te");
     captured(fd, out, sizeof(out));
     CHECK_EQ_INT(count_char(out, '\n'), 1);
     CHECK(strstr(out, " test_log: warning: key a?b?c?d e gone\n") != NULL);

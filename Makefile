@@ -5,7 +5,7 @@
 #   make test       install missing packages, build, run every test
 #   make check      the same tests built with AddressSanitizer + UBSan
 #   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR=  (see "Installing" below)
 #   make clean
 #
 # Every .c under the layer folders goes into one static library; programs
@@ -23,6 +23,12 @@ endif
 CC ?= cc
 PREFIX ?= /usr/local
 DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+# /etc for a system install (PREFIX=/usr), PREFIX/etc otherwise.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+MANDIR ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 OPT ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS += -I. -I$(B)/gen -I/usr/include/tirpc -D_GNU_SOURCE
@@ -149,11 +155,51 @@ bench: $(B)/bench/nfsbench $(PROGS)
 	@tools/install-deps.sh bench
 	@bench/run.sh $(BENCH_ARGS)
 
+# ---- Installing
+#
+# Programs (SBINDIR, BINDIR), the systemd unit (SYSTEMDUNITDIR), the man
+# pages (MANDIR/man8) and the configuration (SYSCONFDIR/bucketnfs).  The
+# unit and the man pages name the installed paths (@SBINDIR@, @SYSCONFDIR@
+# replaced here).  The configuration is the repository's etc/*.conf with
+# the paths of a system install: state in /var/lib/bucketnfs, cache in
+# /var/cache/bucketnfs, the dir store's buckets in /var/lib/bucketnfs/buckets
+# (the folders bucketnfsd.service lets systemd create), clients limited to
+# this host.  An existing bucketnfs.conf or exports.conf is never
+# overwritten: the new one goes beside it as *.example.
+INSTALL_SED := -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+               -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+SYS_CONF_SED := -e 's|"\.\./var/state"|"/var/lib/bucketnfs"|' \
+                -e 's|"\.\./var/cache"|"/var/cache/bucketnfs"|' \
+                -e 's|"\.\./var/buckets"|"/var/lib/bucketnfs/buckets"|' \
+                -e 's|-c etc/bucketnfs\.conf|-c $(SYSCONFDIR)/bucketnfs/bucketnfs.conf|' \
+                -e '/^\# errors, so a typo/a\# Installed for bucketnfsd.service: a folder outside /var/lib/bucketnfs and\n\# /var/cache/bucketnfs must be added to its ReadWritePaths= (systemctl edit\n\# bucketnfsd), or the service cannot write there.' \
+                -e 's|( "127\.0\.0\.0/8", "10\.0\.2\.0/24" ); \# this host, QEMU.s user network|( "127.0.0.0/8" );  \# this host only: add your clients'"'"' networks|'
+MAN_PAGES := docs/bucketnfsd.8 docs/bucketnfs.8
+
 install: $(BUILD_PROGS)
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/bucketnfs
-	install -m 0755 $(B)/bin/bucketnfsd $(DESTDIR)$(PREFIX)/sbin/bucketnfsd
-	$(if $(wildcard tools/bucketnfs.c),install -m 0755 $(B)/bin/bucketnfs $(DESTDIR)$(PREFIX)/bin/bucketnfs)
-	install -m 0644 etc/bucketnfs.conf etc/exports.conf $(DESTDIR)$(PREFIX)/etc/bucketnfs/
+	@rm -rf $(B)/install && mkdir -p $(B)/install
+	@echo "sed: etc/bucketnfsd.service $(MAN_PAGES) etc/bucketnfs.conf etc/exports.conf -> $(B)/install/"
+	@sed $(INSTALL_SED) etc/bucketnfsd.service >$(B)/install/bucketnfsd.service
+	@$(foreach m,$(MAN_PAGES),sed $(INSTALL_SED) $(m) >$(B)/install/$(notdir $(m)) &&) true
+	@$(foreach c,bucketnfs.conf exports.conf,sed $(INSTALL_SED) $(SYS_CONF_SED) etc/$(c) >$(B)/install/$(c) &&) true
+	@if grep -n '@[A-Z]*DIR@\|\.\./var\|10\.0\.2\.0' $(B)/install/*; then \
+	    echo "install: a path above was not replaced for the install" >&2; exit 1; fi
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/bucketnfs
+	install -m 0755 $(B)/bin/bucketnfsd $(DESTDIR)$(SBINDIR)/bucketnfsd
+	install -m 0755 $(B)/bin/bucketnfs $(DESTDIR)$(BINDIR)/bucketnfs
+	install -m 0644 $(B)/install/bucketnfsd.service $(DESTDIR)$(SYSTEMDUNITDIR)/bucketnfsd.service
+	install -m 0644 $(addprefix $(B)/install/,$(notdir $(MAN_PAGES))) $(DESTDIR)$(MANDIR)/man8/
+	@for c in bucketnfs.conf exports.conf; do \
+	    dst=$(DESTDIR)$(SYSCONFDIR)/bucketnfs/$$c; \
+	    if [ -e "$$dst" ]; then \
+	        echo "install -m 0644 $(B)/install/$$c $$dst.example  ($$dst exists: kept)"; \
+	        install -m 0644 $(B)/install/$$c "$$dst.example" || exit 1; \
+	    else \
+	        echo "install -m 0644 $(B)/install/$$c $$dst"; \
+	        install -m 0644 $(B)/install/$$c "$$dst" || exit 1; \
+	    fi; \
+	done
 
 clean:
 	rm -rf build build-san build-fuzz bin

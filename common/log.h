@@ -3,7 +3,9 @@
  *
  * The level is tested before any formatting happens (LOG_AT), so a disabled
  * debug line costs one comparison.  Lines go to stderr in the foreground
- * (-f) and to syslog otherwise.  Never pass a secret to these functions.
+ * (-f; with "<N>" priority prefixes when stderr is the systemd journal) and
+ * to syslog otherwise, one line per event.  Never pass a secret to these
+ * functions.
  */
 #ifndef BNFS_LOG_H
 #define BNFS_LOG_H
@@ -13,7 +15,11 @@
 
 extern int log_level; /* highest syslog level that is emitted (LOG_INFO default) */
 
-/* Set up logging.  to_stderr != 0: write "ident: level: msg" lines to stderr. */
+/*
+ * Set up logging.  to_stderr != 0: "time ident: level: msg" lines on stderr, or
+ * "<N>level: msg" when stderr is the journal (JOURNAL_STREAM); 0: syslog as
+ * ident with LOG_PID, facility LOG_DAEMON.  Call before threads start.
+ */
 void log_init(const char *ident, int to_stderr, int level);
 
 /* Emit one line at `level` (syslog LOG_ERR..LOG_DEBUG).  Thread-safe. */

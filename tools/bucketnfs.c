@@ -69,7 +69,7 @@ static void usage(FILE *to)
             "options:\n"
             "  -c FILE    bucketnfs.conf, to find server.state_dir (default: $BUCKETNFS_CONF,\n"
             "             else etc/bucketnfs.conf or etc/bucketnfs/bucketnfs.conf beside the\n"
-            "             folder of this program)\n"
+            "             folder of this program, else /etc/bucketnfs/bucketnfs.conf)\n"
             "  -s SOCKET  the admin socket itself (state_dir/%s)\n"
             "  -h, --help this help\n"
             "\n"
@@ -104,6 +104,10 @@ static int default_conf(char *buf, size_t len)
         if (access(buf, R_OK) == 0)
             return 0;
     }
+    /* A system install (PREFIX=/usr) keeps its configuration in /etc, not /usr/etc. */
+    snprintf(buf, len, "%s", "/etc/bucketnfs/bucketnfs.conf");
+    if (access(buf, R_OK) == 0)
+        return 0;
     return ENOENT;
 }
 

@@ -101,6 +101,7 @@
 #include "cache/cache_fmt.h"
 #include "common/crc32c.h"
 
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "objstore/objstore.h"
 
@@ -1793,23 +1794,6 @@ static void remove_stale(struct cache *c, const char *dir, unsigned nshards, uin
     closedir(d);
 }
 
-static int mkdirs(const char *path)
-{
-    char p[4096];
-    snprintf(p, sizeof(p), "%s", path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST)
-            return errno;
-        *s = '/';
-    }
-    if (mkdir(p, 0700) != 0 && errno != EEXIST)
-        return errno;
-    return 0;
-}
-
 /*
  * Regions of 16 blocks at least (so that a region's unusable tail is small)
  * and 64 MiB at most, smaller while that gives fewer than 1024 regions;
@@ -1935,7 +1919,7 @@ struct cache *cache_create(const struct cache_conf *cf)
     for (size_t i = 0; i < cf->ndirs; i++)
         c->lock_fds[i] = -1;
     for (size_t i = 0; i < cf->ndirs; i++) {
-        if ((err = mkdirs(cf->dirs[i]))) {
+        if ((err = fs_mkdirs(cf->dirs[i]))) {
             LOG_AT(LOG_ERR, "cache: cannot create %s: %s", cf->dirs[i], strerror(err));
             goto fail;
         }

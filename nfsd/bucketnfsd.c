@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "common/conf.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "cache/cache.h"
 #include "meta/export.h"
@@ -57,25 +58,6 @@ static void usage(FILE *to)
                 "The admin tool bin/bucketnfs talks to the daemon over state_dir/%s;\n"
                 "server.metrics = \"ADDRESS:PORT\" serves Prometheus metrics at /metrics.\n",
             ADMIN_SOCKET_NAME);
-}
-
-/* mkdir -p with mode 0700 for the last component. */
-static int make_dirs(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-        return errno;
-    return 0;
 }
 
 static int write_ports(const char *state_dir, uint16_t nfs, uint16_t mnt, uint16_t metrics)
@@ -216,7 +198,7 @@ int main(int argc, char **argv)
     struct timespec started;
     clock_gettime(CLOCK_REALTIME, &started);
 
-    rc = make_dirs(conf->server.state_dir);
+    rc = fs_mkdirs(conf->server.state_dir);
     if (rc) {
         LOG_AT(LOG_ERR, "state_dir %s: %s", conf->server.state_dir, strerror(rc));
         goto out;

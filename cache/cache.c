@@ -82,8 +82,10 @@
  * read near a stream's position (within its window: clients send several
  * READs at once, out of order) advances it; after two such reads the
  * stream gets a window of one block, doubled with each further read of
- * the stream, up to readahead_max, and kept filled ahead of the reader;
- * halved when its blocks were evicted before the reader got to them.  A
+ * the stream, up to readahead_max, and topped up ahead of the reader each
+ * time less than half of it is left (so that read-ahead leaves in runs of
+ * consecutive blocks, one ranged GET per run of up to 8 MiB); halved when
+ * its blocks were evicted before the reader got to them.  A
  * read far from every stream starts a new one (the least recently used is
  * replaced): random access never reads ahead.
  *
@@ -131,6 +133,8 @@
 #define DEFAULT_BUDGET (256ull << 20)
 #define PINS_MAX 65536
 #define LOAD_THREADS 8        /* shards loaded at once at start */
+#define RA_RUN_MAX 8          /* read-ahead blocks fetched by one GET, at most ... */
+#define RA_RUN_BYTES (8u << 20) /* ... and bytes (S3 bills and delays per request) */
 
 enum { Q_S = 0, Q_M = 1 };
 enum { R_FREE, R_OPEN, R_SEALED, R_EVICTING };
@@ -190,6 +194,14 @@ struct fetch {
     struct objstore *store;
     char *bucket, *okey, *etag; /* one allocation: bucket */
     struct waiter *waiters;
+    /*
+     * Read-ahead of consecutive blocks is fetched with one ranged GET: the
+     * first block's fetch (the leader) is queued and carries the others
+     * (riders, registered for single-flight but never queued themselves).
+     */
+    struct fetch *leader;          /* a rider's leader (NULL: not a rider) */
+    struct fetch *riders[RA_RUN_MAX - 1];
+    unsigned nriders;
 };
 
 /* One read waiting for fetches. */
@@ -1005,22 +1017,14 @@ static struct fetch *fetch_find(struct shard *sh, const struct cache_key *k)
     return NULL;
 }
 
-static void fetch_run(struct cache *c, struct fetch *f)
+/*
+ * Fetch f's block(s) is over: keep the block (unless err), take f out of
+ * its shard's in-flight list, serve its waiters, free f.  buf holds
+ * f->len bytes.
+ */
+static void fetch_complete(struct cache *c, struct fetch *f, const char *buf, int err)
 {
     struct shard *sh = f->sh;
-    char *buf = malloc(f->len ? f->len : 1);
-    size_t got = 0;
-    int err = buf ? 0 : ENOMEM;
-    if (!err) {
-        err = obj_get_if(f->store, f->bucket, f->okey, f->off, f->len, buf, &got, NULL,
-                         f->etag[0] ? f->etag : NULL);
-        COUNT(c, f->key.export_id, gets, 1);
-        COUNT(c, f->key.export_id, get_bytes, got);
-    }
-    if (!err && got != f->len)
-        err = ESTALE; /* shorter than this version's size: the object changed */
-    if (err == ESTALE)
-        COUNT(c, f->key.export_id, stale, 1);
     if (!err) {
         uint8_t flags = f->kind == F_RA ? E_RA : f->kind == F_PF ? E_PF : 0;
         int mode = f->noevict ? AP_NOEVICT : AP_NORMAL;
@@ -1056,8 +1060,40 @@ static void fetch_run(struct cache *c, struct fetch *f)
         free(w);
         w = next;
     }
-    free(buf);
     fetch_free(f);
+}
+
+/* One GET for f and its riders (consecutive blocks), then complete each. */
+static void fetch_run(struct cache *c, struct fetch *f)
+{
+    size_t total = f->len;
+    for (unsigned i = 0; i < f->nriders; i++)
+        total += f->riders[i]->len;
+    char *buf = malloc(total ? total : 1);
+    size_t got = 0;
+    int err = buf ? 0 : ENOMEM;
+    if (!err) {
+        err = obj_get_if(f->store, f->bucket, f->okey, f->off, total, buf, &got, NULL,
+                         f->etag[0] ? f->etag : NULL);
+        COUNT(c, f->key.export_id, gets, 1);
+        COUNT(c, f->key.export_id, get_bytes, got);
+    }
+    if (!err && got != total)
+        err = ESTALE; /* shorter than this version's size: the object changed */
+    if (err == ESTALE)
+        COUNT(c, f->key.export_id, stale, 1);
+    /*
+     * Riders first, the leader last: a reader that finds a rider (under its
+     * shard's lock) may promote the leader, which must outlive every rider.
+     */
+    size_t at = f->len;
+    for (unsigned i = 0; i < f->nriders; i++) {
+        size_t len = f->riders[i]->len;
+        fetch_complete(c, f->riders[i], buf ? buf + at : NULL, err);
+        at += len;
+    }
+    fetch_complete(c, f, buf, err); /* frees f */
+    free(buf);
 }
 
 static void *fetcher_main(void *arg)
@@ -1189,49 +1225,76 @@ static int read_hit(struct cache *c, struct shard *sh, struct entry *e, uint32_t
 }
 
 /*
- * Fetch block blkno of o ahead of its reader (read-ahead or prefetch).
- * Returns false when the budget is spent (the caller stops issuing).
+ * Fetch up to n blocks of o from blkno on ahead of their reader
+ * (read-ahead or prefetch), under the budget: the first block that is not
+ * cached nor being fetched starts a run of consecutive such blocks (at most
+ * RA_RUN_MAX and RA_RUN_BYTES) fetched by one ranged GET.  Returns how many
+ * of the n blocks were dealt with (cached, in flight or issued); fewer
+ * than n means the budget is spent and the caller stops.
  */
-static bool issue_bg(struct cache *c, const struct cache_obj *o, uint64_t blkno,
-                     enum fetch_kind kind)
+static unsigned issue_bg(struct cache *c, const struct cache_obj *o, uint64_t blkno, unsigned n,
+                         enum fetch_kind kind)
 {
-    uint64_t off = blkno * c->bs;
-    if (off >= o->size)
-        return false;
-    uint32_t len = (uint32_t)(o->size - off < c->bs ? o->size - off : c->bs);
-    struct cache_key k = key_of(c, o, blkno);
-    struct shard *sh = shard_of(c, &k);
+    struct fetch *lead = NULL;
+    unsigned done = 0;
+    uint64_t run_bytes = 0;
+    for (; done < n; done++) {
+        uint64_t b = blkno + done;
+        uint64_t off = b * c->bs;
+        if (off >= o->size)
+            break;
+        uint32_t len = (uint32_t)(o->size - off < c->bs ? o->size - off : c->bs);
+        struct cache_key k = key_of(c, o, b);
+        struct shard *sh = shard_of(c, &k);
 
-    pthread_mutex_lock(&sh->lock);
-    if (!sh->loaded || idx_find(sh, &k) || fetch_find(sh, &k)) {
+        pthread_mutex_lock(&sh->lock);
+        if (!sh->loaded || idx_find(sh, &k) || fetch_find(sh, &k)) {
+            pthread_mutex_unlock(&sh->lock);
+            if (lead)
+                break; /* the run ends here; the caller goes on after it */
+            continue;
+        }
+        bool join = lead && lead->nriders < RA_RUN_MAX - 1 && run_bytes + len <= RA_RUN_BYTES;
+        if (lead && !join) {
+            pthread_mutex_unlock(&sh->lock);
+            break;
+        }
+        if (atomic_fetch_add(&c->pf_bytes, len) + len > c->conf.prefetch_budget) {
+            atomic_fetch_sub(&c->pf_bytes, len);
+            pthread_mutex_unlock(&sh->lock);
+            COUNT(c, o->export_id, pf_skipped, 1);
+            n = 0; /* spent: stop after queueing what we have */
+            break;
+        }
+        struct fetch *f = fetch_new(sh, &k, o, off, len, kind);
+        if (!f) {
+            atomic_fetch_sub(&c->pf_bytes, len);
+            pthread_mutex_unlock(&sh->lock);
+            n = 0;
+            break;
+        }
+        f->budgeted = true;
+        if (lead) {
+            f->leader = lead;
+            lead->riders[lead->nriders++] = f;
+        } else {
+            lead = f;
+        }
+        run_bytes += len;
         pthread_mutex_unlock(&sh->lock);
-        return true;
+        if (kind == F_RA)
+            COUNT(c, o->export_id, ra_issued, 1);
+        else
+            COUNT(c, o->export_id, pf_issued, 1);
     }
-    if (atomic_fetch_add(&c->pf_bytes, len) + len > c->conf.prefetch_budget) {
-        atomic_fetch_sub(&c->pf_bytes, len);
-        pthread_mutex_unlock(&sh->lock);
-        COUNT(c, o->export_id, pf_skipped, 1);
-        return false;
+    if (lead) {
+        pthread_mutex_lock(&c->qlock);
+        enqueue(c, lead, false);
+        pthread_mutex_unlock(&c->qlock);
     }
-    struct fetch *f = fetch_new(sh, &k, o, off, len, kind);
-    if (!f) {
-        atomic_fetch_sub(&c->pf_bytes, len);
-        pthread_mutex_unlock(&sh->lock);
-        return false;
-    }
-    f->budgeted = true;
-    pthread_mutex_lock(&c->qlock);
-    enqueue(c, f, false);
-    pthread_mutex_unlock(&c->qlock);
-    pthread_mutex_unlock(&sh->lock);
-    if (kind == F_RA)
-        COUNT(c, o->export_id, ra_issued, 1);
-    else
-        COUNT(c, o->export_id, pf_issued, 1);
-    return true;
+    return n == 0 ? 0 : done;
 }
 
-/* Feed the read-ahead of the stream this read belongs to (see the top of the file). */
 /*
  * lost: this read missed a block that nobody was fetching although the
  * stream had read ahead past it - its read-ahead was evicted before use,
@@ -1291,15 +1354,24 @@ static void ra_feed(struct cache *c, const struct cache_obj *o, uint64_t off, si
     if (s->ra_end < s->pos)
         s->ra_end = s->pos;
     uint64_t target = s->pos + s->window < o->size ? s->pos + s->window : o->size;
-    if (target > s->ra_end) {
+    /*
+     * Top the window up only once less than half of it is left ahead of
+     * the reader: read-ahead then goes out in runs of consecutive blocks,
+     * each run one GET (RA_RUN_MAX), not one block per READ.
+     */
+    bool low = s->ra_end < s->pos + s->window / 2 || s->window <= c->bs;
+    if (low && target > s->ra_end) {
         from = s->ra_end;
         to = target;
         s->ra_end = target;
     }
     pthread_mutex_unlock(&c->ralock);
 
-    for (uint64_t b = from / c->bs; to > from && b <= (to - 1) / c->bs; b++) {
-        if (!issue_bg(c, o, b, F_RA)) {
+    uint64_t last = to > from ? (to - 1) / c->bs : 0;
+    for (uint64_t b = from / c->bs; to > from && b <= last;) {
+        unsigned want = (unsigned)(last - b + 1 < 64 ? last - b + 1 : 64);
+        unsigned got = issue_bg(c, o, b, want, F_RA);
+        if (got == 0) {
             /* Budget spent: the stream asks again from here next time. */
             pthread_mutex_lock(&c->ralock);
             if (s->ino == o->ino && s->ra_end == to)
@@ -1307,6 +1379,7 @@ static void ra_feed(struct cache *c, const struct cache_obj *o, uint64_t off, si
             pthread_mutex_unlock(&c->ralock);
             break;
         }
+        b += got;
     }
 }
 
@@ -1380,7 +1453,7 @@ int cache_read_async(struct cache *c, const struct cache_obj *o, uint64_t off, s
                 break;
             }
             if (joined) {
-                promote(c, f);
+                promote(c, f->leader ? f->leader : f);
                 if (f->kind == F_RA)
                     COUNT(c, o->export_id, ra_used, 1);
                 else if (f->kind == F_PF)
@@ -1523,9 +1596,14 @@ void cache_prefetch(struct cache *c, const struct cache_obj *o, uint64_t off, ui
     if (off >= o->size || len == 0)
         return;
     uint64_t end = o->size - off < len ? o->size : off + len;
-    for (uint64_t b = off / c->bs; b <= (end - 1) / c->bs; b++)
-        if (!issue_bg(c, o, b, F_PF))
+    uint64_t last = (end - 1) / c->bs;
+    for (uint64_t b = off / c->bs; b <= last;) {
+        unsigned want = (unsigned)(last - b + 1 < 64 ? last - b + 1 : 64);
+        unsigned got = issue_bg(c, o, b, want, F_PF);
+        if (got == 0)
             break;
+        b += got;
+    }
 }
 
 uint64_t cache_version(const char *etag, uint64_t size)

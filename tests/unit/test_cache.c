@@ -444,9 +444,11 @@ static void test_readahead(void)
     }
     CHECK(all);
     struct cache_stats st = stats(c);
-    printf("sequential 32 blocks: %llu read-ahead issued, %llu used, %llu demand misses\n",
+    printf("sequential 32 blocks: %llu read-ahead issued, %llu used, %llu demand misses, "
+           "%llu store GETs\n",
            (unsigned long long)st.ra_issued, (unsigned long long)st.ra_used,
-           (unsigned long long)st.misses);
+           (unsigned long long)st.misses, (unsigned long long)st.gets);
+    CHECK(st.gets <= 16); /* consecutive read-ahead blocks share a GET */
     CHECK(st.ra_issued >= 16);
     CHECK(st.ra_used >= 16);
     CHECK(st.misses <= 16);

@@ -703,7 +703,12 @@ static void bench_rdp_cb(struct rpc_context *rpc, int status, void *data, void *
         l->entries++;
         if (!l->collect || l->nnames >= l->max_names)
             continue;
-        if (!e->name_attributes.attributes_follow ||
+        /*
+         * Entries without attributes are kept and looked up later: a server
+         * may leave out what it only guessed (bucketnfs does for objects an
+         * S3 listing named).
+         */
+        if (e->name_attributes.attributes_follow &&
             e->name_attributes.post_op_attr_u.attributes.type != NF3REG)
             continue;
         l->names[l->nnames] = strdup(e->name);
@@ -712,7 +717,9 @@ static void bench_rdp_cb(struct rpc_context *rpc, int status, void *data, void *
             return;
         }
         memset(&l->fhs[l->nnames], 0, sizeof(l->fhs[l->nnames]));
-        l->sizes[l->nnames] = e->name_attributes.post_op_attr_u.attributes.size;
+        l->sizes[l->nnames] = e->name_attributes.attributes_follow
+                                  ? e->name_attributes.post_op_attr_u.attributes.size
+                                  : UINT64_MAX;
         if (e->name_handle.handle_follows) {
             int err = bench_fh_copy(&l->fhs[l->nnames], &e->name_handle.post_op_fh3_u.handle);
 
@@ -827,13 +834,21 @@ static int bench_setup_files(struct bench *b)
         fprintf(stderr, "nfsbench: no regular files in %s\n", b->conf.files_dir);
         return ENOENT;
     }
-    /* A server may leave name_handle out (RFC 1813 3.3.17): look it up. */
+    /*
+     * A server may leave name_handle or name_attributes out (RFC 1813
+     * 3.3.17): look those up.
+     */
     for (i = 0; i < b->nfiles; i++) {
-        if (b->fhs[i].data.data_len != 0)
+        nfs_fh3 fh = {0};
+
+        if (b->fhs[i].data.data_len != 0 && b->sizes[i] != UINT64_MAX)
             continue;
-        err = bench_lookup(b, &b->files_fh, b->names[i], &b->fhs[i], NULL);
+        b->sizes[i] = 0;
+        err = bench_lookup(b, &b->files_fh, b->names[i], &fh, &b->sizes[i]);
         if (err)
             return err;
+        bench_fh_free(&b->fhs[i]);
+        b->fhs[i] = fh;
     }
     printf("files_used %u\n", b->nfiles);
     return 0;
@@ -955,7 +970,8 @@ out:
  *              -W slots of its own (a reader with its read-ahead); slots
  *              are dealt to connections round-robin
  *   smallfiles the regular files of -f in turn: LOOKUP by name, then READ
- *              to EOF; each slot opens the next file when it is done
+ *              to EOF; each slot opens the next file when it is done; with
+ *              -O every file once
  *
  * All stop issuing at conf.seconds; what is in flight must come back
  * within BENCH_DRAIN_SECONDS.  A READ that returns fewer bytes than asked
@@ -1185,6 +1201,8 @@ static int bench_missue(struct bench_mslot *s)
     case BENCH_M_SMALL: {
         LOOKUP3args la;
 
+        if (m->once && m->cursor >= b->nfiles)
+            return 0; /* every file read once */
         s->stream = (unsigned)(m->cursor++ % b->nfiles);
         la.what.dir = b->files_fh;
         la.what.name = b->names[s->stream];
@@ -1426,7 +1444,8 @@ static void bench_usage(FILE *f)
                "  -n OPS       operation limit per test (5000000)\n"
                "  -C CONNS     connections of seqread/randread/multiread/smallfiles (1);\n"
                "               each has -Q requests in flight (multiread: -S x -W in all)\n"
-               "  -O           seqread: one pass, stop at EOF (fails unless it gets there)\n"
+               "  -O           seqread: one pass, stop at EOF (fails unless it gets there);\n"
+               "               smallfiles: each file once\n"
                "  -I BYTES     randread request size (4096)\n"
                "  -S STREAMS   multiread: files of -f read at once, each once to EOF (64)\n"
                "  -W DEPTH     multiread: requests in flight per file (2)\n");

@@ -6,7 +6,8 @@
 #                  [--depth N] [--seq-mb N] [--small-files N] [--small-kb N]
 #                  [--log-mb N] [--streams N] [--stream-mb N] [--delay-ms N]
 #                  [--rate-mbs N] [--emulators N] [--direct-threads N]
-#                  [--data DIR] [--out FILE] [--keep]
+#                  [--block-size SIZE] [--readahead-max SIZE] [--fetch-max N]
+#                  [--prefetch-budget SIZE] [--data DIR] [--out FILE] [--keep]
 #
 # Tests (--tests, comma-separated; default all):
 #   seqread    cached sequential READ of a --seq-mb file, rsize READs over
@@ -27,6 +28,9 @@
 #              daemon's peak RSS (VmHWM), vs --streams direct GETs at once
 #   regets     after cold and streams, the same data read again: the store
 #              requests the emulator logged during the re-read (must be 0)
+#
+# --block-size, --readahead-max, --fetch-max and --prefetch-budget set the
+# daemon's cache keys (defaults: 1M, 64M, 64, 256M, as etc/bucketnfs.conf).
 #
 # The S3 side: --emulators s3rver processes (bench/s3emu, installed with
 # `npm ci` when missing) serve one data folder inside a network namespace
@@ -62,6 +66,10 @@ delay_ms=15
 rate_mbs=100
 emulators=3
 direct_threads=16
+block_size=1M
+readahead_max=64M
+fetch_max=64
+prefetch_budget=256M
 data=${BNFS_BENCH_CACHE_DATA:-$here/build/bench-cache-data}
 out=
 keep=0
@@ -70,7 +78,7 @@ shapeproxy=${SHAPEPROXY:-$here/build/bench/shapeproxy}
 bucketnfsd=${BUCKETNFSD:-$here/bin/bucketnfsd}
 
 usage() {
-    sed -n '5,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '5,10p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 need_uint() { # name value
@@ -93,6 +101,10 @@ while (($#)); do
         --rate-mbs) need_uint "$1" "${2:-}"; rate_mbs=$2; shift ;;
         --emulators) need_uint "$1" "${2:-}"; emulators=$2; shift ;;
         --direct-threads) need_uint "$1" "${2:-}"; direct_threads=$2; shift ;;
+        --block-size) [[ ${2:-} =~ ^[0-9]+[KMG]?$ ]] || usage; block_size=$2; shift ;;
+        --readahead-max) [[ ${2:-} =~ ^[0-9]+[KMG]?$ ]] || usage; readahead_max=$2; shift ;;
+        --fetch-max) need_uint "$1" "${2:-}"; fetch_max=$2; shift ;;
+        --prefetch-budget) [[ ${2:-} =~ ^[0-9]+[KMG]?$ ]] || usage; prefetch_budget=$2; shift ;;
         --data) data=${2:?--data needs a directory}; shift ;;
         --out) out=${2:?--out needs a file}; shift ;;
         --keep) keep=1 ;;
@@ -217,8 +229,9 @@ start_bucketnfsd() {
     cat >"$dir/bucketnfs.conf" <<EOF
 server = { listen = "127.0.0.1"; nfs_port = $PORT_NFS; mount_port = $PORT_MNT; rpcbind = false;
            threads = 16; state_dir = "$dir/state"; log_level = "notice"; };
-cache  = { dirs = ( "$dir/cache" ); size = "$4"; block_size = "1M"; readahead_max = "64M";
-           prefetch_budget = "256M"; fetch_max = 64; };
+cache  = { dirs = ( "$dir/cache" ); size = "$4"; block_size = "$block_size";
+           readahead_max = "$readahead_max"; prefetch_budget = "$prefetch_budget";
+           fetch_max = $fetch_max; };
 stores = ( { $2 } );
 exports_file = "exports.conf";
 EOF
@@ -504,6 +517,9 @@ bnfs_cold_round() { # r what
             -S "$nstreams" -W 2 -T multiread -t 1200
     fi
     echo "vmhwm_kib $(awk '/VmHWM/ { print $2 }' /proc/"$dpid"/status)" >>"$o"
+    # The daemon's CPU (user + system) per GiB read: what it costs the machine.
+    awk -v hz="$(getconf CLK_TCK)" -v b="$(awk '$1 ~ /^(seqread|multiread)_bytes$/ { print $2 }' "$o")" \
+        '{ printf "cpu_s_per_gib %.2f\n", ($14 + $15) / hz / (b / 1073741824) }' /proc/"$dpid"/stat >>"$o"
     if want regets; then
         # Give fetches still in flight (read-ahead past EOF is not issued,
         # but a slow last block may be) a moment, then count the re-read.
@@ -560,11 +576,16 @@ run_s3() {
         emit cold parallel_mib_per_s "$(median parallel_mib_per_s "$tmp"/parallel.round*)"
         emit cold single_mib_per_s "$(median single_mib_per_s "$tmp"/single.round*)"
         emit cold bnfs_vmhwm_kib "$(median vmhwm_kib "$tmp"/bnfs-cold.round?)"
+        emit cold bnfs_cpu "$(median cpu_s_per_gib "$tmp"/bnfs-cold.round?)"
+        emit cold parallel_cpu "$(median parallel_cpu_s_per_gib "$tmp"/parallel.round*)"
+        emit cold single_cpu "$(median single_cpu_s_per_gib "$tmp"/single.round*)"
     fi
     if want streams; then
         emit streams bnfs_mib_per_s "$(median multiread_mib_per_s "$tmp"/bnfs-streams.round?)"
         emit streams files_mib_per_s "$(median files_mib_per_s "$tmp"/files.round*)"
         emit streams bnfs_vmhwm_kib "$(median vmhwm_kib "$tmp"/bnfs-streams.round?)"
+        emit streams bnfs_cpu "$(median cpu_s_per_gib "$tmp"/bnfs-streams.round?)"
+        emit streams files_cpu "$(median files_cpu_s_per_gib "$tmp"/files.round*)"
     fi
     if want regets; then
         local f
@@ -585,7 +606,8 @@ report() {
     echo "# command: bench/cache.sh --tests $tests --rounds $rounds --seconds $seconds --conns $conns" \
         "--depth $depth --seq-mb $seq_mb --small-files $small_files --small-kb $small_kb --log-mb $log_mb" \
         "--streams $nstreams --stream-mb $stream_mb --delay-ms $delay_ms --rate-mbs $rate_mbs" \
-        "--emulators $emulators --direct-threads $direct_threads"
+        "--emulators $emulators --direct-threads $direct_threads --block-size $block_size" \
+        "--readahead-max $readahead_max --fetch-max $fetch_max --prefetch-budget $prefetch_budget"
     echo "# machine: nproc=$(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')," \
         "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)"
     echo "# load average before the run: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -612,19 +634,21 @@ report() {
                     r(v[1], ip), r(v[2], ip)
             }
             if ("bnfs_mib_per_s" in cold) {
-                printf "\n%-28s %12s\n", "cold sequential read", "MiB/s"
-                printf "%-28s %12s\n", "bucketnfs", cold["bnfs_mib_per_s"]
-                printf "%-28s %12s   bucketnfs / it %s\n", "direct parallel (boto3)", cold["parallel_mib_per_s"],
+                printf "\n%-28s %12s %12s\n", "cold sequential read", "MiB/s", "CPU s/GiB"
+                printf "%-28s %12s %12s\n", "bucketnfs", cold["bnfs_mib_per_s"], cold["bnfs_cpu"]
+                printf "%-28s %12s %12s   bucketnfs / it %s\n", "direct parallel (boto3)",
+                    cold["parallel_mib_per_s"], cold["parallel_cpu"],
                     r(cold["bnfs_mib_per_s"], cold["parallel_mib_per_s"])
-                printf "%-28s %12s   bucketnfs / it %s\n", "direct single GET", cold["single_mib_per_s"],
+                printf "%-28s %12s %12s   bucketnfs / it %s\n", "direct single GET",
+                    cold["single_mib_per_s"], cold["single_cpu"],
                     r(cold["bnfs_mib_per_s"], cold["single_mib_per_s"])
                 printf "%-28s %12s\n", "bucketnfs VmHWM KiB", cold["bnfs_vmhwm_kib"]
             }
             if ("bnfs_mib_per_s" in st) {
-                printf "\n%-28s %12s\n", "cold streams at once", "MiB/s"
-                printf "%-28s %12s\n", "bucketnfs", st["bnfs_mib_per_s"]
-                printf "%-28s %12s   bucketnfs / it %s\n", "direct, one GET each", st["files_mib_per_s"],
-                    r(st["bnfs_mib_per_s"], st["files_mib_per_s"])
+                printf "\n%-28s %12s %12s\n", "cold streams at once", "MiB/s", "CPU s/GiB"
+                printf "%-28s %12s %12s\n", "bucketnfs", st["bnfs_mib_per_s"], st["bnfs_cpu"]
+                printf "%-28s %12s %12s   bucketnfs / it %s\n", "direct, one GET each",
+                    st["files_mib_per_s"], st["files_cpu"], r(st["bnfs_mib_per_s"], st["files_mib_per_s"])
                 printf "%-28s %12s\n", "bucketnfs VmHWM KiB", st["bnfs_vmhwm_kib"]
             }
             if (m) {

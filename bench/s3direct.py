@@ -14,12 +14,13 @@ peers a gateway's cold reads are measured against.
         COUNT threads, each one GET of one of the first COUNT keys under
         PREFIX, all at once
 
-Prints "name value" lines (bytes, seconds, mib_per_s); exits 1 when fewer
+Prints "name value" lines (bytes, seconds, mib_per_s, cpu_s_per_gib); exits 1 when fewer
 bytes arrived than the objects hold.  Credentials come from the environment
 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); path-style addressing.
 Every request has connect and read timeouts, so no read hangs.
 """
 import os
+import resource
 import sys
 import threading
 import time
@@ -53,6 +54,10 @@ def report(name, nbytes, seconds):
     print("%s_bytes %d" % (name, nbytes))
     print("%s_seconds %.3f" % (name, seconds))
     print("%s_mib_per_s %.1f" % (name, nbytes / MIB / seconds if seconds > 0 else 0))
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU the reader spent (start-up included) per GiB it read: its cost on a shared machine.
+    print("%s_cpu_s_per_gib %.2f" % (name, (ru.ru_utime + ru.ru_stime) / (nbytes / MIB / 1024)
+                                     if nbytes else 0))
     sys.stdout.flush()
 
 

@@ -50,6 +50,7 @@ caller_dir=$PWD
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 . tools/retry.sh
+. bench/lib.sh
 
 tests=seqread,randread,smallfiles,cold,streams,regets
 rounds=3
@@ -248,41 +249,14 @@ EOF
     wait_port "$DPID" 127.0.0.1 "$PORT_MNT" "$1"
 }
 
-# start_ganesha NAME EXPORT_DIR: as bench/run.sh runs it (its comments say
-# why each setting); sets PORT_NFS PORT_MNT GPID.
+# start_ganesha NAME EXPORT_DIR: configured as for bench/run.sh (bench/lib.sh);
+# sets PORT_NFS PORT_MNT GPID.
 start_ganesha() {
     local dir=$tmp/$1
     mkdir -p "$dir/recovery"
     read -r PORT_NFS PORT_MNT < <(free_ports 2)
-    cc -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC -o "$dir/norpcbind.so" bench/peer/norpcbind.c
-    cat >"$dir/ganesha.conf" <<EOF
-NFS_CORE_PARAM {
-    NFS_Port = $PORT_NFS;
-    MNT_Port = $PORT_MNT;
-    Bind_Addr = 127.0.0.1;
-    Protocols = 3;
-    Enable_NLM = false;
-    Enable_RQUOTA = false;
-    Enable_UDP = false;
-    Mount_Path_Pseudo = true;
-}
-NFSV4 {
-    RecoveryRoot = "$dir/recovery";
-    Graceless = true;
-}
-EXPORT {
-    Export_Id = 1;
-    Path = "$2";
-    Pseudo = "/bench";
-    Access_Type = RO;
-    Squash = No_Root_Squash;
-    Protocols = 3;
-    Transports = TCP;
-    SecType = sys;
-    CLIENT { Clients = 127.0.0.0/8; Access_Type = RO; }
-    FSAL { Name = VFS; }
-}
-EOF
+    bench_norpcbind "$dir/norpcbind.so"
+    bench_ganesha_conf "$dir/ganesha.conf" "$PORT_NFS" "$PORT_MNT" "$2" "$dir/recovery"
     LD_PRELOAD=$dir/norpcbind.so ganesha.nfsd -F -L "$tmp/$1.log" -f "$dir/ganesha.conf" \
         -p "$dir/ganesha.pid" &
     GPID=$!

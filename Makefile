@@ -151,9 +151,14 @@ check: deps
 	@BNFS_SAN=1 tests/run.sh build-san
 
 # Benchmarks against nfs-ganesha (needs root: ganesha's VFS FSAL opens by handle).
-bench: $(B)/bench/nfsbench $(PROGS)
+# make bench [BENCH="meta cache"] [BENCH_ARGS=...] [CACHE_BENCH_ARGS=...]
+# meta: bench/run.sh (metadata ops vs ganesha); cache: bench/cache.sh (the
+# read path: cached reads vs ganesha, cold reads through a shaped link).
+BENCH ?= meta cache
+bench: $(B)/bench/nfsbench $(B)/bench/shapeproxy $(PROGS)
 	@tools/install-deps.sh bench
-	@bench/run.sh $(BENCH_ARGS)
+	$(if $(filter meta,$(BENCH)),@bench/run.sh $(BENCH_ARGS))
+	$(if $(filter cache,$(BENCH)),@bench/cache.sh $(CACHE_BENCH_ARGS))
 
 # ---- Installing
 #

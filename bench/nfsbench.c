@@ -8,6 +8,9 @@
  *   lookup    LOOKUP of those files' names in that directory (all hits)
  *   readdirplus  full listing of a large directory, cookie by cookie
  *   read      sequential READ of one large file, wrapping at EOF
+ *   seqread, randread, multiread, smallfiles
+ *             reads over several connections (-C), as nconnect mounts
+ *             make them: see "multi-connection tests" below
  *
  * getattr and lookup run twice: with `depth` requests in flight on the one
  * connection (the Linux client multiplexes a mount over a single socket the
@@ -61,6 +64,7 @@
 #define BENCH_MAX_IO           (1024u * 1024) /* Linux NFS_MAX_FILE_IO_SIZE */
 #define BENCH_MIN_IO           1024u          /* Linux NFS_MIN_FILE_IO_SIZE */
 #define BENCH_DEF_IO           4096u          /* Linux NFS_DEF_FILE_IO_SIZE */
+#define BENCH_MAX_CONNS        16             /* Linux nconnect allows 16 */
 
 /*
  * libnfs decodes replies into memory that is only 4-byte aligned (its
@@ -87,6 +91,11 @@ struct bench_conf {
     uint32_t rdp_maxcount;   /* 0: like Linux, from FSINFO */
     const char *big_file;    /* relative to the export root */
     const char *tests;       /* comma-separated test names */
+    unsigned conns;          /* connections of the multi-connection tests */
+    bool once;               /* seqread: one pass, stop at EOF */
+    uint32_t rand_io;        /* randread request size */
+    unsigned streams;        /* multiread: files read at once */
+    unsigned stream_depth;   /* multiread: requests in flight per file */
 };
 
 enum bench_op { BENCH_GETATTR, BENCH_LOOKUP, BENCH_READ };
@@ -138,7 +147,8 @@ struct bench_listing {
     unsigned max_names;
     unsigned nnames;
     char **names;
-    nfs_fh3 *fhs; /* data_len 0 when the server sent no handle */
+    nfs_fh3 *fhs;    /* data_len 0 when the server sent no handle */
+    uint64_t *sizes; /* from the entry's attributes */
 };
 
 /* A synchronous setup call: connect, MNT, LOOKUP, GETATTR, FSINFO. */
@@ -161,6 +171,7 @@ struct bench {
     unsigned nfiles;
     char **names;
     nfs_fh3 *fhs;
+    uint64_t *sizes;
     /*
      * State of the request in flight, kept here rather than on the stack:
      * after a timeout the request is still queued, and rpc_destroy_context
@@ -692,7 +703,12 @@ static void bench_rdp_cb(struct rpc_context *rpc, int status, void *data, void *
         l->entries++;
         if (!l->collect || l->nnames >= l->max_names)
             continue;
-        if (!e->name_attributes.attributes_follow ||
+        /*
+         * Entries without attributes are kept and looked up later: a server
+         * may leave out what it only guessed (bucketnfs does for objects an
+         * S3 listing named).
+         */
+        if (e->name_attributes.attributes_follow &&
             e->name_attributes.post_op_attr_u.attributes.type != NF3REG)
             continue;
         l->names[l->nnames] = strdup(e->name);
@@ -701,6 +717,9 @@ static void bench_rdp_cb(struct rpc_context *rpc, int status, void *data, void *
             return;
         }
         memset(&l->fhs[l->nnames], 0, sizeof(l->fhs[l->nnames]));
+        l->sizes[l->nnames] = e->name_attributes.attributes_follow
+                                  ? e->name_attributes.post_op_attr_u.attributes.size
+                                  : UINT64_MAX;
         if (e->name_handle.handle_follows) {
             int err = bench_fh_copy(&l->fhs[l->nnames], &e->name_handle.post_op_fh3_u.handle);
 
@@ -800,9 +819,11 @@ static int bench_setup_files(struct bench *b)
     l->max_names = b->conf.max_files;
     l->names = calloc(l->max_names, sizeof(*l->names));
     l->fhs = calloc(l->max_names, sizeof(*l->fhs));
+    l->sizes = calloc(l->max_names, sizeof(*l->sizes));
     b->names = l->names;
     b->fhs = l->fhs;
-    if (l->names == NULL || l->fhs == NULL)
+    b->sizes = l->sizes;
+    if (l->names == NULL || l->fhs == NULL || l->sizes == NULL)
         return ENOMEM;
     err = bench_list(b, &b->files_fh, l, BENCH_SETUP_SECONDS);
     b->nfiles = l->nnames;
@@ -813,13 +834,21 @@ static int bench_setup_files(struct bench *b)
         fprintf(stderr, "nfsbench: no regular files in %s\n", b->conf.files_dir);
         return ENOENT;
     }
-    /* A server may leave name_handle out (RFC 1813 3.3.17): look it up. */
+    /*
+     * A server may leave name_handle or name_attributes out (RFC 1813
+     * 3.3.17): look those up.
+     */
     for (i = 0; i < b->nfiles; i++) {
-        if (b->fhs[i].data.data_len != 0)
+        nfs_fh3 fh = {0};
+
+        if (b->fhs[i].data.data_len != 0 && b->sizes[i] != UINT64_MAX)
             continue;
-        err = bench_lookup(b, &b->files_fh, b->names[i], &b->fhs[i], NULL);
+        b->sizes[i] = 0;
+        err = bench_lookup(b, &b->files_fh, b->names[i], &fh, &b->sizes[i]);
         if (err)
             return err;
+        bench_fh_free(&b->fhs[i]);
+        b->fhs[i] = fh;
     }
     printf("files_used %u\n", b->nfiles);
     return 0;
@@ -925,6 +954,461 @@ out:
     return err;
 }
 
+/* ---- multi-connection tests ------------------------------------------- */
+
+/*
+ * seqread, randread, multiread and smallfiles spread their requests over
+ * conf.conns connections, as a Linux mount with nconnect=N does: slot j of
+ * conns x read_depth slots always uses connection j % conns, so each
+ * connection has read_depth requests in flight at most.
+ *
+ *   seqread    one file (-b), READs of rsize from offset 0 onwards taken
+ *              by whichever slot is free; wraps at EOF, or with -O stops
+ *              there (one pass: what a cold read measures)
+ *   randread   one file (-b), READs of -I bytes at random aligned offsets
+ *   multiread  the first -S regular files of -f, each read once to EOF by
+ *              -W slots of its own (a reader with its read-ahead); slots
+ *              are dealt to connections round-robin
+ *   smallfiles the regular files of -f in turn: LOOKUP by name, then READ
+ *              to EOF; each slot opens the next file when it is done; with
+ *              -O every file once
+ *
+ * All stop issuing at conf.seconds; what is in flight must come back
+ * within BENCH_DRAIN_SECONDS.  A READ that returns fewer bytes than asked
+ * before EOF is an error: it would inflate the numbers.
+ */
+enum bench_mmode { BENCH_M_SEQ, BENCH_M_RAND, BENCH_M_MULTI, BENCH_M_SMALL };
+
+struct bench_mrun;
+
+struct bench_mslot {
+    struct bench_mrun *m;
+    unsigned conn;
+    unsigned stream; /* multiread: the file; smallfiles: the file in progress */
+    bool active;     /* a request in flight */
+    bool looking_up; /* smallfiles: the LOOKUP, not a READ */
+    nfs_fh3 fh;      /* smallfiles: the handle LOOKUP returned (owned) */
+    uint64_t off;    /* offset of the READ in flight */
+    uint32_t count;  /* bytes it asked for */
+    double t0;
+};
+
+struct bench_mstream {
+    uint64_t next; /* next offset to issue */
+};
+
+struct bench_mrun {
+    struct bench *b;
+    enum bench_mmode mode;
+    unsigned conns;
+    struct rpc_context *rpc[BENCH_MAX_CONNS];
+    unsigned nslots;
+    struct bench_mslot *slots;
+    unsigned nstreams;
+    struct bench_mstream *streams;
+    nfs_fh3 file; /* seqread, randread */
+    uint64_t file_size;
+    uint32_t io_size;
+    uint64_t cursor;      /* seqread: next offset; smallfiles: next file number */
+    bool once;            /* seqread: stop at EOF */
+    uint64_t rng;         /* randread */
+    bool stop;
+    int err;
+    unsigned inflight;
+    uint64_t ops, bytes, files;
+    double t_start, t_last, deadline;
+    uint32_t *lat;
+    uint64_t lat_over;
+};
+
+static uint64_t bench_rand(uint64_t *s)
+{
+    /* splitmix64: a different, reproducible offset sequence per seed */
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void bench_mfail(struct bench_mrun *m, int err, const char *what)
+{
+    if (m->err == 0) {
+        fprintf(stderr, "nfsbench: %s: %s\n", what, strerror(err));
+        m->err = err;
+    }
+    m->stop = true;
+}
+
+static int bench_missue(struct bench_mslot *s);
+
+static void bench_mlat(struct bench_mrun *m, double t0, double t)
+{
+    double us = (t - t0) * 1e6;
+
+    if (us < BENCH_LAT_BUCKETS)
+        m->lat[(unsigned)us]++;
+    else if (us < BENCH_LAT_BUCKETS + 1000.0 * BENCH_SLOW_BUCKETS)
+        m->lat[BENCH_LAT_BUCKETS + (unsigned)((us - BENCH_LAT_BUCKETS) / 1000)]++;
+    else
+        m->lat_over++;
+}
+
+BENCH_READS_LIBNFS_REPLY
+static void bench_mread_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    struct bench_mslot *s = priv;
+    struct bench_mrun *m = s->m;
+    READ3res *res = data;
+    double t = bench_now();
+    bool more = false;
+
+    s->active = false;
+    m->inflight--;
+    if (status != RPC_STATUS_SUCCESS) {
+        bench_mfail(m, EIO, status == RPC_STATUS_ERROR ? (char *)data : "READ cancelled");
+        return;
+    }
+    if (res->status != NFS3_OK) {
+        bench_mfail(m, bench_nfs_errno(res->status), "READ");
+        return;
+    }
+    {
+        uint32_t got = res->READ3res_u.resok.count;
+        bool eof = res->READ3res_u.resok.eof;
+
+        if (got < s->count && !eof) {
+            fprintf(stderr, "nfsbench: READ at %" PRIu64 " returned %u of %u bytes before EOF\n",
+                    s->off, got, s->count);
+            bench_mfail(m, EPROTO, "short READ");
+            return;
+        }
+        m->bytes += got;
+        m->ops++;
+        bench_mlat(m, s->t0, t);
+        m->t_last = t;
+        if (m->mode == BENCH_M_SMALL) {
+            if (eof || got == 0) {
+                m->files++;
+                bench_fh_free(&s->fh);
+            } else {
+                s->off += got;
+                more = true; /* the rest of this file */
+            }
+        }
+    }
+    if (t > m->deadline)
+        m->stop = true;
+    if (!m->stop) {
+        int err = more ? 0 : bench_missue(s);
+
+        if (more) {
+            READ3args args = {.file = s->fh, .offset = s->off, .count = m->io_size};
+
+            s->count = m->io_size;
+            s->t0 = bench_now();
+            if (rpc_nfs3_read_async(m->rpc[s->conn], bench_mread_cb, &args, s) != 0)
+                err = EIO;
+            else {
+                s->active = true;
+                m->inflight++;
+            }
+        }
+        if (err)
+            bench_mfail(m, err, "queueing a request");
+    }
+}
+
+BENCH_READS_LIBNFS_REPLY
+static void bench_mlookup_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    struct bench_mslot *s = priv;
+    struct bench_mrun *m = s->m;
+    LOOKUP3res *res = data;
+    int err;
+
+    s->active = false;
+    m->inflight--;
+    if (status != RPC_STATUS_SUCCESS) {
+        bench_mfail(m, EIO, status == RPC_STATUS_ERROR ? (char *)data : "LOOKUP cancelled");
+        return;
+    }
+    if (res->status != NFS3_OK) {
+        bench_mfail(m, bench_nfs_errno(res->status), "LOOKUP");
+        return;
+    }
+    m->ops++;
+    err = bench_fh_copy(&s->fh, &res->LOOKUP3res_u.resok.object);
+    if (err) {
+        bench_mfail(m, err, "LOOKUP handle");
+        return;
+    }
+    /* The file is opened: read it even past the deadline, so files/s counts whole files. */
+    {
+        READ3args args = {.file = s->fh, .offset = 0, .count = m->io_size};
+
+        s->looking_up = false;
+        s->off = 0;
+        s->count = m->io_size;
+        s->t0 = bench_now();
+        if (rpc_nfs3_read_async(m->rpc[s->conn], bench_mread_cb, &args, s) != 0) {
+            bench_mfail(m, EIO, "queueing a READ");
+            return;
+        }
+        s->active = true;
+        m->inflight++;
+    }
+}
+
+/*
+ * Give slot s its next request, if there is one.  Returns 0 (also when
+ * there is nothing left for it to do) or errno.
+ */
+static int bench_missue(struct bench_mslot *s)
+{
+    struct bench_mrun *m = s->m;
+    struct bench *b = m->b;
+    struct rpc_context *rpc = m->rpc[s->conn];
+    READ3args args = {.count = m->io_size};
+
+    switch (m->mode) {
+    case BENCH_M_SEQ:
+        if (m->cursor >= m->file_size) {
+            if (m->once)
+                return 0;
+            m->cursor = 0; /* another pass over the file */
+        }
+        args.file = m->file;
+        args.offset = m->cursor;
+        m->cursor += m->io_size;
+        break;
+    case BENCH_M_RAND: {
+        uint64_t nblocks = m->file_size / m->io_size;
+
+        args.file = m->file;
+        args.offset = nblocks ? (bench_rand(&m->rng) % nblocks) * m->io_size : 0;
+        break;
+    }
+    case BENCH_M_MULTI: {
+        struct bench_mstream *st = &m->streams[s->stream];
+
+        if (st->next >= b->sizes[s->stream])
+            return 0; /* this file is read: the slot retires */
+        args.file = b->fhs[s->stream];
+        args.offset = st->next;
+        st->next += m->io_size;
+        break;
+    }
+    case BENCH_M_SMALL: {
+        LOOKUP3args la;
+
+        if (m->once && m->cursor >= b->nfiles)
+            return 0; /* every file read once */
+        s->stream = (unsigned)(m->cursor++ % b->nfiles);
+        la.what.dir = b->files_fh;
+        la.what.name = b->names[s->stream];
+        s->looking_up = true;
+        s->t0 = bench_now();
+        if (rpc_nfs3_lookup_async(rpc, bench_mlookup_cb, &la, s) != 0)
+            return EIO;
+        s->active = true;
+        m->inflight++;
+        return 0;
+    }
+    }
+    s->off = args.offset;
+    s->count = m->io_size;
+    if (m->mode == BENCH_M_SEQ || m->mode == BENCH_M_MULTI) {
+        uint64_t size = m->mode == BENCH_M_SEQ ? m->file_size : b->sizes[s->stream];
+
+        if (size - args.offset < s->count)
+            s->count = (uint32_t)(size - args.offset);
+    }
+    s->t0 = bench_now();
+    if (rpc_nfs3_read_async(rpc, bench_mread_cb, &args, s) != 0)
+        return EIO;
+    s->active = true;
+    m->inflight++;
+    return 0;
+}
+
+/* Service every connection once (at most 100 ms).  Returns 0 or errno. */
+static int bench_mpoll(struct bench_mrun *m)
+{
+    struct pollfd pfd[BENCH_MAX_CONNS];
+    unsigned i;
+    int n;
+
+    for (i = 0; i < m->conns; i++)
+        pfd[i] = (struct pollfd){.fd = rpc_get_fd(m->rpc[i]),
+                                 .events = (short)rpc_which_events(m->rpc[i])};
+    n = poll(pfd, m->conns, 100);
+    if (n < 0)
+        return errno == EINTR ? 0 : errno;
+    for (i = 0; i < m->conns; i++) {
+        if (rpc_service(m->rpc[i], n > 0 ? pfd[i].revents : 0) < 0) {
+            fprintf(stderr, "nfsbench: connection %u failed: %s\n", i, rpc_get_error(m->rpc[i]));
+            return ECONNRESET;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Run one multi-connection test on m (mode, conns, slots and the mode's
+ * fields set; connections open).  Returns 0 or errno.
+ */
+static int bench_mrun_go(struct bench_mrun *m)
+{
+    double hard;
+    unsigned i;
+
+    memset(m->lat, 0, (BENCH_LAT_BUCKETS + BENCH_SLOW_BUCKETS) * sizeof(*m->lat));
+    m->t_start = m->t_last = bench_now();
+    m->deadline = m->t_start + m->b->conf.seconds;
+    hard = m->deadline + BENCH_DRAIN_SECONDS;
+    for (i = 0; i < m->nslots && !m->stop; i++) {
+        int err = bench_missue(&m->slots[i]);
+
+        if (err)
+            bench_mfail(m, err, "queueing a request");
+    }
+    while (m->inflight > 0) {
+        double t = bench_now();
+        int err;
+
+        if (t > m->deadline)
+            m->stop = true;
+        if (t > hard) {
+            fprintf(stderr, "nfsbench: %u requests unanswered %.0f s after the deadline\n",
+                    m->inflight, BENCH_DRAIN_SECONDS);
+            return ETIMEDOUT;
+        }
+        err = bench_mpoll(m);
+        if (err)
+            return err;
+    }
+    return m->err;
+}
+
+/* Latency at quantile q of the last multi-connection run, microseconds. */
+static double bench_mquantile(const struct bench_mrun *m, double q)
+{
+    struct bench_run r = {.completed = m->ops, .lat = m->lat};
+
+    return bench_run_quantile(&r, q);
+}
+
+static int bench_test_multi(struct bench *b, enum bench_mmode mode, const char *name)
+{
+    struct bench_mrun *m;
+    unsigned i;
+    int err = 0;
+
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return ENOMEM;
+    m->b = b;
+    m->mode = mode;
+    m->conns = b->conf.conns;
+    m->lat = b->run.lat;
+    m->rng = 0x62756e6673ull; /* fixed: both servers get the same offsets */
+    m->once = b->conf.once;
+    m->io_size = mode == BENCH_M_RAND ? b->conf.rand_io : bench_block_size(b->rtmax);
+    if (mode == BENCH_M_SEQ || mode == BENCH_M_RAND) {
+        err = bench_resolve(b, b->conf.big_file, &m->file, &m->file_size);
+        if (err)
+            goto out;
+        if (m->file_size < m->io_size) {
+            fprintf(stderr, "nfsbench: %s is smaller than one READ\n", b->conf.big_file);
+            err = EINVAL;
+            goto out;
+        }
+    } else {
+        err = bench_setup_files(b);
+        if (err)
+            goto out;
+    }
+    if (mode == BENCH_M_MULTI) {
+        m->nstreams = b->conf.streams < b->nfiles ? b->conf.streams : b->nfiles;
+        m->nslots = m->nstreams * b->conf.stream_depth;
+    } else {
+        m->nslots = m->conns * b->conf.read_depth;
+    }
+    m->slots = calloc(m->nslots, sizeof(*m->slots));
+    m->streams = calloc(m->nstreams ? m->nstreams : 1, sizeof(*m->streams));
+    if (m->slots == NULL || m->streams == NULL) {
+        err = ENOMEM;
+        goto out;
+    }
+    for (i = 0; i < m->nslots; i++) {
+        m->slots[i].m = m;
+        m->slots[i].conn = i % m->conns;
+        if (mode == BENCH_M_MULTI)
+            m->slots[i].stream = i / b->conf.stream_depth;
+    }
+    for (i = 0; i < m->conns; i++) {
+        m->rpc[i] = rpc_init_context();
+        if (m->rpc[i] == NULL) {
+            err = ENOMEM;
+            goto out;
+        }
+        err = bench_connect(b, m->rpc[i], b->conf.nfs_port, NFS_PROGRAM, NFS_V3);
+        if (err)
+            goto out;
+    }
+    err = bench_mrun_go(m);
+    if (err)
+        goto out;
+    {
+        double el = m->t_last - m->t_start;
+        double mib = (double)m->bytes / (1024.0 * 1024.0);
+
+        printf("%s_conns %u\n%s_in_flight %u\n%s_io_size %u\n", name, m->conns, name, m->nslots,
+               name, m->io_size);
+        printf("%s_bytes %" PRIu64 "\n%s_seconds %.3f\n", name, m->bytes, name, el);
+        printf("%s_mib_per_s %.1f\n", name, el > 0 ? mib / el : 0);
+        if (mode == BENCH_M_RAND) {
+            printf("%s_ops_per_s %.0f\n", name, el > 0 ? (double)m->ops / el : 0);
+            printf("%s_lat_p50_us %.1f\n", name, bench_mquantile(m, 0.50));
+            printf("%s_lat_p99_us %.1f\n", name, bench_mquantile(m, 0.99));
+        }
+        if (mode == BENCH_M_SMALL)
+            printf("%s_files_per_s %.0f\n%s_files %" PRIu64 "\n", name,
+                   el > 0 ? (double)m->files / el : 0, name, m->files);
+        if (mode == BENCH_M_MULTI)
+            printf("%s_streams %u\n", name, m->nstreams);
+        if (mode == BENCH_M_SEQ && m->once && m->bytes != m->file_size) {
+            fprintf(stderr, "nfsbench: %s: read %" PRIu64 " of %" PRIu64 " bytes in %.0f s\n",
+                    name, m->bytes, m->file_size, b->conf.seconds);
+            err = ETIMEDOUT;
+        }
+        if (mode == BENCH_M_MULTI) {
+            uint64_t want = 0;
+
+            for (i = 0; i < m->nstreams; i++)
+                want += b->sizes[i];
+            if (m->bytes != want) {
+                fprintf(stderr, "nfsbench: %s: read %" PRIu64 " of %" PRIu64 " bytes in %.0f s\n",
+                        name, m->bytes, want, b->conf.seconds);
+                err = ETIMEDOUT;
+            }
+        }
+        fflush(stdout);
+    }
+out:
+    /* Contexts first: cancelled requests call back into the slots. */
+    for (i = 0; i < m->conns; i++)
+        if (m->rpc[i] != NULL)
+            rpc_destroy_context(m->rpc[i]);
+    for (i = 0; i < m->nslots && m->slots != NULL; i++)
+        bench_fh_free(&m->slots[i].fh);
+    bench_fh_free(&m->file);
+    free(m->slots);
+    free(m->streams);
+    free(m);
+    return err;
+}
+
 static bool bench_wants(const struct bench *b, const char *test)
 {
     const char *p = b->conf.tests;
@@ -944,7 +1428,8 @@ static void bench_usage(FILE *f)
 {
     fprintf(f, "usage: nfsbench -p NFS_PORT -m MOUNT_PORT -e EXPORT [options]\n"
                "  -s HOST      server address (127.0.0.1)\n"
-               "  -T TESTS     comma list of getattr,lookup,readdirplus,read\n"
+               "  -T TESTS     comma list of getattr,lookup,readdirplus,read,\n"
+               "               seqread,randread,multiread,smallfiles\n"
                "               (default: every test whose path is given)\n"
                "  -f DIR       directory of files for getattr/lookup, relative to the export\n"
                "  -N COUNT     use at most COUNT of its files (10000)\n"
@@ -956,7 +1441,14 @@ static void bench_usage(FILE *f)
                "  -q DEPTH     requests in flight for getattr/lookup (32); also runs at 1\n"
                "  -Q DEPTH     requests in flight for read (8)\n"
                "  -t SECONDS   time limit per test (10)\n"
-               "  -n OPS       operation limit per test (5000000)\n");
+               "  -n OPS       operation limit per test (5000000)\n"
+               "  -C CONNS     connections of seqread/randread/multiread/smallfiles (1);\n"
+               "               each has -Q requests in flight (multiread: -S x -W in all)\n"
+               "  -O           seqread: one pass, stop at EOF (fails unless it gets there);\n"
+               "               smallfiles: each file once\n"
+               "  -I BYTES     randread request size (4096)\n"
+               "  -S STREAMS   multiread: files of -f read at once, each once to EOF (64)\n"
+               "  -W DEPTH     multiread: requests in flight per file (2)\n");
 }
 
 static int bench_parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -992,8 +1484,12 @@ int main(int argc, char **argv)
                                   .seconds = 10,
                                   .max_ops = 5000000,
                                   .max_files = 10000,
-                                  .passes = 3};
-    while ((opt = getopt(argc, argv, "s:p:m:e:T:f:N:D:E:P:M:b:q:Q:t:n:h")) != -1) {
+                                  .passes = 3,
+                                  .conns = 1,
+                                  .rand_io = 4096,
+                                  .streams = 64,
+                                  .stream_depth = 2};
+    while ((opt = getopt(argc, argv, "s:p:m:e:T:f:N:D:E:P:M:b:q:Q:t:n:C:OI:S:W:h")) != -1) {
         err = 0;
         switch (opt) {
         case 's': b->conf.server = optarg; break;
@@ -1054,6 +1550,31 @@ int main(int argc, char **argv)
             if (err == 0)
                 b->conf.max_ops = v;
             break;
+        case 'C':
+            if ((err = bench_parse_uint(optarg, BENCH_MAX_CONNS, &v)) == 0 && v == 0)
+                err = EINVAL;
+            if (err == 0)
+                b->conf.conns = (unsigned)v;
+            break;
+        case 'O': b->conf.once = true; break;
+        case 'I':
+            if ((err = bench_parse_uint(optarg, BENCH_MAX_IO, &v)) == 0 && v < 512)
+                err = EINVAL;
+            if (err == 0)
+                b->conf.rand_io = (uint32_t)v;
+            break;
+        case 'S':
+            if ((err = bench_parse_uint(optarg, 1024, &v)) == 0 && v == 0)
+                err = EINVAL;
+            if (err == 0)
+                b->conf.streams = (unsigned)v;
+            break;
+        case 'W':
+            if ((err = bench_parse_uint(optarg, 64, &v)) == 0 && v == 0)
+                err = EINVAL;
+            if (err == 0)
+                b->conf.stream_depth = (unsigned)v;
+            break;
         case 'h':
             bench_usage(stdout);
             status = 0;
@@ -1090,6 +1611,17 @@ int main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    if ((bench_wants(b, "seqread") || bench_wants(b, "randread")) && b->conf.big_file == NULL) {
+        fprintf(stderr, "nfsbench: seqread and randread need -b FILE\n");
+        status = 2;
+        goto out;
+    }
+    if ((bench_wants(b, "multiread") || bench_wants(b, "smallfiles")) &&
+        b->conf.files_dir == NULL) {
+        fprintf(stderr, "nfsbench: multiread and smallfiles need -f DIR\n");
+        status = 2;
+        goto out;
+    }
     if (bench_wants(b, "read") && b->conf.big_file == NULL) {
         fprintf(stderr, "nfsbench: read needs -b FILE\n");
         status = 2;
@@ -1123,6 +1655,14 @@ int main(int argc, char **argv)
         goto fail;
     if (bench_wants(b, "read") && (err = bench_test_read(b)))
         goto fail;
+    if (bench_wants(b, "seqread") && (err = bench_test_multi(b, BENCH_M_SEQ, "seqread")))
+        goto fail;
+    if (bench_wants(b, "randread") && (err = bench_test_multi(b, BENCH_M_RAND, "randread")))
+        goto fail;
+    if (bench_wants(b, "multiread") && (err = bench_test_multi(b, BENCH_M_MULTI, "multiread")))
+        goto fail;
+    if (bench_wants(b, "smallfiles") && (err = bench_test_multi(b, BENCH_M_SMALL, "smallfiles")))
+        goto fail;
     status = 0;
     goto out;
 fail:
@@ -1137,6 +1677,7 @@ out:
     }
     free(b->names);
     free(b->fhs);
+    free(b->sizes);
     bench_fh_free(&b->files_fh);
     bench_fh_free(&b->root);
     bench_fh_free(&b->call.fh);

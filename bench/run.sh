@@ -29,6 +29,7 @@ set -euo pipefail
 caller_dir=$PWD
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
+. bench/lib.sh
 
 peer_only=0
 calibrate=0
@@ -192,39 +193,8 @@ mnt_ports=()
 start_ganesha() {
     local dir=$tmp/$1
     mkdir -p "$dir/recovery"
-    cc -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC \
-        -o "$dir/norpcbind.so" bench/peer/norpcbind.c
-    # Defaults as shipped except what running here needs: NFSv3 on TCP
-    # only, fixed ports, no NLM/RQUOTA (both need rpcbind), MNT of the
-    # pseudo path so both servers mount "/bench", a private recovery dir.
-    cat >"$dir/ganesha.conf" <<EOF
-NFS_CORE_PARAM {
-    NFS_Port = $2;
-    MNT_Port = $3;
-    Bind_Addr = 127.0.0.1;
-    Protocols = 3;
-    Enable_NLM = false;
-    Enable_RQUOTA = false;
-    Enable_UDP = false;
-    Mount_Path_Pseudo = true;
-}
-NFSV4 {
-    RecoveryRoot = "$dir/recovery";
-    Graceless = true;
-}
-EXPORT {
-    Export_Id = 1;
-    Path = "$bucket";
-    Pseudo = "/bench";
-    Access_Type = RO;
-    Squash = No_Root_Squash;
-    Protocols = 3;
-    Transports = TCP;
-    SecType = sys;
-    CLIENT { Clients = 127.0.0.0/8; Access_Type = RO; }
-    FSAL { Name = VFS; }
-}
-EOF
+    bench_norpcbind "$dir/norpcbind.so"
+    bench_ganesha_conf "$dir/ganesha.conf" "$2" "$3" "$bucket" "$dir/recovery"
     LD_PRELOAD=$dir/norpcbind.so ganesha.nfsd -F -L "$dir/ganesha.log" \
         -f "$dir/ganesha.conf" -p "$dir/ganesha.pid" &
     pids+=($!)

@@ -12,7 +12,12 @@ test_pkgs=(libnfs-utils clang libclang-rt-14-dev python3 python3-pip python3-bot
            qemu-system-x86 busybox-static cpio kmod rpcbind curl iproute2 util-linux libc6-dev python3-boto3
            python3-prometheus-client
            systemd man-db groff-base) # the last three: tests/integration/install.sh
-bench_pkgs=(nfs-ganesha nfs-ganesha-vfs)
+bench_pkgs=(nfs-ganesha nfs-ganesha-vfs iperf3)
+# bench/cache.sh runs s3rver (npm ci in bench/s3emu): node and npm, from
+# Debian unless the machine already has them from elsewhere.
+if [ "${1:-build}" = bench ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+    bench_pkgs+=(nodejs npm)
+fi
 
 case "${1:-build}" in
     build) want=("${build_pkgs[@]}") ;;

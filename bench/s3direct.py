@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""s3direct.py - read or fill an S3 bucket directly, for bench/cache.sh: the
+peers a gateway's cold reads are measured against.
+
+    s3direct.py ENDPOINT BUCKET upload DIR
+        upload every file under DIR as the key of its relative path
+        (multipart above 64 MiB, 8 threads)
+    s3direct.py ENDPOINT BUCKET parallel KEY THREADS CHUNK_MB
+        boto3 download_fileobj of KEY with THREADS threads, each a ranged GET
+        of CHUNK_MB: the best a direct reader does through one link
+    s3direct.py ENDPOINT BUCKET single KEY
+        one GET of the whole of KEY, read as it arrives: one S3 connection
+    s3direct.py ENDPOINT BUCKET files PREFIX COUNT
+        COUNT threads, each one GET of one of the first COUNT keys under
+        PREFIX, all at once
+
+Prints "name value" lines (bytes, seconds, mib_per_s, cpu_s_per_gib); exits 1 when fewer
+bytes arrived than the objects hold.  Credentials come from the environment
+(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); path-style addressing.
+Every request has connect and read timeouts, so no read hangs.
+"""
+import os
+import resource
+import sys
+import threading
+import time
+
+import boto3
+import botocore.config
+from boto3.s3.transfer import TransferConfig
+
+MIB = 1024 * 1024
+
+
+class Sink:
+    """A write-only file object that counts bytes (download_fileobj writes in order to it)."""
+
+    def __init__(self):
+        self.bytes = 0
+
+    def write(self, data):
+        self.bytes += len(data)
+        return len(data)
+
+
+def client(endpoint, pool):
+    cfg = botocore.config.Config(s3={"addressing_style": "path"}, max_pool_connections=pool,
+                                 connect_timeout=10, read_timeout=60,
+                                 retries={"max_attempts": 3, "mode": "standard"})
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=cfg)
+
+
+def report(name, nbytes, seconds):
+    print("%s_bytes %d" % (name, nbytes))
+    print("%s_seconds %.3f" % (name, seconds))
+    print("%s_mib_per_s %.1f" % (name, nbytes / MIB / seconds if seconds > 0 else 0))
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU the reader spent (start-up included) per GiB it read: its cost on a shared machine.
+    print("%s_cpu_s_per_gib %.2f" % (name, (ru.ru_utime + ru.ru_stime) / (nbytes / MIB / 1024)
+                                     if nbytes else 0))
+    sys.stdout.flush()
+
+
+def upload(s3, bucket, root):
+    cfg = TransferConfig(multipart_threshold=64 * MIB, multipart_chunksize=64 * MIB,
+                         max_concurrency=8)
+    for dirpath, _, files in os.walk(root):
+        for f in sorted(files):
+            path = os.path.join(dirpath, f)
+            s3.upload_file(path, bucket, os.path.relpath(path, root), Config=cfg)
+
+
+def read_body(body, chunk=MIB):
+    n = 0
+    while True:
+        b = body.read(chunk)
+        if not b:
+            return n
+        n += len(b)
+
+
+def main():
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    endpoint, bucket, mode, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    if mode == "upload":
+        upload(client(endpoint, 16), bucket, args[0])
+        return
+    if mode == "parallel":
+        key, threads, chunk = args[0], int(args[1]), int(args[2]) * MIB
+        s3 = client(endpoint, threads)
+        size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        sink = Sink()
+        t0 = time.monotonic()
+        s3.download_fileobj(bucket, key, sink,
+                            Config=TransferConfig(multipart_threshold=chunk,
+                                                  multipart_chunksize=chunk,
+                                                  max_concurrency=threads))
+        report("parallel", sink.bytes, time.monotonic() - t0)
+        ok = sink.bytes == size
+    elif mode == "single":
+        key = args[0]
+        s3 = client(endpoint, 1)
+        size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        t0 = time.monotonic()
+        n = read_body(s3.get_object(Bucket=bucket, Key=key)["Body"])
+        report("single", n, time.monotonic() - t0)
+        ok = n == size
+    elif mode == "files":
+        prefix, count = args[0], int(args[1])
+        s3 = client(endpoint, count)
+        objs = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=count).get("Contents", [])
+        want = sum(o["Size"] for o in objs)
+        got = [0] * len(objs)
+        errs = []
+
+        def one(i):
+            try:
+                got[i] = read_body(s3.get_object(Bucket=bucket, Key=objs[i]["Key"])["Body"])
+            except Exception as e:  # reported below: the run fails
+                errs.append(repr(e))
+
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(len(objs))]
+        t0 = time.monotonic()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(600)
+        report("files", sum(got), time.monotonic() - t0)
+        print("files_count %d" % len(objs))
+        ok = not errs and sum(got) == want and len(objs) == count
+        if errs:
+            print("s3direct: %s" % errs[0], file=sys.stderr)
+    else:
+        sys.exit(__doc__)
+    if not ok:
+        print("s3direct: %s read fewer bytes than the object holds" % mode, file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -147,17 +147,20 @@ int main(int argc, char **argv)
     const char *path = argv[3];
 
     if (strcmp(argv[2], "version") == 0) {
+        int rc = 0;
         long n = read_whole(nfs, path, buf, cap);
         if (n < 0) {
             fprintf(stderr, "read %s: %s\n", path, strerror((int)-n));
-            return 2;
-        }
-        if (which(buf, (size_t)n, &v, msg, sizeof(msg))) {
+            rc = 2;
+        } else if (which(buf, (size_t)n, &v, msg, sizeof(msg))) {
             printf("%s\n", msg);
-            return 1;
+            rc = 1;
+        } else {
+            printf("%lu\n", v);
         }
-        printf("%lu\n", v);
-        return 0;
+        nfs_destroy_context(nfs);
+        free(buf);
+        return rc;
     }
 
     trace = getenv("BNFS_IT_TRACE") && strcmp(getenv("BNFS_IT_TRACE"), "1") == 0;

@@ -70,6 +70,8 @@ static const struct conf_key {
     {"cache", "readahead_max", "64M", OPT},
     {"cache", "prefetch_budget", "256M", OPT},
     {"cache", "fetch_max", "64", OPT},
+    {"cache", "dirty_max", "0", OPT},
+    {"cache", "upload_threads", "4", OPT},
 
     {"store", "name", NULL, REQ},
     {"store", "type", NULL, REQ},
@@ -107,6 +109,8 @@ static const struct conf_key {
     {"export", "gid", "0", OPT},
     {"export", "shuffle", "false", OPT},
     {"export", "secure", "false", OPT},
+    {"export", "writeback_delay", "5", OPT},
+    {"export", "rename_dir_max", "10000", OPT},
 
     {"client", "match", NULL, REQ},
     {"client", "access", NULL, OPT},
@@ -815,6 +819,12 @@ static int parse_export(struct pctx *p, const config_setting_t *g, const struct 
         return rc;
     if ((rc = get_bool(p, g, "export", "shuffle", &x->shuffle)))
         return rc;
+    if ((rc = get_int(p, g, "export", "writeback_delay", 0, 86400, &n)))
+        return rc;
+    x->writeback_delay = (unsigned)n;
+    if ((rc = get_int(p, g, "export", "rename_dir_max", 0, 10000000, &n)))
+        return rc;
+    x->rename_dir_max = (unsigned)n;
     return 0;
 }
 
@@ -1052,6 +1062,22 @@ static int parse_cache(struct pctx *p, config_setting_t *root, struct conf_cache
     if ((rc = get_int(p, g, "cache", "fetch_max", 1, 1024, &n)))
         return rc;
     cc->fetch_max = (unsigned)n;
+    if ((rc = get_size(p, g, "cache", "dirty_max", &cc->dirty_max, &w)))
+        return rc;
+    /* Dirty data takes its share of cache.size: the clean blocks get the rest. */
+    if (cc->dirty_max == 0) {
+        cc->dirty_max = cc->size / 4;
+        if (cc->size - cc->dirty_max < min_size)
+            cc->dirty_max = cc->size - min_size;
+    } else if (cc->dirty_max > cc->size / 2)
+        return perr(p, w, "dirty_max: at most half the cache size (%llu bytes)",
+                    (unsigned long long)(cc->size / 2));
+    if (cc->size - cc->dirty_max < min_size)
+        return perr(p, w, "dirty_max: leaves the clean cache less than %llu bytes",
+                    (unsigned long long)min_size);
+    if ((rc = get_int(p, g, "cache", "upload_threads", 1, 256, &n)))
+        return rc;
+    cc->upload_threads = (unsigned)n;
     return 0;
 }
 

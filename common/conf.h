@@ -67,6 +67,8 @@ struct conf_export {
     uint32_t uid, gid;            /* owner of such objects (0, 0) */
     bool shuffle;                 /* read in shuffled epochs: once the cache is full, keep it */
     bool secure;                  /* calls only from privileged source ports (< 1024) */
+    unsigned writeback_delay;     /* seconds a written file stays quiet before upload (5) */
+    unsigned rename_dir_max;      /* objects a directory RENAME copies at most (10000) */
     int line;
 };
 
@@ -89,6 +91,8 @@ struct conf_cache {
     uint64_t readahead_max; /* bytes */
     uint64_t prefetch_budget; /* read-ahead + prefetch bytes in flight at most (256M) */
     unsigned fetch_max;       /* concurrent store requests of the cache (64) */
+    uint64_t dirty_max;       /* bytes of written, not yet uploaded data (size / 4) */
+    unsigned upload_threads;  /* concurrent uploads (4) */
 };
 
 struct conf_exports {

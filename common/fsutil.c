@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int fs_mkdirs(const char *path)
 {
@@ -22,5 +23,38 @@ int fs_mkdirs(const char *path)
     }
     if (mkdir(buf, 0700) != 0 && errno != EEXIST)
         return errno;
+    return 0;
+}
+
+int fs_pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+    size_t n = 0;
+    while (n < len) {
+        ssize_t r = pread(fd, (char *)buf + n, len - n, (off_t)(off + n));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return errno;
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    *got = n;
+    return 0;
+}
+
+int fs_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+    size_t n = 0;
+    while (n < len) {
+        ssize_t r = pwrite(fd, (const char *)buf + n, len - n, (off_t)(off + n));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return errno;
+        if (r == 0)
+            return EIO; /* no progress and no errno: do not spin */
+        n += (size_t)r;
+    }
     return 0;
 }

@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include "common/conf.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 
 #define XA_PERM "user.bucketnfs.file-permissions"
@@ -661,23 +662,6 @@ static int dir_head(struct objstore *s, const char *bucket, const char *key, str
     return done(s, "head", bucket, key, rc);
 }
 
-static int pread_all(int fd, void *buf, size_t len, uint64_t off, size_t *got)
-{
-    size_t n = 0;
-    while (n < len) {
-        ssize_t r = pread(fd, (char *)buf + n, len - n, (off_t)(off + n));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return errno;
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    *got = n;
-    return 0;
-}
-
 static int get_at(int dfd, const struct keypath *kp, uint64_t off, size_t len, void *buf,
                   size_t *got, struct obj_meta *meta, const char *if_match)
 {
@@ -725,7 +709,7 @@ static int get_at(int dfd, const struct keypath *kp, uint64_t off, size_t len, v
     }
     if (meta)
         *meta = m;
-    rc = pread_all(fd, buf, len, off, got);
+    rc = fs_pread_full(fd, buf, len, off, got);
     close(fd);
     return rc;
 }
@@ -1364,7 +1348,7 @@ static int open_upload(struct dirstore *d, const char *bucket, const char *key, 
     int ifd = openat(fd, "info", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     size_t got = 0;
     snprintf(want, sizeof(want), "%s\n%s\n", bucket, key);
-    rc = ifd < 0 ? errno : pread_all(ifd, have, sizeof(have) - 1, 0, &got);
+    rc = ifd < 0 ? errno : fs_pread_full(ifd, have, sizeof(have) - 1, 0, &got);
     if (ifd >= 0)
         close(ifd);
     if (!rc && (got != strlen(want) || memcmp(have, want, got) != 0))

@@ -92,6 +92,8 @@ static struct set_holder *set_build(struct export_ctx *x, const struct conf_expo
         }
         e->m.metadata_ttl = c->metadata_ttl;
         e->m.shuffle = c->shuffle;
+        e->m.writeback_delay = c->writeback_delay;
+        e->m.rename_dir_max = c->rename_dir_max;
         e->m.file_mode = c->file_mode;
         e->m.dir_mode = c->dir_mode;
         e->m.uid = c->uid;

@@ -23,6 +23,8 @@
 #include "meta/inode.h"
 
 struct cache;
+struct stage;
+struct wb;
 
 /*
  * One read in progress.  The caller owns the memory and fills the inputs;
@@ -33,6 +35,7 @@ struct meta_read {
     /* in */
     struct inode_table *t;
     struct cache *cache;
+    struct stage *stage;    /* bytes written here, not yet uploaded (NULL: none) */
     struct xfile *xf;       /* cross-file prefetch to tell (NULL: none) */
     const struct meta_export *e;
     struct inode_attr attr; /* the file's attributes as the caller found them */
@@ -71,5 +74,68 @@ struct cache_seg;
  * cached (or nothing is to be read): use meta_read.  Never waits.
  */
 int meta_read_segs(struct meta_read *r, struct cache_seg *segs, unsigned max, unsigned *n);
+
+/* ---- the write path ------------------------------------------------------------
+ *
+ * A file written here has its whole content in the stage (cache/stage.h)
+ * until it is uploaded (meta/writeback.h); reads of it come from there.
+ * Writing to a file that is only in the bucket first copies the object
+ * into the stage (through the cache), except when it is truncated to zero
+ * first (the usual overwrite: open with O_TRUNC).
+ *
+ * Durability: a WRITE or SETATTR with `sync` (FILE_SYNC / DATA_SYNC,
+ * SETATTR always) returns once its bytes and its table record are on disk;
+ * an UNSTABLE write once they are in the system's buffers (a kill -9 keeps
+ * them, a power cut may not), and meta_commit makes them durable.
+ *
+ * Errors: EAGAIN when the stage is at cache.dirty_max (NFS3ERR_JUKEBOX: the
+ * client retries once uploads have made room), ENOSPC when the cache disk
+ * is full, EISDIR / EINVAL for what is not a regular file, ESTALE.
+ */
+
+/*
+ * At start: drop staged files that no inode of the table claims (left by a
+ * crash between an upload's end and the removal of its staged bytes, or by
+ * a remove).  0 or an errno.
+ */
+int meta_stage_recover(struct inode_table *t, struct stage *st);
+
+/* What the write path works with. */
+struct meta_io {
+    struct inode_table *t;
+    struct cache *cache;
+    struct stage *stage;
+    struct wb *wb;
+};
+
+/* Write len bytes at off of file ino; *before / *after (may be NULL): wcc data. */
+int meta_write(const struct meta_io *io, const struct meta_export *e, uint64_t ino,
+               uint64_t off, const void *buf, size_t len, bool sync,
+               struct inode_attr *before, struct inode_attr *after);
+
+/* SETATTR: c applied to ino; a size change truncates or extends the staged bytes. */
+int meta_setattr(const struct meta_io *io, const struct meta_export *e, uint64_t ino,
+                 struct inode_change *c, struct inode_attr *before, struct inode_attr *after);
+
+/* COMMIT: ino's staged bytes and every table change so far on disk. */
+int meta_commit(const struct meta_io *io, const struct meta_export *e, uint64_t ino);
+
+/* CREATE / MKDIR / SYMLINK (target: the link's text, else NULL); see inode_create. */
+int meta_create(const struct meta_io *io, const struct meta_export *e, uint64_t dir,
+                const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
+                enum inode_how how, uint64_t verf, const char *target,
+                struct inode_attr *out, bool *existed, struct inode_attr *dir_before,
+                struct inode_attr *dir_after);
+
+/* REMOVE / RMDIR; see inode_remove.  The removed file's staged bytes go too. */
+int meta_remove(const struct meta_io *io, const struct meta_export *e, uint64_t dir,
+                const char *name, bool rmdir, struct inode_attr *dir_before,
+                struct inode_attr *dir_after);
+
+/* RENAME; see inode_rename.  A replaced file's staged bytes go too. */
+int meta_rename(const struct meta_io *io, const struct meta_export *e, uint64_t fdir,
+                const char *fname, uint64_t tdir, const char *tname,
+                struct inode_attr *fdir_before, struct inode_attr *fdir_after,
+                struct inode_attr *tdir_before, struct inode_attr *tdir_after);
 
 #endif

@@ -77,6 +77,8 @@ struct inode_table *inode_open(const char *state_dir)
     pthread_mutex_init(&t->alloc_mu, NULL);
     pthread_mutex_init(&t->flight_mu, NULL);
     pthread_cond_init(&t->work_ready, NULL);
+    pthread_mutex_init(&t->busy_mu, NULL);
+    pthread_cond_init(&t->busy_cv, NULL);
     t->opened_at = now_ns();
 
     r = db_env_create(&t->env, 0);
@@ -381,8 +383,8 @@ out:
 /* ---- getattr / lookup / readdir ------------------------------------------------- */
 
 /* Read ino for export e: ESTALE if absent or another export's. */
-static int rec_get_export(struct inode_table *t, const struct meta_export *e, uint64_t ino,
-                          struct inode_rec *r)
+int rec_get_export(struct inode_table *t, const struct meta_export *e, uint64_t ino,
+                   struct inode_rec *r)
 {
     int rc = rec_get(t, NULL, ino, r, 0);
     if (rc == ENOENT || (rc == 0 && r->h.export_id != e->id))
@@ -420,7 +422,7 @@ out:
     return rc;
 }
 
-static int name_check(const char *name)
+int name_check(const char *name)
 {
     size_t len = strnlen(name, INODE_NAME_MAX + 1);
     if (len == 0 || strchr(name, '/'))

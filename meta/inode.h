@@ -65,6 +65,8 @@ struct meta_export {
     uint32_t file_mode, dir_mode; /* permission bits for objects without POSIX metadata */
     uint32_t uid, gid;
     bool shuffle;            /* read in shuffled epochs (cache: keep what is cached when full) */
+    unsigned writeback_delay; /* seconds a changed file stays quiet before it is uploaded */
+    unsigned rename_dir_max;  /* objects a directory rename may copy in the bucket */
 };
 
 struct inode_attr {
@@ -82,6 +84,9 @@ struct inode_attr {
     char etag[OBJ_ETAG_MAX];
     bool unconfirmed;       /* a file's mode, owner and mtime are a listing's guess
                                (no POSIX metadata in it), not yet checked by HEAD */
+    bool local;             /* changed here and not yet uploaded (write-back pending) */
+    bool staged;            /* its bytes are in the stage (written here), not the bucket */
+    bool in_bucket;         /* an object (or a directory's prefix) exists in the bucket */
 };
 
 struct inode_table;
@@ -180,6 +185,156 @@ int inode_refresh(struct inode_table *t, const struct meta_export *e, uint64_t d
  * pool.  inode_close does it too.
  */
 void inode_quiesce(struct inode_table *t);
+
+/* ---- the write path (inode_write.c) --------------------------------------------
+ *
+ * Changes made through the server are recorded in the table first and
+ * reach the bucket later (write-back, meta/writeback.c):
+ *   - a record changed here carries `local` until its upload; listings and
+ *     HEADs never overwrite or remove a local record (the table's version
+ *     wins until it is uploaded), and a listing running while an upload
+ *     ends keeps the uploaded entry;
+ *   - every local record has a write-back record ("W": a data version
+ *     bumped by every change, when the oldest and latest change were
+ *     made); the uploader uploads a record quiet for writeback_delay and
+ *     clears it only if no change came in meanwhile;
+ *   - a new file's or symlink's bytes live in the stage (cache/stage.h)
+ *     until uploaded (`staged`); an object that is written to is first
+ *     copied into the stage;
+ *   - namespace changes (create, remove, rename) commit synchronously
+ *     (fsync of the log): what a client was told happened survives a crash.
+ *     Removing or renaming something that exists in the bucket changes the
+ *     bucket first (DeleteObject; CopyObject + DeleteObject), then the table,
+ *     so the bucket never loses an object the table still names; while the
+ *     store is unreachable those answer EAGAIN (NFS3ERR_JUKEBOX).
+ */
+
+/* SETATTR's guard did not match the object's ctime (NFS3ERR_NOT_SYNC). */
+#define INODE_ENOTSYNC ENOTUNIQ
+
+enum inode_how { INODE_UNCHECKED, INODE_GUARDED, INODE_EXCLUSIVE };
+
+/* New attributes (SETATTR), or a write's effect on them. */
+struct inode_change {
+    bool set_mode, set_uid, set_gid, set_size, set_mtime;
+    uint32_t mode, uid, gid;   /* mode: permission bits only */
+    uint64_t size;
+    int64_t mtime_sec;         /* set_mtime: this time (the caller fills the server's
+                                  time for SET_TO_SERVER_TIME) */
+    uint32_t mtime_nsec;
+    bool touch_ctime;          /* an atime-only change: ctime moves, nothing else */
+    uint64_t write_end;        /* a WRITE ended at this offset: size grows to it, mtime = now */
+    bool staged;               /* the bytes are in the stage from now on */
+    bool guard;                /* apply only if ctime is still guard_sec.guard_nsec */
+    int64_t guard_sec;
+    uint32_t guard_nsec;
+    bool sync;                 /* commit durably before returning */
+};
+
+/*
+ * Make name in directory dir: a regular file, directory or symlink as mode's
+ * type says (S_IFREG / S_IFDIR / S_IFLNK | permission bits), owned by
+ * uid:gid, of size `size` (a symlink: its target's length; the caller puts
+ * the target in the stage).  how: UNCHECKED returns an existing regular
+ * file as it is (*existed set); GUARDED answers EEXIST; EXCLUSIVE answers
+ * EEXIST unless the existing file was made by an EXCLUSIVE create with the
+ * same verifier (a retransmission: *existed set).  Lists the directory
+ * first if it never was.  EEXIST, ENOTDIR, EINVAL, ENAMETOOLONG, ESTALE.
+ * dir_before / dir_after (may be NULL): the directory around the change.
+ */
+int inode_create(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                 const char *name, uint32_t mode, uint32_t uid, uint32_t gid, uint64_t size,
+                 enum inode_how how, uint64_t verf, struct inode_attr *out, bool *existed,
+                 struct inode_attr *dir_before, struct inode_attr *dir_after);
+
+/*
+ * Remove name from dir: a file (rmdir false; EISDIR for a directory) or an
+ * empty directory (rmdir true; ENOTDIR for a file, ENOTEMPTY when it has
+ * entries in the table or objects in the bucket).  *gone receives the
+ * removed inode's attributes (the caller drops its staged bytes).
+ */
+int inode_remove(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                 const char *name, bool rmdir, struct inode_attr *gone,
+                 struct inode_attr *dir_before, struct inode_attr *dir_after);
+
+/*
+ * Rename fdir/fname to tdir/tname, replacing a target of a compatible type
+ * (EISDIR, ENOTDIR, ENOTEMPTY otherwise; EINVAL to move a directory into
+ * itself).  A file or directory that exists in the bucket is copied there
+ * (a directory: every object under it, at most e->rename_dir_max, else
+ * EFBIG) before the table changes and its old objects are deleted after.
+ * A name ".nfs*" is the Linux client's silly rename of an open file being
+ * removed: the object stays where it is (hidden from listings) until the
+ * file is removed, so it never reaches the bucket under that name.
+ * *replaced (ino 0 if none): the target that was replaced.
+ */
+int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fdir,
+                 const char *fname, uint64_t tdir, const char *tname,
+                 struct inode_attr *replaced, struct inode_attr *fdir_before,
+                 struct inode_attr *fdir_after, struct inode_attr *tdir_before,
+                 struct inode_attr *tdir_after);
+
+/* Apply c to ino (a local change; see struct inode_change).  INODE_ENOTSYNC, ESTALE. */
+int inode_change(struct inode_table *t, const struct meta_export *e, uint64_t ino,
+                 const struct inode_change *c, struct inode_attr *before,
+                 struct inode_attr *after);
+
+/* Make every change committed so far durable (COMMIT: the log is flushed to disk). */
+int inode_sync(struct inode_table *t);
+
+/* ---- the write-back queue (for meta/writeback.c) ---- */
+
+struct inode_dirty {
+    uint64_t ino;
+    uint32_t export_id;
+    uint64_t dver;      /* data version: moves with every change */
+    int64_t first_ns;   /* the oldest change not uploaded */
+    int64_t last_ns;    /* the latest change */
+};
+
+/* Up to max local inodes with numbers > after, in order; *n how many. */
+int inode_dirty_scan(struct inode_table *t, uint64_t after, struct inode_dirty *out,
+                     size_t max, size_t *n);
+
+/*
+ * What to upload for ino: its attributes, key (OBJ_KEY_MAX + 1), its
+ * write-back record.  ENOENT when it is not local any more.
+ */
+int inode_upload_get(struct inode_table *t, uint64_t ino, struct inode_attr *a, char *key,
+                     struct inode_dirty *d);
+
+/*
+ * The upload of version dver of ino to key ended with etag (NULL for a
+ * directory marker).  If ino changed since (another dver) it stays local
+ * (*clean false); if it moved to another key, *moved is set: the object just
+ * written at key is not the file's any more and the caller deletes it.
+ * Otherwise ino is clean: in the bucket, attributes kept, not staged.
+ */
+int inode_upload_done(struct inode_table *t, uint64_t ino, uint64_t dver, const char *key,
+                      const char *etag, bool *clean, bool *moved);
+
+/*
+ * An upload of ino is starting / has ended.  EBUSY: a namespace change
+ * holds ino (try later).  While an upload runs, a remove or rename of ino
+ * waits for it; inode_upload_wanted says one is waiting (stop early).
+ */
+int inode_upload_begin(struct inode_table *t, uint64_t ino);
+void inode_upload_end(struct inode_table *t, uint64_t ino);
+bool inode_upload_wanted(struct inode_table *t, uint64_t ino);
+
+/* A multipart upload in progress (resumed after a restart if dver still matches). */
+struct inode_mp {
+    uint64_t dver;
+    uint64_t part_size;
+    char upload_id[OBJ_UPLOAD_ID_MAX];
+    char key[OBJ_KEY_MAX + 1];
+};
+int inode_mp_get(struct inode_table *t, uint64_t ino, struct inode_mp *m); /* ENOENT */
+int inode_mp_put(struct inode_table *t, uint64_t ino, const struct inode_mp *m);
+int inode_mp_del(struct inode_table *t, uint64_t ino);
+
+/* Local inodes now, and when the oldest change among them was made (0: none). */
+void inode_dirty_summary(struct inode_table *t, uint64_t *count, int64_t *oldest_ns);
 
 struct inode_stats {
     uint64_t inodes, lists, list_entries, heads;

@@ -246,6 +246,9 @@ void rec_to_attr(const struct inode_rec *r, struct inode_attr *a)
     a->change = r->h.change;
     memcpy(a->etag, r->h.etag, sizeof(a->etag));
     a->unconfirmed = !S_ISDIR(r->h.mode) && r->h.validated_at == 0;
+    a->local = (r->h.flags & IREC_LOCAL) != 0;
+    a->staged = (r->h.flags & IREC_STAGED) != 0;
+    a->in_bucket = !(r->h.flags & IREC_NEW);
 }
 
 /* A directory's set of entries changed: mtime, ctime and change move. */

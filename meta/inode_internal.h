@@ -24,7 +24,10 @@
  *               "R" + export id BE -> root ino + bucket NUL prefix,
  *               "O" + ino BE -> orphaned directory subtrees awaiting removal,
  *               "P" + dir BE + name -> an object listed under the name of a
- *               known directory, settled after the listing's last page
+ *               known directory, settled after the listing's last page,
+ *               "W" + ino BE -> struct wbrec: a local inode waiting for upload,
+ *               "X" + ino BE -> an EXCLUSIVE create's verifier (u64),
+ *               "K" + object key -> ino: an object a silly rename hides
  *
  * Internal functions return 0, a positive errno, or DB_LOCK_DEADLOCK (which
  * txn_run retries); public_errno() turns that into what the API returns.
@@ -83,6 +86,19 @@ struct irec {
  */
 #define IREC_RELIST 2u
 #define IREC_RELIST_TAKEN 4u
+/*
+ * The write path (inode_write.c).  LOCAL: changed here, not yet uploaded
+ * (a "W" record says since when); the table's attributes win over what
+ * listings and HEADs report.  STAGED: the bytes are in the stage.  NEW:
+ * nothing of it is in the bucket yet (made here, never uploaded).  SILLY:
+ * renamed to a ".nfs*" name while open and removed; its object stays under
+ * its old key (the record's key), hidden from listings by a "K" record,
+ * until the file is removed.
+ */
+#define IREC_LOCAL 8u
+#define IREC_STAGED 16u
+#define IREC_NEW 32u
+#define IREC_SILLY 64u
 
 /* An inode record decoded, with NUL-terminated name and key. */
 struct inode_rec {
@@ -151,6 +167,11 @@ struct inode_table {
     unsigned nbg;                   /* pool threads running */
     atomic_bool stopping;           /* inode_quiesce: no new background work; cancel */
     int64_t opened_at;              /* ns: listings older than this are not served stale */
+
+    /* Uploads in progress and namespace changes holding inodes (inode_write.c). */
+    pthread_mutex_t busy_mu;
+    pthread_cond_t busy_cv;
+    struct ino_busy *busy;
 
     _Atomic int64_t n_inodes;
     _Atomic uint64_t n_lists, n_list_entries, n_heads;
@@ -221,6 +242,34 @@ void rec_touch(struct inode_rec *r, int64_t now);
 int ino_alloc(struct inode_table *t, uint64_t *ino, uint32_t *gen);
 /* Delete every subtree recorded as an orphan. */
 int remove_orphans(struct inode_table *t);
+
+/* ---- inode.c, for the write path ------------------------------------------ */
+
+/* Read ino for export e: ESTALE if absent or another export's. */
+int rec_get_export(struct inode_table *t, const struct meta_export *e, uint64_t ino,
+                   struct inode_rec *r);
+/* EINVAL (empty, '/'), ENAMETOOLONG, or 0. */
+int name_check(const char *name);
+
+/* ---- inode_write.c ------------------------------------------------------- */
+
+/* A write-back record (misc "W" + ino). */
+struct wbrec {
+    uint64_t dver;
+    int64_t first_ns, last_ns;
+    uint32_t export_id, spare;
+};
+
+struct ino_busy {
+    uint64_t ino;
+    bool upload;       /* an upload runs */
+    bool wanted;       /* a namespace change waits for it */
+    unsigned holds;    /* namespace changes holding ino */
+    struct ino_busy *next;
+};
+
+/* Is an object named key hidden by a silly rename (see IREC_SILLY)? */
+bool silly_hidden(struct inode_table *t, DB_TXN *txn, const char *key);
 
 /* ---- inode_observe.c: what the store says, merged into a record ---------- */
 

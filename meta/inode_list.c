@@ -307,6 +307,8 @@ static int pending_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         }
         if (r == 0) {
             r = rec_get(t, txn, dv.ino, &x->rec2, DB_RMW);
+            if (r == 0 && (x->rec2.h.flags & IREC_LOCAL))
+                continue; /* a local directory stays one until its upload */
             if (r == 0) {
                 struct inode_rec *old = &x->rec2;
                 r = child_drop(x, txn, old);
@@ -361,6 +363,8 @@ static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         struct dval dv;
         r = dirent_get(t, txn, x->dir, name, &dv, DB_RMW);
         if (r == ENOENT) {
+            if (!isdir && silly_hidden(t, txn, p->key))
+                continue; /* removed while open (a silly rename): not to be shown again */
             if ((r = child_create(x, txn, name, p, isdir)))
                 return r;
             continue;
@@ -376,6 +380,17 @@ static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         if (r)
             return r;
         bool was_dir = S_ISDIR(c->h.mode);
+        if (c->h.flags & IREC_LOCAL) {
+            /* Changed here, not yet uploaded: the table's entry stays as it is. */
+            if (dv.epoch != x->epoch) {
+                dv.epoch = x->epoch;
+                if ((r = dirent_put(t, txn, x->dir, name, &dv)))
+                    return r;
+                if (was_dir)
+                    x->p_nsub++;
+            }
+            continue;
+        }
         if (dv.epoch == x->epoch) {
             /* Seen already in this listing: a marker and a prefix, or a name clash. */
             if (isdir && was_dir) {
@@ -499,6 +514,7 @@ static int sweep_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     x->p_changed = false;
     x->p_deleted = 0;
     x->p_orphans = 0;
+    x->p_nsub = 0;
     memcpy(last, x->rec.name, sizeof(last));
     r = t->dirents->cursor(t->dirents, txn, &c, 0);
     if (r)
@@ -531,6 +547,12 @@ static int sweep_fn(struct inode_table *t, DB_TXN *txn, void *arg)
             continue;
         struct inode_rec *cr = &x->rec2;
         r = rec_get(t, txn, dv.ino, cr, DB_RMW);
+        if (r == 0 && (cr->h.flags & IREC_LOCAL)) {
+            /* Not in the bucket yet (or changed here): kept, and counted. */
+            if (S_ISDIR(cr->h.mode))
+                x->p_nsub++;
+            continue;
+        }
         if (r == 0 && S_ISDIR(cr->h.mode)) {
             uint8_t ok[9];
             orphan_key(ok, dv.ino);
@@ -661,6 +683,7 @@ static int list_dir(struct inode_table *t, const struct meta_export *e, uint64_t
         if ((r = txn_run(t, sweep_fn, x, false)))
             goto out;
         x->changed |= x->p_changed;
+        x->nsub += x->p_nsub;
         atomic_fetch_sub(&t->n_inodes, x->p_deleted);
         orphans += x->p_orphans;
     }

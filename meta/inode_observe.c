@@ -37,11 +37,11 @@
  *   to its mtime, as if the inode had been made from the marker) and the
  *   change counter.
  *
- * This is also where the write path will reconcile what the store reports
- * with local state: a record with changes not yet uploaded (dirty data or
- * attributes) must keep its local size, mtime and mode against an
- * observation older than those changes.  Nothing is dirty yet; when
- * something is, the decision belongs here and nowhere else.
+ * Local state wins: a record changed through the server and not yet
+ * uploaded (IREC_LOCAL) takes nothing from an observation; its upload
+ * makes the bucket agree.  (The listing keeps such records from its sweep,
+ * and a HEAD that finds no object does not remove them: inode_list.c,
+ * inode_reval.c.)
  *
  * Threads: pure functions on a record the caller holds (read with DB_RMW
  * inside the caller's transaction); no locks, no store calls.
@@ -142,6 +142,13 @@ static bool observe_dir(struct inode_rec *c, const struct observed *o)
 bool rec_apply_observed(struct inode_rec *c, const struct observed *o)
 {
     bool changed;
+    /*
+     * Changed here and not yet uploaded: the table's attributes are newer
+     * than anything the bucket can say, until the upload (which may be
+     * racing an outside writer: the gateway's version wins, see writeback.c).
+     */
+    if (c->h.flags & IREC_LOCAL)
+        return false;
     if (S_ISDIR(c->h.mode)) {
         if (o->source == OBS_HEAD)
             return false; /* retyped since the HEAD was asked for: its listing rules */

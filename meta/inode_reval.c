@@ -43,6 +43,8 @@ static int file_gone_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     int r = rec_get(t, txn, a->ino, &a->rec, DB_RMW);
     if (r)
         return r;
+    if (a->rec.h.flags & IREC_LOCAL)
+        return EEXIST; /* not uploaded yet: the table's file, whatever the bucket says */
     r = dirent_get(t, txn, a->rec.h.parent, a->rec.name, &dv, DB_RMW);
     if (r == 0 && dv.ino == a->ino) {
         if ((r = dirent_del(t, txn, a->rec.h.parent, a->rec.name)))
@@ -71,7 +73,7 @@ static int file_update_fn(struct inode_table *t, DB_TXN *txn, void *arg)
 
 bool file_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now)
 {
-    return !S_ISDIR(r->h.mode) &&
+    return !S_ISDIR(r->h.mode) && !(r->h.flags & IREC_LOCAL) &&
            (r->h.validated_at == 0 || now - r->h.validated_at >= (int64_t)e->metadata_ttl * NS);
 }
 
@@ -95,7 +97,10 @@ int file_revalidate(struct inode_table *t, const struct meta_export *e,
         rc = txn_run(t, file_gone_fn, a, false);
         if (rc == 0)
             atomic_fetch_sub(&t->n_inodes, 1);
-        rc = (rc == 0 || rc == ENOENT) ? ESTALE : rc;
+        if (rc == EEXIST) /* local: kept */
+            rc = public_errno(rec_get(t, NULL, r->ino, r, 0));
+        else
+            rc = (rc == 0 || rc == ENOENT) ? ESTALE : rc;
     } else {
         a->m = &m;
         rc = txn_run(t, file_update_fn, a, false);
@@ -116,6 +121,8 @@ bool dir_marker_stale(const struct meta_export *e, const struct inode_rec *r,
         return false;
     if (r->h.parent == r->ino && !e->prefix[0])
         return false; /* the root of a whole bucket has no marker */
+    if (r->h.flags & IREC_LOCAL)
+        return false; /* its marker is to be written, not read */
     return r->h.validated_at == 0 || now - r->h.validated_at >= (int64_t)e->metadata_ttl * NS;
 }
 

@@ -34,6 +34,9 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "cache/cache.h"
+#include "cache/stage.h"
+#include "meta/fileio.h"
+#include "meta/writeback.h"
 #include "meta/export.h"
 #include "meta/fh.h"
 #include "meta/inode.h"
@@ -58,6 +61,14 @@ static void usage(FILE *to)
                 "The admin tool bin/bucketnfs talks to the daemon over state_dir/%s;\n"
                 "server.metrics = \"ADDRESS:PORT\" serves Prometheus metrics at /metrics.\n",
             ADMIN_SOCKET_NAME);
+}
+
+/* The WRITE/COMMIT verifier: different at every start, so clients resend what was not committed. */
+static uint64_t write_verifier(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
 }
 
 static int write_ports(const char *state_dir, uint16_t nfs, uint16_t mnt, uint16_t metrics)
@@ -101,7 +112,25 @@ struct reloader {
     pthread_mutex_t reload_lock;
     struct conf *conf;
     struct export_ctx *exports;
+    struct wb *wb;
 };
+
+/* Tell the uploader the exports as they are now (at start and after a reload). */
+static void wb_exports(struct wb *wb, struct export_ctx *exports)
+{
+    const struct export_set *set = export_set_get(exports);
+    const struct meta_export **v = calloc(set->n ? set->n : 1, sizeof(*v));
+    int rc = ENOMEM;
+    if (v) {
+        for (size_t i = 0; i < set->n; i++)
+            v[i] = &set->v[i].m;
+        rc = wb_set_exports(wb, v, set->n);
+    }
+    if (rc)
+        LOG_AT(LOG_ERR, "writeback: cannot take the new exports: %s", strerror(rc));
+    free(v);
+    export_set_put(exports, set);
+}
 
 /* Re-read the exports file.  0, or an errno with the reason in err. */
 static int reload_exports(struct reloader *r, const char *why, char *err, size_t errlen)
@@ -118,6 +147,8 @@ static int reload_exports(struct reloader *r, const char *why, char *err, size_t
         LOG_AT(LOG_ERR, "%s: exports not reloaded, the old ones stay: %s", why, err);
     } else {
         /* The new set copied what it needs; keep the parsed list for the next reload's checks. */
+        if (r->wb)
+            wb_exports(r->wb, r->exports);
         conf_exports_free(&r->conf->exports);
         r->conf->exports = e;
         LOG_AT(LOG_NOTICE, "%s: %zu export(s) loaded from %s", why, e.n, e.file);
@@ -190,6 +221,8 @@ int main(int argc, char **argv)
     struct mnt_server *mnt = NULL;
     struct rpc_server *rpc = NULL;
     struct cache *cache = NULL;
+    struct stage *stage = NULL;
+    struct wb *wb = NULL;
     struct xfile *xf = NULL;
     struct admin_server *admin = NULL;
     struct metrics_server *metrics = NULL;
@@ -222,7 +255,7 @@ int main(int argc, char **argv)
     struct cache_conf cc = {
         .dirs = conf->cache.dirs,
         .ndirs = conf->cache.ndirs,
-        .size = conf->cache.size,
+        .size = conf->cache.size - conf->cache.dirty_max, /* the rest is the stage's */
         .block_size = conf->cache.block_size,
         .readahead_max = conf->cache.readahead_max,
         .prefetch_budget = conf->cache.prefetch_budget,
@@ -233,6 +266,24 @@ int main(int argc, char **argv)
         LOG_AT(LOG_ERR, "block cache in %s: %s", conf->cache.dirs[0], strerror(errno));
         goto out;
     }
+    struct stage_conf sc = {.dir = conf->cache.dirs[0], .max_bytes = conf->cache.dirty_max};
+    stage = stage_create(&sc);
+    if (!stage) {
+        LOG_AT(LOG_ERR, "stage (written data) in %s: %s", conf->cache.dirs[0], strerror(errno));
+        goto out;
+    }
+    rc = meta_stage_recover(inodes, stage);
+    if (rc) {
+        LOG_AT(LOG_ERR, "stage: recovery: %s", strerror(rc));
+        goto out;
+    }
+    struct wb_conf wc = {.threads = conf->cache.upload_threads};
+    wb = wb_create(&wc, inodes, stage);
+    if (!wb) {
+        LOG_AT(LOG_ERR, "uploader: %s", strerror(errno));
+        goto out;
+    }
+    wb_exports(wb, exports);
     xf = xfile_create(inodes, cache, conf->cache.readahead_max);
     if (!xf) {
         LOG_AT(LOG_ERR, "cross-file prefetch: %s", strerror(errno));
@@ -256,7 +307,8 @@ int main(int argc, char **argv)
         goto out;
     }
     struct nfs3_server nfs = {.inodes = inodes, .fh_key = key, .exports = exports,
-                              .cache = cache, .xf = xf};
+                              .cache = cache, .xf = xf, .stage = stage, .wb = wb,
+                              .write_verf = write_verifier()};
     struct rpc_program nfs_prog, mnt_prog;
     nfs3_program(&nfs, &nfs_prog);
     mnt_program(mnt, &mnt_prog);
@@ -297,6 +349,7 @@ int main(int argc, char **argv)
             registered = true;
     }
     reloader.exports = exports;
+    reloader.wb = wb;
     struct admin_conf ac = {
         .state_dir = conf->server.state_dir,
         .src = {.conf = conf, .inodes = inodes, .exports = exports, .cache = cache, .rpc = rpc,
@@ -348,6 +401,11 @@ out:
     if (rpc)
         rpc_server_stop(rpc);
     xfile_destroy(xf);
+    /* An upload in progress stops (it resumes at the next start); what is staged stays. */
+    wb_destroy(wb);
+    if (stage && stage_sync_all(stage) == 0 && inodes && inode_sync(inodes) == 0)
+        LOG_AT(LOG_INFO, "written data not yet uploaded is on disk");
+    stage_destroy(stage);
     cache_destroy(cache);
     if (rpc)
         rpc_server_destroy(rpc);

@@ -16,11 +16,16 @@
 #define NFS3_ASYNC_READ_MAX (256u << 20)
 
 struct cache;
+struct stage;
+struct wb;
 struct xfile;
 
 struct nfs3_server {
     struct inode_table *inodes;
     struct cache *cache;       /* file contents (READ, READLINK) */
+    struct stage *stage;       /* bytes written here, not yet uploaded */
+    struct wb *wb;             /* the uploader */
+    uint64_t write_verf;       /* WRITE / COMMIT verifier: new at every start */
     struct xfile *xf;          /* cross-file prefetch (may be NULL) */
     _Atomic uint64_t async_read_bytes; /* reply buffers of READs parked on a fetch */
     struct fh_key *fh_key;

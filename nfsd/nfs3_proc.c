@@ -6,9 +6,11 @@
  * store, and always set a status.  Every reply carries the post-op
  * attributes RFC 1813 allows, so clients revalidate without extra GETATTRs.
  *
- * The write path does not exist yet: SETATTR, WRITE, CREATE, MKDIR,
- * SYMLINK, MKNOD, REMOVE, RMDIR, RENAME, LINK and COMMIT decode their
- * arguments, check the handle, and answer NFS3ERR_ROFS.
+ * The write path: SETATTR, WRITE, CREATE, MKDIR, SYMLINK, REMOVE, RMDIR,
+ * RENAME and COMMIT go to meta/fileio.h (the table, the stage, the
+ * uploader); an `ro` export or client gets NFS3ERR_ROFS for each.  LINK
+ * and MKNOD answer NFS3ERR_NOTSUPP: objects have no hard links and no
+ * device nodes, sockets or FIFOs.
  *
  * Threads: handlers run on the RPC worker threads, many at once; they share
  * only the nfs3_server (read-only) and the modules below, which lock
@@ -25,12 +27,14 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "nfs3_prot.h"
 #include "nfsd/nfs3_xdr.h"
 #include "cache/cache.h"
 #include "meta/fileio.h"
+#include "meta/writeback.h"
 #include "objstore/objstore.h"
 
 #define NFS3_MAX_FILESIZE (5ull << 40) /* S3's largest object: 5 TiB */
@@ -417,6 +421,7 @@ static enum rpc_handler_status nfs3_readlink(struct rpc_req *req, void *args, vo
         target = rpc_alloc(req, mr.attr.size + 1);
         mr.t = c.srv->inodes;
         mr.cache = c.srv->cache;
+        mr.stage = c.srv->stage;
         mr.e = &c.exp->m;
         mr.len = mr.attr.size;
         mr.buf = target;
@@ -553,6 +558,7 @@ static enum rpc_handler_status read_run(struct rpc_req *req, void *args, void *r
             count = 0;
         mr->t = x->c.srv->inodes;
         mr->cache = x->c.srv->cache;
+        mr->stage = x->c.srv->stage;
         mr->xf = x->c.srv->xf;
         mr->e = &x->c.exp->m;
         mr->off = a->offset;
@@ -779,38 +785,179 @@ static enum rpc_handler_status nfs3_pathconf(struct rpc_req *req, void *args, vo
     return RPC_HANDLER_OK;
 }
 
-/* ---- the mutating procedures: NFS3ERR_ROFS until the write path exists ---- */
+/* ---- the mutating procedures ---- */
 
 /*
- * Check the handle (BADHANDLE / STALE / ACCES come first, as for any call),
- * then refuse with ROFS.  *attr receives the object's attributes for the
- * wcc_data "after" field when they are known.
+ * Permission checks, made on every call from the caller's (squashed)
+ * identity and the object's mode bits, as ACCESS answers them:
+ *   - nothing changes through a client (or export) that is not `rw`: EROFS;
+ *   - making, removing or renaming an entry needs write and search
+ *     permission on the directory (EACCES);
+ *   - WRITE and a size change need write permission on the file, or to be
+ *     its owner: a file created with mode 0444 is written by the process
+ *     that created it (cp, tar), as the Linux server allows (owner override);
+ *   - chmod and times set to a given value: the owner or root (EPERM);
+ *     chown: root only; chgrp: the owner, to a group it is in; times set to
+ *     "now": the owner, root, or whoever may write.
  */
-static int rofs(struct rpc_req *req, const nfs_fh3 *h, struct inode_attr *attr, bool *have)
+static int may_modify(const struct call *c)
 {
-    struct call c;
-    int err = call_begin(req, h, &c, false);
-    if (!err)
-        err = call_attr(&c, attr);
-    *have = err == 0;
-    call_end(&c);
-    return err ? err : EROFS;
+    return c->rw ? 0 : EROFS;
 }
 
-static void wcc_after(wcc_data *w, const struct inode_attr *a, bool have)
+static int may_change_dir(const struct call *c, const struct inode_attr *dir)
 {
-    w->before.attributes_follow = FALSE;
-    post_op(&w->after, have ? a : NULL);
+    if (!c->rw)
+        return EROFS;
+    if (!S_ISDIR(dir->mode))
+        return ENOTDIR;
+    return (perm_bits(c, dir) & 3) == 3 ? 0 : EACCES;
+}
+
+static int may_write_file(const struct call *c, const struct inode_attr *a)
+{
+    if (!c->rw)
+        return EROFS;
+    if (c->uid == a->uid || (perm_bits(c, a) & 2))
+        return 0;
+    return EACCES;
+}
+
+static void wcc_attr_of(wcc_attr *w, const struct inode_attr *a)
+{
+    w->size = a->size;
+    w->mtime.seconds = (uint32_t)a->mtime_sec;
+    w->mtime.nseconds = a->mtime_nsec;
+    w->ctime.seconds = (uint32_t)a->ctime_sec;
+    w->ctime.nseconds = a->ctime_nsec;
+}
+
+/* wcc_data from the attributes before and after (either may be NULL). */
+static void wcc_set(wcc_data *w, const struct inode_attr *before, const struct inode_attr *after)
+{
+    w->before.attributes_follow = before != NULL;
+    if (before)
+        wcc_attr_of(&w->before.pre_op_attr_u.attributes, before);
+    post_op(&w->after, after);
+}
+
+static void write_verf(const struct nfs3_server *srv, char out[NFS3_WRITEVERFSIZE])
+{
+    memcpy(out, &srv->write_verf, NFS3_WRITEVERFSIZE);
+}
+
+static struct meta_io call_io(const struct call *c)
+{
+    return (struct meta_io){.t = c->srv->inodes, .cache = c->srv->cache,
+                            .stage = c->srv->stage, .wb = c->srv->wb};
+}
+
+/* sattr3 -> inode_change, with the permission rules above.  a: the object now. */
+static int sattr_change(const struct call *c, const sattr3 *s, const struct inode_attr *a,
+                        struct inode_change *ch)
+{
+    bool owner = c->uid == 0 || c->uid == a->uid;
+    memset(ch, 0, sizeof(*ch));
+    if (s->mode.set_it) {
+        if (!owner)
+            return EPERM;
+        ch->set_mode = true;
+        ch->mode = s->mode.set_mode3_u.mode & 07777;
+        /* A non-root owner outside the file's group cannot make it set-group-id. */
+        if (c->uid != 0 && !S_ISDIR(a->mode) && !in_group(c, a->gid))
+            ch->mode &= ~(uint32_t)S_ISGID;
+    }
+    if (s->uid.set_it && s->uid.set_uid3_u.uid != a->uid) {
+        if (c->uid != 0)
+            return EPERM;
+        ch->set_uid = true;
+        ch->uid = s->uid.set_uid3_u.uid;
+    }
+    if (s->gid.set_it && s->gid.set_gid3_u.gid != a->gid) {
+        if (c->uid != 0 && !(c->uid == a->uid && in_group(c, s->gid.set_gid3_u.gid)))
+            return EPERM;
+        ch->set_gid = true;
+        ch->gid = s->gid.set_gid3_u.gid;
+    }
+    if ((ch->set_uid || ch->set_gid) && !S_ISDIR(a->mode) && (a->mode & (S_ISUID | S_ISGID))) {
+        /* chown drops set-user-id and set-group-id, as on a local file system. */
+        ch->set_mode = true;
+        ch->mode = (ch->mode ? ch->mode : a->mode & 07777) & ~(uint32_t)(S_ISUID | S_ISGID);
+    }
+    if (s->size.set_it) {
+        if (S_ISDIR(a->mode))
+            return EISDIR;
+        if (!S_ISREG(a->mode))
+            return EINVAL;
+        int err = may_write_file(c, a);
+        if (err)
+            return err;
+        if (s->size.set_size3_u.size > NFS3_MAX_FILESIZE)
+            return EFBIG;
+        ch->set_size = true;
+        ch->size = s->size.set_size3_u.size;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (s->mtime.set_it == SET_TO_CLIENT_TIME) {
+        if (!owner)
+            return EPERM;
+        ch->set_mtime = true;
+        ch->mtime_sec = s->mtime.set_mtime_u.mtime.seconds;
+        ch->mtime_nsec = s->mtime.set_mtime_u.mtime.nseconds % 1000000000u;
+    } else if (s->mtime.set_it == SET_TO_SERVER_TIME) {
+        if (!owner && !(perm_bits(c, a) & 2))
+            return EACCES;
+        ch->set_mtime = true;
+        ch->mtime_sec = now.tv_sec;
+        ch->mtime_nsec = (uint32_t)now.tv_nsec;
+    }
+    if (s->atime.set_it == SET_TO_CLIENT_TIME && !owner)
+        return EPERM;
+    if (s->atime.set_it != DONT_CHANGE)
+        ch->touch_ctime = true; /* objects keep no atime: only ctime moves */
+    return 0;
 }
 
 static enum rpc_handler_status nfs3_setattr(struct rpc_req *req, void *args, void *res)
 {
     SETATTR3args *a = args;
     SETATTR3res *r = res;
-    struct inode_attr attr;
-    bool have;
-    r->status = nfs3_stat(rofs(req, &a->object, &attr, &have));
-    wcc_after(&r->SETATTR3res_u.resfail.obj_wcc, &attr, have);
+    struct call c;
+    struct inode_attr before, after;
+    bool have_before = false, have_after = false;
+    struct inode_change ch;
+    int err = call_open(req, &a->object, &c, false, &before);
+    if (!err) {
+        have_before = true;
+        err = may_modify(&c);
+    }
+    if (!err)
+        err = sattr_change(&c, &a->new_attributes, &before, &ch);
+    if (!err && a->guard.check) {
+        ch.guard = true;
+        ch.guard_sec = a->guard.sattrguard3_u.obj_ctime.seconds;
+        ch.guard_nsec = a->guard.sattrguard3_u.obj_ctime.nseconds;
+        /* ctime seconds go out as 32 bits: compare what the client saw */
+        ch.guard_sec = (int64_t)(uint32_t)before.ctime_sec == ch.guard_sec ? before.ctime_sec
+                                                                            : ch.guard_sec;
+    }
+    if (!err) {
+        struct meta_io io = call_io(&c);
+        err = meta_setattr(&io, &c.exp->m, c.fh.ino, &ch, &before, &after);
+        have_after = err == 0;
+    }
+    if (err == INODE_ENOTSYNC) {
+        r->status = NFS3ERR_NOT_SYNC;
+        err = -1;
+    } else {
+        r->status = nfs3_stat(err);
+    }
+    if (!have_after && have_before && call_attr(&c, &after) == 0)
+        have_after = true;
+    wcc_set(err ? &r->SETATTR3res_u.resfail.obj_wcc : &r->SETATTR3res_u.resok.obj_wcc,
+            have_before ? &before : NULL, have_after ? &after : NULL);
+    call_end(&c);
     return RPC_HANDLER_OK;
 }
 
@@ -818,52 +965,198 @@ static enum rpc_handler_status nfs3_write(struct rpc_req *req, void *args, void 
 {
     WRITE3args *a = args;
     WRITE3res *r = res;
-    struct inode_attr attr;
-    bool have;
-    r->status = nfs3_stat(rofs(req, &a->file, &attr, &have));
-    wcc_after(&r->WRITE3res_u.resfail.file_wcc, &attr, have);
+    struct call c;
+    struct inode_attr before, after;
+    bool have_before = false, have_after = false;
+    int err = call_open(req, &a->file, &c, false, &before);
+    if (!err) {
+        have_before = true;
+        if (S_ISDIR(before.mode))
+            err = EISDIR;
+        else if (!S_ISREG(before.mode))
+            err = EINVAL;
+        else
+            err = may_write_file(&c, &before);
+    }
+    if (!err && a->data.data_len < a->count)
+        err = EINVAL; /* fewer bytes than announced */
+    if (!err && (a->offset > NFS3_MAX_FILESIZE || a->count > NFS3_MAX_FILESIZE - a->offset))
+        err = EFBIG;
+    bool sync = a->stable != UNSTABLE;
+    if (!err) {
+        struct meta_io io = call_io(&c);
+        err = meta_write(&io, &c.exp->m, c.fh.ino, a->offset, a->data.data_val, a->count,
+                         sync, &before, &after);
+        have_after = err == 0;
+    }
+    r->status = nfs3_stat(err);
+    if (!err) {
+        WRITE3resok *ok = &r->WRITE3res_u.resok;
+        wcc_set(&ok->file_wcc, &before, &after);
+        ok->count = a->count;
+        ok->committed = sync ? FILE_SYNC : UNSTABLE;
+        write_verf(c.srv, ok->verf);
+    } else {
+        if (have_before && call_attr(&c, &after) == 0)
+            have_after = true;
+        wcc_set(&r->WRITE3res_u.resfail.file_wcc, NULL, have_after ? &after : NULL);
+    }
+    call_end(&c);
     return RPC_HANDLER_OK;
 }
 
-/* CREATE, MKDIR, SYMLINK and MKNOD share their result layout (CREATE3res). */
-static enum rpc_handler_status create_like(struct rpc_req *req, const diropargs3 *where,
-                                           CREATE3res *r)
+/* The owner and group a new entry gets: the caller's, the group of a set-group-id directory. */
+static void new_owner(const struct call *c, const struct inode_attr *dir, uint32_t *uid,
+                      uint32_t *gid, uint32_t *mode)
 {
-    struct inode_attr attr;
-    bool have;
-    r->status = nfs3_stat(rofs(req, &where->dir, &attr, &have));
-    wcc_after(&r->CREATE3res_u.resfail.dir_wcc, &attr, have);
-    return RPC_HANDLER_OK;
+    *uid = c->uid;
+    *gid = c->gid;
+    if (dir->mode & S_ISGID) {
+        *gid = dir->gid;
+        if (S_ISDIR(*mode))
+            *mode |= S_ISGID;
+    }
+}
+
+/*
+ * CREATE, MKDIR and SYMLINK: make the entry, then apply what of sattr the
+ * creation did not (owner given by root, times, a size on an existing file).
+ */
+static void create_run(struct rpc_req *req, const diropargs3 *where, uint32_t type,
+                       uint32_t dflt_mode, const sattr3 *sa, enum inode_how how,
+                       uint64_t verf, const char *target, CREATE3res *r)
+{
+    struct call c;
+    struct inode_attr dir_before, dir_after, obj;
+    bool have_dir = false, have_after = false, existed = false;
+    int err = call_open(req, &where->dir, &c, false, &dir_before);
+    if (!err) {
+        have_dir = true;
+        err = may_change_dir(&c, &dir_before);
+    }
+    if (!err && target && (strlen(target) > 4095 || !target[0]))
+        err = target[0] ? ENAMETOOLONG : EINVAL;
+    uint32_t mode = type | ((sa && sa->mode.set_it) ? sa->mode.set_mode3_u.mode & 07777
+                                                    : dflt_mode);
+    uint32_t uid = 0, gid = 0;
+    struct meta_io io = call_io(&c);
+    if (!err) {
+        new_owner(&c, &dir_before, &uid, &gid, &mode);
+        err = meta_create(&io, &c.exp->m, c.fh.ino, where->name, mode, uid, gid, how, verf,
+                          target, &obj, &existed, NULL, &dir_after);
+        have_after = err == 0;
+    }
+    if (!err && sa && how != INODE_EXCLUSIVE) {
+        /* The rest of sattr: owner (root), times; on an existing file, its size. */
+        sattr3 rest = *sa;
+        rest.mode.set_it = FALSE;
+        if (!existed && rest.size.set_it && rest.size.set_size3_u.size == 0)
+            rest.size.set_it = FALSE; /* new and empty already */
+        struct inode_change ch;
+        bool any = rest.uid.set_it || rest.gid.set_it || rest.size.set_it ||
+                   rest.mtime.set_it != DONT_CHANGE || rest.atime.set_it != DONT_CHANGE;
+        if (any && (err = sattr_change(&c, &rest, &obj, &ch)) == 0)
+            err = meta_setattr(&io, &c.exp->m, obj.ino, &ch, NULL, &obj);
+    }
+    r->status = nfs3_stat(err);
+    if (!err) {
+        CREATE3resok *ok = &r->CREATE3res_u.resok;
+        ok->obj.handle_follows = TRUE;
+        nfs3_handle(c.srv, req, &obj, &ok->obj.post_op_fh3_u.handle);
+        post_op(&ok->obj_attributes, &obj);
+        wcc_set(&ok->dir_wcc, &dir_before, have_after ? &dir_after : &dir_before);
+    } else {
+        if (have_dir && call_attr(&c, &dir_after) == 0)
+            wcc_set(&r->CREATE3res_u.resfail.dir_wcc, &dir_before, &dir_after);
+        else
+            wcc_set(&r->CREATE3res_u.resfail.dir_wcc, NULL, NULL);
+    }
+    call_end(&c);
 }
 
 static enum rpc_handler_status nfs3_create(struct rpc_req *req, void *args, void *res)
 {
-    return create_like(req, &((CREATE3args *)args)->where, res);
+    CREATE3args *a = args;
+    const createhow3 *h = &a->how;
+    enum inode_how how = h->mode == GUARDED ? INODE_GUARDED
+                         : h->mode == EXCLUSIVE ? INODE_EXCLUSIVE : INODE_UNCHECKED;
+    uint64_t verf = 0;
+    if (how == INODE_EXCLUSIVE)
+        memcpy(&verf, h->createhow3_u.verf, sizeof(verf));
+    /* EXCLUSIVE: mode 0600 until the client's SETATTR that follows gives the real one. */
+    create_run(req, &a->where, S_IFREG, how == INODE_EXCLUSIVE ? 0600 : 0644,
+               how == INODE_EXCLUSIVE ? NULL : &h->createhow3_u.obj_attributes, how, verf,
+               NULL, res);
+    return RPC_HANDLER_OK;
 }
 
 static enum rpc_handler_status nfs3_mkdir(struct rpc_req *req, void *args, void *res)
 {
-    return create_like(req, &((MKDIR3args *)args)->where, res);
+    MKDIR3args *a = args;
+    create_run(req, &a->where, S_IFDIR, 0755, &a->attributes, INODE_GUARDED, 0, NULL, res);
+    return RPC_HANDLER_OK;
 }
 
 static enum rpc_handler_status nfs3_symlink(struct rpc_req *req, void *args, void *res)
 {
-    return create_like(req, &((SYMLINK3args *)args)->where, res);
+    SYMLINK3args *a = args;
+    create_run(req, &a->where, S_IFLNK, 0777, &a->symlink.symlink_attributes, INODE_GUARDED,
+               0, a->symlink.symlink_data ? a->symlink.symlink_data : "", res);
+    return RPC_HANDLER_OK;
 }
 
+/*
+ * MKNOD: objects have no device nodes, sockets or FIFOs: NFS3ERR_NOTSUPP
+ * (after the checks every call gets).
+ */
 static enum rpc_handler_status nfs3_mknod(struct rpc_req *req, void *args, void *res)
 {
-    return create_like(req, &((MKNOD3args *)args)->where, res);
+    MKNOD3args *a = args;
+    CREATE3res *r = res;
+    struct call c;
+    struct inode_attr dir;
+    int err = call_open(req, &a->where.dir, &c, false, &dir);
+    bool have = err == 0;
+    if (!err)
+        err = may_change_dir(&c, &dir);
+    r->status = nfs3_stat(err ? err : ENOTSUP);
+    wcc_set(&r->CREATE3res_u.resfail.dir_wcc, NULL, have ? &dir : NULL);
+    call_end(&c);
+    return RPC_HANDLER_OK;
+}
+
+static void remove_run(struct rpc_req *req, const diropargs3 *o, bool rmdir, REMOVE3res *r)
+{
+    struct call c;
+    struct inode_attr before, after;
+    bool have = false, have_after = false;
+    int err = call_open(req, &o->dir, &c, false, &before);
+    if (!err) {
+        have = true;
+        err = may_change_dir(&c, &before);
+    }
+    if (!err) {
+        struct meta_io io = call_io(&c);
+        err = meta_remove(&io, &c.exp->m, c.fh.ino, o->name, rmdir, NULL, &after);
+        have_after = err == 0;
+    }
+    if (!have_after && have && call_attr(&c, &after) == 0)
+        have_after = true;
+    r->status = nfs3_stat(err);
+    wcc_set(err ? &r->REMOVE3res_u.resfail.dir_wcc : &r->REMOVE3res_u.resok.dir_wcc,
+            have ? &before : NULL, have_after ? &after : NULL);
+    call_end(&c);
 }
 
 static enum rpc_handler_status nfs3_remove(struct rpc_req *req, void *args, void *res)
 {
-    REMOVE3args *a = args;
-    REMOVE3res *r = res;
-    struct inode_attr attr;
-    bool have;
-    r->status = nfs3_stat(rofs(req, &a->object.dir, &attr, &have));
-    wcc_after(&r->REMOVE3res_u.resfail.dir_wcc, &attr, have);
+    remove_run(req, &((REMOVE3args *)args)->object, false, res);
+    return RPC_HANDLER_OK;
+}
+
+static enum rpc_handler_status nfs3_rmdir(struct rpc_req *req, void *args, void *res)
+{
+    remove_run(req, &((REMOVE3args *)args)->object, true, res);
     return RPC_HANDLER_OK;
 }
 
@@ -871,27 +1164,60 @@ static enum rpc_handler_status nfs3_rename(struct rpc_req *req, void *args, void
 {
     RENAME3args *a = args;
     RENAME3res *r = res;
-    struct inode_attr from, to;
-    bool have_from, have_to;
-    int err = rofs(req, &a->from.dir, &from, &have_from);
-    int err2 = rofs(req, &a->to.dir, &to, &have_to);
-    r->status = nfs3_stat(err != EROFS ? err : err2);
-    wcc_after(&r->RENAME3res_u.resfail.fromdir_wcc, &from, have_from);
-    wcc_after(&r->RENAME3res_u.resfail.todir_wcc, &to, have_to);
+    struct call c, c2;
+    struct inode_attr fb, fa, tb, ta;
+    bool have_f = false, have_t = false, done = false;
+    int err = call_open(req, &a->from.dir, &c, false, &fb);
+    int err2 = call_open(req, &a->to.dir, &c2, false, &tb);
+    have_f = err == 0;
+    have_t = err2 == 0;
+    if (!err)
+        err = err2;
+    if (!err && c.fh.export_id != c2.fh.export_id)
+        err = EXDEV; /* two exports are two file systems */
+    if (!err)
+        err = may_change_dir(&c, &fb);
+    if (!err)
+        err = may_change_dir(&c2, &tb);
+    if (!err) {
+        struct meta_io io = call_io(&c);
+        err = meta_rename(&io, &c.exp->m, c.fh.ino, a->from.name, c2.fh.ino, a->to.name, &fb,
+                          &fa, &tb, &ta);
+        done = err == 0;
+    }
+    if (!done) {
+        have_f = have_f && call_attr(&c, &fa) == 0;
+        have_t = have_t && call_attr(&c2, &ta) == 0;
+    }
+    r->status = nfs3_stat(err);
+    wcc_data *wf = err ? &r->RENAME3res_u.resfail.fromdir_wcc : &r->RENAME3res_u.resok.fromdir_wcc;
+    wcc_data *wt = err ? &r->RENAME3res_u.resfail.todir_wcc : &r->RENAME3res_u.resok.todir_wcc;
+    wcc_set(wf, done ? &fb : NULL, have_f || done ? &fa : NULL);
+    wcc_set(wt, done ? &tb : NULL, have_t || done ? &ta : NULL);
+    call_end(&c2);
+    call_end(&c);
     return RPC_HANDLER_OK;
 }
 
+/* LINK: objects have no hard links: NFS3ERR_NOTSUPP (after the usual checks). */
 static enum rpc_handler_status nfs3_link(struct rpc_req *req, void *args, void *res)
 {
     LINK3args *a = args;
     LINK3res *r = res;
+    struct call c, c2;
     struct inode_attr file, dir;
-    bool have_file, have_dir;
-    int err = rofs(req, &a->file, &file, &have_file);
-    int err2 = rofs(req, &a->link.dir, &dir, &have_dir);
-    r->status = nfs3_stat(err != EROFS ? err : err2);
+    int err = call_open(req, &a->file, &c, false, &file);
+    int err2 = call_open(req, &a->link.dir, &c2, false, &dir);
+    bool have_file = err == 0, have_dir = err2 == 0;
+    if (!err)
+        err = err2;
+    if (!err)
+        err = may_change_dir(&c2, &dir);
+    r->status = nfs3_stat(err ? err : ENOTSUP);
     post_op(&r->LINK3res_u.resfail.file_attributes, have_file ? &file : NULL);
-    wcc_after(&r->LINK3res_u.resfail.linkdir_wcc, &dir, have_dir);
+    wcc_set(&r->LINK3res_u.resfail.linkdir_wcc, NULL, have_dir ? &dir : NULL);
+    call_end(&c2);
+    call_end(&c);
     return RPC_HANDLER_OK;
 }
 
@@ -899,10 +1225,24 @@ static enum rpc_handler_status nfs3_commit(struct rpc_req *req, void *args, void
 {
     COMMIT3args *a = args;
     COMMIT3res *r = res;
+    struct call c;
     struct inode_attr attr;
-    bool have;
-    r->status = nfs3_stat(rofs(req, &a->file, &attr, &have));
-    wcc_after(&r->COMMIT3res_u.resfail.file_wcc, &attr, have);
+    int err = call_open(req, &a->file, &c, false, &attr);
+    bool have = err == 0;
+    if (!err && !S_ISREG(attr.mode))
+        err = S_ISDIR(attr.mode) ? EISDIR : EINVAL;
+    if (!err) {
+        struct meta_io io = call_io(&c);
+        err = meta_commit(&io, &c.exp->m, c.fh.ino);
+    }
+    r->status = nfs3_stat(err);
+    if (!err) {
+        wcc_set(&r->COMMIT3res_u.resok.file_wcc, &attr, &attr);
+        write_verf(c.srv, r->COMMIT3res_u.resok.verf);
+    } else {
+        wcc_set(&r->COMMIT3res_u.resfail.file_wcc, NULL, have ? &attr : NULL);
+    }
+    call_end(&c);
     return RPC_HANDLER_OK;
 }
 
@@ -947,7 +1287,7 @@ static const struct rpc_proc nfs3_procs[] = {
     PROC_DRC(SYMLINK, nfs3_symlink, SYMLINK3args, CREATE3res, ST),
     PROC_DRC(MKNOD, nfs3_mknod, MKNOD3args, CREATE3res, ST),
     PROC_DRC(REMOVE, nfs3_remove, REMOVE3args, REMOVE3res, ST),
-    PROC_DRC(RMDIR, nfs3_remove, REMOVE3args, REMOVE3res, ST),
+    PROC_DRC(RMDIR, nfs3_rmdir, REMOVE3args, REMOVE3res, ST), /* same layout as RMDIR3 */
     PROC_DRC(RENAME, nfs3_rename, RENAME3args, RENAME3res, ST),
     PROC_DRC(LINK, nfs3_link, LINK3args, LINK3res, ST),
     [NFSPROC3_READDIR] = {.name = "READDIR", .decode_args = (xdrproc_t)xdr_READDIR3args,

@@ -1,0 +1,1239 @@
+/*
+ * inode_write.c - changes made through the server: new entries, removals,
+ * renames, attribute changes, and the write-back records the uploader
+ * works from (the rules are in inode.h, "the write path").
+ *
+ * Order of effects, so that a crash at any point loses nothing a client
+ * was told succeeded and leaves no object the table does not account for:
+ *   - create: one synchronous transaction (record, dirent, "W" record); the
+ *     object follows with the upload.
+ *   - remove of something in the bucket: DeleteObject first, then the
+ *     table (synchronously).  A crash in between leaves the table naming
+ *     an object that is gone: the next HEAD or listing drops it, as for a
+ *     deletion made by another tool.
+ *   - rename of something in the bucket: copy the object(s) to the new
+ *     key, commit the table, delete the old object(s).  A crash before the
+ *     commit leaves a copy under the new name (the old name still rules);
+ *     after it, the old objects (the next listing shows them again, as
+ *     objects put by another tool would be).  Never a name without its data.
+ *   - changes of attributes and data: a transaction (synchronous when the
+ *     caller asks: FILE_SYNC, SETATTR) bumping the "W" record's version.
+ *
+ * Uploads and namespace changes of the same inode exclude each other with
+ * the busy list (t->busy, under busy_mu): an upload runs only while no
+ * namespace change holds the inode, and a remove or rename waits for a
+ * running upload (which it asks to stop early: inode_upload_wanted).
+ *
+ * Threads: safe from many threads; busy_mu is never held across a store
+ * call or a transaction.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "meta/inode_internal.h"
+
+/* A transaction found the name naming another inode than looked up: look again. */
+#define RACED ERESTART
+
+/* ---- small records in misc.db -------------------------------------------------- */
+
+static void ino_key(uint8_t kb[9], char tag, uint64_t ino)
+{
+    kb[0] = (uint8_t)tag;
+    put_be64(kb + 1, ino);
+}
+
+static int misc_del(struct inode_table *t, DB_TXN *txn, const void *key, size_t klen)
+{
+    DBT k = {0};
+    k.data = (void *)key;
+    k.size = (uint32_t)klen;
+    int r = db_errno(t->misc->del(t->misc, txn, &k, 0));
+    return r == ENOENT ? 0 : r;
+}
+
+static int wb_get(struct inode_table *t, DB_TXN *txn, uint64_t ino, struct wbrec *w,
+                  uint32_t flags)
+{
+    uint8_t kb[9];
+    size_t len = 0;
+    ino_key(kb, 'W', ino);
+    int r = misc_get(t, txn, kb, sizeof(kb), w, sizeof(*w), &len, flags);
+    if (r == 0 && len != sizeof(*w))
+        return EIO;
+    return r;
+}
+
+/* A local change of r at now: r becomes LOCAL, its "W" record's version moves. */
+static int wb_touch(struct inode_table *t, DB_TXN *txn, struct inode_rec *r, int64_t now)
+{
+    struct wbrec w;
+    uint8_t kb[9];
+    int rc = wb_get(t, txn, r->ino, &w, DB_RMW);
+    if (rc == ENOENT) {
+        memset(&w, 0, sizeof(w));
+        w.first_ns = now;
+        w.export_id = r->h.export_id;
+    } else if (rc) {
+        return rc;
+    }
+    w.dver++;
+    w.last_ns = now;
+    r->h.flags |= IREC_LOCAL;
+    ino_key(kb, 'W', r->ino);
+    return misc_put(t, txn, kb, sizeof(kb), &w, sizeof(w));
+}
+
+/* Forget what the write path kept of ino (it is gone). */
+static int wb_forget(struct inode_table *t, DB_TXN *txn, uint64_t ino)
+{
+    uint8_t kb[9];
+    int r;
+    ino_key(kb, 'W', ino);
+    if ((r = misc_del(t, txn, kb, sizeof(kb))))
+        return r;
+    ino_key(kb, 'X', ino);
+    return misc_del(t, txn, kb, sizeof(kb));
+}
+
+static size_t hide_key(uint8_t *kb, const char *key)
+{
+    size_t len = strlen(key);
+    kb[0] = 'K';
+    memcpy(kb + 1, key, len);
+    return len + 1;
+}
+
+bool silly_hidden(struct inode_table *t, DB_TXN *txn, const char *key)
+{
+    uint8_t kb[1 + OBJ_KEY_MAX];
+    uint64_t ino;
+    size_t len = 0;
+    return misc_get(t, txn, kb, hide_key(kb, key), &ino, sizeof(ino), &len, 0) == 0;
+}
+
+static bool is_silly_name(const char *name)
+{
+    return strncmp(name, ".nfs", 4) == 0;
+}
+
+static void set_now(int64_t *sec, uint32_t *nsec, int64_t now)
+{
+    *sec = now / NS;
+    *nsec = (uint32_t)(now % NS);
+}
+
+/* Is the record's object (or a directory's marker or prefix) in the bucket? */
+static bool rec_in_bucket(const struct inode_rec *r)
+{
+    return !(r->h.flags & IREC_NEW);
+}
+
+/* ---- the busy list ----------------------------------------------------------------- */
+
+static struct ino_busy *busy_find(struct inode_table *t, uint64_t ino)
+{
+    for (struct ino_busy *b = t->busy; b; b = b->next)
+        if (b->ino == ino)
+            return b;
+    return NULL;
+}
+
+static struct ino_busy *busy_get(struct inode_table *t, uint64_t ino)
+{
+    struct ino_busy *b = busy_find(t, ino);
+    if (b)
+        return b;
+    b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->ino = ino;
+    b->next = t->busy;
+    t->busy = b;
+    return b;
+}
+
+static void busy_drop(struct inode_table *t, struct ino_busy *b)
+{
+    if (b->upload || b->holds)
+        return;
+    for (struct ino_busy **p = &t->busy; *p; p = &(*p)->next) {
+        if (*p == b) {
+            *p = b->next;
+            free(b);
+            return;
+        }
+    }
+}
+
+/* Hold ino against uploads (waiting for one running).  ENOMEM only. */
+static int hold(struct inode_table *t, uint64_t ino)
+{
+    if (!ino)
+        return 0;
+    pthread_mutex_lock(&t->busy_mu);
+    struct ino_busy *b = busy_get(t, ino);
+    if (!b) {
+        pthread_mutex_unlock(&t->busy_mu);
+        return ENOMEM;
+    }
+    b->holds++;
+    while (b->upload) {
+        b->wanted = true;
+        pthread_cond_wait(&t->busy_cv, &t->busy_mu);
+    }
+    pthread_mutex_unlock(&t->busy_mu);
+    return 0;
+}
+
+static void unhold(struct inode_table *t, uint64_t ino)
+{
+    if (!ino)
+        return;
+    pthread_mutex_lock(&t->busy_mu);
+    struct ino_busy *b = busy_find(t, ino);
+    if (b) {
+        b->holds--;
+        busy_drop(t, b);
+    }
+    pthread_mutex_unlock(&t->busy_mu);
+}
+
+int inode_upload_begin(struct inode_table *t, uint64_t ino)
+{
+    int r = 0;
+    pthread_mutex_lock(&t->busy_mu);
+    struct ino_busy *b = busy_get(t, ino);
+    if (!b)
+        r = ENOMEM;
+    else if (b->holds || b->upload)
+        r = EBUSY;
+    else
+        b->upload = true;
+    pthread_mutex_unlock(&t->busy_mu);
+    return r;
+}
+
+void inode_upload_end(struct inode_table *t, uint64_t ino)
+{
+    pthread_mutex_lock(&t->busy_mu);
+    struct ino_busy *b = busy_find(t, ino);
+    if (b) {
+        b->upload = false;
+        b->wanted = false;
+        busy_drop(t, b);
+    }
+    pthread_cond_broadcast(&t->busy_cv);
+    pthread_mutex_unlock(&t->busy_mu);
+}
+
+bool inode_upload_wanted(struct inode_table *t, uint64_t ino)
+{
+    pthread_mutex_lock(&t->busy_mu);
+    struct ino_busy *b = busy_find(t, ino);
+    bool w = b && b->wanted;
+    pthread_mutex_unlock(&t->busy_mu);
+    return w;
+}
+
+/* ---- create ------------------------------------------------------------------------ */
+
+struct create_arg {
+    const struct meta_export *e;
+    uint64_t dir;
+    const char *name;
+    uint32_t mode, uid, gid;
+    uint64_t size;
+    enum inode_how how;
+    uint64_t verf;
+    int64_t now;
+    bool existed;
+    struct inode_rec d, c;
+    struct inode_attr before;
+};
+
+static int create_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct create_arg *a = arg;
+    struct inode_rec *d = &a->d, *c = &a->c;
+    struct dval dv;
+    uint8_t kb[1 + OBJ_KEY_MAX];
+    int r;
+
+    a->existed = false;
+    if ((r = rec_get(t, txn, a->dir, d, DB_RMW)))
+        return r == ENOENT ? ESTALE : r;
+    if (d->h.export_id != a->e->id)
+        return ESTALE;
+    if (!S_ISDIR(d->h.mode))
+        return ENOTDIR;
+    rec_to_attr(d, &a->before);
+    r = dirent_get(t, txn, a->dir, a->name, &dv, DB_RMW);
+    if (r == 0) {
+        if ((r = rec_get(t, txn, dv.ino, c, 0)))
+            return r == ENOENT ? EIO : r;
+        if (a->how == INODE_EXCLUSIVE) {
+            uint64_t v = 0;
+            size_t len = 0;
+            ino_key(kb, 'X', c->ino);
+            r = misc_get(t, txn, kb, 9, &v, sizeof(v), &len, 0);
+            if (r == 0 && len == sizeof(v) && v == a->verf && S_ISREG(c->h.mode)) {
+                a->existed = true;
+                return 0;
+            }
+            return r && r != ENOENT ? r : EEXIST;
+        }
+        if (a->how == INODE_GUARDED || !S_ISREG(a->mode) || !S_ISREG(c->h.mode))
+            return EEXIST;
+        a->existed = true;
+        return 0;
+    }
+    if (r != ENOENT)
+        return r;
+
+    bool isdir = S_ISDIR(a->mode);
+    size_t dlen = strlen(d->key), nlen = strlen(a->name);
+    if (dlen + nlen + isdir > OBJ_KEY_MAX)
+        return ENAMETOOLONG;
+    memset(c, 0, sizeof(*c));
+    if ((r = ino_alloc(t, &c->ino, &c->h.gen)))
+        return r;
+    c->h.parent = a->dir;
+    c->h.export_id = a->e->id;
+    c->h.mode = a->mode;
+    c->h.uid = a->uid;
+    c->h.gid = a->gid;
+    c->h.nlink = isdir ? 2 : 1;
+    c->h.size = isdir ? DIR_SIZE : a->size;
+    set_now(&c->h.mtime_sec, &c->h.mtime_nsec, a->now);
+    c->h.ctime_sec = c->h.mtime_sec;
+    c->h.ctime_nsec = c->h.mtime_nsec;
+    c->h.change = 1;
+    c->h.validated_at = a->now;
+    c->h.flags = IREC_NEW | (isdir ? 0 : IREC_STAGED);
+    if (isdir)
+        c->h.listed_at = a->now; /* nothing under it but what is made here */
+    memcpy(c->name, a->name, nlen + 1);
+    memcpy(c->key, d->key, dlen);
+    memcpy(c->key + dlen, a->name, nlen);
+    if (isdir)
+        c->key[dlen + nlen++] = '/';
+    c->key[dlen + nlen] = '\0';
+    if ((r = wb_touch(t, txn, c, a->now)) || (r = rec_put(t, txn, c)))
+        return r;
+    dv.ino = c->ino;
+    dv.epoch = d->h.epoch;
+    if ((r = dirent_put(t, txn, a->dir, a->name, &dv)))
+        return r;
+    if (a->how == INODE_EXCLUSIVE) {
+        ino_key(kb, 'X', c->ino);
+        if ((r = misc_put(t, txn, kb, 9, &a->verf, sizeof(a->verf))))
+            return r;
+    }
+    /* An object a silly rename hid under this key is the new file's to replace now. */
+    if ((r = misc_del(t, txn, kb, hide_key(kb, c->key))))
+        return r;
+    rec_touch(d, a->now);
+    if (isdir)
+        d->h.nlink++;
+    return rec_put(t, txn, d);
+}
+
+int inode_create(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                 const char *name, uint32_t mode, uint32_t uid, uint32_t gid, uint64_t size,
+                 enum inode_how how, uint64_t verf, struct inode_attr *out, bool *existed,
+                 struct inode_attr *dir_before, struct inode_attr *dir_after)
+{
+    struct inode_attr found;
+    int rc;
+
+    *existed = false;
+    if ((rc = name_check(name)))
+        return rc;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return EEXIST;
+    if (!S_ISREG(mode) && !S_ISDIR(mode) && !S_ISLNK(mode))
+        return EINVAL;
+    /* The directory is listed (and the name looked for in the bucket) first. */
+    rc = inode_lookup(t, e, dir, name, &found, NULL);
+    if (rc && rc != ENOENT)
+        return rc;
+    struct create_arg *a = calloc(1, sizeof(*a));
+    if (!a)
+        return ENOMEM;
+    *a = (struct create_arg){.e = e, .dir = dir, .name = name, .mode = mode, .uid = uid,
+                             .gid = gid, .size = size, .how = how, .verf = verf,
+                             .now = now_ns()};
+    rc = txn_run(t, create_fn, a, true);
+    if (rc == 0) {
+        *existed = a->existed;
+        rec_to_attr(&a->c, out);
+        if (dir_before)
+            *dir_before = a->before;
+        if (dir_after)
+            rec_to_attr(&a->d, dir_after);
+        if (!a->existed)
+            atomic_fetch_add(&t->n_inodes, 1);
+    }
+    free(a);
+    return rc;
+}
+
+/* ---- remove ------------------------------------------------------------------------ */
+
+/* Does directory r have an entry in the table, or an object under it in the bucket? */
+static int dir_has_entries(struct inode_table *t, const struct meta_export *e,
+                           const struct inode_rec *r, DB_TXN *txn)
+{
+    uint8_t kb[DKEY_MAX];
+    struct dval dv;
+    DBC *c;
+    DBT k = {0}, v = {0};
+    int rc = db_errno(t->dirents->cursor(t->dirents, txn, &c, 0));
+    if (rc)
+        return rc;
+    k.data = kb;
+    k.size = (uint32_t)dkey_make(kb, r->ino, "", 0);
+    k.ulen = sizeof(kb);
+    k.flags = DB_DBT_USERMEM;
+    v.data = &dv;
+    v.ulen = sizeof(dv);
+    v.flags = DB_DBT_USERMEM;
+    rc = db_errno(c->get(c, &k, &v, DB_SET_RANGE));
+    c->close(c);
+    if (rc == 0 && k.size >= 8 && get_be64(kb) == r->ino)
+        return ENOTEMPTY;
+    return rc == ENOENT || rc == 0 ? 0 : rc;
+}
+
+static int count_cb(void *arg, const struct obj_entry *oe)
+{
+    const char **own = arg;
+    if (!oe->is_prefix && strcmp(oe->key, own[0]) == 0)
+        return 0; /* the directory's own marker */
+    own[1] = "";  /* found one */
+    return ENOTEMPTY;
+}
+
+/* Objects under directory key `key` in the bucket (beyond its marker)?  ENOTEMPTY if so. */
+static int bucket_dir_empty(const struct meta_export *e, const char *key)
+{
+    const char *arg[2] = {key, NULL};
+    char *tok = calloc(1, OBJ_TOKEN_MAX);
+    if (!tok)
+        return ENOMEM;
+    int r = obj_list(e->store, e->bucket, key, "/", NULL, 2, count_cb, arg, tok);
+    free(tok);
+    if (r == ENOTEMPTY || arg[1])
+        return ENOTEMPTY;
+    return r == ENOENT ? 0 : r;
+}
+
+struct remove_arg {
+    const struct meta_export *e;
+    uint64_t dir, ino;
+    const char *name;
+    bool rmdir;
+    int64_t now;
+    struct inode_rec d, c;
+    struct inode_attr before;
+};
+
+static int remove_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct remove_arg *a = arg;
+    struct dval dv;
+    int r;
+    if ((r = rec_get(t, txn, a->dir, &a->d, DB_RMW)))
+        return r == ENOENT ? ESTALE : r;
+    rec_to_attr(&a->d, &a->before);
+    if ((r = dirent_get(t, txn, a->dir, a->name, &dv, DB_RMW)))
+        return r;
+    if (dv.ino != a->ino)
+        return RACED;
+    if ((r = rec_get(t, txn, a->ino, &a->c, DB_RMW)))
+        return r == ENOENT ? RACED : r;
+    if (a->rmdir && (r = dir_has_entries(t, a->e, &a->c, txn)))
+        return r;
+    if ((r = dirent_del(t, txn, a->dir, a->name)) || (r = rec_del(t, txn, a->ino)) ||
+        (r = wb_forget(t, txn, a->ino)))
+        return r;
+    if (a->c.h.flags & IREC_SILLY) {
+        uint8_t kb[1 + OBJ_KEY_MAX];
+        if ((r = misc_del(t, txn, kb, hide_key(kb, a->c.key))))
+            return r;
+    }
+    rec_touch(&a->d, a->now);
+    if (a->rmdir && a->d.h.nlink > 2)
+        a->d.h.nlink--;
+    return rec_put(t, txn, &a->d);
+}
+
+int inode_remove(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                 const char *name, bool rmdir, struct inode_attr *gone,
+                 struct inode_attr *dir_before, struct inode_attr *dir_after)
+{
+    struct inode_attr found;
+    int rc;
+    if ((rc = name_check(name)))
+        return rc;
+    if (strcmp(name, ".") == 0)
+        return EINVAL;
+    if (strcmp(name, "..") == 0)
+        return ENOTEMPTY;
+    struct remove_arg *a = calloc(1, sizeof(*a));
+    if (!a)
+        return ENOMEM;
+    for (int attempt = 0;; attempt++) {
+        if ((rc = inode_lookup(t, e, dir, name, &found, NULL)))
+            break;
+        if (rmdir && !S_ISDIR(found.mode)) {
+            rc = ENOTDIR;
+            break;
+        }
+        if (!rmdir && S_ISDIR(found.mode)) {
+            rc = EISDIR;
+            break;
+        }
+        if ((rc = hold(t, found.ino)))
+            break;
+        /* The record as it is now that no upload runs (one may have just put its object). */
+        rc = public_errno(rec_get(t, NULL, found.ino, &a->c, 0));
+        if (rc == ENOENT)
+            rc = RACED;
+        if (rc == 0 && rmdir) {
+            rc = public_errno(dir_has_entries(t, e, &a->c, NULL));
+            if (rc == 0 && rec_in_bucket(&a->c))
+                rc = bucket_dir_empty(e, a->c.key);
+        }
+        /* A silly-renamed file's object is deleted only while it is still the one hidden. */
+        bool del = rec_in_bucket(&a->c) &&
+                   (!(a->c.h.flags & IREC_SILLY) || silly_hidden(t, NULL, a->c.key));
+        if (rc == 0 && del)
+            rc = obj_del(e->store, e->bucket, a->c.key);
+        if (rc == 0) {
+            a->e = e;
+            a->dir = dir;
+            a->ino = found.ino;
+            a->name = name;
+            a->rmdir = rmdir;
+            a->now = now_ns();
+            rc = txn_run(t, remove_fn, a, true);
+        }
+        unhold(t, found.ino);
+        if (rc != RACED || attempt >= 3)
+            break;
+    }
+    if (rc == RACED)
+        rc = ESTALE;
+    if (rc == 0) {
+        rec_to_attr(&a->c, gone);
+        if (dir_before)
+            *dir_before = a->before;
+        if (dir_after)
+            rec_to_attr(&a->d, dir_after);
+        atomic_fetch_sub(&t->n_inodes, 1);
+    }
+    free(a);
+    return rc;
+}
+
+/* ---- rename ------------------------------------------------------------------------ */
+
+/* The keys of the objects under prefix (recursive), for a directory rename. */
+struct keylist {
+    char **v;
+    size_t n, cap, max;
+};
+
+static int keylist_cb(void *arg, const struct obj_entry *oe)
+{
+    struct keylist *l = arg;
+    if (oe->is_prefix)
+        return 0;
+    if (l->n >= l->max)
+        return EFBIG;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(oe->key)))
+        return ENOMEM;
+    l->n++;
+    return 0;
+}
+
+static void keylist_free(struct keylist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+static int keylist_fill(const struct meta_export *e, const char *prefix, struct keylist *l)
+{
+    char *tok = calloc(1, OBJ_TOKEN_MAX), *next = calloc(1, OBJ_TOKEN_MAX);
+    int r = tok && next ? 0 : ENOMEM;
+    while (r == 0) {
+        next[0] = '\0';
+        r = obj_list(e->store, e->bucket, prefix, NULL, tok, 1000, keylist_cb, l, next);
+        if (r || !next[0])
+            break;
+        if (strcmp(next, tok) == 0) {
+            r = EIO;
+            break;
+        }
+        memcpy(tok, next, OBJ_TOKEN_MAX);
+    }
+    free(tok);
+    free(next);
+    return r == ENOENT ? 0 : r;
+}
+
+/* newkey = to + (key without its first flen bytes); ENAMETOOLONG. */
+static int key_rebase(char *out, const char *key, size_t flen, const char *to)
+{
+    size_t tlen = strlen(to), rest = strlen(key) - flen;
+    if (tlen + rest > OBJ_KEY_MAX)
+        return ENAMETOOLONG;
+    memcpy(out, to, tlen);
+    memcpy(out + tlen, key + flen, rest + 1);
+    return 0;
+}
+
+struct rename_arg {
+    const struct meta_export *e;
+    uint64_t fdir, tdir, ino, tino;
+    const char *fname, *tname;
+    bool silly;
+    int64_t now;
+    char newkey[OBJ_KEY_MAX + 1];
+    char oldkey[OBJ_KEY_MAX + 1];
+    struct inode_rec fd, td, c, x, y; /* y: rekey_subtree's scratch */
+    struct inode_attr fbefore, tbefore;
+};
+
+/* Rewrite the keys of the subtree under directory `dir` from prefix old to new. */
+static int rekey_subtree(struct inode_table *t, DB_TXN *txn, struct rename_arg *a, uint64_t top)
+{
+    size_t cap = 64, n = 0, olen = strlen(a->oldkey);
+    uint64_t *stack = malloc(cap * sizeof(*stack));
+    uint8_t kb[DKEY_MAX];
+    int r = 0;
+    if (!stack)
+        return ENOMEM;
+    stack[n++] = top;
+    while (n && r == 0) {
+        uint64_t dir = stack[--n];
+        DBC *c;
+        DBT k = {0}, v = {0};
+        struct dval dv;
+        if ((r = db_errno(t->dirents->cursor(t->dirents, txn, &c, 0))))
+            break;
+        k.data = kb;
+        k.size = (uint32_t)dkey_make(kb, dir, "", 0);
+        k.ulen = sizeof(kb);
+        k.flags = DB_DBT_USERMEM;
+        v.data = &dv;
+        v.ulen = sizeof(dv);
+        v.flags = DB_DBT_USERMEM;
+        for (uint32_t op = DB_SET_RANGE;; op = DB_NEXT) {
+            r = db_errno(c->get(c, &k, &v, op));
+            if (r == ENOENT || (r == 0 && (k.size < 8 || get_be64(kb) != dir))) {
+                r = 0;
+                break;
+            }
+            if (r)
+                break;
+            if ((r = rec_get(t, txn, dv.ino, &a->y, DB_RMW))) {
+                if (r == ENOENT) {
+                    r = 0;
+                    continue;
+                }
+                break;
+            }
+            if (strncmp(a->y.key, a->oldkey, olen) == 0) {
+                char nk[OBJ_KEY_MAX + 1];
+                if ((r = key_rebase(nk, a->y.key, olen, a->newkey)))
+                    break;
+                memcpy(a->y.key, nk, sizeof(nk));
+                /* Copied in the bucket: the copy's ETag may differ (multipart); HEAD it. */
+                if (!(a->y.h.flags & IREC_LOCAL))
+                    a->y.h.validated_at = 0;
+                if ((r = rec_put(t, txn, &a->y)))
+                    break;
+            }
+            if (S_ISDIR(a->y.h.mode)) {
+                if (n == cap) {
+                    uint64_t *s2 = realloc(stack, 2 * cap * sizeof(*stack));
+                    if (!s2) {
+                        r = ENOMEM;
+                        break;
+                    }
+                    stack = s2;
+                    cap *= 2;
+                }
+                stack[n++] = dv.ino;
+            }
+        }
+        c->close(c);
+    }
+    free(stack);
+    return r;
+}
+
+static int rename_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct rename_arg *a = arg;
+    struct dval dv;
+    int r;
+
+    if ((r = rec_get(t, txn, a->fdir, &a->fd, DB_RMW)))
+        return r == ENOENT ? ESTALE : r;
+    rec_to_attr(&a->fd, &a->fbefore);
+    if (a->tdir == a->fdir) {
+        a->td = a->fd;
+    } else {
+        if ((r = rec_get(t, txn, a->tdir, &a->td, DB_RMW)))
+            return r == ENOENT ? ESTALE : r;
+    }
+    rec_to_attr(&a->td, &a->tbefore);
+    if ((r = dirent_get(t, txn, a->fdir, a->fname, &dv, DB_RMW)))
+        return r;
+    if (dv.ino != a->ino)
+        return RACED;
+    if ((r = rec_get(t, txn, a->ino, &a->c, DB_RMW)))
+        return r == ENOENT ? RACED : r;
+    bool isdir = S_ISDIR(a->c.h.mode);
+
+    r = dirent_get(t, txn, a->tdir, a->tname, &dv, DB_RMW);
+    if (r == 0 && dv.ino != a->tino)
+        return RACED;
+    if (r == ENOENT && a->tino)
+        return RACED;
+    if (r && r != ENOENT)
+        return r;
+    if (a->tino) {
+        if ((r = rec_get(t, txn, a->tino, &a->x, DB_RMW)))
+            return r == ENOENT ? RACED : r;
+        if (S_ISDIR(a->x.h.mode) && (r = dir_has_entries(t, a->e, &a->x, txn)))
+            return r;
+        if ((r = rec_del(t, txn, a->tino)) || (r = wb_forget(t, txn, a->tino)))
+            return r;
+        if (S_ISDIR(a->x.h.mode) && a->td.h.nlink > 2)
+            a->td.h.nlink--;
+    }
+    if ((r = dirent_del(t, txn, a->fdir, a->fname)))
+        return r;
+    dv.ino = a->ino;
+    dv.epoch = a->td.h.epoch;
+    if ((r = dirent_put(t, txn, a->tdir, a->tname, &dv)))
+        return r;
+    snprintf(a->c.name, sizeof(a->c.name), "%s", a->tname);
+    a->c.h.parent = a->tdir;
+    set_now(&a->c.h.ctime_sec, &a->c.h.ctime_nsec, a->now);
+    a->c.h.change++;
+    if (a->silly) {
+        /* The object keeps its key, hidden from listings until the file is removed. */
+        uint8_t kb[1 + OBJ_KEY_MAX];
+        a->c.h.flags |= IREC_SILLY;
+        if ((r = misc_put(t, txn, kb, hide_key(kb, a->c.key), &a->ino, sizeof(a->ino))))
+            return r;
+    } else {
+        memcpy(a->c.key, a->newkey, sizeof(a->newkey));
+        if (rec_in_bucket(&a->c) && !(a->c.h.flags & IREC_LOCAL))
+            a->c.h.validated_at = 0; /* a copy: its ETag is the store's to say */
+    }
+    if ((r = rec_put(t, txn, &a->c)))
+        return r;
+    if (isdir && !a->silly && (r = rekey_subtree(t, txn, a, a->ino)))
+        return r;
+    if (isdir && a->fdir != a->tdir) {
+        if (a->fd.h.nlink > 2)
+            a->fd.h.nlink--;
+        a->td.h.nlink++;
+    }
+    rec_touch(&a->td, a->now);
+    if (a->fdir != a->tdir) {
+        rec_touch(&a->fd, a->now);
+        if ((r = rec_put(t, txn, &a->fd)))
+            return r;
+    }
+    return rec_put(t, txn, &a->td);
+}
+
+/* Is dir `anc` an ancestor of (or) directory `dir`? */
+static int is_ancestor(struct inode_table *t, uint64_t anc, uint64_t dir, bool *yes)
+{
+    struct inode_rec *r = malloc(sizeof(*r));
+    int rc = 0;
+    if (!r)
+        return ENOMEM;
+    *yes = false;
+    for (int depth = 0; depth < 4096; depth++) {
+        if (dir == anc) {
+            *yes = true;
+            break;
+        }
+        if ((rc = public_errno(rec_get(t, NULL, dir, r, 0))))
+            break;
+        if (r->h.parent == dir)
+            break; /* the root */
+        dir = r->h.parent;
+    }
+    free(r);
+    return rc;
+}
+
+int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fdir,
+                 const char *fname, uint64_t tdir, const char *tname,
+                 struct inode_attr *replaced, struct inode_attr *fdir_before,
+                 struct inode_attr *fdir_after, struct inode_attr *tdir_before,
+                 struct inode_attr *tdir_after)
+{
+    struct inode_attr src, dst, tdattr;
+    struct keylist keys = {0};
+    int rc;
+
+    memset(replaced, 0, sizeof(*replaced));
+    if ((rc = name_check(fname)) || (rc = name_check(tname)))
+        return rc;
+    if (!strcmp(fname, ".") || !strcmp(fname, "..") || !strcmp(tname, ".") ||
+        !strcmp(tname, ".."))
+        return EINVAL;
+    if ((rc = inode_lookup(t, e, fdir, fname, &src, NULL)))
+        return rc;
+    rc = inode_lookup(t, e, tdir, tname, &dst, &tdattr);
+    if (rc && rc != ENOENT)
+        return rc;
+    bool have_dst = rc == 0;
+    if (have_dst && dst.ino == src.ino)
+        return 0; /* the same file under both names: nothing to do */
+    bool isdir = S_ISDIR(src.mode);
+    if (have_dst && isdir && !S_ISDIR(dst.mode))
+        return ENOTDIR;
+    if (have_dst && !isdir && S_ISDIR(dst.mode))
+        return EISDIR;
+    if (isdir) {
+        bool loop;
+        if ((rc = is_ancestor(t, src.ino, tdir, &loop)))
+            return rc;
+        if (loop)
+            return EINVAL;
+    }
+    struct rename_arg *a = calloc(1, sizeof(*a));
+    if (!a)
+        return ENOMEM;
+    a->e = e;
+    a->fdir = fdir;
+    a->tdir = tdir;
+    a->ino = src.ino;
+    a->tino = have_dst ? dst.ino : 0;
+    a->fname = fname;
+    a->tname = tname;
+    if ((rc = hold(t, a->ino)))
+        goto out_free;
+    if ((rc = hold(t, a->tino)))
+        goto out_unhold;
+    if ((rc = public_errno(rec_get(t, NULL, a->ino, &a->c, 0))))
+        goto out;
+    if (have_dst && (rc = public_errno(rec_get(t, NULL, a->tino, &a->x, 0))))
+        goto out;
+    if (have_dst && S_ISDIR(a->x.h.mode)) {
+        rc = public_errno(dir_has_entries(t, e, &a->x, NULL));
+        if (rc == 0 && rec_in_bucket(&a->x))
+            rc = bucket_dir_empty(e, a->x.key);
+        if (rc)
+            goto out;
+    }
+    /* The new key: the target directory's key + name (+ '/'). */
+    struct inode_rec *td = &a->td;
+    if ((rc = rec_get_export(t, e, tdir, td)))
+        goto out;
+    size_t dlen = strlen(td->key), nlen = strlen(tname);
+    if (dlen + nlen + isdir > OBJ_KEY_MAX) {
+        rc = ENAMETOOLONG;
+        goto out;
+    }
+    memcpy(a->newkey, td->key, dlen);
+    memcpy(a->newkey + dlen, tname, nlen);
+    if (isdir)
+        a->newkey[dlen + nlen++] = '/';
+    a->newkey[dlen + nlen] = '\0';
+    snprintf(a->oldkey, sizeof(a->oldkey), "%s", a->c.key);
+    a->silly = !isdir && is_silly_name(tname) && !is_silly_name(fname) &&
+               rec_in_bucket(&a->c) && !(a->c.h.flags & IREC_SILLY);
+
+    /* The bucket first: copies under the new name. */
+    bool in_bucket = rec_in_bucket(&a->c) && !(a->c.h.flags & IREC_SILLY);
+    if (in_bucket && !a->silly) {
+        if (isdir) {
+            keys.max = e->rename_dir_max;
+            rc = keylist_fill(e, a->oldkey, &keys);
+            if (rc == EFBIG)
+                LOG_AT(LOG_NOTICE, "rename of %s:%s refused: more than rename_dir_max (%u) "
+                                   "objects under it", e->bucket, a->oldkey, e->rename_dir_max);
+            for (size_t i = 0; rc == 0 && i < keys.n; i++) {
+                char nk[OBJ_KEY_MAX + 1];
+                if ((rc = key_rebase(nk, keys.v[i], strlen(a->oldkey), a->newkey)) == 0)
+                    rc = obj_copy(e->store, e->bucket, keys.v[i], nk, NULL);
+                if (rc == ENOENT)
+                    rc = 0; /* deleted meanwhile by another tool */
+            }
+        } else {
+            rc = obj_copy(e->store, e->bucket, a->oldkey, a->newkey, NULL);
+        }
+        if (rc)
+            goto out;
+    }
+    a->now = now_ns();
+    rc = txn_run(t, rename_fn, a, true);
+    if (rc == RACED)
+        rc = ESTALE; /* a name changed under us: the client looks again */
+    if (rc)
+        goto out;
+    /* Then the old objects go (a failure leaves them for a listing to show again). */
+    if (in_bucket && !a->silly) {
+        int dr = 0;
+        if (isdir)
+            for (size_t i = 0; i < keys.n; i++)
+                dr = obj_del(e->store, e->bucket, keys.v[i]) ?: dr;
+        else
+            dr = obj_del(e->store, e->bucket, a->oldkey);
+        if (dr)
+            LOG_AT(LOG_WARNING, "rename: deleting the old object(s) at %s:%s failed: %s",
+                   e->bucket, a->oldkey, strerror(dr));
+    }
+    /* A replaced target of another key that was in the bucket goes too. */
+    if (have_dst && rec_in_bucket(&a->x) && strcmp(a->x.key, a->newkey) != 0) {
+        int dr = obj_del(e->store, e->bucket, a->x.key);
+        if (dr)
+            LOG_AT(LOG_WARNING, "rename: deleting the replaced object %s:%s failed: %s",
+                   e->bucket, a->x.key, strerror(dr));
+    }
+    if (have_dst) {
+        rec_to_attr(&a->x, replaced);
+        atomic_fetch_sub(&t->n_inodes, 1);
+    }
+    if (fdir_before)
+        *fdir_before = a->fbefore;
+    if (tdir_before)
+        *tdir_before = a->tbefore;
+    if (fdir_after)
+        rec_to_attr(&a->fd, fdir_after);
+    if (tdir_after)
+        rec_to_attr(&a->td, tdir_after);
+    if (fdir == tdir && fdir_after)
+        rec_to_attr(&a->td, fdir_after);
+out:
+    unhold(t, a->tino);
+out_unhold:
+    unhold(t, a->ino);
+out_free:
+    keylist_free(&keys);
+    free(a);
+    return rc;
+}
+
+/* ---- attribute and data changes ------------------------------------------------- */
+
+struct change_arg {
+    const struct meta_export *e;
+    uint64_t ino;
+    const struct inode_change *c;
+    int64_t now;
+    struct inode_rec r;
+    struct inode_attr before;
+};
+
+static int change_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct change_arg *a = arg;
+    const struct inode_change *c = a->c;
+    struct inode_rec *r = &a->r;
+    int rc;
+    if ((rc = rec_get(t, txn, a->ino, r, DB_RMW)))
+        return rc == ENOENT ? ESTALE : rc;
+    if (r->h.export_id != a->e->id)
+        return ESTALE;
+    rec_to_attr(r, &a->before);
+    if (c->guard && (r->h.ctime_sec != c->guard_sec || r->h.ctime_nsec != c->guard_nsec))
+        return INODE_ENOTSYNC;
+    bool dir = S_ISDIR(r->h.mode);
+    if ((c->set_size || c->write_end || c->staged) && dir)
+        return EISDIR;
+    if (c->set_mode)
+        r->h.mode = (r->h.mode & S_IFMT) | (c->mode & 07777);
+    if (c->set_uid)
+        r->h.uid = c->uid;
+    if (c->set_gid)
+        r->h.gid = c->gid;
+    bool data = false;
+    if (c->set_size && c->size != r->h.size) {
+        r->h.size = c->size;
+        data = true;
+    } else if (c->set_size) {
+        data = true; /* truncating to the same size still stamps mtime (POSIX) */
+    }
+    if (c->write_end) {
+        if (c->write_end > r->h.size)
+            r->h.size = c->write_end;
+        data = true;
+    }
+    if (c->staged)
+        r->h.flags |= IREC_STAGED;
+    if (data)
+        set_now(&r->h.mtime_sec, &r->h.mtime_nsec, a->now);
+    if (c->set_mtime) {
+        r->h.mtime_sec = c->mtime_sec;
+        r->h.mtime_nsec = c->mtime_nsec;
+    }
+    set_now(&r->h.ctime_sec, &r->h.ctime_nsec, a->now);
+    r->h.change++;
+    r->h.validated_at = a->now;
+    if (dir && (c->set_mtime || data))
+        r->h.flags &= ~IREC_MTIME_LISTED; /* the marker carries it now */
+    bool changes = c->set_mode || c->set_uid || c->set_gid || data || c->set_mtime || c->staged;
+    if (changes && (rc = wb_touch(t, txn, r, a->now)))
+        return rc;
+    return rec_put(t, txn, r);
+}
+
+int inode_change(struct inode_table *t, const struct meta_export *e, uint64_t ino,
+                 const struct inode_change *c, struct inode_attr *before,
+                 struct inode_attr *after)
+{
+    struct change_arg *a = calloc(1, sizeof(*a));
+    if (!a)
+        return ENOMEM;
+    a->e = e;
+    a->ino = ino;
+    a->c = c;
+    a->now = now_ns();
+    int rc = txn_run(t, change_fn, a, c->sync);
+    if (rc == ENOENT)
+        rc = ESTALE;
+    if (rc == 0) {
+        if (before)
+            *before = a->before;
+        if (after)
+            rec_to_attr(&a->r, after);
+    }
+    free(a);
+    return rc;
+}
+
+int inode_sync(struct inode_table *t)
+{
+    return public_errno(db_errno(t->env->log_flush(t->env, NULL)));
+}
+
+/* ---- the write-back queue ------------------------------------------------------- */
+
+int inode_dirty_scan(struct inode_table *t, uint64_t after, struct inode_dirty *out,
+                     size_t max, size_t *n)
+{
+    uint8_t kb[64];
+    struct wbrec w;
+    DBC *c;
+    DBT k = {0}, v = {0};
+    *n = 0;
+    int r = db_errno(t->misc->cursor(t->misc, NULL, &c, DB_READ_COMMITTED));
+    if (r)
+        return public_errno(r);
+    ino_key(kb, 'W', after + 1);
+    k.data = kb;
+    k.size = 9;
+    k.ulen = sizeof(kb);
+    k.flags = DB_DBT_USERMEM;
+    v.data = &w;
+    v.ulen = sizeof(w);
+    v.flags = DB_DBT_USERMEM;
+    for (uint32_t op = DB_SET_RANGE; *n < max; op = DB_NEXT) {
+        r = db_errno(c->get(c, &k, &v, op));
+        if (r == EOVERFLOW) {
+            /* a longer key or value of another kind, past the "W" records */
+            r = 0;
+            break;
+        }
+        if (r == ENOENT || (r == 0 && (k.size != 9 || kb[0] != 'W'))) {
+            r = 0;
+            break;
+        }
+        if (r)
+            break;
+        if (v.size != sizeof(w))
+            continue;
+        out[*n] = (struct inode_dirty){.ino = get_be64(kb + 1), .export_id = w.export_id,
+                                       .dver = w.dver, .first_ns = w.first_ns,
+                                       .last_ns = w.last_ns};
+        (*n)++;
+    }
+    c->close(c);
+    return public_errno(r);
+}
+
+int inode_upload_get(struct inode_table *t, uint64_t ino, struct inode_attr *a, char *key,
+                     struct inode_dirty *d)
+{
+    struct inode_rec *r = malloc(sizeof(*r));
+    struct wbrec w;
+    if (!r)
+        return ENOMEM;
+    int rc = public_errno(rec_get(t, NULL, ino, r, 0));
+    if (rc == 0 && !(r->h.flags & IREC_LOCAL))
+        rc = ENOENT;
+    if (rc == 0)
+        rc = public_errno(wb_get(t, NULL, ino, &w, 0));
+    if (rc == 0) {
+        rec_to_attr(r, a);
+        memcpy(key, r->key, (size_t)r->h.key_len + 1);
+        *d = (struct inode_dirty){.ino = ino, .export_id = w.export_id, .dver = w.dver,
+                                  .first_ns = w.first_ns, .last_ns = w.last_ns};
+        if (r->h.flags & IREC_SILLY)
+            rc = EBUSY; /* removed while open: never uploaded under its .nfs name */
+        else if (is_silly_name(r->name) && (r->h.flags & IREC_NEW))
+            rc = EBUSY;
+    }
+    free(r);
+    return rc;
+}
+
+struct done_arg {
+    uint64_t ino, dver;
+    const char *key, *etag;
+    int64_t now;
+    bool clean, moved;
+    struct inode_rec r, p;
+};
+
+static int done_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct done_arg *a = arg;
+    struct wbrec w;
+    struct dval dv;
+    int r;
+    a->clean = a->moved = false;
+    if ((r = rec_get(t, txn, a->ino, &a->r, DB_RMW)))
+        return r;
+    if (strcmp(a->r.key, a->key) != 0) {
+        a->moved = true; /* renamed while it was uploaded: upload it again at its key */
+        return 0;
+    }
+    /* The object is in the bucket now, whatever else changed meanwhile. */
+    a->r.h.flags &= ~IREC_NEW;
+    if (a->etag)
+        snprintf(a->r.h.etag, sizeof(a->r.h.etag), "%s", a->etag);
+    r = wb_get(t, txn, a->ino, &w, DB_RMW);
+    if (r == 0 && w.dver == a->dver) {
+        uint8_t kb[9];
+        ino_key(kb, 'W', a->ino);
+        if ((r = misc_del(t, txn, kb, sizeof(kb))))
+            return r;
+        a->r.h.flags &= ~(IREC_LOCAL | IREC_STAGED);
+        a->r.h.validated_at = a->now;
+        a->clean = true;
+        /*
+         * A listing running now may have paged past this name before the
+         * object existed: stamp the entry with its epoch so its sweep keeps it.
+         */
+        if (rec_get(t, txn, a->r.h.parent, &a->p, 0) == 0 &&
+            dirent_get(t, txn, a->r.h.parent, a->r.name, &dv, DB_RMW) == 0 &&
+            dv.ino == a->ino && dv.epoch != a->p.h.epoch) {
+            dv.epoch = a->p.h.epoch;
+            if ((r = dirent_put(t, txn, a->r.h.parent, a->r.name, &dv)))
+                return r;
+        }
+    } else if (r && r != ENOENT) {
+        return r;
+    }
+    return rec_put(t, txn, &a->r);
+}
+
+int inode_upload_done(struct inode_table *t, uint64_t ino, uint64_t dver, const char *key,
+                      const char *etag, bool *clean, bool *moved)
+{
+    struct done_arg *a = calloc(1, sizeof(*a));
+    if (!a)
+        return ENOMEM;
+    *a = (struct done_arg){.ino = ino, .dver = dver, .key = key, .etag = etag, .now = now_ns()};
+    int rc = txn_run(t, done_fn, a, true);
+    *clean = rc == 0 && a->clean;
+    *moved = rc == 0 && a->moved;
+    free(a);
+    return rc;
+}
+
+void inode_dirty_summary(struct inode_table *t, uint64_t *count, int64_t *oldest_ns)
+{
+    struct inode_dirty d[256];
+    size_t n = 0;
+    uint64_t after = 0;
+    *count = 0;
+    *oldest_ns = 0;
+    do {
+        if (inode_dirty_scan(t, after, d, 256, &n))
+            return;
+        for (size_t i = 0; i < n; i++) {
+            (*count)++;
+            if (*oldest_ns == 0 || d[i].first_ns < *oldest_ns)
+                *oldest_ns = d[i].first_ns;
+            after = d[i].ino;
+        }
+    } while (n == 256);
+}
+
+/* ---- multipart upload records ("M" + ino) --------------------------------------- */
+
+struct mp_arg {
+    uint64_t ino;
+    struct inode_mp *m;
+    bool del;
+};
+
+static int mp_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct mp_arg *a = arg;
+    uint8_t kb[9];
+    ino_key(kb, 'M', a->ino);
+    if (a->del)
+        return misc_del(t, txn, kb, sizeof(kb));
+    return misc_put(t, txn, kb, sizeof(kb), a->m, sizeof(*a->m));
+}
+
+int inode_mp_get(struct inode_table *t, uint64_t ino, struct inode_mp *m)
+{
+    uint8_t kb[9];
+    size_t len = 0;
+    ino_key(kb, 'M', ino);
+    int r = misc_get(t, NULL, kb, sizeof(kb), m, sizeof(*m), &len, 0);
+    if (r == 0 && len != sizeof(*m))
+        r = EIO;
+    if (r == 0) {
+        m->upload_id[sizeof(m->upload_id) - 1] = '\0';
+        m->key[sizeof(m->key) - 1] = '\0';
+    }
+    return public_errno(r);
+}
+
+int inode_mp_put(struct inode_table *t, uint64_t ino, const struct inode_mp *m)
+{
+    struct mp_arg a = {.ino = ino, .m = (struct inode_mp *)m};
+    return txn_run(t, mp_fn, &a, true);
+}
+
+int inode_mp_del(struct inode_table *t, uint64_t ino)
+{
+    struct mp_arg a = {.ino = ino, .del = true};
+    return txn_run(t, mp_fn, &a, false);
+}

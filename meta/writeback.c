@@ -1,0 +1,726 @@
+/*
+ * writeback.c - the uploader (see writeback.h).
+ *
+ * One scanner thread walks the local inodes of the table (inode_dirty_scan)
+ * every scan_ms, or at once when kicked, and queues those that are due:
+ * quiet for their export's writeback_delay, or asked for by a flush, and
+ * whose export is not backing off.  `threads` workers take inodes off the
+ * queue and upload them.  An inode is queued at most once (w->queued
+ * marks it until its worker is done), so the queue is bounded by the
+ * number of local inodes the scanner found, and the scanner stops filling
+ * it at QUEUE_MAX.
+ *
+ * Locks: w->mu guards the queue, the flush request, the exports and the
+ * backoff state; it is never held across a store call, a stage call or a
+ * transaction.  The per-inode stripes (wb_lock) are rwlocks, taken
+ * exclusive only around an upload's completion (mark clean + drop the
+ * staged file) so that no write lands in a staged file being dropped.
+ */
+#include "meta/writeback.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/stage.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "objstore/objstore.h"
+
+#define STRIPES 256
+#define QUEUE_MAX 4096
+#define SCAN_BATCH 256
+#define BACKOFF_MIN_NS (1000000000LL)
+#define BACKOFF_MAX_NS (60000000000LL)
+#define PARTS_MAX 10000u
+#define PART_MIN (5ull << 20)
+
+struct wb_export {
+    uint32_t id;
+    struct objstore *store;
+    char *bucket;
+    unsigned delay;          /* seconds */
+    int64_t backoff_until;   /* ns: no uploads before */
+    int64_t backoff_ns;      /* current backoff step */
+};
+
+struct wb {
+    struct wb_conf c;
+    struct inode_table *t;
+    struct stage *st;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work;     /* workers: queue not empty, or stopping */
+    pthread_cond_t scan;     /* scanner: kicked, or stopping */
+    atomic_bool stopping;
+    bool kicked;
+    uint64_t *queue;         /* ring of inode numbers */
+    size_t qhead, qlen;
+    uint64_t *busy;          /* queued or being uploaded (sorted? no: small linear set) */
+    size_t nbusy, capbusy;
+    bool flush_all;
+    uint64_t flush_ino;      /* one inode to upload now (0: none) */
+    struct wb_export *ex;
+    size_t nex;
+
+    pthread_rwlock_t stripes[STRIPES];
+    pthread_t scanner;
+    pthread_t *workers;
+    unsigned nworkers;
+    bool scanner_started;
+
+    _Atomic uint64_t n_uploads, n_bytes, n_parts, n_resumed, n_failures, n_conflicts,
+        n_superseded, n_inflight;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- per-inode locks ------------------------------------------------------------ */
+
+static pthread_rwlock_t *stripe(struct wb *w, uint64_t ino)
+{
+    return &w->stripes[(ino * 0x9E3779B97F4A7C15ull) >> 56];
+}
+
+void wb_lock(struct wb *w, uint64_t ino, bool exclusive)
+{
+    if (exclusive)
+        pthread_rwlock_wrlock(stripe(w, ino));
+    else
+        pthread_rwlock_rdlock(stripe(w, ino));
+}
+
+void wb_unlock(struct wb *w, uint64_t ino)
+{
+    pthread_rwlock_unlock(stripe(w, ino));
+}
+
+/* ---- exports ---------------------------------------------------------------------- */
+
+int wb_set_exports(struct wb *w, const struct meta_export *const *v, size_t n)
+{
+    struct wb_export *ex = calloc(n ? n : 1, sizeof(*ex));
+    if (!ex)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        ex[i].id = v[i]->id;
+        ex[i].store = v[i]->store;
+        ex[i].delay = v[i]->writeback_delay;
+        if (!(ex[i].bucket = strdup(v[i]->bucket))) {
+            for (size_t j = 0; j < i; j++)
+                free(ex[j].bucket);
+            free(ex);
+            return ENOMEM;
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    /* Keep the backoff of exports that stay. */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < w->nex; j++)
+            if (w->ex[j].id == ex[i].id) {
+                ex[i].backoff_until = w->ex[j].backoff_until;
+                ex[i].backoff_ns = w->ex[j].backoff_ns;
+            }
+    struct wb_export *old = w->ex;
+    size_t nold = w->nex;
+    w->ex = ex;
+    w->nex = n;
+    w->kicked = true;
+    pthread_cond_signal(&w->scan);
+    pthread_mutex_unlock(&w->mu);
+    for (size_t j = 0; j < nold; j++)
+        free(old[j].bucket);
+    free(old);
+    return 0;
+}
+
+/* The export of id (under w->mu), or NULL. */
+static struct wb_export *export_find(struct wb *w, uint32_t id)
+{
+    for (size_t i = 0; i < w->nex; i++)
+        if (w->ex[i].id == id)
+            return &w->ex[i];
+    return NULL;
+}
+
+/* The store failed (or recovered, err 0): back off that export's uploads. */
+static void export_backoff(struct wb *w, uint32_t id, int err)
+{
+    pthread_mutex_lock(&w->mu);
+    struct wb_export *x = export_find(w, id);
+    if (x && err) {
+        x->backoff_ns = x->backoff_ns ? x->backoff_ns * 2 : BACKOFF_MIN_NS;
+        if (x->backoff_ns > BACKOFF_MAX_NS)
+            x->backoff_ns = BACKOFF_MAX_NS;
+        x->backoff_until = now_ns() + x->backoff_ns;
+    } else if (x) {
+        x->backoff_ns = 0;
+        x->backoff_until = 0;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- the queue --------------------------------------------------------------------- */
+
+static bool busy_has(struct wb *w, uint64_t ino)
+{
+    for (size_t i = 0; i < w->nbusy; i++)
+        if (w->busy[i] == ino)
+            return true;
+    return false;
+}
+
+static void busy_del(struct wb *w, uint64_t ino)
+{
+    for (size_t i = 0; i < w->nbusy; i++)
+        if (w->busy[i] == ino) {
+            w->busy[i] = w->busy[--w->nbusy];
+            return;
+        }
+}
+
+/* Queue ino (under w->mu) unless it is queued or running; false if full. */
+static bool enqueue(struct wb *w, uint64_t ino)
+{
+    if (busy_has(w, ino))
+        return true;
+    if (w->qlen == QUEUE_MAX || w->nbusy == w->capbusy)
+        return false;
+    w->queue[(w->qhead + w->qlen++) % QUEUE_MAX] = ino;
+    w->busy[w->nbusy++] = ino;
+    pthread_cond_signal(&w->work);
+    return true;
+}
+
+/* ---- one upload --------------------------------------------------------------------- */
+
+static void meta_of(const struct inode_attr *a, struct obj_meta *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->has_posix = true;
+    m->mode = a->mode;
+    m->uid = a->uid;
+    m->gid = a->gid;
+    m->mtime_sec = a->mtime_sec;
+    m->mtime_nsec = a->mtime_nsec;
+    m->size = a->size;
+}
+
+/* Read exactly len bytes at off of fd; EAGAIN if the file is shorter now (it changed). */
+static int read_full(int fd, uint64_t off, void *buf, size_t len)
+{
+    size_t got = 0;
+    int r = fs_pread_full(fd, buf, len, off, &got);
+    return r ? r : got < len ? EAGAIN : 0;
+}
+
+struct upload {
+    struct wb *w;
+    struct inode_attr a;
+    struct inode_dirty d;
+    struct objstore *store;
+    const char *bucket;
+    char key[OBJ_KEY_MAX + 1];
+    char etag[OBJ_ETAG_MAX];
+    struct obj_meta meta;
+};
+
+static int upload_single(struct upload *u, int fd, uint64_t size)
+{
+    void *buf = malloc(size ? size : 1);
+    if (!buf)
+        return ENOMEM;
+    int r = size ? read_full(fd, 0, buf, size) : 0;
+    if (r == 0)
+        r = obj_put(u->store, u->bucket, u->key, buf, size, &u->meta, u->etag);
+    free(buf);
+    if (r == 0)
+        atomic_fetch_add(&u->w->n_bytes, size);
+    return r;
+}
+
+static int upload_multipart(struct upload *u, int fd, uint64_t size)
+{
+    struct wb *w = u->w;
+    const struct obj_ops *ops = u->store->ops;
+    struct inode_mp *mp = calloc(1, sizeof(*mp));
+    struct obj_part *parts = NULL, *have = NULL;
+    size_t nhave = 0;
+    void *buf = NULL;
+    int r;
+    if (!mp)
+        return ENOMEM;
+
+    uint64_t psize = w->c.part_size;
+    while ((size + psize - 1) / psize > PARTS_MAX)
+        psize *= 2;
+    uint32_t nparts = (uint32_t)((size + psize - 1) / psize);
+
+    /* Resume an upload of this very version, or abort a stale one. */
+    bool resumed = false;
+    if (inode_mp_get(w->t, u->a.ino, mp) == 0) {
+        if (mp->dver == u->d.dver && strcmp(mp->key, u->key) == 0 && mp->part_size == psize) {
+            resumed = true;
+        } else {
+            ops->mp_abort(u->store, u->bucket, mp->key, mp->upload_id);
+            inode_mp_del(w->t, u->a.ino);
+        }
+    }
+    parts = calloc(nparts, sizeof(*parts));
+    buf = malloc(psize);
+    if (!parts || !buf) {
+        r = ENOMEM;
+        goto out;
+    }
+    if (resumed) {
+        have = calloc(nparts, sizeof(*have));
+        if (!have) {
+            r = ENOMEM;
+            goto out;
+        }
+        if (ops->mp_list_parts(u->store, u->bucket, u->key, mp->upload_id, have, nparts,
+                               &nhave) != 0) {
+            /* The store forgot it (expired, aborted): start over. */
+            resumed = false;
+            nhave = 0;
+        }
+    }
+    if (!resumed) {
+        memset(mp, 0, sizeof(*mp));
+        mp->dver = u->d.dver;
+        mp->part_size = psize;
+        snprintf(mp->key, sizeof(mp->key), "%s", u->key);
+        if ((r = ops->mp_create(u->store, u->bucket, u->key, &u->meta, mp->upload_id)))
+            goto out;
+        if ((r = inode_mp_put(w->t, u->a.ino, mp)))
+            goto out;
+    }
+    for (uint32_t i = 0; i < nparts; i++) {
+        uint64_t off = (uint64_t)i * psize;
+        size_t len = (size_t)(size - off < psize ? size - off : psize);
+        parts[i].number = i + 1;
+        parts[i].size = len;
+        bool done = false;
+        for (size_t j = 0; j < nhave; j++)
+            if (have[j].number == i + 1 && have[j].size == len) {
+                snprintf(parts[i].etag, sizeof(parts[i].etag), "%s", have[j].etag);
+                done = true;
+                atomic_fetch_add(&w->n_resumed, 1);
+            }
+        if (done)
+            continue;
+        if (inode_upload_wanted(w->t, u->a.ino) || w->stopping) {
+            r = ECANCELED; /* removed or renamed meanwhile, or stopping: resume later */
+            goto out;
+        }
+        if ((r = read_full(fd, off, buf, len)))
+            goto out;
+        if ((r = ops->mp_put_part(u->store, u->bucket, u->key, mp->upload_id, i + 1, buf, len,
+                                  parts[i].etag)))
+            goto out;
+        atomic_fetch_add(&w->n_parts, 1);
+        atomic_fetch_add(&w->n_bytes, len);
+    }
+    r = ops->mp_complete(u->store, u->bucket, u->key, mp->upload_id, parts, nparts, u->etag);
+    if (r == 0)
+        inode_mp_del(w->t, u->a.ino);
+out:
+    free(buf);
+    free(parts);
+    free(have);
+    free(mp);
+    return r;
+}
+
+/* Upload the staged bytes of u's file. */
+static int upload_staged(struct upload *u)
+{
+    struct wb *w = u->w;
+    int fd = -1;
+    int r = stage_open(w->st, u->a.export_id, u->a.ino, &fd);
+    uint64_t size = 0;
+    if (r == ENOENT && u->a.size == 0) {
+        fd = -1; /* created and never written: an empty object */
+    } else if (r) {
+        if (r == ENOENT)
+            LOG_AT(LOG_ERR, "writeback: %s:%s (inode %llu): its staged bytes are missing",
+                   u->bucket, u->key, (unsigned long long)u->a.ino);
+        return r;
+    } else {
+        struct stat sb;
+        if (fstat(fd, &sb) != 0) {
+            r = errno;
+            close(fd);
+            return r;
+        }
+        size = (uint64_t)sb.st_size;
+    }
+    /* The size the table says: a file truncated or extended since is uploaded again. */
+    if (size != u->a.size) {
+        if (fd >= 0)
+            close(fd);
+        return EAGAIN;
+    }
+    u->meta.size = size;
+    if (size <= w->c.single_max)
+        r = upload_single(u, fd, size);
+    else
+        r = upload_multipart(u, fd, size);
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+/* Did the object change in the bucket under our changes?  Logged and counted; we win. */
+static void check_conflict(struct upload *u)
+{
+    if (!u->a.in_bucket || S_ISDIR(u->a.mode) || !u->a.etag[0])
+        return;
+    struct obj_meta m;
+    int r = obj_head(u->store, u->bucket, u->key, &m);
+    if ((r == 0 && strcmp(m.etag, u->a.etag) != 0) || r == ENOENT) {
+        atomic_fetch_add(&u->w->n_conflicts, 1);
+        LOG_AT(LOG_WARNING, "writeback: %s:%s was %s in the bucket while it had changes here; "
+                            "the changes made here are uploaded over it",
+               u->bucket, u->key, r == ENOENT ? "deleted" : "changed");
+    }
+}
+
+/* Upload ino if it is still local and due; returns the store's error, if any. */
+static int upload_one(struct wb *w, uint64_t ino)
+{
+    struct upload *u = calloc(1, sizeof(*u));
+    int r;
+    if (!u)
+        return ENOMEM;
+    u->w = w;
+    if ((r = inode_upload_begin(w->t, ino))) {
+        free(u);
+        return r == EBUSY ? 0 : r; /* a namespace change holds it: later */
+    }
+    r = inode_upload_get(w->t, ino, &u->a, u->key, &u->d);
+    if (r) {
+        inode_upload_end(w->t, ino);
+        free(u);
+        return r == ENOENT || r == EBUSY ? 0 : r;
+    }
+    /* The export's store and bucket (copied: a reload may replace the exports). */
+    char *bucket = NULL;
+    pthread_mutex_lock(&w->mu);
+    struct wb_export *x = export_find(w, u->d.export_id);
+    if (x) {
+        u->store = x->store;
+        bucket = strdup(x->bucket);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!bucket) {
+        inode_upload_end(w->t, ino);
+        free(u);
+        return x ? ENOMEM : 0; /* no export (gone for now): kept */
+    }
+    u->bucket = bucket;
+    meta_of(&u->a, &u->meta);
+    atomic_fetch_add(&w->n_inflight, 1);
+
+    check_conflict(u);
+    if (S_ISDIR(u->a.mode)) {
+        r = u->key[0] ? obj_put(u->store, u->bucket, u->key, "", 0, &u->meta, u->etag) : 0;
+    } else if (u->a.staged) {
+        r = upload_staged(u);
+    } else {
+        /* Attributes only: the object gets them in place (one new version). */
+        r = obj_copy(u->store, u->bucket, u->key, u->key, &u->meta);
+        if (r == 0) {
+            struct obj_meta m;
+            if (obj_head(u->store, u->bucket, u->key, &m) == 0)
+                snprintf(u->etag, sizeof(u->etag), "%s", m.etag);
+        }
+    }
+    if (r == 0) {
+        bool clean = false, moved = false;
+        wb_lock(w, ino, true);
+        r = inode_upload_done(w->t, ino, u->d.dver, u->key,
+                              S_ISDIR(u->a.mode) ? NULL : u->etag, &clean, &moved);
+        if (r == 0 && clean && u->a.staged) {
+            int sr = stage_remove(w->st, u->a.export_id, ino);
+            if (sr)
+                LOG_AT(LOG_WARNING, "writeback: dropping the staged bytes of inode %llu: %s",
+                       (unsigned long long)ino, strerror(sr));
+        }
+        wb_unlock(w, ino);
+        if (r == 0) {
+            atomic_fetch_add(&w->n_uploads, 1);
+            if (!clean)
+                atomic_fetch_add(&w->n_superseded, 1);
+            if (moved) {
+                /* Renamed while it was uploaded: this object is nobody's. */
+                obj_del(u->store, u->bucket, u->key);
+            }
+        }
+    } else if (r == EAGAIN && u->a.staged) {
+        /* The staged file changed size under the upload: it is uploaded again. */
+        atomic_fetch_add(&w->n_superseded, 1);
+        r = 0;
+    }
+    atomic_fetch_sub(&w->n_inflight, 1);
+    inode_upload_end(w->t, ino);
+    if (r && r != ECANCELED) {
+        atomic_fetch_add(&w->n_failures, 1);
+        LOG_AT(LOG_WARNING, "writeback: uploading %s:%s failed: %s; retrying later", u->bucket,
+               u->key, strerror(r));
+        export_backoff(w, u->d.export_id, r);
+    } else if (r == 0) {
+        export_backoff(w, u->d.export_id, 0);
+    }
+    if (r == ECANCELED)
+        r = 0;
+    free(bucket);
+    free(u);
+    return r;
+}
+
+/* ---- threads ------------------------------------------------------------------------ */
+
+static void *worker_main(void *arg)
+{
+    struct wb *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stopping && w->qlen == 0)
+            pthread_cond_wait(&w->work, &w->mu);
+        if (w->stopping)
+            break;
+        uint64_t ino = w->queue[w->qhead];
+        w->qhead = (w->qhead + 1) % QUEUE_MAX;
+        w->qlen--;
+        pthread_mutex_unlock(&w->mu);
+        upload_one(w, ino);
+        pthread_mutex_lock(&w->mu);
+        busy_del(w, ino);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* One pass over the local inodes: queue what is due. */
+static void scan_once(struct wb *w)
+{
+    struct inode_dirty *d = malloc(SCAN_BATCH * sizeof(*d));
+    if (!d)
+        return;
+    uint64_t after = 0;
+    size_t n;
+    pthread_mutex_lock(&w->mu);
+    bool all = w->flush_all;
+    uint64_t one = w->flush_ino;
+    pthread_mutex_unlock(&w->mu);
+    do {
+        if (inode_dirty_scan(w->t, after, d, SCAN_BATCH, &n) != 0)
+            break;
+        int64_t now = now_ns();
+        pthread_mutex_lock(&w->mu);
+        bool full = false;
+        for (size_t i = 0; i < n && !full; i++) {
+            after = d[i].ino;
+            struct wb_export *x = export_find(w, d[i].export_id);
+            if (!x || now < x->backoff_until)
+                continue;
+            bool due = all || one == d[i].ino ||
+                       now - d[i].last_ns >= (int64_t)x->delay * 1000000000LL;
+            if (due)
+                full = !enqueue(w, d[i].ino);
+        }
+        bool stop = w->stopping || full;
+        pthread_mutex_unlock(&w->mu);
+        if (stop)
+            break;
+    } while (n == SCAN_BATCH);
+    free(d);
+}
+
+static void *scanner_main(void *arg)
+{
+    struct wb *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stopping) {
+        w->kicked = false;
+        pthread_mutex_unlock(&w->mu);
+        scan_once(w);
+        pthread_mutex_lock(&w->mu);
+        if (w->stopping || w->kicked)
+            continue;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t at = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec +
+                     (int64_t)w->c.scan_ms * 1000000LL;
+        ts.tv_sec = at / 1000000000LL;
+        ts.tv_nsec = at % 1000000000LL;
+        pthread_cond_timedwait(&w->scan, &w->mu, &ts);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+void wb_kick(struct wb *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->kicked = true;
+    pthread_cond_signal(&w->scan);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int wb_flush(struct wb *w, uint64_t ino, unsigned wait_ms)
+{
+    pthread_mutex_lock(&w->mu);
+    if (ino)
+        w->flush_ino = ino;
+    else
+        w->flush_all = true;
+    /* A flush goes now, backoff or not: the operator asked. */
+    for (size_t i = 0; i < w->nex; i++)
+        w->ex[i].backoff_until = 0;
+    w->kicked = true;
+    pthread_cond_signal(&w->scan);
+    pthread_mutex_unlock(&w->mu);
+    if (!wait_ms)
+        return 0;
+    int64_t until = now_ns() + (int64_t)wait_ms * 1000000LL;
+    int r = ETIMEDOUT;
+    for (;;) {
+        bool clean;
+        if (ino) {
+            struct inode_attr a;
+            struct inode_dirty d;
+            char *key = malloc(OBJ_KEY_MAX + 1);
+            int gr = key ? inode_upload_get(w->t, ino, &a, key, &d) : ENOMEM;
+            free(key);
+            clean = gr == ENOENT;
+        } else {
+            uint64_t count;
+            int64_t oldest;
+            inode_dirty_summary(w->t, &count, &oldest);
+            clean = count == 0;
+        }
+        if (clean) {
+            r = 0;
+            break;
+        }
+        if (now_ns() >= until)
+            break;
+        usleep(20000);
+        wb_kick(w);
+    }
+    pthread_mutex_lock(&w->mu);
+    if (ino && w->flush_ino == ino)
+        w->flush_ino = 0;
+    if (!ino)
+        w->flush_all = false;
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+void wb_get_stats(struct wb *w, struct wb_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->uploads = atomic_load(&w->n_uploads);
+    out->upload_bytes = atomic_load(&w->n_bytes);
+    out->parts = atomic_load(&w->n_parts);
+    out->parts_resumed = atomic_load(&w->n_resumed);
+    out->failures = atomic_load(&w->n_failures);
+    out->conflicts = atomic_load(&w->n_conflicts);
+    out->superseded = atomic_load(&w->n_superseded);
+    out->inflight = atomic_load(&w->n_inflight);
+    inode_dirty_summary(w->t, &out->pending, &out->oldest_ns);
+}
+
+struct wb *wb_create(const struct wb_conf *c, struct inode_table *t, struct stage *st)
+{
+    struct wb *w = calloc(1, sizeof(*w));
+    if (!w) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    w->c = *c;
+    if (!w->c.threads)
+        w->c.threads = 4;
+    if (!w->c.single_max)
+        w->c.single_max = 16ull << 20;
+    if (!w->c.part_size)
+        w->c.part_size = 16ull << 20;
+    if (w->c.part_size < PART_MIN)
+        w->c.part_size = PART_MIN;
+    if (!w->c.scan_ms)
+        w->c.scan_ms = 500;
+    w->t = t;
+    w->st = st;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->work, NULL);
+    pthread_cond_init(&w->scan, NULL);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_rwlock_init(&w->stripes[i], NULL);
+    w->queue = calloc(QUEUE_MAX, sizeof(*w->queue));
+    w->capbusy = QUEUE_MAX + w->c.threads;
+    w->busy = calloc(w->capbusy, sizeof(*w->busy));
+    w->workers = calloc(w->c.threads, sizeof(*w->workers));
+    if (!w->queue || !w->busy || !w->workers) {
+        wb_destroy(w);
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (unsigned i = 0; i < w->c.threads; i++) {
+        int r = pthread_create(&w->workers[i], NULL, worker_main, w);
+        if (r) {
+            wb_destroy(w);
+            errno = r;
+            return NULL;
+        }
+        w->nworkers++;
+    }
+    int r = pthread_create(&w->scanner, NULL, scanner_main, w);
+    if (r) {
+        wb_destroy(w);
+        errno = r;
+        return NULL;
+    }
+    w->scanner_started = true;
+    return w;
+}
+
+void wb_destroy(struct wb *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_broadcast(&w->work);
+    pthread_cond_broadcast(&w->scan);
+    pthread_mutex_unlock(&w->mu);
+    if (w->scanner_started)
+        pthread_join(w->scanner, NULL);
+    for (unsigned i = 0; i < w->nworkers; i++)
+        pthread_join(w->workers[i], NULL);
+    for (size_t i = 0; i < w->nex; i++)
+        free(w->ex[i].bucket);
+    free(w->ex);
+    free(w->queue);
+    free(w->busy);
+    free(w->workers);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_rwlock_destroy(&w->stripes[i]);
+    pthread_cond_destroy(&w->work);
+    pthread_cond_destroy(&w->scan);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}

@@ -1,0 +1,102 @@
+/*
+ * writeback.h - the uploader: what was written through the server reaches
+ * the bucket.
+ *
+ * The inode table records every local change (inode.h, "the write path":
+ * a "W" record per local inode, with a data version); the stage holds the
+ * bytes of files written here (cache/stage.h).  The uploader scans the
+ * local inodes and uploads each one that has been quiet for its export's
+ * writeback_delay (at once when a flush asks for it):
+ *   - a file or symlink whose bytes are staged: one PUT up to
+ *     single_max bytes, multipart above it (parts of part_size, more where
+ *     10,000 parts would not hold the file), the POSIX attributes in the
+ *     same request (x-amz-meta-file-*), so one change makes one object
+ *     version;
+ *   - a file whose attributes alone changed: CopyObject onto itself with
+ *     the new attributes;
+ *   - a directory: its marker object ("dir/") with its attributes.
+ * Then, if the inode did not change meanwhile (same data version), it is
+ * marked clean and its staged bytes are dropped; otherwise it stays local
+ * and is uploaded again later.
+ *
+ * Multipart uploads resume: the upload id is recorded in the inode table
+ * before the first part, and after a restart an upload of the same data
+ * version continues from the parts the store already has (ListParts);
+ * one of an older version is aborted.
+ *
+ * Conflicts: an object changed in the bucket (by another tool or gateway)
+ * while the gateway holds changes for it is overwritten by the gateway's
+ * version at upload: the last writer wins, as on a local file system, and
+ * the event is logged and counted (stats.conflicts).  The gateway checks
+ * with HEAD before uploading a file that is already in the bucket.
+ *
+ * Failures: a store that fails (unreachable, 5xx, refusing) pauses that
+ * export's uploads with exponential backoff (1 s .. 60 s); nothing is lost
+ * meanwhile (writes keep landing in the stage up to cache.dirty_max).
+ *
+ * Threads: `threads` upload workers and one scanner, owned by the uploader.
+ * Writers and the end of an upload exclude each other per inode with
+ * wb_lock (shared for writers, exclusive for the upload's completion and
+ * for copying an object into the stage).  Every function is thread-safe.
+ */
+#ifndef BNFS_WRITEBACK_H
+#define BNFS_WRITEBACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meta/inode.h"
+
+struct stage;
+
+struct wb_conf {
+    unsigned threads;     /* concurrent uploads (cache.upload_threads) */
+    uint64_t single_max;  /* largest file sent with one PUT (0: 16 MiB) */
+    uint64_t part_size;   /* multipart part size (0: 16 MiB; at least 5 MiB) */
+    unsigned scan_ms;     /* how often local inodes are looked at (0: 500 ms) */
+};
+
+struct wb;
+
+/* Start the uploader on table t and stage st.  NULL + errno. */
+struct wb *wb_create(const struct wb_conf *c, struct inode_table *t, struct stage *st);
+
+/* Stop the workers (an upload in progress is abandoned and resumes at the next start). */
+void wb_destroy(struct wb *w);
+
+/*
+ * The exports as they are now: the uploader finds an inode's store,
+ * bucket and writeback_delay by export id.  Copied; call again after a
+ * reload.  An export that is gone keeps its local inodes until it returns.
+ */
+int wb_set_exports(struct wb *w, const struct meta_export *const *v, size_t n);
+
+/* Per-inode exclusion between writers (shared) and upload completion (exclusive). */
+void wb_lock(struct wb *w, uint64_t ino, bool exclusive);
+void wb_unlock(struct wb *w, uint64_t ino);
+
+/* Something became local: look soon (a flush or a zero delay need not wait for the scan). */
+void wb_kick(struct wb *w);
+
+/*
+ * Upload now what is local, without waiting for writeback_delay: ino's
+ * changes, or everything (ino 0).  wait_ms > 0: return when it is all in
+ * the bucket (0) or after wait_ms (ETIMEDOUT).
+ */
+int wb_flush(struct wb *w, uint64_t ino, unsigned wait_ms);
+
+struct wb_stats {
+    uint64_t uploads;        /* objects written (PUT, multipart, copy, marker) */
+    uint64_t upload_bytes;   /* bytes sent */
+    uint64_t parts, parts_resumed;
+    uint64_t failures;       /* uploads that failed (retried later) */
+    uint64_t conflicts;      /* objects changed in the bucket under local changes */
+    uint64_t superseded;     /* uploads that ended after a newer change (uploaded again) */
+    uint64_t pending;        /* local inodes now */
+    int64_t oldest_ns;       /* when the oldest local change was made (0: none) */
+    uint64_t inflight;       /* uploads running now */
+};
+void wb_get_stats(struct wb *w, struct wb_stats *out);
+
+#endif

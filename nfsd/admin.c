@@ -630,6 +630,67 @@ out:
     export_set_put(c->a->c.src.exports, set);
 }
 
+/*
+ * flush [EXPORT [PATH]] [--wait]: upload now what is local (PATH naming a
+ * file: that file; otherwise everything).  --wait: "flushing FILES BYTES"
+ * every half second until nothing is left, then "ok waited 1".
+ */
+static void cmd_flush(struct conn *c)
+{
+    struct admin_msg *m = &c->msg;
+    struct wb *wb = c->a->c.src.wb;
+    bool wait = m->n >= 2 && strcmp(m->w[m->n - 1], "--wait") == 0;
+    size_t nargs = m->n - 1 - (wait ? 1 : 0);
+    uint64_t ino = 0;
+    if (!wb) {
+        send_error(c, ENOTSUP, "no uploader");
+        return;
+    }
+    if (nargs > 2) {
+        send_error(c, EINVAL, "usage: flush [EXPORT [PATH]] [--wait]");
+        return;
+    }
+    if (nargs >= 1) {
+        const struct export_set *set;
+        const struct export *ex = get_export(c, m->w[1], &set);
+        if (!ex)
+            return;
+        int rc = 0;
+        if (nargs == 2) {
+            struct inode_attr at;
+            rc = resolve(c->a, ex, m->w[2], &at);
+            if (rc == 0 && !S_ISDIR(at.mode))
+                ino = at.ino;
+            if (rc)
+                send_error(c, rc, "%s/%s: %s", ex->path, m->w[2], strerror(rc));
+        }
+        export_set_put(c->a->c.src.exports, set);
+        if (rc)
+            return;
+    }
+    wb_flush(wb, ino, 0);
+    if (!wait) {
+        SEND(c, "ok");
+        return;
+    }
+    for (;;) {
+        int rc = wb_flush(wb, ino, 500);
+        if (rc == 0)
+            break;
+        if (cancelled(c)) {
+            send_error(c, ECANCELED, "cancelled");
+            return;
+        }
+        struct wb_stats ws;
+        struct stage_stats ss;
+        wb_get_stats(wb, &ws);
+        stage_get_stats(c->a->c.src.stage, &ss);
+        char b[2][24];
+        SEND(c, "flushing", u64s(b[0], ino ? 1 : ws.pending), u64s(b[1], ss.bytes));
+    }
+    SEND(c, "ok", "waited", "1");
+}
+
 static void serve(struct conn *c)
 {
     char *line;
@@ -660,6 +721,8 @@ static void serve(struct conn *c)
         cmd_pin(c, false);
     else if (strcmp(verb, "preload") == 0)
         cmd_preload(c);
+    else if (strcmp(verb, "flush") == 0)
+        cmd_flush(c);
     else
         send_error(c, ENOSYS, "unknown request \"%s\"", verb);
 }

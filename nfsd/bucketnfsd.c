@@ -353,7 +353,7 @@ int main(int argc, char **argv)
     struct admin_conf ac = {
         .state_dir = conf->server.state_dir,
         .src = {.conf = conf, .inodes = inodes, .exports = exports, .cache = cache, .rpc = rpc,
-                .start_time_sec = started.tv_sec},
+                .stage = stage, .wb = wb, .start_time_sec = started.tv_sec},
         .reload = admin_reload,
         .reload_arg = &reloader,
     };

@@ -204,6 +204,38 @@ void metrics_render(const struct opstats *s, struct sbuf *b)
     sample(b, "bucketnfs_inode_list_entries_total", NULL, NULL, s->inodes.list_entries);
     family(b, "bucketnfs_inode_heads_total", "counter", "HEADs made to check attributes.");
     sample(b, "bucketnfs_inode_heads_total", NULL, NULL, s->inodes.heads);
+    int64_t oldest = s->wb.oldest_ns / 1000000000LL;
+    const struct {
+        const char *metric, *type, *help;
+        uint64_t value;
+    } wb[] = {
+        {"bucketnfs_dirty_files", "gauge", "Files changed here and not yet uploaded.",
+         s->wb.pending},
+        {"bucketnfs_dirty_bytes", "gauge", "Bytes of written data waiting for upload (on disk).",
+         s->stage.bytes},
+        {"bucketnfs_dirty_max_bytes", "gauge", "cache.dirty_max: the bound on dirty bytes.",
+         s->stage.max_bytes},
+        {"bucketnfs_oldest_dirty_age_seconds", "gauge",
+         "Age of the oldest change not yet uploaded (0: none).",
+         s->wb.oldest_ns && s->time_sec > oldest ? (uint64_t)(s->time_sec - oldest) : 0},
+        {"bucketnfs_uploads_total", "counter", "Objects written back to the bucket.",
+         s->wb.uploads},
+        {"bucketnfs_upload_bytes_total", "counter", "Bytes written back to the bucket.",
+         s->wb.upload_bytes},
+        {"bucketnfs_uploads_inflight", "gauge", "Uploads running now.", s->wb.inflight},
+        {"bucketnfs_upload_failures_total", "counter", "Uploads that failed (retried later).",
+         s->wb.failures},
+        {"bucketnfs_upload_conflicts_total", "counter",
+         "Objects changed in the bucket while they had local changes (the local version won).",
+         s->wb.conflicts},
+        {"bucketnfs_writes_over_limit_total", "counter",
+         "Writes refused with NFS3ERR_JUKEBOX: dirty data at cache.dirty_max.",
+         s->stage.over_limit},
+    };
+    for (size_t i = 0; i < sizeof(wb) / sizeof(wb[0]); i++) {
+        family(b, wb[i].metric, wb[i].type, wb[i].help);
+        sample(b, wb[i].metric, NULL, NULL, wb[i].value);
+    }
     family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     sample(b, "process_resident_memory_bytes", NULL, NULL, s->rss_bytes);
     family(b, "process_open_fds", "gauge", "Number of open file descriptors.");

@@ -169,6 +169,10 @@ put:
     }
 
     inode_get_stats(src->inodes, &out->inodes);
+    if (src->wb)
+        wb_get_stats(src->wb, &out->wb);
+    if (src->stage)
+        stage_get_stats(src->stage, &out->stage);
     rpc_server_get_stats(src->rpc, &out->rpc);
     out->nnfs3 = rpc_server_get_proc_stats(src->rpc, NFS3_PROGRAM, NFS_V3, out->nfs3,
                                            OPSTATS_MAX_PROCS);
@@ -223,6 +227,8 @@ int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
                 return rc;
 
     uint64_t up = s->time_sec > s->start_time_sec ? (uint64_t)(s->time_sec - s->start_time_sec) : 0;
+    int64_t oldest = s->wb.oldest_ns / 1000000000LL;
+    uint64_t dirty_age = s->wb.oldest_ns && s->time_sec > oldest ? (uint64_t)(s->time_sec - oldest) : 0;
     const struct {
         const char *section, *name;
         uint64_t value;
@@ -231,6 +237,20 @@ int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
         {"inode", "lists", s->inodes.lists},
         {"inode", "list_entries", s->inodes.list_entries},
         {"inode", "heads", s->inodes.heads},
+        {"writeback", "dirty_files", s->wb.pending},
+        {"writeback", "dirty_bytes", s->stage.bytes},
+        {"writeback", "dirty_max", s->stage.max_bytes},
+        {"writeback", "oldest_dirty_seconds", dirty_age},
+        {"writeback", "uploads", s->wb.uploads},
+        {"writeback", "upload_bytes", s->wb.upload_bytes},
+        {"writeback", "uploading", s->wb.inflight},
+        {"writeback", "parts", s->wb.parts},
+        {"writeback", "parts_resumed", s->wb.parts_resumed},
+        {"writeback", "failures", s->wb.failures},
+        {"writeback", "conflicts", s->wb.conflicts},
+        {"writeback", "superseded", s->wb.superseded},
+        {"writeback", "over_limit", s->stage.over_limit},
+        {"writeback", "nospc", s->stage.nospc},
         {"rpc", "calls", s->rpc.calls},
         {"rpc", "replies", s->rpc.replies},
         {"rpc", "garbage", s->rpc.garbage},

@@ -22,7 +22,9 @@
 #include <stdint.h>
 
 #include "cache/cache.h"
+#include "cache/stage.h"
 #include "meta/inode.h"
+#include "meta/writeback.h"
 #include "objstore/objstore.h"
 #include "rpc/oncrpc.h"
 
@@ -36,6 +38,8 @@ struct opstats_src {
     struct export_ctx *exports;
     struct cache *cache;
     struct rpc_server *rpc;
+    struct stage *stage;    /* written bytes not yet uploaded */
+    struct wb *wb;          /* the uploader */
     int64_t start_time_sec; /* when the daemon started (CLOCK_REALTIME) */
 };
 
@@ -63,6 +67,8 @@ struct opstats {
     struct opstats_store *stores;
     size_t nstores;
     struct inode_stats inodes;
+    struct wb_stats wb;
+    struct stage_stats stage;
     struct rpc_stats rpc;
     struct rpc_proc_stat nfs3[OPSTATS_MAX_PROCS];
     uint32_t nnfs3;
@@ -81,7 +87,7 @@ void opstats_free(struct opstats *s);
  *   section "cache"   instance "total" or an export path (an export: the
  *                     counters only, not the total_only fields)
  *   section "store"   instance the store's name
- *   section "inode", "rpc", "nfs3", "mount3", "process"   instance "-"
+ *   section "inode", "writeback", "rpc", "nfs3", "mount3", "process"   instance "-"
  * name is the counter's name ("hits", "gets", or a procedure name in
  * nfs3 / mount3).  Return non-zero from fn to stop; that value is returned.
  */

@@ -62,6 +62,10 @@ static void usage(FILE *to)
             "  unpin EXPORT PATH...      let them be evicted again\n"
             "  refresh EXPORT [PATH]     list a directory again now (default: the export root)\n"
             "  reload                    re-read the exports file (as SIGHUP)\n"
+            "  flush [EXPORT [PATH]] [--wait]\n"
+            "                            upload now what was written and not yet uploaded\n"
+            "                            (PATH: that file only); --wait: return when it is all\n"
+            "                            in the bucket, with progress\n"
             "  preload [--json] EXPORT PATH...\n"
             "                            read files and trees into the cache, with progress;\n"
             "                            Ctrl-C stops it\n"
@@ -475,6 +479,18 @@ static void print_status(const struct answer *a)
         any = true;
     }
     printf("%s\n", any ? "" : " no calls yet");
+    uint64_t dirty_age = stat_of(a, "writeback", "-", "oldest_dirty_seconds");
+    char b4[32];
+    printf("writeback: %" PRIu64 " file(s) not yet uploaded, %s of %s dirty, oldest %s; "
+           "%" PRIu64 " uploads (%s), %" PRIu64 " failed, %" PRIu64 " conflicts\n",
+           stat_of(a, "writeback", "-", "dirty_files"),
+           human(b1, sizeof(b1), (double)stat_of(a, "writeback", "-", "dirty_bytes")),
+           human(b2, sizeof(b2), (double)stat_of(a, "writeback", "-", "dirty_max")),
+           dirty_age || stat_of(a, "writeback", "-", "dirty_files")
+               ? duration(b3, sizeof(b3), (double)dirty_age) : "-",
+           stat_of(a, "writeback", "-", "uploads"),
+           human(b4, sizeof(b4), (double)stat_of(a, "writeback", "-", "upload_bytes")),
+           stat_of(a, "writeback", "-", "failures"), stat_of(a, "writeback", "-", "conflicts"));
     printf("inodes: %" PRIu64 " in the table, %" PRIu64 " listings, %" PRIu64 " HEADs\n",
            stat_of(a, "inode", "-", "inodes"), stat_of(a, "inode", "-", "lists"),
            stat_of(a, "inode", "-", "heads"));
@@ -513,7 +529,8 @@ static void answer_free(struct answer *a)
 
 /* ---- the answer loop -------------------------------------------------- */
 
-enum mode { MODE_STATUS, MODE_STATS, MODE_PIN, MODE_UNPIN, MODE_REFRESH, MODE_RELOAD, MODE_PRELOAD };
+enum mode { MODE_STATUS, MODE_STATS, MODE_PIN, MODE_UNPIN, MODE_REFRESH, MODE_RELOAD, MODE_PRELOAD,
+            MODE_FLUSH };
 
 struct run {
     enum mode mode;
@@ -606,6 +623,24 @@ static bool on_record(struct run *r, const struct admin_msg *m)
         show_progress(r, m, false);
         return true;
     }
+    if (strcmp(k, "flushing") == 0 && m->n == 3) {
+        /* files and bytes not yet in the bucket */
+        char b1[32];
+        if (r->tty) {
+            printf("\r\033[Kflush: %s file(s), %s still to upload", m->w[1],
+                   human(b1, sizeof(b1), (double)strtoull(m->w[2], NULL, 10)));
+            r->bar_drawn = true;
+        } else {
+            int64_t now = mono_ms();
+            if (now - r->last_plain_ms < 1000)
+                return true;
+            r->last_plain_ms = now;
+            printf("flush: %s file(s), %s still to upload\n", m->w[1],
+                   human(b1, sizeof(b1), (double)strtoull(m->w[2], NULL, 10)));
+        }
+        fflush(stdout);
+        return true;
+    }
     if (strcmp(k, "warn") == 0 && m->n == 4) {
         r->warns++;
         if (r->json && r->mode == MODE_PRELOAD) {
@@ -661,6 +696,12 @@ static int on_ok(struct run *r, const struct admin_msg *m)
     case MODE_RELOAD:
         printf("exports reloaded\n");
         break;
+    case MODE_FLUSH:
+        end_bar(r);
+        printf("%s\n", m->n >= 3 && strcmp(m->w[1], "waited") == 0
+                           ? "everything written is in the bucket"
+                           : "upload requested");
+        break;
     case MODE_PRELOAD: {
         end_bar(r);
         char b1[32], b2[32];
@@ -709,7 +750,8 @@ static int talk(int fd, struct run *r)
         goto out;
     }
     admin_reader_init(rd, fd);
-    int timeout = r->mode == MODE_PRELOAD || r->mode == MODE_PIN || r->mode == MODE_UNPIN
+    int timeout = r->mode == MODE_PRELOAD || r->mode == MODE_PIN || r->mode == MODE_UNPIN ||
+                          r->mode == MODE_FLUSH
                       ? -1 : REPLY_TIMEOUT_MS;
     for (;;) {
         char *line;
@@ -721,7 +763,7 @@ static int talk(int fd, struct run *r)
             /* Closing the socket is what cancels the request in the daemon. */
             end_bar(r);
             fprintf(stderr, "bucketnfs: interrupted%s\n",
-                    r->mode == MODE_PRELOAD ? ": preload stopped" : "");
+                    r->mode == MODE_PRELOAD ? ": preload stopped" : r->mode == MODE_FLUSH ? ": the uploads go on" : "");
             ex = EXIT_INTERRUPTED;
             goto out;
         }
@@ -817,6 +859,26 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "reload") == 0) {
         r.mode = MODE_RELOAD;
         words[0] = "reload";
+    } else if (strcmp(cmd, "flush") == 0) {
+        r.mode = MODE_FLUSH;
+        words[0] = "flush";
+        /* --wait becomes the word "wait" at the end */
+        size_t k = 0;
+        bool wait = false;
+        for (size_t i = 1; i <= n; i++) {
+            if (strcmp(words[i], "--wait") == 0)
+                wait = true;
+            else
+                words[1 + k++] = words[i];
+        }
+        n = k;
+        if (n > 2) {
+            fprintf(stderr, "bucketnfs: wrong arguments for flush (see bucketnfs --help)\n");
+            return EXIT_USAGE;
+        }
+        if (wait)
+            words[1 + n++] = "--wait";
+        want_min = 0, want_max = 3;
     } else if (strcmp(cmd, "preload") == 0) {
         r.mode = MODE_PRELOAD;
         words[0] = "preload";

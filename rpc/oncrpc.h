@@ -135,6 +135,13 @@ struct rpc_server_conf {
      * rpc_server_destroy waits again before it frees the server; 0: 10000.
      */
     unsigned async_stop_ms;
+    /*
+     * Bytes of call records queued for the workers at most (0: 256 MiB):
+     * with 1 MiB WRITEs a count bound alone would let the queue hold
+     * gigabytes.  A record arriving past it waits (reading stops: back-
+     * pressure), unless the queue is empty.
+     */
+    size_t max_queue_bytes;
 };
 
 struct rpc_server;

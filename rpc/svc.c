@@ -63,7 +63,8 @@
  *             their replies.  The fd is closed and the memory freed when
  *             the last reference is put.
  *
- * Work queue: a list bounded by qmax items.  When it is full the loop
+ * Work queue: a list bounded by qmax items and conf.max_queue_bytes bytes
+ * of records (a record never waits for an empty queue).  When it is full the loop
  * waits for room, which stops reading everywhere - back-pressure rather
  * than unbounded memory.  Idle workers wait on a stack, each on a
  * condition variable of its own (struct idle_worker): a call wakes the
@@ -215,6 +216,7 @@ struct rpc_server {
     pthread_cond_t async_idle; /* async_pending fell to 0 (CLOCK_MONOTONIC) */
     struct rpc_work *qhead, *qtail;
     size_t qlen, qmax;
+    size_t qbytes;             /* bytes of the queued records (bounded by conf.max_queue_bytes) */
     struct rpc_conn *resume;
     unsigned async_pending;    /* calls taken by RPC_HANDLER_ASYNC, not finished yet */
     bool stopping;
@@ -421,8 +423,11 @@ static void idle_wake_all(struct rpc_server *s)
 static void queue_push(struct rpc_server *s, struct rpc_work *w)
 {
     pthread_mutex_lock(&s->lock);
-    while (s->qlen >= s->qmax && !s->stopping)
+    while ((s->qlen >= s->qmax ||
+            (s->qlen > 0 && s->qbytes + w->len > s->conf.max_queue_bytes)) &&
+           !s->stopping)
         pthread_cond_wait(&s->queue_room, &s->lock);
+    s->qbytes += w->len;
     w->next = NULL;
     if (s->qtail)
         s->qtail->next = w;
@@ -455,8 +460,9 @@ static struct rpc_work *queue_pop(struct rpc_server *s, struct idle_worker *me)
         s->qhead = w->next;
         if (!s->qhead)
             s->qtail = NULL;
-        if (s->qlen-- >= s->qmax)
-            pthread_cond_signal(&s->queue_room);
+        s->qlen--;
+        s->qbytes -= w->len;
+        pthread_cond_signal(&s->queue_room); /* cheap when the loop is not waiting */
     }
     pthread_mutex_unlock(&s->lock);
     return w;
@@ -1455,6 +1461,8 @@ struct rpc_server *rpc_server_create(const struct rpc_server_conf *c)
     s->conf = *c;
     if (!s->conf.async_stop_ms)
         s->conf.async_stop_ms = RPC_ASYNC_STOP_MS;
+    if (!s->conf.max_queue_bytes)
+        s->conf.max_queue_bytes = 256u << 20;
     /* Enough for every connection to be at its limit, within reason. */
     size_t qmax = (size_t)c->max_inflight * c->max_connections;
     s->qmax = qmax < 64 ? 64 : qmax > 65536 ? 65536 : qmax;

@@ -64,7 +64,7 @@ else
 PROGS := $(BUILD_PROGS) $(PROG_NAMES:%=bin/%)
 endif
 
-.PHONY: all run test check fuzz install clean deps tests bench
+.PHONY: all run test check fuzz install clean deps tests bench crashtest
 .DEFAULT_GOAL := all
 
 all: $(PROGS) tests
@@ -144,6 +144,12 @@ test: deps
 	@tools/install-deps.sh test
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 	@tests/run.sh $(B)
+
+# The crash campaign at full size (not part of make test, which runs 3 small trials).
+crashtest: deps
+	@$(MAKE) --no-print-directory all
+	@BNFS_CRASH_TRIALS=$${BNFS_CRASH_TRIALS:-50} BNFS_CRASH_MB=$${BNFS_CRASH_MB:-1024} \
+	    bash tests/integration/crash.sh
 
 check: deps
 	@$(MAKE) --no-print-directory SAN=1 all

@@ -14,6 +14,8 @@ Faults are armed through the proxy itself:
 MODE is one of:
     503       503 Slow Down with an S3 SlowDown error document
     err200    200 OK whose body is an S3 InternalError document
+    412       412 Precondition Failed (what S3 answers to an If-Match or
+              x-amz-copy-source-if-match that names another version)
     drop      close the connection without answering
     reset     close with a TCP reset (SO_LINGER 0)
     truncate  relay the answer but cut its body in half, then close
@@ -40,6 +42,10 @@ state = {"mode": "none", "count": 0, "injected": 0}
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
             b'<Message>Please reduce your request rate.</Message>'
             b'<RequestId>FAULTPROXY</RequestId></Error>')
+PRECONDITION = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>'
+                b'<Message>At least one of the pre-conditions you specified did not hold</Message>'
+                b'<Condition>x-amz-copy-source-If-Match</Condition>'
+                b'<RequestId>FAULTPROXY</RequestId></Error>')
 INTERNAL = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
             b'<Message>We encountered an internal error. Please try again.</Message>'
             b'<RequestId>FAULTPROXY</RequestId></Error>')
@@ -136,6 +142,8 @@ async def handle(reader, writer, upstream_port):
             writer.write(response(503, "Slow Down", SLOWDOWN))
         elif fault == "err200":
             writer.write(response(200, "OK", INTERNAL))
+        elif fault == "412":
+            writer.write(response(412, "Precondition Failed", PRECONDITION))
         elif fault == "drop":
             pass
         elif fault == "reset":

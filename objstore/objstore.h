@@ -150,7 +150,11 @@ struct obj_ops {
     int (*mp_list_parts)(struct objstore *s, const char *bucket, const char *key,
                          const char *upload_id, struct obj_part *parts, size_t max, size_t *n);
 
-    /* Server-side copy; meta NULL keeps the source's metadata, else replaces it. */
+    /*
+     * Server-side copy; meta NULL keeps the source's metadata, else replaces
+     * it.  S3 copies an object over 5 GiB in parts (multipart upload +
+     * UploadPartCopy); those carry only the POSIX metadata of the source.
+     */
     int (*copy)(struct objstore *s, const char *bucket, const char *src_key,
                 const char *dst_key, const struct obj_meta *meta);
 

@@ -36,6 +36,11 @@
  * again from its first byte (body_pos back to 0; curl's seek callback for
  * its own rewinds).
  *
+ * Copies.  copy HEADs the source: up to tun.copy_part_max (5 GiB, S3's
+ * CopyObject limit) it is one CopyObject; above it a multipart upload of
+ * the destination whose parts are UploadPartCopy ranges of the version the
+ * HEAD saw (x-amz-copy-source-if-match), completed, or aborted on failure.
+ *
  * A listing page is read once without encoding-type=url (keys arrive as
  * XML text, the same on every S3 implementation); only if that page is not
  * well-formed XML (a key holding a control character) is it asked again
@@ -77,6 +82,7 @@
 #define MIB            (1024ull * 1024ull)
 #define S3_PART_MIN    (8 * MIB)
 #define S3_PART_MAX    (5ull * 1024 * MIB) /* also the largest PUT and CopyObject source */
+#define S3_COPY_PART   (256 * MIB)         /* UploadPartCopy ranges of a multipart copy */
 #define S3_PARTS_MAX   10000u
 #define S3_LIST_MAX    1000u
 
@@ -1202,14 +1208,12 @@ static int s3_mp_list_parts(struct objstore *os, const char *bucket, const char 
     return 0;
 }
 
-static int s3_copy(struct objstore *os, const char *bucket, const char *src_key,
-                   const char *dst_key, const struct obj_meta *meta)
+/* CopyObject: one request, a source of at most 5 GiB. */
+static int copy_object(struct s3 *s, const char *bucket, const char *src_key, const char *dst_key,
+                       const struct obj_meta *meta)
 {
-    struct s3 *s = S3(os);
     struct meta_hdrs mh;
     struct sbuf src = SBUF_INIT;
-    if (!key_ok(src_key) || !*src_key || !key_ok(dst_key) || !*dst_key)
-        return EINVAL;
     if (copy_source(&src, bucket, src_key)) {
         sbuf_free(&src);
         return ENOMEM;
@@ -1225,10 +1229,70 @@ static int s3_copy(struct objstore *os, const char *bucket, const char *src_key,
             return rc;
         }
     }
-    stat_add(&os->stats.copies, 1);
     int rc = s3_perform(s, &c);
     sbuf_free(&src);
     return rc;
+}
+
+/*
+ * Copy a source too large for CopyObject: a multipart upload of dst_key
+ * (with the POSIX metadata of meta) whose parts are UploadPartCopy ranges
+ * of src_key, one after the other, each from the version the HEAD saw
+ * (src->etag), so a source replaced meanwhile gives ESTALE, never a mix.
+ * On failure the upload is aborted.
+ */
+static int copy_multipart(struct objstore *os, const char *bucket, const char *src_key,
+                          const char *dst_key, const struct obj_meta *meta,
+                          const struct obj_meta *src)
+{
+    struct s3 *s = S3(os);
+    char upload_id[OBJ_UPLOAD_ID_MAX];
+    uint64_t part = s3_part_size(src->size);
+    if (part < S3_COPY_PART)
+        part = S3_COPY_PART; /* fewer, larger ranges: a part costs a request, not bandwidth */
+    if (part > s->tun.copy_part_max)
+        part = s->tun.copy_part_max;
+    uint64_t nparts = (src->size + part - 1) / part;
+    if (nparts == 0 || nparts > S3_PARTS_MAX)
+        return EFBIG;
+    struct obj_part *parts = calloc((size_t)nparts, sizeof(*parts));
+    if (!parts)
+        return ENOMEM;
+    int rc = s3_mp_create(os, bucket, dst_key, meta, upload_id);
+    if (rc)
+        goto out;
+    for (uint64_t i = 0; i < nparts && !rc; i++) {
+        uint64_t off = i * part, len = src->size - off < part ? src->size - off : part;
+        parts[i].number = (uint32_t)i + 1;
+        parts[i].size = len;
+        rc = s3_mp_copy_part(os, bucket, dst_key, upload_id, parts[i].number, src_key,
+                             src->etag[0] ? src->etag : NULL, off, len, parts[i].etag);
+    }
+    if (!rc)
+        rc = s3_mp_complete(os, bucket, dst_key, upload_id, parts, (size_t)nparts, NULL);
+    if (rc && s3_mp_abort(os, bucket, dst_key, upload_id) != 0)
+        LOG_AT(LOG_WARNING, "s3: COPY %s/%s: upload %s is left behind (abort failed)", bucket,
+               dst_key, upload_id);
+out:
+    free(parts);
+    return rc;
+}
+
+static int s3_copy(struct objstore *os, const char *bucket, const char *src_key,
+                   const char *dst_key, const struct obj_meta *meta)
+{
+    struct s3 *s = S3(os);
+    struct obj_meta sm;
+    if (!key_ok(src_key) || !*src_key || !key_ok(dst_key) || !*dst_key)
+        return EINVAL;
+    stat_add(&os->stats.copies, 1);
+    /* CopyObject takes a source of up to 5 GiB (OSS: 1 GiB); only a HEAD tells the size. */
+    int rc = s3_head(os, bucket, src_key, &sm);
+    if (rc)
+        return rc;
+    if (sm.size > s->tun.copy_part_max)
+        return copy_multipart(os, bucket, src_key, dst_key, meta ? meta : &sm, &sm);
+    return copy_object(s, bucket, src_key, dst_key, meta);
 }
 
 static int s3_del(struct objstore *os, const char *bucket, const char *key)
@@ -1298,6 +1362,8 @@ void s3_set_tuning(struct objstore *os, const struct s3_tuning *t)
         s->tun.max_attempts = 1;
     if (s->tun.stall_timeout_s == 0)
         s->tun.stall_timeout_s = 1;
+    if (s->tun.copy_part_max == 0 || s->tun.copy_part_max > S3_PART_MAX)
+        s->tun.copy_part_max = S3_PART_MAX;
 }
 
 /* ---- credentials ------------------------------------------------------ */
@@ -1461,7 +1527,8 @@ struct objstore *obj_s3_create(const struct conf_store *conf)
                                 .max_delay_ms = 5000,
                                 .deadline_ms = 60000,
                                 .connect_timeout_ms = 10000,
-                                .stall_timeout_s = 30};
+                                .stall_timeout_s = 30,
+                                .copy_part_max = S3_PART_MAX};
     pthread_mutex_init(&s->pool_lock, NULL);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&s->share_locks[i], NULL);

@@ -45,7 +45,7 @@ static size_t keep(char *p, size_t sz, size_t n, void *ud)
     return len;
 }
 
-/* Arm the proxy ("MODE COUNT", or NULL to just ask); returns faults injected so far or -1. */
+/* Arm the proxy ("MODE COUNT [METHOD]", or NULL to ask); returns faults injected so far or -1. */
 static long proxy(const char *cmd)
 {
     char url[512];
@@ -218,7 +218,9 @@ int main(int argc, char **argv)
     CHECK_EQ_INT(obj_get(st, bucket, "flt-object", 1000, n - 1000, back, &got, NULL), 0);
     CHECK(got == n - 1000 && memcmp(back, data + 1000, n - 1000) == 0);
 
-    proxy("err200 1"); /* CopyObject answering 200 with an InternalError inside */
+    /* CopyObject answering 200 with an InternalError inside (copy HEADs the source first:
+     * the fault goes to the PUT). */
+    proxy("err200 1 PUT");
     CHECK_EQ_INT(obj_copy(st, bucket, "flt-small", "flt-copy", NULL), 0);
     CHECK_EQ_INT(obj_head(st, bucket, "flt-copy", &m), 0);
 
@@ -254,7 +256,7 @@ int main(int argc, char **argv)
     CHECK_EQ_INT(obj_put(st, bucket, "flt-never", "x", 1, NULL, NULL), EAGAIN);
     CHECK_EQ_INT(proxy(NULL) - before, 5);
 
-    before = proxy("err200 100");
+    before = proxy("err200 100 PUT");
     CHECK_EQ_INT(obj_copy(st, bucket, "flt-small", "flt-copy2", NULL), EAGAIN);
     CHECK_EQ_INT(proxy(NULL) - before, 5);
 

@@ -12,7 +12,8 @@
  * written, at any offset; a directory of 2,500 objects lists completely
  * over pages; POSIX attributes survive put, multipart and copy; objects
  * streamed from a file (put_file, mp_put_part_file), parts copied from
- * another object (mp_copy_part) read back byte for byte; awkward key
+ * another object (mp_copy_part) and copies too large for one CopyObject
+ * (copy_part_max lowered to 5 MiB) read back byte for byte; awkward key
  * names round-trip exactly.
  *
  * moto mis-checks correct signatures whenever the key or a query value
@@ -557,6 +558,60 @@ static void test_multipart_file_copy(struct objstore *st)
     free(want);
 }
 
+/* copy of an object over copy_part_max (lowered from 5 GiB to 5 MiB): a multipart copy. */
+static void test_copy_multipart(struct objstore *st)
+{
+    size_t n = 12 * MiB + 777;
+    unsigned char *data = malloc(n);
+    struct obj_meta in = {.has_posix = true,
+                          .mode = 0100751,
+                          .uid = 65534,
+                          .gid = 100,
+                          .mtime_sec = 1234567890,
+                          .mtime_nsec = 123};
+    struct obj_meta m;
+    struct s3_tuning t, saved;
+    test_fill(data, n, 41);
+    CHECK_EQ_INT(obj_put(st, bucket, "mcp/src.bin", data, n, &in, NULL), 0);
+    s3_get_tuning(st, &saved);
+    CHECK_EQ_INT(saved.copy_part_max, 5ull << 30); /* S3's CopyObject limit by default */
+    t = saved;
+    t.copy_part_max = 5 * MiB;
+    s3_set_tuning(st, &t);
+
+    /* Metadata kept: a multipart upload (create, 3 part copies, complete) after a HEAD. */
+    uint64_t mp0 = st->stats.mp_ops, copies0 = st->stats.copies;
+    CHECK_EQ_INT(obj_copy(st, bucket, "mcp/src.bin", "mcp/dst.bin", NULL), 0);
+    CHECK_EQ_INT(st->stats.mp_ops - mp0, 5);
+    CHECK_EQ_INT(st->stats.copies - copies0, 1);
+    CHECK(test_holds(st, bucket, "mcp/dst.bin", data, n));
+    CHECK_EQ_INT(obj_head(st, bucket, "mcp/dst.bin", &m), 0);
+    CHECK(strstr(m.etag, "-3") != NULL); /* three parts: 5 + 5 + 2 MiB */
+    CHECK(m.size == n && m.has_posix && m.mode == 0100751 && m.uid == 65534 && m.gid == 100);
+    CHECK(m.mtime_sec == 1234567890 && m.mtime_nsec == 123);
+
+    /* Metadata replaced, onto itself (how a rename or chmod of a big file goes). */
+    struct obj_meta repl = {
+        .has_posix = true, .mode = 0100400, .uid = 9, .gid = 10, .mtime_sec = 1300000000};
+    CHECK_EQ_INT(obj_copy(st, bucket, "mcp/src.bin", "mcp/src.bin", &repl), 0);
+    CHECK(test_holds(st, bucket, "mcp/src.bin", data, n));
+    CHECK_EQ_INT(obj_head(st, bucket, "mcp/src.bin", &m), 0);
+    CHECK(m.mode == 0100400 && m.uid == 9 && m.gid == 10 && m.mtime_sec == 1300000000);
+
+    /* At or under the limit: still one CopyObject (a single-part ETag). */
+    mp0 = st->stats.mp_ops;
+    CHECK_EQ_INT(obj_put(st, bucket, "mcp/small.bin", data, 5 * MiB, &in, NULL), 0);
+    CHECK_EQ_INT(obj_copy(st, bucket, "mcp/small.bin", "mcp/small-copy.bin", NULL), 0);
+    CHECK_EQ_INT(st->stats.mp_ops - mp0, 0);
+    CHECK_EQ_INT(obj_head(st, bucket, "mcp/small-copy.bin", &m), 0);
+    CHECK(strchr(m.etag, '-') == NULL && m.size == 5 * MiB && m.uid == 65534);
+    CHECK(test_holds(st, bucket, "mcp/small-copy.bin", data, 5 * MiB));
+    CHECK_EQ_INT(obj_copy(st, bucket, "mcp/absent.bin", "mcp/never.bin", NULL), ENOENT);
+
+    s3_set_tuning(st, &saved);
+    free(data);
+}
+
 static void test_copy_delete(struct objstore *st)
 {
     struct obj_meta in = {
@@ -759,6 +814,7 @@ int main(int argc, char **argv)
     test_multipart(st);
     test_put_file(st);
     test_multipart_file_copy(st);
+    test_copy_multipart(st);
     test_copy_delete(st);
     test_other_credentials();
     test_virtual_hosted();

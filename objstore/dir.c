@@ -38,7 +38,12 @@
  *
  * Multipart uploads live in ROOT/.bucketnfs-uploads/<32 hex>/: an "info"
  * file (bucket and key, the POSIX xattrs to apply) and "part.NNNNN" files.
- * Part sizes are not checked against S3's 5 MiB minimum.
+ * Part sizes are not checked against S3's 5 MiB minimum.  mp_copy_part
+ * copies a range of an object of the bucket into a part file (UploadPartCopy).
+ *
+ * Bodies.  put_file and mp_put_part_file copy a range of the caller's file
+ * with pread through one COPY_BUF buffer, hashing it on the way for the
+ * ETag: memory does not grow with the object.
  *
  * Knobs from the store's configuration: latency_ms is slept before head,
  * get, list and put of keys containing latency_match (all keys if unset);
@@ -570,32 +575,105 @@ fail:
     return rc;
 }
 
-/* Copy src (from its current offset) to its end into dst, hashing into ctx if not NULL. */
-static int copy_fd(int src, int dst, EVP_MD_CTX *ctx)
+#define TO_END UINT64_MAX /* copy_range: up to the source's end, however far that is */
+
+/*
+ * Copy bytes [off, off + len) of src (pread: its file offset stays) into dst
+ * (at dst's offset), hashing them into ctx if not NULL.  A len other than
+ * TO_END must be there in full: EIO if src ends first.  The bytes pass
+ * through one COPY_BUF buffer (copy_file_range would skip that, but the
+ * ETag is the MD5 of the bytes, so they are read anyway).
+ */
+static int copy_range(int src, uint64_t off, uint64_t len, int dst, EVP_MD_CTX *ctx)
 {
+    bool to_end = len == TO_END;
     char *buf = malloc(COPY_BUF);
     int rc = 0;
     if (!buf)
         return ENOMEM;
-    for (;;) {
-        ssize_t n = read(src, buf, COPY_BUF);
+    while (to_end || len > 0) {
+        size_t want = !to_end && len < COPY_BUF ? (size_t)len : COPY_BUF;
+        ssize_t n = pread(src, buf, want, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
             rc = errno;
             break;
         }
-        if (n == 0)
+        if (n == 0) {
+            rc = to_end ? 0 : EIO;
             break;
+        }
         if (ctx && EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
             rc = EIO;
             break;
         }
         if ((rc = write_all(dst, buf, (size_t)n)))
             break;
+        off += (uint64_t)n;
+        if (!to_end)
+            len -= (uint64_t)n;
     }
     free(buf);
     return rc;
+}
+
+/* Where the bytes of a put or a part come from: buf[0..len), or, if buf
+ * is NULL, bytes [off, off + len) of fd. */
+struct body {
+    const void *buf;
+    int fd;
+    uint64_t off, len;
+};
+
+/* Check a file body's range (off_t arithmetic must not overflow).  0 or EINVAL. */
+static int body_check(const struct body *b)
+{
+    if (b->buf)
+        return 0;
+    return b->fd < 0 || b->off > (uint64_t)INT64_MAX || b->len > (uint64_t)INT64_MAX - b->off
+               ? EINVAL
+               : 0;
+}
+
+/* Write body b to dst, hashing it into ctx. */
+static int write_body(const struct body *b, int dst, EVP_MD_CTX *ctx)
+{
+    if (!b->buf)
+        return copy_range(b->fd, b->off, b->len, dst, ctx);
+    if (EVP_DigestUpdate(ctx, b->buf, (size_t)b->len) != 1)
+        return EIO;
+    return write_all(dst, b->buf, (size_t)b->len);
+}
+
+/* Body b, with meta, becomes `final` in dirfd (temp file, rename); etag_out gets its MD5. */
+static int body_commit(int dirfd, const struct body *b, const char *final,
+                       const struct obj_meta *meta, char *etag_out)
+{
+    struct tmpfile t;
+    char etag[OBJ_ETAG_MAX];
+    EVP_MD_CTX *ctx = md5_new();
+    int rc;
+    if (!ctx)
+        return ENOMEM;
+    if ((rc = tmp_open(dirfd, &t))) {
+        EVP_MD_CTX_free(ctx);
+        return rc;
+    }
+    if ((rc = write_body(b, t.fd, ctx))) {
+        EVP_MD_CTX_free(ctx);
+        tmp_abort(&t);
+        return rc;
+    }
+    if ((rc = md5_end(ctx, etag))) {
+        tmp_abort(&t);
+        return rc;
+    }
+    if ((rc = tmp_commit(&t, final, meta, etag)))
+        return rc;
+    if (etag_out)
+        strcpy(etag_out, etag);
+    return 0;
 }
 
 /* Create folder `name` in dirfd (a marker), or accept it if there. */
@@ -737,15 +815,13 @@ static int dir_get(struct objstore *s, const char *bucket, const char *key, uint
     return done(s, "get", bucket, key, rc);
 }
 
-static int put_at(int dfd, const struct keypath *kp, const void *buf, size_t len,
+static int put_at(int dfd, const struct keypath *kp, const struct body *b,
                   const struct obj_meta *meta, char *etag_out)
 {
-    struct tmpfile t;
-    char etag[OBJ_ETAG_MAX];
     int rc;
 
     if (kp->marker) {
-        if (len != 0)
+        if (b->len != 0)
             return EINVAL; /* a folder cannot hold bytes */
         if ((rc = make_marker(dfd, kp->name, meta)))
             return rc;
@@ -754,7 +830,20 @@ static int put_at(int dfd, const struct keypath *kp, const void *buf, size_t len
         return 0;
     }
     if (meta && meta->has_posix && S_ISLNK(meta->mode)) {
-        if ((rc = make_symlink(dfd, kp->name, buf, len)))
+        char target[PATH_MAX];
+        const char *t = b->buf;
+        size_t got = 0;
+        if (!t) {
+            /* The link target is the body: short, so it is read whole. */
+            if (b->len >= sizeof(target))
+                return EINVAL;
+            if ((rc = pread_all(b->fd, target, (size_t)b->len, b->off, &got)))
+                return rc;
+            if (got != b->len)
+                return EIO;
+            t = target;
+        }
+        if ((rc = make_symlink(dfd, kp->name, t, (size_t)b->len)))
             return rc;
         if (etag_out) {
             struct obj_meta m;
@@ -763,47 +852,43 @@ static int put_at(int dfd, const struct keypath *kp, const void *buf, size_t len
         }
         return rc;
     }
-    EVP_MD_CTX *ctx = md5_new();
-    if (!ctx)
-        return ENOMEM;
-    if (EVP_DigestUpdate(ctx, buf, len) != 1) {
-        EVP_MD_CTX_free(ctx);
-        return EIO;
-    }
-    if ((rc = md5_end(ctx, etag)))
-        return rc;
-    if ((rc = tmp_open(dfd, &t)))
-        return rc;
-    if ((rc = write_all(t.fd, buf, len))) {
-        tmp_abort(&t);
-        return rc;
-    }
-    if ((rc = tmp_commit(&t, kp->name, meta, etag)))
-        return rc;
-    if (etag_out)
-        strcpy(etag_out, etag);
-    return 0;
+    return body_commit(dfd, b, kp->name, meta, etag_out);
 }
 
-static int dir_put(struct objstore *s, const char *bucket, const char *key, const void *buf,
-                   size_t len, const struct obj_meta *meta, char *etag_out)
+/* put and put_file: body b becomes object key. */
+static int put_body(struct objstore *s, const char *bucket, const char *key, const struct body *b,
+                    const struct obj_meta *meta, char *etag_out)
 {
     struct keypath kp;
     int bfd = -1, dfd = -1, rc;
 
     STAT_ADD(s, puts, 1);
-    if ((rc = enter(s, key, true)) || (rc = key_split(key, &kp)))
+    if ((rc = enter(s, key, true)) || (rc = key_split(key, &kp)) || (rc = body_check(b)))
         return done(s, "put", bucket, key, rc);
     if ((rc = open_bucket(D(s), bucket, &bfd)))
         return done(s, "put", bucket, key, rc);
     if (!(rc = open_dirpath(bfd, kp.dir, true, &dfd))) {
-        rc = put_at(dfd, &kp, buf, len, meta, etag_out);
+        rc = put_at(dfd, &kp, b, meta, etag_out);
         close(dfd);
     }
     close(bfd);
     if (!rc)
-        STAT_ADD(s, bytes_out, len);
+        STAT_ADD(s, bytes_out, b->len);
     return done(s, "put", bucket, key, rc);
+}
+
+static int dir_put(struct objstore *s, const char *bucket, const char *key, const void *buf,
+                   size_t len, const struct obj_meta *meta, char *etag_out)
+{
+    struct body b = {.buf = buf ? buf : "", .fd = -1, .len = len};
+    return put_body(s, bucket, key, &b, meta, etag_out);
+}
+
+static int dir_put_file(struct objstore *s, const char *bucket, const char *key, int fd,
+                        uint64_t off, uint64_t len, const struct obj_meta *meta, char *etag_out)
+{
+    struct body b = {.buf = NULL, .fd = fd, .off = off, .len = len};
+    return put_body(s, bucket, key, &b, meta, etag_out);
 }
 
 /* ---- list ------------------------------------------------------------------- */
@@ -1216,8 +1301,6 @@ static int copy_at(int sfd, const struct keypath *sk, int dfd, const struct keyp
 {
     struct stat st;
     struct obj_meta m;
-    struct tmpfile t;
-    char etag[OBJ_ETAG_MAX];
     int fd, rc;
 
     if (sk->marker != dk->marker)
@@ -1239,28 +1322,10 @@ static int copy_at(int sfd, const struct keypath *sk, int dfd, const struct keyp
     if ((rc = open_object(sfd, sk->name, &fd, &st)))
         return rc;
     read_meta(fd, &st, &m);
-    EVP_MD_CTX *ctx = md5_new();
-    if (!ctx) {
-        close(fd);
-        return ENOMEM;
-    }
-    if ((rc = tmp_open(dfd, &t))) {
-        EVP_MD_CTX_free(ctx);
-        close(fd);
-        return rc;
-    }
-    rc = copy_fd(fd, t.fd, ctx);
+    struct body b = {.buf = NULL, .fd = fd, .off = 0, .len = TO_END};
+    rc = body_commit(dfd, &b, dk->name, meta ? meta : &m, NULL);
     close(fd);
-    if (rc) {
-        EVP_MD_CTX_free(ctx);
-        tmp_abort(&t);
-        return rc;
-    }
-    if ((rc = md5_end(ctx, etag))) {
-        tmp_abort(&t);
-        return rc;
-    }
-    return tmp_commit(&t, dk->name, meta ? meta : &m, etag);
+    return rc;
 }
 
 static int dir_copy(struct objstore *s, const char *bucket, const char *src_key,
@@ -1413,40 +1478,116 @@ out:
     return done(s, "mp_create", bucket, key, rc);
 }
 
-static int dir_mp_put_part(struct objstore *s, const char *bucket, const char *key,
-                           const char *upload_id, uint32_t number, const void *buf, size_t len,
-                           char *etag_out)
+/* Body b becomes part `number` of the upload in folder ufd (replacing an earlier one). */
+static int part_at(int ufd, uint32_t number, const struct body *b, char *etag_out)
 {
-    struct tmpfile t;
-    char name[32], etag[OBJ_ETAG_MAX];
+    char name[32];
+    snprintf(name, sizeof(name), "part.%05" PRIu32, number);
+    return body_commit(ufd, b, name, NULL, etag_out);
+}
+
+/* mp_put_part and mp_put_part_file. */
+static int put_part_body(struct objstore *s, const char *bucket, const char *key,
+                         const char *upload_id, uint32_t number, const struct body *b,
+                         char *etag_out)
+{
     int fd = -1, rc;
 
     STAT_ADD(s, mp_ops, 1);
-    if ((rc = enter(s, key, false)))
+    if ((rc = enter(s, key, false)) || (rc = body_check(b)))
         return done(s, "mp_put_part", bucket, key, rc);
     if (number < 1 || number > MAX_PARTS)
         return done(s, "mp_put_part", bucket, key, EINVAL);
     if ((rc = open_upload(D(s), bucket, key, upload_id, &fd)))
         return done(s, "mp_put_part", bucket, key, rc);
-    EVP_MD_CTX *ctx = md5_new();
-    if (!ctx) {
-        rc = ENOMEM;
-    } else if (EVP_DigestUpdate(ctx, buf, len) != 1) {
-        EVP_MD_CTX_free(ctx);
-        rc = EIO;
-    } else if (!(rc = md5_end(ctx, etag)) && !(rc = tmp_open(fd, &t))) {
-        snprintf(name, sizeof(name), "part.%05" PRIu32, number);
-        if ((rc = write_all(t.fd, buf, len)))
-            tmp_abort(&t);
-        else
-            rc = tmp_commit(&t, name, NULL, etag);
-    }
+    rc = part_at(fd, number, b, etag_out);
     close(fd);
-    if (!rc) {
-        STAT_ADD(s, bytes_out, len);
-        strcpy(etag_out, etag);
-    }
+    if (!rc)
+        STAT_ADD(s, bytes_out, b->len);
     return done(s, "mp_put_part", bucket, key, rc);
+}
+
+static int dir_mp_put_part(struct objstore *s, const char *bucket, const char *key,
+                           const char *upload_id, uint32_t number, const void *buf, size_t len,
+                           char *etag_out)
+{
+    struct body b = {.buf = buf ? buf : "", .fd = -1, .len = len};
+    return put_part_body(s, bucket, key, upload_id, number, &b, etag_out);
+}
+
+static int dir_mp_put_part_file(struct objstore *s, const char *bucket, const char *key,
+                                const char *upload_id, uint32_t number, int fd, uint64_t off,
+                                uint64_t len, char *etag_out)
+{
+    struct body b = {.buf = NULL, .fd = fd, .off = off, .len = len};
+    return put_part_body(s, bucket, key, upload_id, number, &b, etag_out);
+}
+
+/*
+ * Part `number` in ufd = bytes [off, off + len) of object `name` in sfd,
+ * of the version whose ETag is src_etag (if not NULL).  A symlink object's
+ * bytes are its target, as get reads them.
+ */
+static int copy_part_at(int sfd, const char *name, const char *src_etag, uint64_t off, uint64_t len,
+                        int ufd, uint32_t number, char *etag_out)
+{
+    char target[PATH_MAX];
+    struct obj_meta m;
+    struct stat st;
+    struct body b = {.buf = NULL, .fd = -1, .off = off, .len = len};
+    int rc;
+
+    if ((rc = stat_object(sfd, name, &st)))
+        return rc;
+    if (S_ISLNK(st.st_mode)) {
+        ssize_t n = readlinkat(sfd, name, target, sizeof(target));
+        if (n < 0)
+            return errno;
+        st.st_size = n;
+        symlink_meta(&st, &m);
+    } else {
+        /* The open file is one version for as long as it is open (objects are
+         * replaced by rename): its ETag checked once covers every byte read. */
+        if ((rc = open_object(sfd, name, &b.fd, &st)))
+            return rc;
+        read_meta(b.fd, &st, &m);
+    }
+    if (src_etag && strcmp(src_etag, m.etag) != 0)
+        rc = ESTALE; /* S3: 412 to x-amz-copy-source-if-match */
+    else if (off > m.size || len > m.size - off)
+        rc = EINVAL; /* S3: InvalidRange */
+    if (!rc && b.fd < 0)
+        b.buf = target + off;
+    if (!rc)
+        rc = part_at(ufd, number, &b, etag_out);
+    if (b.fd >= 0)
+        close(b.fd);
+    return rc;
+}
+
+static int dir_mp_copy_part(struct objstore *s, const char *bucket, const char *key,
+                            const char *upload_id, uint32_t number, const char *src_key,
+                            const char *src_etag, uint64_t off, uint64_t len, char *etag_out)
+{
+    struct keypath sk;
+    int ufd = -1, bfd = -1, sfd = -1, rc;
+
+    STAT_ADD(s, mp_ops, 1);
+    if ((rc = enter(s, key, false)) || (rc = key_split(src_key, &sk)))
+        return done(s, "mp_copy_part", bucket, key, rc);
+    if (number < 1 || number > MAX_PARTS || sk.marker || len == 0)
+        return done(s, "mp_copy_part", bucket, key, EINVAL);
+    if ((rc = open_upload(D(s), bucket, key, upload_id, &ufd)))
+        return done(s, "mp_copy_part", bucket, key, rc);
+    if (!(rc = open_bucket(D(s), bucket, &bfd))) {
+        if (!(rc = open_dirpath(bfd, sk.dir, false, &sfd))) {
+            rc = copy_part_at(sfd, sk.name, src_etag, off, len, ufd, number, etag_out);
+            close(sfd);
+        }
+        close(bfd);
+    }
+    close(ufd);
+    return done(s, "mp_copy_part", bucket, key, rc);
 }
 
 static int part_cmp(const void *a, const void *b)
@@ -1582,7 +1723,7 @@ static int complete_at(int ufd, int dfd, const struct keypath *kp, const struct 
         if (EVP_DigestUpdate(ctx, bin, 16) != 1)
             rc = EIO;
         if (!rc)
-            rc = copy_fd(fd, t.fd, NULL);
+            rc = copy_range(fd, 0, TO_END, t.fd, NULL);
         close(fd);
     }
     if (rc) {
@@ -1669,8 +1810,11 @@ static const struct obj_ops dir_ops = {
     .get = dir_get,
     .list = dir_list,
     .put = dir_put,
+    .put_file = dir_put_file,
     .mp_create = dir_mp_create,
     .mp_put_part = dir_mp_put_part,
+    .mp_put_part_file = dir_mp_put_part_file,
+    .mp_copy_part = dir_mp_copy_part,
     .mp_complete = dir_mp_complete,
     .mp_abort = dir_mp_abort,
     .mp_list_parts = dir_mp_list_parts,

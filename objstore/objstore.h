@@ -14,8 +14,9 @@
  *                connection reset): the caller may answer NFS3ERR_JUKEBOX
  *       EIO      any other failure (bad response, injected failure)
  *       EINVAL   bad argument (a key the backend cannot represent)
- *       ESTALE   a get's if_match named another version than the object's
- *       ENAMETOOLONG, ENOTSUP, ENOSPC, EEXIST  where they say what happened
+ *       ESTALE   a get's if_match, or mp_copy_part's src_etag, named another
+ *                version than the object's
+ *       ENAMETOOLONG, ENOTSUP, ENOSPC, EEXIST, EFBIG  where they say what happened
  *   - may block (network, injected latency); is safe to call from many
  *     threads at once on the same store;
  *   - keys are full object keys (export prefix + path), bytes without NUL;
@@ -105,12 +106,41 @@ struct obj_ops {
     int (*put)(struct objstore *s, const char *bucket, const char *key, const void *buf,
                size_t len, const struct obj_meta *meta, char *etag_out);
 
+    /*
+     * put, with the body read from bytes [off, off + len) of fd (pread:
+     * fd's file offset is neither used nor moved), streamed in bounded
+     * buffers, so an object of any size costs no more memory than a small
+     * one.  The caller keeps that range unchanged until the call returns (S3
+     * hashes it before sending it, and a retry sends it again).  EIO if fd
+     * ends before off + len; EFBIG if len is over S3's 5 GiB limit of one
+     * PUT (S3 only: use a multipart upload).
+     */
+    int (*put_file)(struct objstore *s, const char *bucket, const char *key, int fd, uint64_t off,
+                    uint64_t len, const struct obj_meta *meta, char *etag_out);
+
     /* Multipart upload (S3 CreateMultipartUpload / UploadPart / Complete / Abort / ListParts). */
     int (*mp_create)(struct objstore *s, const char *bucket, const char *key,
                      const struct obj_meta *meta, char *upload_id /* OBJ_UPLOAD_ID_MAX */);
     int (*mp_put_part)(struct objstore *s, const char *bucket, const char *key,
                        const char *upload_id, uint32_t number, const void *buf, size_t len,
                        char *etag_out /* OBJ_ETAG_MAX */);
+    /* mp_put_part from bytes [off, off + len) of fd, as put_file reads them. */
+    int (*mp_put_part_file)(struct objstore *s, const char *bucket, const char *key,
+                            const char *upload_id, uint32_t number, int fd, uint64_t off,
+                            uint64_t len, char *etag_out /* OBJ_ETAG_MAX */);
+    /*
+     * Part `number` of the upload is bytes [off, off + len) of object
+     * src_key of the same bucket, copied inside the store (S3
+     * UploadPartCopy: no byte passes through us).  If src_etag is not
+     * NULL, the bytes come from that version of the source or not at all:
+     * ESTALE when the source's ETag is another (S3 answers 412 to
+     * x-amz-copy-source-if-match).  len 0 is EINVAL; a range past the
+     * source's end is refused (EINVAL from dir, EIO from S3).
+     */
+    int (*mp_copy_part)(struct objstore *s, const char *bucket, const char *key,
+                        const char *upload_id, uint32_t number, const char *src_key,
+                        const char *src_etag, uint64_t off, uint64_t len,
+                        char *etag_out /* OBJ_ETAG_MAX */);
     int (*mp_complete)(struct objstore *s, const char *bucket, const char *key,
                        const char *upload_id, const struct obj_part *parts, size_t nparts,
                        char *etag_out);
@@ -120,7 +150,11 @@ struct obj_ops {
     int (*mp_list_parts)(struct objstore *s, const char *bucket, const char *key,
                          const char *upload_id, struct obj_part *parts, size_t max, size_t *n);
 
-    /* Server-side copy; meta NULL keeps the source's metadata, else replaces it. */
+    /*
+     * Server-side copy; meta NULL keeps the source's metadata, else replaces
+     * it.  S3 copies an object over 5 GiB in parts (multipart upload +
+     * UploadPartCopy); those carry only the POSIX metadata of the source.
+     */
     int (*copy)(struct objstore *s, const char *bucket, const char *src_key,
                 const char *dst_key, const struct obj_meta *meta);
 
@@ -191,6 +225,23 @@ static inline int obj_put(struct objstore *s, const char *b, const char *k, cons
                           size_t len, const struct obj_meta *m, char *etag)
 {
     return s->ops->put(s, b, k, buf, len, m, etag);
+}
+static inline int obj_put_file(struct objstore *s, const char *b, const char *k, int fd,
+                               uint64_t off, uint64_t len, const struct obj_meta *m, char *etag)
+{
+    return s->ops->put_file(s, b, k, fd, off, len, m, etag);
+}
+static inline int obj_mp_put_part_file(struct objstore *s, const char *b, const char *k,
+                                       const char *upload_id, uint32_t number, int fd, uint64_t off,
+                                       uint64_t len, char *etag)
+{
+    return s->ops->mp_put_part_file(s, b, k, upload_id, number, fd, off, len, etag);
+}
+static inline int obj_mp_copy_part(struct objstore *s, const char *b, const char *k,
+                                   const char *upload_id, uint32_t number, const char *src_key,
+                                   const char *src_etag, uint64_t off, uint64_t len, char *etag)
+{
+    return s->ops->mp_copy_part(s, b, k, upload_id, number, src_key, src_etag, off, len, etag);
 }
 static inline int obj_copy(struct objstore *s, const char *b, const char *src,
                            const char *dst, const struct obj_meta *m)

@@ -28,6 +28,19 @@
  *     (the NFS layer answers NFS3ERR_JUKEBOX: the client retries later)
  *   anything else (bad answers, other 4xx, malformed XML)         -> EIO
  *
+ * Bodies.  A PUT body is memory, or a range of a file (put_file,
+ * mp_put_part_file) read with pread as curl asks for it, so a file of any
+ * size takes curl's upload buffer and no more.  Its SHA-256 is computed in
+ * a first pass over the range (a body of 1 MiB or more sent over https goes
+ * UNSIGNED-PAYLOAD instead, as memory bodies do); each retry reads the range
+ * again from its first byte (body_pos back to 0; curl's seek callback for
+ * its own rewinds).
+ *
+ * Copies.  copy HEADs the source: up to tun.copy_part_max (5 GiB, S3's
+ * CopyObject limit) it is one CopyObject; above it a multipart upload of
+ * the destination whose parts are UploadPartCopy ranges of the version the
+ * HEAD saw (x-amz-copy-source-if-match), completed, or aborted on failure.
+ *
  * A listing page is read once without encoding-type=url (keys arrive as
  * XML text, the same on every S3 implementation); only if that page is not
  * well-formed XML (a key holding a control character) is it asked again
@@ -52,6 +65,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -67,7 +81,8 @@
 #define S3_ERRBODY_MAX (64 * 1024) /* error documents are small; ignore the rest */
 #define MIB            (1024ull * 1024ull)
 #define S3_PART_MIN    (8 * MIB)
-#define S3_PART_MAX    (5ull * 1024 * MIB)
+#define S3_PART_MAX    (5ull * 1024 * MIB) /* also the largest PUT and CopyObject source */
+#define S3_COPY_PART   (256 * MIB)         /* UploadPartCopy ranges of a multipart copy */
 #define S3_PARTS_MAX   10000u
 #define S3_LIST_MAX    1000u
 
@@ -99,8 +114,16 @@ struct s3_call {
     size_t nquery;
     struct sigv4_kv hdrs[S3_MAX_HDRS];
     size_t nhdrs;
+    /* The request body: body[0..body_len), or, with body_fd_set, bytes
+     * [body_off, body_off + body_len) of body_fd read with pread as curl asks
+     * for them (its upload buffer is all the memory a file body takes).
+     * body_pos is where the current attempt is; each attempt starts at 0. */
     const void *body;
-    size_t body_len, body_pos;
+    uint64_t body_len, body_pos;
+    bool body_fd_set;
+    int body_fd;
+    uint64_t body_off;
+    int read_err; /* why the body could not be read (pread's errno, EIO if short) */
 
     /* GET: the destination buffer; skip is how many leading bytes to drop
      * (a server that ignored Range and sent the whole object). */
@@ -387,10 +410,22 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
 {
     struct s3_call *c = ud;
-    size_t room = size * nmemb, left = c->body_len - c->body_pos;
-    size_t n = left < room ? left : room;
-    if (n)
+    uint64_t room = (uint64_t)size * nmemb, left = c->body_len - c->body_pos;
+    size_t n = (size_t)(left < room ? left : room);
+    if (n && c->body_fd_set) {
+        ssize_t r;
+        do
+            r = pread(c->body_fd, dst, n, (off_t)(c->body_off + c->body_pos));
+        while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+            /* Not worth another try: the file is unreadable or shorter than promised. */
+            c->read_err = r < 0 ? errno : EIO;
+            return CURL_READFUNC_ABORT;
+        }
+        n = (size_t)r;
+    } else if (n) {
         memcpy(dst, (const char *)c->body + c->body_pos, n);
+    }
     c->body_pos += n;
     return n;
 }
@@ -400,7 +435,7 @@ static int on_seek(void *ud, curl_off_t off, int origin)
     struct s3_call *c = ud;
     if (origin != SEEK_SET || off < 0 || (uint64_t)off > c->body_len)
         return CURL_SEEKFUNC_FAIL;
-    c->body_pos = (size_t)off;
+    c->body_pos = (uint64_t)off;
     return CURL_SEEKFUNC_OK;
 }
 
@@ -434,6 +469,8 @@ static int classify(struct s3_call *c, CURLcode cc, bool *temporary)
     const char *code = c->info.code;
     *temporary = false;
 
+    if (c->read_err)
+        return c->read_err; /* our side failed, the server said nothing about it */
     if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && c->buf_full)) {
         if (cc == CURLE_WRITE_ERROR && c->xml_err && !c->xml_is_error)
             return c->xml_err; /* the listing callback stopped us, or bad XML */
@@ -651,11 +688,24 @@ static int s3_perform(struct s3 *s, struct s3_call *c)
     int rc = EIO;
     unsigned seed = (unsigned)(start ^ (uintptr_t)c ^ (uintptr_t)pthread_self());
 
-    /* Over http the body must be signed; over https a big body may go unsigned. */
-    if (c->body_len >= MIB && strcmp(s->scheme, "https") == 0)
+    /*
+     * Over http the body must be signed; over https a big body may go
+     * unsigned.  A file body is hashed in a pass of its own before the
+     * first try, so that it is never held in memory.
+     */
+    if (c->body_len >= MIB && strcmp(s->scheme, "https") == 0) {
         snprintf(payload_hash, sizeof(payload_hash), "%s", SIGV4_UNSIGNED_PAYLOAD);
-    else
-        sigv4_sha256_hex(c->body ? c->body : "", c->body_len, payload_hash);
+    } else if (c->body_fd_set) {
+        rc = sigv4_sha256_fd_hex(c->body_fd, c->body_off, c->body_len, payload_hash);
+        if (rc) {
+            LOG_AT(LOG_WARNING, "s3: %s %s/%s: cannot read the body to send: %s", c->op, c->bucket,
+                   c->key, strerror(rc));
+            stat_add(&s->os.stats.errors, 1);
+            return rc;
+        }
+    } else {
+        sigv4_sha256_hex(c->body ? c->body : "", (size_t)c->body_len, payload_hash);
+    }
 
     c->h = handle_get(s);
     if (!c->h)
@@ -670,6 +720,7 @@ static int s3_perform(struct s3 *s, struct s3_call *c)
         c->buf_full = false;
         c->skip_set = false;
         c->body_pos = 0;
+        c->read_err = 0;
         c->xml = NULL;
         c->xml_err = 0;
         c->errbody_len = 0;
@@ -906,25 +957,53 @@ static int s3_list(struct objstore *os, const char *bucket, const char *prefix,
     return rc;
 }
 
-static int s3_put(struct objstore *os, const char *bucket, const char *key, const void *buf,
-                  size_t len, const struct obj_meta *meta, char *etag_out)
+/* A file body: bytes [off, off + len) of fd.  0, EINVAL or EFBIG (over 5 GiB). */
+static int body_from_fd(struct s3_call *c, int fd, uint64_t off, uint64_t len)
 {
-    struct s3 *s = S3(os);
-    struct meta_hdrs mh;
-    struct s3_call c = {
-        .op = "PUT", .method = "PUT", .bucket = bucket, .key = key, .body = buf, .body_len = len};
-    if (!key_ok(key) || !*key)
+    if (fd < 0 || off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
         return EINVAL;
-    int rc = add_meta(&c, meta, &mh);
+    if (len > S3_PART_MAX)
+        return EFBIG; /* S3 refuses a bigger PUT or part (EntityTooLarge) */
+    c->body_fd_set = true;
+    c->body_fd = fd;
+    c->body_off = off;
+    c->body_len = len;
+    return 0;
+}
+
+/* PutObject of c->key, whose body c already names (memory or file). */
+static int put_object(struct objstore *os, struct s3_call *c, const struct obj_meta *meta,
+                      char *etag_out)
+{
+    struct meta_hdrs mh;
+    if (!key_ok(c->key) || !*c->key)
+        return EINVAL;
+    int rc = add_meta(c, meta, &mh);
     if (rc)
         return rc;
     stat_add(&os->stats.puts, 1);
-    rc = s3_perform(s, &c);
+    rc = s3_perform(S3(os), c);
     if (rc)
         return rc;
     if (etag_out)
-        snprintf(etag_out, OBJ_ETAG_MAX, "%s", c.meta.etag);
+        snprintf(etag_out, OBJ_ETAG_MAX, "%s", c->meta.etag);
     return 0;
+}
+
+static int s3_put(struct objstore *os, const char *bucket, const char *key, const void *buf,
+                  size_t len, const struct obj_meta *meta, char *etag_out)
+{
+    struct s3_call c = {
+        .op = "PUT", .method = "PUT", .bucket = bucket, .key = key, .body = buf, .body_len = len};
+    return put_object(os, &c, meta, etag_out);
+}
+
+static int s3_put_file(struct objstore *os, const char *bucket, const char *key, int fd,
+                       uint64_t off, uint64_t len, const struct obj_meta *meta, char *etag_out)
+{
+    struct s3_call c = {.op = "PUT", .method = "PUT", .bucket = bucket, .key = key};
+    int rc = body_from_fd(&c, fd, off, len);
+    return rc ? rc : put_object(os, &c, meta, etag_out);
 }
 
 static int s3_mp_create(struct objstore *os, const char *bucket, const char *key,
@@ -950,30 +1029,97 @@ static int s3_mp_create(struct objstore *os, const char *bucket, const char *key
     return 0;
 }
 
+/* UploadPart `number` of upload_id, whose body c already names (memory or file). */
+static int put_part(struct objstore *os, struct s3_call *c, const char *upload_id, uint32_t number,
+                    char *etag_out)
+{
+    char num[16];
+    if (!key_ok(c->key) || !*c->key || number < 1 || number > S3_PARTS_MAX || !upload_id)
+        return EINVAL;
+    snprintf(num, sizeof(num), "%" PRIu32, number);
+    c->query[c->nquery++] = (struct sigv4_kv){"partNumber", num};
+    c->query[c->nquery++] = (struct sigv4_kv){"uploadId", upload_id};
+    stat_add(&os->stats.mp_ops, 1);
+    int rc = s3_perform(S3(os), c);
+    if (rc)
+        return rc;
+    if (!c->meta.etag[0])
+        return EIO;
+    snprintf(etag_out, OBJ_ETAG_MAX, "%s", c->meta.etag);
+    return 0;
+}
+
 static int s3_mp_put_part(struct objstore *os, const char *bucket, const char *key,
                           const char *upload_id, uint32_t number, const void *buf, size_t len,
                           char *etag_out)
 {
-    struct s3 *s = S3(os);
-    char num[16];
     struct s3_call c = {.op = "MP-PUT",
                         .method = "PUT",
                         .bucket = bucket,
                         .key = key,
                         .body = buf,
                         .body_len = len};
-    if (!key_ok(key) || !*key || number < 1 || number > S3_PARTS_MAX || !upload_id)
+    return put_part(os, &c, upload_id, number, etag_out);
+}
+
+static int s3_mp_put_part_file(struct objstore *os, const char *bucket, const char *key,
+                               const char *upload_id, uint32_t number, int fd, uint64_t off,
+                               uint64_t len, char *etag_out)
+{
+    struct s3_call c = {.op = "MP-PUT", .method = "PUT", .bucket = bucket, .key = key};
+    int rc = body_from_fd(&c, fd, off, len);
+    return rc ? rc : put_part(os, &c, upload_id, number, etag_out);
+}
+
+/* x-amz-copy-source: "/bucket/key", URL-encoded like a path.  0 or ENOMEM. */
+static int copy_source(struct sbuf *src, const char *bucket, const char *key)
+{
+    sbuf_addc(src, '/');
+    sbuf_add_uri(src, bucket, strlen(bucket), 0);
+    sbuf_addc(src, '/');
+    sbuf_add_uri(src, key, strlen(key), 1);
+    return sbuf_err(src);
+}
+
+static int s3_mp_copy_part(struct objstore *os, const char *bucket, const char *key,
+                           const char *upload_id, uint32_t number, const char *src_key,
+                           const char *src_etag, uint64_t off, uint64_t len, char *etag_out)
+{
+    struct s3 *s = S3(os);
+    struct sbuf src = SBUF_INIT;
+    char num[16], range[64], match[OBJ_ETAG_MAX + 2];
+    if (!key_ok(key) || !*key || !key_ok(src_key) || !*src_key || number < 1 ||
+        number > S3_PARTS_MAX || !upload_id || len == 0 || off > UINT64_MAX - len)
         return EINVAL;
+    if (len > S3_PART_MAX)
+        return EFBIG;
+    if (copy_source(&src, bucket, src_key)) {
+        sbuf_free(&src);
+        return ENOMEM;
+    }
+    /* UploadPartCopy: PUT ?partNumber&uploadId with the source and its byte range
+     * (inclusive, like Range); the answer is a CopyPartResult document. */
+    struct s3_call c = {
+        .op = "MP-COPY", .method = "PUT", .bucket = bucket, .key = key, .want_xml = true};
     snprintf(num, sizeof(num), "%" PRIu32, number);
+    snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
     c.query[c.nquery++] = (struct sigv4_kv){"partNumber", num};
     c.query[c.nquery++] = (struct sigv4_kv){"uploadId", upload_id};
+    c.hdrs[c.nhdrs++] = (struct sigv4_kv){"x-amz-copy-source", src.p};
+    c.hdrs[c.nhdrs++] = (struct sigv4_kv){"x-amz-copy-source-range", range};
+    if (src_etag) {
+        /* Quoted like If-Match; S3 answers 412 (ESTALE) for another version. */
+        snprintf(match, sizeof(match), "\"%s\"", src_etag);
+        c.hdrs[c.nhdrs++] = (struct sigv4_kv){"x-amz-copy-source-if-match", match};
+    }
     stat_add(&os->stats.mp_ops, 1);
     int rc = s3_perform(s, &c);
+    sbuf_free(&src);
     if (rc)
         return rc;
-    if (!c.meta.etag[0])
+    if (strcmp(c.info.root, "CopyPartResult") != 0 || !c.info.etag[0])
         return EIO;
-    snprintf(etag_out, OBJ_ETAG_MAX, "%s", c.meta.etag);
+    snprintf(etag_out, OBJ_ETAG_MAX, "%s", c.info.etag);
     return 0;
 }
 
@@ -1062,20 +1208,13 @@ static int s3_mp_list_parts(struct objstore *os, const char *bucket, const char 
     return 0;
 }
 
-static int s3_copy(struct objstore *os, const char *bucket, const char *src_key,
-                   const char *dst_key, const struct obj_meta *meta)
+/* CopyObject: one request, a source of at most 5 GiB. */
+static int copy_object(struct s3 *s, const char *bucket, const char *src_key, const char *dst_key,
+                       const struct obj_meta *meta)
 {
-    struct s3 *s = S3(os);
     struct meta_hdrs mh;
     struct sbuf src = SBUF_INIT;
-    if (!key_ok(src_key) || !*src_key || !key_ok(dst_key) || !*dst_key)
-        return EINVAL;
-    /* x-amz-copy-source: "/bucket/key", URL-encoded like a path. */
-    sbuf_addc(&src, '/');
-    sbuf_add_uri(&src, bucket, strlen(bucket), 0);
-    sbuf_addc(&src, '/');
-    sbuf_add_uri(&src, src_key, strlen(src_key), 1);
-    if (sbuf_err(&src)) {
+    if (copy_source(&src, bucket, src_key)) {
         sbuf_free(&src);
         return ENOMEM;
     }
@@ -1090,10 +1229,70 @@ static int s3_copy(struct objstore *os, const char *bucket, const char *src_key,
             return rc;
         }
     }
-    stat_add(&os->stats.copies, 1);
     int rc = s3_perform(s, &c);
     sbuf_free(&src);
     return rc;
+}
+
+/*
+ * Copy a source too large for CopyObject: a multipart upload of dst_key
+ * (with the POSIX metadata of meta) whose parts are UploadPartCopy ranges
+ * of src_key, one after the other, each from the version the HEAD saw
+ * (src->etag), so a source replaced meanwhile gives ESTALE, never a mix.
+ * On failure the upload is aborted.
+ */
+static int copy_multipart(struct objstore *os, const char *bucket, const char *src_key,
+                          const char *dst_key, const struct obj_meta *meta,
+                          const struct obj_meta *src)
+{
+    struct s3 *s = S3(os);
+    char upload_id[OBJ_UPLOAD_ID_MAX];
+    uint64_t part = s3_part_size(src->size);
+    if (part < S3_COPY_PART)
+        part = S3_COPY_PART; /* fewer, larger ranges: a part costs a request, not bandwidth */
+    if (part > s->tun.copy_part_max)
+        part = s->tun.copy_part_max;
+    uint64_t nparts = (src->size + part - 1) / part;
+    if (nparts == 0 || nparts > S3_PARTS_MAX)
+        return EFBIG;
+    struct obj_part *parts = calloc((size_t)nparts, sizeof(*parts));
+    if (!parts)
+        return ENOMEM;
+    int rc = s3_mp_create(os, bucket, dst_key, meta, upload_id);
+    if (rc)
+        goto out;
+    for (uint64_t i = 0; i < nparts && !rc; i++) {
+        uint64_t off = i * part, len = src->size - off < part ? src->size - off : part;
+        parts[i].number = (uint32_t)i + 1;
+        parts[i].size = len;
+        rc = s3_mp_copy_part(os, bucket, dst_key, upload_id, parts[i].number, src_key,
+                             src->etag[0] ? src->etag : NULL, off, len, parts[i].etag);
+    }
+    if (!rc)
+        rc = s3_mp_complete(os, bucket, dst_key, upload_id, parts, (size_t)nparts, NULL);
+    if (rc && s3_mp_abort(os, bucket, dst_key, upload_id) != 0)
+        LOG_AT(LOG_WARNING, "s3: COPY %s/%s: upload %s is left behind (abort failed)", bucket,
+               dst_key, upload_id);
+out:
+    free(parts);
+    return rc;
+}
+
+static int s3_copy(struct objstore *os, const char *bucket, const char *src_key,
+                   const char *dst_key, const struct obj_meta *meta)
+{
+    struct s3 *s = S3(os);
+    struct obj_meta sm;
+    if (!key_ok(src_key) || !*src_key || !key_ok(dst_key) || !*dst_key)
+        return EINVAL;
+    stat_add(&os->stats.copies, 1);
+    /* CopyObject takes a source of up to 5 GiB (OSS: 1 GiB); only a HEAD tells the size. */
+    int rc = s3_head(os, bucket, src_key, &sm);
+    if (rc)
+        return rc;
+    if (sm.size > s->tun.copy_part_max)
+        return copy_multipart(os, bucket, src_key, dst_key, meta ? meta : &sm, &sm);
+    return copy_object(s, bucket, src_key, dst_key, meta);
 }
 
 static int s3_del(struct objstore *os, const char *bucket, const char *key)
@@ -1137,8 +1336,11 @@ static const struct obj_ops s3_ops = {
     .get = s3_get,
     .list = s3_list,
     .put = s3_put,
+    .put_file = s3_put_file,
     .mp_create = s3_mp_create,
     .mp_put_part = s3_mp_put_part,
+    .mp_put_part_file = s3_mp_put_part_file,
+    .mp_copy_part = s3_mp_copy_part,
     .mp_complete = s3_mp_complete,
     .mp_abort = s3_mp_abort,
     .mp_list_parts = s3_mp_list_parts,
@@ -1160,6 +1362,8 @@ void s3_set_tuning(struct objstore *os, const struct s3_tuning *t)
         s->tun.max_attempts = 1;
     if (s->tun.stall_timeout_s == 0)
         s->tun.stall_timeout_s = 1;
+    if (s->tun.copy_part_max == 0 || s->tun.copy_part_max > S3_PART_MAX)
+        s->tun.copy_part_max = S3_PART_MAX;
 }
 
 /* ---- credentials ------------------------------------------------------ */
@@ -1323,7 +1527,8 @@ struct objstore *obj_s3_create(const struct conf_store *conf)
                                 .max_delay_ms = 5000,
                                 .deadline_ms = 60000,
                                 .connect_timeout_ms = 10000,
-                                .stall_timeout_s = 30};
+                                .stall_timeout_s = 30,
+                                .copy_part_max = S3_PART_MAX};
     pthread_mutex_init(&s->pool_lock, NULL);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&s->share_locks[i], NULL);

@@ -21,6 +21,12 @@ struct s3_tuning {
     unsigned deadline_ms;        /* no new attempt starts after this much time (60000) */
     unsigned connect_timeout_ms; /* TCP/TLS connect (10000) */
     unsigned stall_timeout_s;    /* abort a transfer that moves no byte for this long (30) */
+    /*
+     * The largest source copied by one CopyObject, and the largest range of
+     * one UploadPartCopy: a larger object is copied in parts (5 GiB, S3's
+     * limit; OSS's is 1 GiB; tests lower it to reach the multipart path).
+     */
+    uint64_t copy_part_max;
 };
 
 void s3_get_tuning(struct objstore *s, struct s3_tuning *t);

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -98,6 +99,46 @@ void sigv4_sha256_hex(const void *buf, size_t len, char *hex)
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256(buf, len, d);
     to_hex(d, sizeof(d), hex);
+}
+
+int sigv4_sha256_fd_hex(int fd, uint64_t off, uint64_t len, char *hex)
+{
+    enum { CHUNK = 256 * 1024 };
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned dlen = 0;
+    int rc = 0;
+    if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
+        return EINVAL;
+    char *buf = malloc(CHUNK);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!buf || !ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (uint64_t done = 0; done < len;) {
+        size_t want = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
+        ssize_t n = pread(fd, buf, want, (off_t)(off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? errno : EIO; /* 0: the file ends inside the range */
+            goto out;
+        }
+        if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
+            rc = EIO;
+            goto out;
+        }
+        done += (uint64_t)n;
+    }
+    if (EVP_DigestFinal_ex(ctx, d, &dlen) != 1 || dlen != SHA256_DIGEST_LENGTH) {
+        rc = EIO;
+        goto out;
+    }
+    to_hex(d, dlen, hex);
+out:
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    return rc;
 }
 
 static int hmac(const void *key, size_t keylen, const void *msg, size_t len,

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #define SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
@@ -76,6 +77,13 @@ void sigv4_amz_date(time_t t, char *buf);
 
 /* Lowercase hex SHA-256 of buf[0..len); hex holds 65 bytes. */
 void sigv4_sha256_hex(const void *buf, size_t len, char *hex);
+
+/*
+ * The same over bytes [off, off + len) of fd, read with pread in bounded
+ * chunks (a payload streamed from a file).  0, EIO if fd ends before
+ * off + len, EINVAL, ENOMEM or pread's errno.
+ */
+int sigv4_sha256_fd_hex(int fd, uint64_t off, uint64_t len, char *hex);
 
 /*
  * URI-encode s[0..len) the way SigV4 wants it: A-Z a-z 0-9 - . _ ~ stay,

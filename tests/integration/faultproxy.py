@@ -9,11 +9,15 @@ is relayed.  Host and every signed header pass unchanged, so signatures
 made for the proxy's address stay valid.
 
 Faults are armed through the proxy itself:
-    POST /__fault__   body "MODE COUNT"   the next COUNT requests get MODE
+    POST /__fault__   body "MODE COUNT [METHOD]"
+                                           the next COUNT requests (with METHOD:
+                                           the next COUNT of that method) get MODE
     GET  /__fault__                        "injected N" (faults so far)
 MODE is one of:
     503       503 Slow Down with an S3 SlowDown error document
     err200    200 OK whose body is an S3 InternalError document
+    412       412 Precondition Failed (what S3 answers to an If-Match or
+              x-amz-copy-source-if-match that names another version)
     drop      close the connection without answering
     reset     close with a TCP reset (SO_LINGER 0)
     truncate  relay the answer but cut its body in half, then close
@@ -35,11 +39,15 @@ import socket
 import struct
 import sys
 
-state = {"mode": "none", "count": 0, "injected": 0}
+state = {"mode": "none", "count": 0, "method": None, "injected": 0}
 
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
             b'<Message>Please reduce your request rate.</Message>'
             b'<RequestId>FAULTPROXY</RequestId></Error>')
+PRECONDITION = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>'
+                b'<Message>At least one of the pre-conditions you specified did not hold</Message>'
+                b'<Condition>x-amz-copy-source-If-Match</Condition>'
+                b'<RequestId>FAULTPROXY</RequestId></Error>')
 INTERNAL = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
             b'<Message>We encountered an internal error. Please try again.</Message>'
             b'<RequestId>FAULTPROXY</RequestId></Error>')
@@ -84,7 +92,9 @@ def describe(head):
     return f"{method} {target} {rng}"
 
 
-def take_fault():
+def take_fault(method):
+    if state["method"] and method != state["method"]:
+        return None
     if state["count"] > 0 and state["mode"] != "none":
         state["count"] -= 1
         state["injected"] += 1
@@ -118,8 +128,9 @@ async def handle(reader, writer, upstream_port):
         request_line = head.split(b"\r\n", 1)[0]
         if b" /__fault__" in request_line:
             if request_line.startswith(b"POST"):
-                mode, count = body.decode().split()
-                state["mode"], state["count"] = mode, int(count)
+                words = body.decode().split()
+                state["mode"], state["count"] = words[0], int(words[1])
+                state["method"] = words[2] if len(words) > 2 else None
             writer.write(response(200, "OK", f"injected {state['injected']}".encode()))
             await writer.drain()
             return
@@ -131,11 +142,13 @@ async def handle(reader, writer, upstream_port):
             await writer.drain()
             return
         requests.append(describe(head))
-        fault = take_fault()
+        fault = take_fault(request_line.split(b" ", 1)[0].decode("latin-1"))
         if fault == "503":
             writer.write(response(503, "Slow Down", SLOWDOWN))
         elif fault == "err200":
             writer.write(response(200, "OK", INTERNAL))
+        elif fault == "412":
+            writer.write(response(412, "Precondition Failed", PRECONDITION))
         elif fault == "drop":
             pass
         elif fault == "reset":

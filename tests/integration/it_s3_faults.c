@@ -25,6 +25,7 @@
 #include "objstore/objstore.h"
 #include "objstore/s3.h"
 #include "tests/unit/testlib.h"
+#include "tests/unit/testobj.h"
 
 static const char *bucket = "bnfs-test";
 
@@ -44,7 +45,7 @@ static size_t keep(char *p, size_t sz, size_t n, void *ud)
     return len;
 }
 
-/* Arm the proxy ("MODE COUNT", or NULL to just ask); returns faults injected so far or -1. */
+/* Arm the proxy ("MODE COUNT [METHOD]", or NULL to ask); returns faults injected so far or -1. */
 static long proxy(const char *cmd)
 {
     char url[512];
@@ -96,6 +97,54 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Bodies read from a file are sent again from their first byte when a try
+ * fails; an UploadPartCopy error inside a 200 is retried; S3's 412 to
+ * x-amz-copy-source-if-match (moto does not check that header) is ESTALE
+ * at once, not retried.
+ */
+static void test_file_bodies(struct objstore *st, const unsigned char *data, size_t n)
+{
+    size_t fn = 6u << 20, p1 = 5u << 20;
+    unsigned char *fdata = malloc(fn), *back = malloc(p1 + n + 1), *want = malloc(p1 + n);
+    for (size_t i = 0; i < fn; i++)
+        fdata[i] = (unsigned char)(i * 13 + i / 1000);
+    int fd = test_staging_file(NULL, fdata, fn);
+    size_t got;
+
+    uint64_t retries0 = st->stats.retries;
+    CHECK(proxy("503 2") >= 0);
+    CHECK_EQ_INT(obj_put_file(st, bucket, "body-file", fd, 1000, fn - 1000, NULL, NULL), 0);
+    CHECK_EQ_INT(st->stats.retries - retries0, 2);
+    CHECK_EQ_INT(obj_get(st, bucket, "body-file", 0, fn, back, &got, NULL), 0);
+    CHECK(got == fn - 1000 && memcmp(back, fdata + 1000, fn - 1000) == 0);
+
+    char upload[OBJ_UPLOAD_ID_MAX], e3[OBJ_ETAG_MAX];
+    struct obj_part parts[2] = {{.number = 1}, {.number = 2}};
+    CHECK_EQ_INT(st->ops->mp_create(st, bucket, "body-mp", NULL, upload), 0);
+    proxy("drop 1");
+    CHECK_EQ_INT(obj_mp_put_part_file(st, bucket, "body-mp", upload, 1, fd, 0, p1, parts[0].etag),
+                 0);
+    proxy("err200 1");
+    CHECK_EQ_INT(
+        obj_mp_copy_part(st, bucket, "body-mp", upload, 2, "flt-object", NULL, 0, n, parts[1].etag),
+        0);
+    long before = proxy("412 5");
+    CHECK_EQ_INT(obj_mp_copy_part(st, bucket, "body-mp", upload, 3, "flt-object",
+                                  "0123456789abcdef0123456789abcdef", 0, n, e3),
+                 ESTALE);
+    CHECK_EQ_INT(proxy("none 0") - before, 1);
+    CHECK_EQ_INT(st->ops->mp_complete(st, bucket, "body-mp", upload, parts, 2, NULL), 0);
+    memcpy(want, fdata, p1);
+    memcpy(want + p1, data, n);
+    CHECK_EQ_INT(obj_get(st, bucket, "body-mp", 0, p1 + n + 1, back, &got, NULL), 0);
+    CHECK(got == p1 + n && memcmp(back, want, p1 + n) == 0);
+    close(fd);
+    free(fdata);
+    free(back);
+    free(want);
 }
 
 static int count_cb(void *arg, const struct obj_entry *e)
@@ -169,9 +218,13 @@ int main(int argc, char **argv)
     CHECK_EQ_INT(obj_get(st, bucket, "flt-object", 1000, n - 1000, back, &got, NULL), 0);
     CHECK(got == n - 1000 && memcmp(back, data + 1000, n - 1000) == 0);
 
-    proxy("err200 1"); /* CopyObject answering 200 with an InternalError inside */
+    /* CopyObject answering 200 with an InternalError inside (copy HEADs the source first:
+     * the fault goes to the PUT). */
+    proxy("err200 1 PUT");
     CHECK_EQ_INT(obj_copy(st, bucket, "flt-small", "flt-copy", NULL), 0);
     CHECK_EQ_INT(obj_head(st, bucket, "flt-copy", &m), 0);
+
+    test_file_bodies(st, data, n);
 
     /* A server that ignores Range and sends the whole object: the right bytes
      * anyway.  Range is a signed header, so the proxy's removing it breaks the
@@ -203,7 +256,7 @@ int main(int argc, char **argv)
     CHECK_EQ_INT(obj_put(st, bucket, "flt-never", "x", 1, NULL, NULL), EAGAIN);
     CHECK_EQ_INT(proxy(NULL) - before, 5);
 
-    before = proxy("err200 100");
+    before = proxy("err200 100 PUT");
     CHECK_EQ_INT(obj_copy(st, bucket, "flt-small", "flt-copy2", NULL), EAGAIN);
     CHECK_EQ_INT(proxy(NULL) - before, 5);
 

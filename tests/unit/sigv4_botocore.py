@@ -3,7 +3,7 @@
 
 For each S3 request below (awkward keys: spaces, '+', '=', '&', '~', '%',
 UTF-8, '//' and '..' segments; awkward query values; metadata, range,
-copy-source and session-token headers) botocore's S3SigV4Auth signs it at a
+copy-source, copy-source-range / -if-match and session-token headers) botocore's S3SigV4Auth signs it at a
 fixed time, and TOOL (test_sigv4_botocore --sign ...) signs the same raw
 request.  The Authorization headers must be equal byte for byte.
 Prints "botocore VERSION: N passed, N failed"; exits 1 on any difference.
@@ -52,6 +52,12 @@ CASES = [
     ("PUT", "http://127.0.0.1:9000", "/examplebucket/dst key+1",
      [], [("x-amz-copy-source", "/examplebucket/src%20key%2B1%E2%82%AC"),
           ("x-amz-metadata-directive", "REPLACE")], b"", False),
+    # UploadPartCopy: the source, its byte range and a quoted ETag condition.
+    ("PUT", "http://127.0.0.1:9000", "/examplebucket/big log.bin",
+     [("partNumber", "2"), ("uploadId", "VXBsb2FkIElE+a/b=c==")],
+     [("x-amz-copy-source", "/examplebucket/src%20key%2B1%E2%82%AC"),
+      ("x-amz-copy-source-range", "bytes=5242880-10485759"),
+      ("x-amz-copy-source-if-match", '"9b2cf535f27731c974343645a3985328"')], b"", False),
     ("DELETE", "https://s3.eu-central-1.amazonaws.com", "/examplebucket/tmp/~$lock#1",
      [], [], b"", True),
 ]

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "objstore/objstore.h"
 #include "tests/unit/testlib.h"
+#include "tests/unit/testobj.h"
 
 static char tmp[PATH_MAX];     /* the store's root */
 static char outside[PATH_MAX]; /* a folder next to it, that keys must never reach */
@@ -546,6 +547,155 @@ static void test_multipart(struct objstore *s)
     free(out);
 }
 
+static void test_put_file(struct objstore *s)
+{
+    size_t n = (3 << 20) + 123;
+    unsigned char *data = malloc(n);
+    struct obj_meta in = {.has_posix = true,
+                          .mode = 0100640,
+                          .uid = 1000,
+                          .gid = 1001,
+                          .mtime_sec = 1700000000,
+                          .mtime_nsec = 5};
+    struct obj_meta m;
+    char etag[OBJ_ETAG_MAX], want[OBJ_ETAG_MAX];
+    test_fill(data, n, 3);
+    int fd = test_staging_file(outside, data, n);
+    CHECK(lseek(fd, 17, SEEK_SET) == 17);
+    uint64_t puts0 = s->stats.puts, out0 = s->stats.bytes_out;
+
+    /* The whole file: the same bytes, ETag and metadata as a put of them. */
+    CHECK_EQ_INT(obj_put_file(s, "b", "pf/whole.bin", fd, 0, n, &in, etag), 0);
+    CHECK_EQ_INT(obj_put(s, "b", "pf/from-memory.bin", data, n, NULL, want), 0);
+    CHECK(strcmp(etag, want) == 0);
+    CHECK(test_holds(s, "b", "pf/whole.bin", data, n));
+    CHECK_EQ_INT(obj_head(s, "b", "pf/whole.bin", &m), 0);
+    CHECK(m.has_posix && m.mode == 0100640 && m.uid == 1000 && m.gid == 1001);
+    CHECK(m.mtime_sec == 1700000000 && m.mtime_nsec == 5 && strcmp(m.etag, etag) == 0);
+    CHECK_EQ_INT(s->stats.puts - puts0, 2);
+    CHECK_EQ_INT(s->stats.bytes_out - out0, 2 * n);
+    CHECK_EQ_INT(lseek(fd, 0, SEEK_CUR), 17); /* pread: the caller's offset stays */
+
+    /* A range that does not start or end on a buffer boundary. */
+    CHECK_EQ_INT(obj_put_file(s, "b", "pf/range.bin", fd, 1000, (1 << 20) + 7, NULL, NULL), 0);
+    CHECK(test_holds(s, "b", "pf/range.bin", data + 1000, (1 << 20) + 7));
+    CHECK_EQ_INT(obj_put_file(s, "b", "pf/empty", fd, n, 0, NULL, etag), 0);
+    CHECK(strcmp(etag, "d41d8cd98f00b204e9800998ecf8427e") == 0);
+    CHECK(test_holds(s, "b", "pf/empty", data, 0));
+
+    /* A range past the file's end: nothing is written, the old object stays. */
+    CHECK_EQ_INT(obj_put_file(s, "b", "pf/range.bin", fd, n - 10, 11, NULL, NULL), EIO);
+    CHECK(test_holds(s, "b", "pf/range.bin", data + 1000, (1 << 20) + 7));
+    CHECK_EQ_INT(obj_put_file(s, "b", "pf/never", fd, n + 1, 5, NULL, NULL), EIO);
+    CHECK_EQ_INT(obj_head(s, "b", "pf/never", &m), ENOENT);
+    CHECK_EQ_INT(obj_put_file(s, "b", "pf/never", fd, UINT64_MAX - 2, 5, NULL, NULL), EINVAL);
+    CHECK_EQ_INT(obj_put_file(s, "b", "pf/never", -1, 0, 5, NULL, NULL), EINVAL);
+
+    /* Markers and symlinks, as put makes them. */
+    CHECK_EQ_INT(obj_put_file(s, "b", "pf/dir/", fd, 0, 0, NULL, NULL), 0);
+    CHECK_EQ_INT(obj_head(s, "b", "pf/dir/", &m), 0);
+    CHECK_EQ_INT(obj_put_file(s, "b", "pf/bad/", fd, 0, 1, NULL, NULL), EINVAL);
+    int lfd = test_staging_file(outside, "xx../target/file", 16);
+    struct obj_meta lm = {.has_posix = true, .mode = S_IFLNK | 0777};
+    CHECK_EQ_INT(obj_put_file(s, "b", "pf/link", lfd, 2, 14, &lm, NULL), 0);
+    char path[PATH_MAX * 2], t[64];
+    snprintf(path, sizeof(path), "%s/b/pf/link", tmp);
+    ssize_t tl = readlink(path, t, sizeof(t));
+    CHECK(tl == 14 && memcmp(t, "../target/file", 14) == 0);
+    close(lfd);
+    close(fd);
+    free(data);
+}
+
+/* A multipart upload mixing parts from a file and parts copied from another object. */
+static void test_multipart_file(struct objstore *s)
+{
+    const struct obj_ops *o = s->ops;
+    size_t fn = 3 << 20, sn = (5 << 19) + 99; /* 3 MiB file, 2.5 MiB + 99 source */
+    unsigned char *fdata = malloc(fn), *sdata = malloc(sn), *want = malloc(fn + sn);
+    struct obj_meta meta = {.has_posix = true,
+                            .mode = 0100600,
+                            .uid = 7,
+                            .gid = 8,
+                            .mtime_sec = 1650000000,
+                            .mtime_nsec = 42};
+    struct obj_meta m;
+    struct obj_part parts[4], listed[8];
+    char id[OBJ_UPLOAD_ID_MAX], src_etag[OBJ_ETAG_MAX], etag[OBJ_ETAG_MAX], e[OBJ_ETAG_MAX];
+    size_t n, w = 0;
+    test_fill(fdata, fn, 11);
+    test_fill(sdata, sn, 12);
+    int fd = test_staging_file(outside, fdata, fn);
+    CHECK_EQ_INT(obj_put(s, "b", "mpf/src.bin", sdata, sn, NULL, src_etag), 0);
+
+    CHECK_EQ_INT(o->mp_create(s, "b", "mpf/out.bin", &meta, id), 0);
+    uint64_t mp0 = s->stats.mp_ops, out0 = s->stats.bytes_out;
+    /* 1: file [0, 1 MiB)   2: source [100, 100 + 1 MiB)   3: file [1 MiB + 5, 3 MiB)
+     * 4: source [2 MiB, end) */
+    struct {
+        bool copy;
+        uint64_t off, len;
+    } plan[4] = {{false, 0, 1 << 20},
+                 {true, 100, 1 << 20},
+                 {false, (1 << 20) + 5, (2 << 20) - 5},
+                 {true, 2 << 20, sn - (2 << 20)}};
+    for (int i = 0; i < 4; i++) {
+        parts[i].number = (uint32_t)i + 1;
+        parts[i].size = plan[i].len;
+        if (plan[i].copy) {
+            CHECK_EQ_INT(obj_mp_copy_part(s, "b", "mpf/out.bin", id, parts[i].number, "mpf/src.bin",
+                                          i == 1 ? src_etag : NULL, plan[i].off, plan[i].len,
+                                          parts[i].etag),
+                         0);
+            memcpy(want + w, sdata + plan[i].off, plan[i].len);
+        } else {
+            CHECK_EQ_INT(obj_mp_put_part_file(s, "b", "mpf/out.bin", id, parts[i].number, fd,
+                                              plan[i].off, plan[i].len, parts[i].etag),
+                         0);
+            memcpy(want + w, fdata + plan[i].off, plan[i].len);
+        }
+        /* Each part's ETag is the MD5 of its bytes, as put would give. */
+        CHECK_EQ_INT(obj_put(s, "b", "mpf/scratch", want + w, plan[i].len, NULL, e), 0);
+        CHECK(strcmp(parts[i].etag, e) == 0);
+        w += plan[i].len;
+    }
+    CHECK_EQ_INT(s->stats.mp_ops - mp0, 4);
+    CHECK_EQ_INT(s->stats.bytes_out - out0, (1 << 20) + (2 << 20) - 5 + w); /* + the scratch puts */
+    CHECK_EQ_INT(o->mp_list_parts(s, "b", "mpf/out.bin", id, listed, 8, &n), 0);
+    CHECK_EQ_INT(n, 4);
+    for (size_t i = 0; i < n && i < 4; i++)
+        CHECK(listed[i].size == parts[i].size && strcmp(listed[i].etag, parts[i].etag) == 0);
+
+    /* What is refused, and leaves the upload as it was. */
+    CHECK_EQ_INT(obj_mp_copy_part(s, "b", "mpf/out.bin", id, 5, "mpf/src.bin",
+                                  "0123456789abcdef0123456789abcdef", 0, 10, e),
+                 ESTALE);
+    CHECK_EQ_INT(obj_mp_copy_part(s, "b", "mpf/out.bin", id, 5, "mpf/src.bin", NULL, sn - 5, 6, e),
+                 EINVAL);
+    CHECK_EQ_INT(obj_mp_copy_part(s, "b", "mpf/out.bin", id, 5, "mpf/src.bin", NULL, 0, 0, e),
+                 EINVAL);
+    CHECK_EQ_INT(obj_mp_copy_part(s, "b", "mpf/out.bin", id, 5, "mpf/absent", NULL, 0, 1, e),
+                 ENOENT);
+    CHECK_EQ_INT(obj_mp_copy_part(s, "b", "mpf/out.bin", id, 5, "mpf/", NULL, 0, 1, e), EINVAL);
+    CHECK_EQ_INT(obj_mp_copy_part(s, "b", "mpf/other", id, 5, "mpf/src.bin", NULL, 0, 1, e),
+                 ENOENT); /* the upload belongs to another key */
+    CHECK_EQ_INT(obj_mp_put_part_file(s, "b", "mpf/out.bin", id, 5, fd, fn - 1, 2, e), EIO);
+    CHECK_EQ_INT(o->mp_list_parts(s, "b", "mpf/out.bin", id, listed, 8, &n), 0);
+    CHECK_EQ_INT(n, 4);
+
+    CHECK_EQ_INT(o->mp_complete(s, "b", "mpf/out.bin", id, parts, 4, etag), 0);
+    CHECK(strlen(etag) == 34 && strcmp(etag + 32, "-4") == 0);
+    CHECK(test_holds(s, "b", "mpf/out.bin", want, w));
+    CHECK_EQ_INT(obj_head(s, "b", "mpf/out.bin", &m), 0);
+    CHECK(m.has_posix && m.mode == 0100600 && m.uid == 7 && m.gid == 8);
+    CHECK(m.mtime_sec == 1650000000 && m.mtime_nsec == 42 && m.size == w);
+    CHECK(test_holds(s, "b", "mpf/src.bin", sdata, sn)); /* the source is untouched */
+    close(fd);
+    free(fdata);
+    free(sdata);
+    free(want);
+}
+
 static void test_copy_delete(struct objstore *s)
 {
     struct obj_meta m;
@@ -603,7 +753,7 @@ static void test_failures(void)
     struct objstore *s = store_new(0, NULL, 1.0);
     struct obj_meta m;
     struct seen sn;
-    char buf[8], next[OBJ_TOKEN_MAX], id[OBJ_UPLOAD_ID_MAX];
+    char buf[8], next[OBJ_TOKEN_MAX], id[OBJ_UPLOAD_ID_MAX] = "", etag[OBJ_ETAG_MAX];
     size_t got;
     int old = log_level;
     log_level = LOG_ERR; /* the warnings are expected */
@@ -614,8 +764,11 @@ static void test_failures(void)
     CHECK_EQ_INT(obj_copy(s, "b", "hello.txt", "f2", NULL), EIO);
     CHECK_EQ_INT(obj_del(s, "b", "hello.txt"), EIO);
     CHECK_EQ_INT(s->ops->mp_create(s, "b", "f", NULL, id), EIO);
+    CHECK_EQ_INT(obj_put_file(s, "b", "f", 0, 0, 0, NULL, NULL), EIO);
+    CHECK_EQ_INT(obj_mp_put_part_file(s, "b", "f", id, 1, 0, 0, 0, etag), EIO);
+    CHECK_EQ_INT(obj_mp_copy_part(s, "b", "f", id, 1, "hello.txt", NULL, 0, 1, etag), EIO);
     log_level = old;
-    CHECK_EQ_INT(s->stats.errors, 7);
+    CHECK_EQ_INT(s->stats.errors, 10);
     CHECK(!raw_exists("b/f") && raw_exists("b/hello.txt"));
     obj_destroy(s);
 
@@ -700,6 +853,8 @@ int main(void)
     test_list_small(s);
     test_list_big(s);
     test_multipart(s);
+    test_put_file(s);
+    test_multipart_file(s);
     test_copy_delete(s);
     test_concurrent(s);
     CHECK(s->stats.puts > 0 && s->stats.bytes_in > 0 && s->stats.bytes_out > 0);

@@ -206,6 +206,23 @@ static void test_multipart_docs(void)
         0);
     CHECK(strcmp(info.etag, "9b2cf535f27731c974343645a3985328") == 0);
 
+    /* UploadPartCopy's answer, after the blanks S3 sends while a long copy runs. */
+    CHECK_EQ_INT(parse("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n \n \n"
+                       "<CopyPartResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                       "<LastModified>2011-04-11T20:34:56.000Z</LastModified>"
+                       "<ETag>\"b5d8ad5ff1b7ba1e5ab0fe1a2b35e2c8\"</ETag>"
+                       "<ChecksumCRC32>AAAAAA==</ChecksumCRC32></CopyPartResult>",
+                       1, &o, &info),
+                 0);
+    CHECK(strcmp(info.root, "CopyPartResult") == 0 && !info.is_error);
+    CHECK(strcmp(info.etag, "b5d8ad5ff1b7ba1e5ab0fe1a2b35e2c8") == 0);
+    CHECK_EQ_INT(parse("<Error><Code>PreconditionFailed</Code><Message>At least one of the "
+                       "pre-conditions you specified did not hold</Message>"
+                       "<Condition>x-amz-copy-source-If-Match</Condition></Error>",
+                       3, &o, &info),
+                 0);
+    CHECK(info.is_error && strcmp(info.code, "PreconditionFailed") == 0);
+
     struct obj_part parts[2];
     o.parts = parts;
     o.max_parts = 2;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "objstore/sigv4.h"
 #include "tests/unit/testlib.h"
@@ -259,11 +260,38 @@ static void test_keycache(void)
     sigv4_keycache_destroy(kc);
 }
 
+/* The payload hash of a file range equals the hash of the same bytes in memory. */
+static void test_fd_hash(void)
+{
+    size_t n = 600 * 1024 + 5; /* more than one read chunk */
+    unsigned char *data = malloc(n);
+    char path[] = "/tmp/test_sigv4.XXXXXX", want[65], got[65];
+    for (size_t i = 0; i < n; i++)
+        data[i] = (unsigned char)(i * 31 + i / 977);
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, data, n) == (ssize_t)n);
+    unlink(path);
+    sigv4_sha256_hex(data, n, want);
+    CHECK_EQ_INT(sigv4_sha256_fd_hex(fd, 0, n, got), 0);
+    CHECK(strcmp(got, want) == 0);
+    sigv4_sha256_hex(data + 4097, n - 4100, want);
+    CHECK_EQ_INT(sigv4_sha256_fd_hex(fd, 4097, n - 4100, got), 0);
+    CHECK(strcmp(got, want) == 0);
+    CHECK_EQ_INT(sigv4_sha256_fd_hex(fd, 0, 0, got), 0);
+    CHECK(strcmp(got, SIGV4_EMPTY_SHA256) == 0);
+    CHECK_EQ_INT(sigv4_sha256_fd_hex(fd, n - 3, 4, got), EIO); /* the file ends first */
+    CHECK_EQ_INT(sigv4_sha256_fd_hex(fd, UINT64_MAX - 1, 4, got), EINVAL);
+    CHECK_EQ_INT(sigv4_sha256_fd_hex(-1, 0, 4, got), EBADF);
+    close(fd);
+    free(data);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
     test_vectors(data_dir(argv[0]));
     test_encoding();
     test_keycache();
+    test_fd_hash();
     return TEST_DONE();
 }

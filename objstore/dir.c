@@ -837,7 +837,7 @@ static int put_at(int dfd, const struct keypath *kp, const struct body *b,
             /* The link target is the body: short, so it is read whole. */
             if (b->len >= sizeof(target))
                 return EINVAL;
-            if ((rc = pread_all(b->fd, target, (size_t)b->len, b->off, &got)))
+            if ((rc = fs_pread_full(b->fd, target, (size_t)b->len, b->off, &got)))
                 return rc;
             if (got != b->len)
                 return EIO;

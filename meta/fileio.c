@@ -312,14 +312,19 @@ int meta_setattr(const struct meta_io *io, const struct meta_export *e, uint64_t
         rc = EINVAL;
     if (rc == 0 && !a.staged)
         rc = stage_fill(io, e, ino, c->size == 0);
-    if (rc == 0)
-        rc = stage_truncate(io->stage, e->id, ino, c->size);
-    if (rc == 0)
-        rc = stage_sync(io->stage, e->id, ino);
+    /*
+     * The table first: its size is the file's, whatever the staged file
+     * holds (a crash in between leaves extra bytes that are never read, or
+     * missing ones that read as zeros, as the extension they are).
+     */
     if (rc == 0) {
         c->staged = true;
         rc = inode_change(io->t, e, ino, c, before, after);
     }
+    if (rc == 0)
+        rc = stage_truncate(io->stage, e->id, ino, c->size);
+    if (rc == 0)
+        rc = stage_sync(io->stage, e->id, ino);
     wb_unlock(io->wb, ino);
     return rc;
 }
@@ -415,6 +420,12 @@ static int recover_cb(void *arg, uint32_t exp, uint64_t ino, uint64_t size)
     struct inode_dirty d;
     int r = inode_upload_get(a->t, ino, &at, a->key, &d);
     if ((r == 0 || r == EBUSY) && at.export_id == exp && at.staged) {
+        /* Bytes past the table's size are a write a crash cut off before the table had it. */
+        if (size > at.size) {
+            int tr = stage_truncate(a->st, exp, ino, at.size);
+            if (tr)
+                return tr;
+        }
         a->kept++;
         return 0;
     }

@@ -218,14 +218,6 @@ static void meta_of(const struct inode_attr *a, struct obj_meta *m)
     m->size = a->size;
 }
 
-/* Read exactly len bytes at off of fd; EAGAIN if the file is shorter now (it changed). */
-static int read_full(int fd, uint64_t off, void *buf, size_t len)
-{
-    size_t got = 0;
-    int r = fs_pread_full(fd, buf, len, off, &got);
-    return r ? r : got < len ? EAGAIN : 0;
-}
-
 struct upload {
     struct wb *w;
     struct inode_attr a;
@@ -239,13 +231,8 @@ struct upload {
 
 static int upload_single(struct upload *u, int fd, uint64_t size)
 {
-    void *buf = malloc(size ? size : 1);
-    if (!buf)
-        return ENOMEM;
-    int r = size ? read_full(fd, 0, buf, size) : 0;
-    if (r == 0)
-        r = obj_put(u->store, u->bucket, u->key, buf, size, &u->meta, u->etag);
-    free(buf);
+    int r = fd >= 0 ? obj_put_file(u->store, u->bucket, u->key, fd, 0, size, &u->meta, u->etag)
+                    : obj_put(u->store, u->bucket, u->key, "", 0, &u->meta, u->etag);
     if (r == 0)
         atomic_fetch_add(&u->w->n_bytes, size);
     return r;
@@ -279,8 +266,7 @@ static int upload_multipart(struct upload *u, int fd, uint64_t size)
         }
     }
     parts = calloc(nparts, sizeof(*parts));
-    buf = malloc(psize);
-    if (!parts || !buf) {
+    if (!parts) {
         r = ENOMEM;
         goto out;
     }
@@ -325,10 +311,8 @@ static int upload_multipart(struct upload *u, int fd, uint64_t size)
             r = ECANCELED; /* removed or renamed meanwhile, or stopping: resume later */
             goto out;
         }
-        if ((r = read_full(fd, off, buf, len)))
-            goto out;
-        if ((r = ops->mp_put_part(u->store, u->bucket, u->key, mp->upload_id, i + 1, buf, len,
-                                  parts[i].etag)))
+        if ((r = obj_mp_put_part_file(u->store, u->bucket, u->key, mp->upload_id, i + 1, fd, off,
+                                      len, parts[i].etag)))
             goto out;
         atomic_fetch_add(&w->n_parts, 1);
         atomic_fetch_add(&w->n_bytes, len);
@@ -337,6 +321,11 @@ static int upload_multipart(struct upload *u, int fd, uint64_t size)
     if (r == 0)
         inode_mp_del(w->t, u->a.ino);
 out:
+    if (r && r != EAGAIN && r != ETIMEDOUT && r != ECANCELED && mp->upload_id[0]) {
+        /* Not a passing failure (a part the store refuses, say): start over next time. */
+        ops->mp_abort(u->store, u->bucket, u->key, mp->upload_id);
+        inode_mp_del(w->t, u->a.ino);
+    }
     free(buf);
     free(parts);
     free(have);
@@ -344,13 +333,12 @@ out:
     return r;
 }
 
-/* Upload the staged bytes of u's file. */
+/* Upload the staged bytes of u's file: as many as the table says it has. */
 static int upload_staged(struct upload *u)
 {
     struct wb *w = u->w;
     int fd = -1;
     int r = stage_open(w->st, u->a.export_id, u->a.ino, &fd);
-    uint64_t size = 0;
     if (r == ENOENT && u->a.size == 0) {
         fd = -1; /* created and never written: an empty object */
     } else if (r) {
@@ -358,22 +346,19 @@ static int upload_staged(struct upload *u)
             LOG_AT(LOG_ERR, "writeback: %s:%s (inode %llu): its staged bytes are missing",
                    u->bucket, u->key, (unsigned long long)u->a.ino);
         return r;
-    } else {
-        struct stat sb;
-        if (fstat(fd, &sb) != 0) {
-            r = errno;
-            close(fd);
-            return r;
-        }
-        size = (uint64_t)sb.st_size;
     }
-    /* The size the table says: a file truncated or extended since is uploaded again. */
-    if (size != u->a.size) {
-        if (fd >= 0)
-            close(fd);
-        return EAGAIN;
-    }
+    uint64_t size = u->a.size, have = 0;
     u->meta.size = size;
+    /*
+     * The table's size is the file's: a staged file that is shorter (a crash
+     * between a size change and the staged file following it) ends in a
+     * hole; bytes past the size (a write the table never had) are not sent.
+     */
+    if (fd >= 0 && stage_size(w->st, u->a.export_id, u->a.ino, &have) == 0 && have < size &&
+        (r = stage_truncate(w->st, u->a.export_id, u->a.ino, size))) {
+        close(fd);
+        return r;
+    }
     if (size <= w->c.single_max)
         r = upload_single(u, fd, size);
     else
@@ -469,10 +454,6 @@ static int upload_one(struct wb *w, uint64_t ino)
                 obj_del(u->store, u->bucket, u->key);
             }
         }
-    } else if (r == EAGAIN && u->a.staged) {
-        /* The staged file changed size under the upload: it is uploaded again. */
-        atomic_fetch_add(&w->n_superseded, 1);
-        r = 0;
     }
     atomic_fetch_sub(&w->n_inflight, 1);
     inode_upload_end(w->t, ino);

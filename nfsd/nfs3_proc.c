@@ -233,13 +233,12 @@ static uint32_t perm_bits(const struct call *c, const struct inode_attr *a)
 }
 
 /*
- * The ACCESS3 bits granted, from the mode bits and the caller's identity.
- * No write bits are granted while the server has no write path: the Linux
- * client then refuses open-for-write with EACCES at open().  Granting them
- * and refusing the WRITE later would let `echo x >> file` "succeed": the
- * data sits in the client's page cache and the error only reaches close(),
- * which most programs ignore.  Every other mutation (create, mkdir, rename,
- * setattr, ...) is checked by the server and answers NFS3ERR_ROFS (EROFS).
+ * The ACCESS3 bits granted, from the mode bits and the caller's identity,
+ * and what the procedures then enforce (see "permission checks" below):
+ * write bits only to a client the export lets write (`rw`), so on an `ro`
+ * export the Linux client refuses open-for-write at open() (EACCES) rather
+ * than letting `echo x >> file` "succeed" into its page cache and fail at
+ * close(), which most programs ignore.
  */
 static uint32_t access_bits(const struct call *c, const struct inode_attr *a, uint32_t want)
 {
@@ -249,6 +248,11 @@ static uint32_t access_bits(const struct call *c, const struct inode_attr *a, ui
         got |= ACCESS3_READ;
     if (p & 1)
         got |= dir ? ACCESS3_LOOKUP : ACCESS3_EXECUTE;
+    if (c->rw && (p & 2)) {
+        got |= ACCESS3_MODIFY | ACCESS3_EXTEND;
+        if (dir)
+            got |= ACCESS3_DELETE;
+    }
     return got & want;
 }
 

@@ -8,10 +8,13 @@
  * create that succeeded, ENOENT for the remove that did), so the reply of
  * such a call is kept and a retransmission gets it again, byte for byte.
  *
- * An entry is named by the client's address (not its port: a client that
- * reconnects after a timeout comes from a new one), XID, program, version,
- * procedure and a CRC-32C of the argument bytes (a new call that reuses an
- * XID has other arguments).  States:
+ * An entry is named by the client's address and port, XID, program,
+ * version, procedure and a CRC-32C of the argument bytes, as Linux nfsd
+ * names them.  The port belongs in it: the Linux client reconnects from
+ * the same port (for this very cache), and two client processes on one
+ * host (libnfs tools run one after the other) may well pick the same XIDs
+ * for the same call - without the port the second one's SETATTR would be
+ * answered with the first one's reply and never run.  States:
  *   in progress  the call is being served: a retransmission is dropped (the
  *                client will send it again, and the reply will be there)
  *   done         the reply is kept: a retransmission gets it
@@ -37,6 +40,7 @@ struct drc_ent {
     uint64_t id;
     uint8_t family;
     uint8_t addr[16];
+    uint16_t port;
     uint32_t xid, prog, vers, proc, crc;
     bool done;
     uint64_t at_ms;
@@ -62,15 +66,20 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* The address part of a peer, without the port. */
-static void peer_addr(const struct sockaddr_storage *p, uint8_t *family, uint8_t addr[16])
+/* The address and port of a peer. */
+static void peer_addr(const struct sockaddr_storage *p, uint8_t *family, uint8_t addr[16],
+                      uint16_t *port)
 {
     memset(addr, 0, 16);
+    *port = 0;
     *family = (uint8_t)p->ss_family;
-    if (p->ss_family == AF_INET)
+    if (p->ss_family == AF_INET) {
         memcpy(addr, &((const struct sockaddr_in *)p)->sin_addr, 4);
-    else if (p->ss_family == AF_INET6)
+        *port = ((const struct sockaddr_in *)p)->sin_port;
+    } else if (p->ss_family == AF_INET6) {
         memcpy(addr, &((const struct sockaddr_in6 *)p)->sin6_addr, 16);
+        *port = ((const struct sockaddr_in6 *)p)->sin6_port;
+    }
 }
 
 static size_t slot(const struct rpc_drc *d, uint32_t xid, uint32_t crc)
@@ -153,7 +162,8 @@ enum rpc_drc_verdict rpc_drc_check(struct rpc_drc *d, const struct sockaddr_stor
                                    uint32_t crc, uint64_t *id, uint8_t **reply, size_t *len)
 {
     uint8_t family, addr[16];
-    peer_addr(peer, &family, addr);
+    uint16_t port;
+    peer_addr(peer, &family, addr, &port);
     uint64_t now = now_ms();
     *reply = NULL;
     *len = 0;
@@ -162,7 +172,8 @@ enum rpc_drc_verdict rpc_drc_check(struct rpc_drc *d, const struct sockaddr_stor
     trim(d, now);
     for (struct drc_ent *e = d->htab[slot(d, xid, crc)]; e; e = e->hnext) {
         if (e->xid != xid || e->crc != crc || e->proc != proc || e->prog != prog ||
-            e->vers != vers || e->family != family || memcmp(e->addr, addr, 16) != 0)
+            e->vers != vers || e->family != family || e->port != port ||
+            memcmp(e->addr, addr, 16) != 0)
             continue;
         enum rpc_drc_verdict v = RPC_DRC_IN_PROGRESS;
         if (e->done) {
@@ -187,6 +198,7 @@ enum rpc_drc_verdict rpc_drc_check(struct rpc_drc *d, const struct sockaddr_stor
     }
     e->id = ++d->next_id;
     e->family = family;
+    e->port = port;
     memcpy(e->addr, addr, 16);
     e->xid = xid;
     e->prog = prog;

@@ -456,9 +456,25 @@ static void call_hdr_sys(struct wbuf *w, uint32_t xid, uint32_t proc, uint32_t n
     put32(w, 0);
 }
 
+/* When set, connections come from this source port (the duplicate request cache keys on it). */
+static uint16_t src_port;
+
 static int tcp_connect(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (src_port) {
+        /* Closed with a reset (no TIME_WAIT), so the port is free again at once. */
+        int one = 1;
+        struct linger lg = {1, 0};
+        struct sockaddr_in me = {.sin_family = AF_INET, .sin_port = htons(src_port)};
+        me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        if (bind(fd, (struct sockaddr *)&me, sizeof(me)) < 0) {
+            close(fd);
+            return -1;
+        }
+    }
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {RECV_TIMEOUT_S, 0};
@@ -943,9 +959,10 @@ static void test_framing(uint16_t port)
 
 /*
  * The duplicate request cache: a retransmitted call of a dup_cache procedure
- * (same XID and arguments, from the same address, on a new connection too)
- * gets the first reply again and does not run twice; the same XID with
- * other arguments is a new call.
+ * (same XID and arguments, from the same address and port, on a new
+ * connection too, as the Linux client reconnects) gets the first reply
+ * again and does not run twice; the same XID with other arguments, or from
+ * another port (another client process), is a new call.
  */
 static void test_drc(struct rpc_server *s, uint16_t port, uint16_t uport)
 {
@@ -954,6 +971,7 @@ static void test_drc(struct rpc_server *s, uint16_t port, uint16_t uport)
     uint8_t buf[4096];
     unsigned before = atomic_load(&count_runs);
 
+    src_port = (uint16_t)(20000 + (getpid() % 20000));
     call_hdr(&w, 0x4400, 2, TPROG, 1, P_COUNT);
     put32(&w, 7);
     CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
@@ -971,6 +989,14 @@ static void test_drc(struct rpc_server *s, uint16_t port, uint16_t uport)
     CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
     CHECK_EQ_INT(r.a, 8000 + before + 2);
     CHECK_EQ_INT(atomic_load(&count_runs), before + 2);
+
+    /* The same call from another port: another client, a new call. */
+    src_port++;
+    CHECK(call_once(port, &w, &r, buf, sizeof(buf)));
+    CHECK_EQ_INT(r.a, 8000 + before + 3);
+    CHECK_EQ_INT(atomic_load(&count_runs), before + 3);
+    src_port = 0;
+    before++;
 
     /* Over UDP too. */
     int fd = socket(AF_INET, SOCK_DGRAM, 0);

@@ -274,6 +274,12 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
                  struct inode_attr *fdir_after, struct inode_attr *tdir_before,
                  struct inode_attr *tdir_after);
 
+/*
+ * At start, before serving: finish or undo renames a crash cut off in the
+ * bucket (see the rename journal in inode_write.c), for the exports v.
+ */
+int inode_journal_replay(struct inode_table *t, const struct meta_export *const *v, size_t n);
+
 /* Apply c to ino (a local change; see struct inode_change).  INODE_ENOTSYNC, ESTALE. */
 int inode_change(struct inode_table *t, const struct meta_export *e, uint64_t ino,
                  const struct inode_change *c, struct inode_attr *before,

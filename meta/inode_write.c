@@ -611,11 +611,193 @@ static int key_rebase(char *out, const char *key, size_t flen, const char *to)
     return 0;
 }
 
+/*
+ * The rename journal.  A rename of something in the bucket copies objects
+ * to the new name, commits the table, then deletes the old objects; a crash
+ * in the middle must not leave both trees, or half of one, in the bucket.
+ * Before the first copy, a synchronous transaction records the rename
+ * ("J" + id -> struct rjrec + old prefix + NUL + new prefix + NUL) and the
+ * keys it will copy ("j" + id + index -> old key); the table's rename
+ * commits phase 2 in the same transaction as the table change.  At the
+ * next start (inode_journal_replay) a phase 1 rename is rolled back (the
+ * copies are deleted: the old names still rule) and a phase 2 one is
+ * rolled forward (the old objects are deleted).  A failure of a copy rolls
+ * back at once.  The id is the renamed inode (held: one rename at a time).
+ */
+struct rjrec {
+    uint32_t export_id;
+    uint32_t phase; /* 1: copying; 2: the table has the new name, old objects go */
+    uint32_t nkeys;
+    uint32_t spare;
+};
+
+static size_t jkey(uint8_t *kb, uint64_t id, uint32_t i)
+{
+    kb[0] = 'j';
+    put_be64(kb + 1, id);
+    kb[9] = (uint8_t)(i >> 24);
+    kb[10] = (uint8_t)(i >> 16);
+    kb[11] = (uint8_t)(i >> 8);
+    kb[12] = (uint8_t)i;
+    return 13;
+}
+
+struct journal_arg {
+    uint64_t id;
+    uint32_t export_id, phase;
+    const char *oldp, *newp;
+    char *const *keys;
+    size_t n;
+};
+
+static int journal_put(struct inode_table *t, DB_TXN *txn, const struct journal_arg *a)
+{
+    size_t ol = strlen(a->oldp), nl = strlen(a->newp);
+    size_t len = sizeof(struct rjrec) + ol + nl + 2;
+    uint8_t *v = malloc(len), kb[9];
+    if (!v)
+        return ENOMEM;
+    struct rjrec h = {.export_id = a->export_id, .phase = a->phase, .nkeys = (uint32_t)a->n};
+    memcpy(v, &h, sizeof(h));
+    memcpy(v + sizeof(h), a->oldp, ol + 1);
+    memcpy(v + sizeof(h) + ol + 1, a->newp, nl + 1);
+    ino_key(kb, 'J', a->id);
+    int r = misc_put(t, txn, kb, sizeof(kb), v, len);
+    free(v);
+    return r;
+}
+
+static int journal_begin_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    const struct journal_arg *a = arg;
+    uint8_t kb[13];
+    int r = journal_put(t, txn, a);
+    for (size_t i = 0; r == 0 && i < a->n; i++)
+        r = misc_put(t, txn, kb, jkey(kb, a->id, (uint32_t)i), a->keys[i], strlen(a->keys[i]));
+    return r;
+}
+
+static int journal_end_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    const struct journal_arg *a = arg;
+    uint8_t kb[13];
+    int r = 0;
+    ino_key(kb, 'J', a->id);
+    r = misc_del(t, txn, kb, 9);
+    for (size_t i = 0; r == 0 && i < a->n; i++)
+        r = misc_del(t, txn, kb, jkey(kb, a->id, (uint32_t)i));
+    return r;
+}
+
+static int prefix_cmp(const void *a, const void *b)
+{
+    size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+    return la < lb ? 1 : la > lb ? -1 : strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The directory markers of a tree: every "dir/" from base down that holds
+ * one of keys, deepest first.  A store that keeps markers apart (S3) may
+ * not have them all, and one that is folders (the dir store) lists a
+ * folder's marker only while it is empty: a rename copies and deletes them
+ * explicitly (an absent marker is no error either way).
+ */
+static int markers_of(char *const *keys, size_t n, const char *base, size_t blen,
+                      struct keylist *dirs)
+{
+    int r = 0;
+    dirs->max = SIZE_MAX;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        const char *k = keys[i];
+        if (strncmp(k, base, blen) != 0)
+            continue;
+        for (const char *p = k + blen; (p = strchr(p, '/')) != NULL && r == 0; p++) {
+            char d[OBJ_KEY_MAX + 1];
+            size_t dl = (size_t)(p - k) + 1;
+            memcpy(d, k, dl);
+            d[dl] = '\0';
+            bool seen = false;
+            for (size_t j = 0; j < dirs->n && !seen; j++)
+                seen = strcmp(dirs->v[j], d) == 0;
+            if (!seen)
+                r = keylist_cb(dirs, &(struct obj_entry){.key = d});
+        }
+    }
+    if (r == 0 && blen && base[blen - 1] == '/')
+        r = keylist_cb(dirs, &(struct obj_entry){.key = base});
+    if (r == 0)
+        qsort(dirs->v, dirs->n, sizeof(*dirs->v), prefix_cmp);
+    return r;
+}
+
+/* Delete the markers of the tree keys name under base (rebased onto `to` if not NULL). */
+static int delete_markers(const struct meta_export *e, char *const *keys, size_t n,
+                          const char *base, size_t blen, const char *to)
+{
+    struct keylist dirs = {0};
+    int r = markers_of(keys, n, base, blen, &dirs);
+    for (size_t i = 0; i < dirs.n && r == 0; i++) {
+        char nk[OBJ_KEY_MAX + 1];
+        const char *d = dirs.v[i];
+        if (to) {
+            if (key_rebase(nk, d, blen, to))
+                continue;
+            d = nk;
+        }
+        r = obj_del(e->store, e->bucket, d);
+    }
+    keylist_free(&dirs);
+    return r;
+}
+
+/* Copy the markers of the tree under base to `to`, shallowest first (ENOENT: none there). */
+static int copy_markers(const struct meta_export *e, char *const *keys, size_t n,
+                        const char *base, size_t blen, const char *to)
+{
+    struct keylist dirs = {0};
+    int r = markers_of(keys, n, base, blen, &dirs);
+    for (size_t i = dirs.n; i-- > 0 && r == 0;) {
+        char nk[OBJ_KEY_MAX + 1];
+        if (key_rebase(nk, dirs.v[i], blen, to))
+            continue;
+        r = obj_copy(e->store, e->bucket, dirs.v[i], nk, NULL);
+        if (r == ENOENT)
+            r = 0;
+    }
+    keylist_free(&dirs);
+    return r;
+}
+
+/* Delete the copies (phase 1: under newp) or the originals (phase 2) of a journaled rename. */
+static int journal_apply(const struct meta_export *e, const struct journal_arg *a)
+{
+    int r = 0;
+    size_t ol = strlen(a->oldp);
+    /* Backwards: a listing gives "d/" before "d/x", and a directory goes after what is in it. */
+    for (size_t i = a->n; i-- > 0;) {
+        char nk[OBJ_KEY_MAX + 1];
+        const char *k = a->keys[i];
+        if (a->phase == 1) {
+            if (strncmp(k, a->oldp, ol) != 0 || key_rebase(nk, k, ol, a->newp) != 0)
+                continue;
+            k = nk;
+        }
+        int dr = obj_del(e->store, e->bucket, k);
+        if (dr)
+            r = dr;
+    }
+    if (r == 0 && ol && a->oldp[ol - 1] == '/')
+        r = delete_markers(e, a->keys, a->n, a->oldp, ol, a->phase == 1 ? a->newp : NULL);
+    return r;
+}
+
 struct rename_arg {
     const struct meta_export *e;
     uint64_t fdir, tdir, ino, tino;
     const char *fname, *tname;
     bool silly;
+    bool journaled;     /* phase 2 of the rename journal commits with the table */
+    size_t jkeys;       /* ... which lists this many keys */
     int64_t now;
     char newkey[OBJ_KEY_MAX + 1];
     char oldkey[OBJ_KEY_MAX + 1];
@@ -758,6 +940,12 @@ static int rename_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         return r;
     if (isdir && !a->silly && (r = rekey_subtree(t, txn, a, a->ino)))
         return r;
+    if (a->journaled) {
+        struct journal_arg j = {.id = a->ino, .export_id = a->e->id, .phase = 2,
+                                .oldp = a->oldkey, .newp = a->newkey, .n = a->jkeys};
+        if ((r = journal_put(t, txn, &j)))
+            return r;
+    }
     if (isdir && a->fdir != a->tdir) {
         if (a->fd.h.nlink > 2)
             a->fd.h.nlink--;
@@ -874,8 +1062,10 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
     a->silly = !isdir && is_silly_name(tname) && !is_silly_name(fname) &&
                rec_in_bucket(&a->c) && !(a->c.h.flags & IREC_SILLY);
 
-    /* The bucket first: copies under the new name. */
+    /* The bucket first: copies under the new name, journaled (see above). */
     bool in_bucket = rec_in_bucket(&a->c) && !(a->c.h.flags & IREC_SILLY);
+    struct journal_arg j = {.id = a->ino, .export_id = e->id, .phase = 1,
+                            .oldp = a->oldkey, .newp = a->newkey};
     if (in_bucket && !a->silly) {
         if (isdir) {
             keys.max = e->rename_dir_max;
@@ -883,36 +1073,45 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
             if (rc == EFBIG)
                 LOG_AT(LOG_NOTICE, "rename of %s:%s refused: more than rename_dir_max (%u) "
                                    "objects under it", e->bucket, a->oldkey, e->rename_dir_max);
-            for (size_t i = 0; rc == 0 && i < keys.n; i++) {
-                char nk[OBJ_KEY_MAX + 1];
-                if ((rc = key_rebase(nk, keys.v[i], strlen(a->oldkey), a->newkey)) == 0)
-                    rc = obj_copy(e->store, e->bucket, keys.v[i], nk, NULL);
-                if (rc == ENOENT)
-                    rc = 0; /* deleted meanwhile by another tool */
-            }
         } else {
-            rc = obj_copy(e->store, e->bucket, a->oldkey, a->newkey, NULL);
+            keys.max = 1;
+            rc = keylist_cb(&keys, &(struct obj_entry){.key = a->oldkey});
+        }
+        j.keys = keys.v;
+        j.n = keys.n;
+        if (rc == 0 && keys.n && (rc = txn_run(t, journal_begin_fn, &j, true)) == 0) {
+            a->journaled = true;
+            a->jkeys = keys.n;
+        }
+        if (rc == 0 && a->journaled && isdir)
+            rc = copy_markers(e, keys.v, keys.n, a->oldkey, strlen(a->oldkey), a->newkey);
+        for (size_t i = 0; rc == 0 && i < keys.n; i++) {
+            char nk[OBJ_KEY_MAX + 1];
+            if (isdir && keys.v[i][strlen(keys.v[i]) - 1] == '/')
+                continue; /* a marker: copied above */
+            if ((rc = key_rebase(nk, keys.v[i], strlen(a->oldkey), a->newkey)) == 0)
+                rc = obj_copy(e->store, e->bucket, keys.v[i], nk, NULL);
+            if (rc == ENOENT && isdir)
+                rc = 0; /* deleted meanwhile by another tool */
         }
         if (rc)
-            goto out;
+            goto undo;
     }
     a->now = now_ns();
     rc = txn_run(t, rename_fn, a, true);
     if (rc == RACED)
         rc = ESTALE; /* a name changed under us: the client looks again */
     if (rc)
-        goto out;
-    /* Then the old objects go (a failure leaves them for a listing to show again). */
-    if (in_bucket && !a->silly) {
-        int dr = 0;
-        if (isdir)
-            for (size_t i = 0; i < keys.n; i++)
-                dr = obj_del(e->store, e->bucket, keys.v[i]) ?: dr;
-        else
-            dr = obj_del(e->store, e->bucket, a->oldkey);
+        goto undo;
+    /* Then the old objects go (a failure leaves the journal to finish at the next start). */
+    if (a->journaled) {
+        j.phase = 2;
+        int dr = journal_apply(e, &j);
         if (dr)
-            LOG_AT(LOG_WARNING, "rename: deleting the old object(s) at %s:%s failed: %s",
-                   e->bucket, a->oldkey, strerror(dr));
+            LOG_AT(LOG_WARNING, "rename: deleting the old object(s) at %s:%s failed: %s; "
+                                "retried at the next start", e->bucket, a->oldkey, strerror(dr));
+        else if ((dr = txn_run(t, journal_end_fn, &j, false)))
+            LOG_AT(LOG_WARNING, "rename: closing its journal: %s", strerror(dr));
     }
     /* A replaced target of another key that was in the bucket goes too. */
     if (have_dst && rec_in_bucket(&a->x) && strcmp(a->x.key, a->newkey) != 0) {
@@ -935,6 +1134,18 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
         rec_to_attr(&a->td, tdir_after);
     if (fdir == tdir && fdir_after)
         rec_to_attr(&a->td, fdir_after);
+    goto out;
+undo:
+    /* Nothing changed in the table: the copies made so far go. */
+    if (a->journaled) {
+        j.phase = 1;
+        int ur = journal_apply(e, &j);
+        if (ur == 0)
+            ur = txn_run(t, journal_end_fn, &j, false);
+        if (ur)
+            LOG_AT(LOG_WARNING, "rename of %s:%s: undoing its copies: %s; retried at the next "
+                                "start", e->bucket, a->oldkey, strerror(ur));
+    }
 out:
     unhold(t, a->tino);
 out_unhold:
@@ -1236,4 +1447,91 @@ int inode_mp_del(struct inode_table *t, uint64_t ino)
 {
     struct mp_arg a = {.ino = ino, .del = true};
     return txn_run(t, mp_fn, &a, false);
+}
+
+/* ---- replaying the rename journal at start ------------------------------------- */
+
+int inode_journal_replay(struct inode_table *t, const struct meta_export *const *v, size_t n)
+{
+    uint8_t kb[64], *val = malloc(sizeof(struct rjrec) + 2 * (OBJ_KEY_MAX + 1));
+    struct keylist keys = {0};
+    int rc = val ? 0 : ENOMEM;
+    uint64_t after = 0, done = 0;
+    while (rc == 0) {
+        /* The next "J" record after `after`. */
+        DBC *c;
+        DBT k = {0}, d = {0};
+        if ((rc = db_errno(t->misc->cursor(t->misc, NULL, &c, 0))))
+            break;
+        ino_key(kb, 'J', after + 1);
+        k.data = kb;
+        k.size = 9;
+        k.ulen = sizeof(kb);
+        k.flags = DB_DBT_USERMEM;
+        d.data = val;
+        d.ulen = sizeof(struct rjrec) + 2 * (OBJ_KEY_MAX + 1);
+        d.flags = DB_DBT_USERMEM;
+        int r = db_errno(c->get(c, &k, &d, DB_SET_RANGE));
+        c->close(c);
+        if (r == ENOENT || (r == 0 && (k.size != 9 || kb[0] != 'J')))
+            break;
+        if (r) {
+            rc = public_errno(r);
+            break;
+        }
+        uint64_t id = get_be64(kb + 1);
+        after = id;
+        struct rjrec h;
+        if (d.size < sizeof(h) + 2 || ((char *)val)[d.size - 1] != '\0') {
+            LOG_AT(LOG_ERR, "inode: rename journal record %llu is corrupt: dropped",
+                   (unsigned long long)id);
+            struct journal_arg j = {.id = id};
+            txn_run(t, journal_end_fn, &j, false);
+            continue;
+        }
+        memcpy(&h, val, sizeof(h));
+        const char *oldp = (const char *)val + sizeof(h);
+        const char *newp = oldp + strlen(oldp) + 1;
+        const struct meta_export *e = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (v[i]->id == h.export_id)
+                e = v[i];
+        if (!e)
+            continue; /* its export is not served now: kept for a later start */
+        keylist_free(&keys);
+        keys.max = h.nkeys;
+        for (uint32_t i = 0; i < h.nkeys && rc == 0; i++) {
+            char key[OBJ_KEY_MAX + 1];
+            size_t len = 0;
+            uint8_t jb[13];
+            int gr = misc_get(t, NULL, jb, jkey(jb, id, i), key, OBJ_KEY_MAX, &len, 0);
+            if (gr == ENOENT)
+                continue;
+            if (gr) {
+                rc = public_errno(gr);
+                break;
+            }
+            key[len] = '\0';
+            rc = keylist_cb(&keys, &(struct obj_entry){.key = key});
+        }
+        if (rc)
+            break;
+        struct journal_arg j = {.id = id, .export_id = h.export_id, .phase = h.phase,
+                                .oldp = oldp, .newp = newp, .keys = keys.v, .n = keys.n};
+        int ar = journal_apply(e, &j);
+        if (ar) {
+            LOG_AT(LOG_WARNING, "inode: finishing the rename of %s:%s -> %s: %s; kept for the "
+                                "next start", e->bucket, oldp, newp, strerror(ar));
+            continue;
+        }
+        j.n = h.nkeys; /* every "j" record goes, also ones not read */
+        if ((rc = txn_run(t, journal_end_fn, &j, false)))
+            break;
+        LOG_AT(LOG_NOTICE, "inode: %s the rename of %s:%s -> %s cut off by a crash",
+               h.phase == 1 ? "undid" : "finished", e->bucket, oldp, newp);
+        done++;
+    }
+    keylist_free(&keys);
+    free(val);
+    return rc;
 }

@@ -115,17 +115,23 @@ struct reloader {
     struct wb *wb;
 };
 
+/* The exports' meta_export views (for the uploader and the rename journal), with the set held. */
+static const struct meta_export **meta_exports(struct export_ctx *exports,
+                                               const struct export_set **set)
+{
+    *set = export_set_get(exports);
+    const struct meta_export **v = calloc((*set)->n ? (*set)->n : 1, sizeof(*v));
+    for (size_t i = 0; v && i < (*set)->n; i++)
+        v[i] = &(*set)->v[i].m;
+    return v;
+}
+
 /* Tell the uploader the exports as they are now (at start and after a reload). */
 static void wb_exports(struct wb *wb, struct export_ctx *exports)
 {
-    const struct export_set *set = export_set_get(exports);
-    const struct meta_export **v = calloc(set->n ? set->n : 1, sizeof(*v));
-    int rc = ENOMEM;
-    if (v) {
-        for (size_t i = 0; i < set->n; i++)
-            v[i] = &set->v[i].m;
-        rc = wb_set_exports(wb, v, set->n);
-    }
+    const struct export_set *set;
+    const struct meta_export **v = meta_exports(exports, &set);
+    int rc = v ? wb_set_exports(wb, v, set->n) : ENOMEM;
     if (rc)
         LOG_AT(LOG_ERR, "writeback: cannot take the new exports: %s", strerror(rc));
     free(v);
@@ -271,6 +277,16 @@ int main(int argc, char **argv)
     if (!stage) {
         LOG_AT(LOG_ERR, "stage (written data) in %s: %s", conf->cache.dirs[0], strerror(errno));
         goto out;
+    }
+    {
+        /* Renames a crash cut off in the bucket: finished or undone before anything is served. */
+        const struct export_set *set;
+        const struct meta_export **v = meta_exports(exports, &set);
+        rc = v ? inode_journal_replay(inodes, v, set->n) : ENOMEM;
+        free(v);
+        export_set_put(exports, set);
+        if (rc)
+            LOG_AT(LOG_WARNING, "rename journal: %s (retried at the next start)", strerror(rc));
     }
     rc = meta_stage_recover(inodes, stage);
     if (rc) {

@@ -46,7 +46,8 @@
  * ETag: memory does not grow with the object.
  *
  * Knobs from the store's configuration: latency_ms is slept before head,
- * get, list and put of keys containing latency_match (all keys if unset);
+ * get, list, put, copy (matched on the source key) and delete of keys
+ * containing latency_match (all keys if unset);
  * fail_rate is the share of calls that fail with EIO (PRNG: an atomic
  * counter through splitmix64, so threads never share mutable state but that
  * counter).
@@ -1335,7 +1336,7 @@ static int dir_copy(struct objstore *s, const char *bucket, const char *src_key,
     int bfd = -1, sfd = -1, dfd = -1, rc;
 
     STAT_ADD(s, copies, 1);
-    if ((rc = enter(s, dst_key, false)) || (rc = key_split(src_key, &sk)) ||
+    if ((rc = enter(s, src_key, true)) || (rc = key_split(src_key, &sk)) ||
         (rc = key_split(dst_key, &dk)))
         return done(s, "copy", bucket, dst_key, rc);
     if ((rc = open_bucket(D(s), bucket, &bfd)))
@@ -1357,7 +1358,7 @@ static int dir_del(struct objstore *s, const char *bucket, const char *key)
     int bfd = -1, dfd = -1, rc;
 
     STAT_ADD(s, deletes, 1);
-    if ((rc = enter(s, key, false)) || (rc = key_split(key, &kp)))
+    if ((rc = enter(s, key, true)) || (rc = key_split(key, &kp)))
         return done(s, "delete", bucket, key, rc);
     if ((rc = open_bucket(D(s), bucket, &bfd)))
         return done(s, "delete", bucket, key, rc);

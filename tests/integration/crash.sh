@@ -93,4 +93,43 @@ for trial in $(seq 1 "$TRIALS"); do
     rm -rf "$root/demo/t$trial"
 done
 echo "# trials $TRIALS, bytes verified $total_bytes, files lost $total_lost"
+
+# ---- a directory rename cut off by kill -9 ------------------------------------
+# Copies of objects under "slow/" take 150 ms each in the store, so a rename
+# of a 12-file tree is killed while it copies (phase 1) or while it deletes
+# the old objects (phase 2).  After the restart the bucket holds exactly one
+# whole tree, old or new (not even the other one's marker), and NFS shows
+# the same one.
+OP=$IT_BUILD/tests/it_nfsop
+sed -i 's|type = "dir"; root = "\([^"]*\)";|type = "dir"; root = "\1"; latency_ms = 150; latency_match = "slow";|' "$conf"
+for k in 600 1500 2600; do
+    set_delay 0
+    it_start w || { fail "rename kill at $k ms: daemon start"; continue; }
+    url="nfs://127.0.0.1/demo?nfsport=$NFS_PORT&mountport=$MOUNT_PORT"
+    "$OP" "$url" mkdir /slow-$k >/dev/null
+    for i in $(seq 1 12); do
+        printf 'file %s of tree %s\n' "$i" "$k" >"$IT_TMP/x"
+        "$OP" "$url" put "$IT_TMP/x" "/slow-$k/f$i" >/dev/null
+    done
+    timeout 120 "$TOOL" -c "$conf" flush --wait >/dev/null
+    timeout 20 "$OP" "$url" mv "/slow-$k" "/moved-$k" >/dev/null 2>&1 &
+    mvpid=$!
+    sleep "$(printf '%d.%03d' $((k / 1000)) $((k % 1000)))"
+    kill -KILL "${IT_PIDS[w]}" 2>/dev/null
+    wait "${IT_PIDS[w]}" 2>/dev/null
+    unset "IT_PIDS[w]"
+    kill "$mvpid" 2>/dev/null; wait "$mvpid" 2>/dev/null
+    it_start w || { fail "rename kill at $k ms: restart"; continue; }
+    url="nfs://127.0.0.1/demo?nfsport=$NFS_PORT&mountport=$MOUNT_PORT"
+    old=$(ls "$root/demo/slow-$k" 2>/dev/null | wc -l)
+    new=$(ls "$root/demo/moved-$k" 2>/dev/null | wc -l)
+    if "$OP" "$url" stat "/moved-$k/f12" >/dev/null 2>&1; then shown=new; else shown=old; fi
+    if { [ "$shown" = new ] && [ ! -e "$root/demo/slow-$k" ] && [ "$new" = 12 ]; } ||
+       { [ "$shown" = old ] && [ "$old" = 12 ] && [ ! -e "$root/demo/moved-$k" ]; }; then
+        ok "rename killed at ~$k ms: one whole tree in the bucket ($shown: old $old, new $new objects)"
+    else
+        fail "rename killed at ~$k ms" "NFS shows the $shown tree; bucket: old $old, new $new objects"
+    fi
+    it_stop w || fail "rename kill at $k ms: stop"
+done
 it_done

@@ -932,6 +932,13 @@ static int rename_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         if ((r = misc_put(t, txn, kb, hide_key(kb, a->c.key), &a->ino, sizeof(a->ino))))
             return r;
     } else {
+        if (a->c.h.flags & IREC_SILLY) {
+            /* Out of hiding: its object moves with it (copied by the caller). */
+            uint8_t kb[1 + OBJ_KEY_MAX];
+            a->c.h.flags &= ~IREC_SILLY;
+            if ((r = misc_del(t, txn, kb, hide_key(kb, a->c.key))))
+                return r;
+        }
         memcpy(a->c.key, a->newkey, sizeof(a->newkey));
         if (rec_in_bucket(&a->c) && !(a->c.h.flags & IREC_LOCAL))
             a->c.h.validated_at = 0; /* a copy: its ETag is the store's to say */
@@ -1063,7 +1070,15 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
                rec_in_bucket(&a->c) && !(a->c.h.flags & IREC_SILLY);
 
     /* The bucket first: copies under the new name, journaled (see above). */
-    bool in_bucket = rec_in_bucket(&a->c) && !(a->c.h.flags & IREC_SILLY);
+    /*
+     * What may be in the bucket: a file's object unless it was never
+     * uploaded; anything under a directory, even one made here whose marker
+     * is not uploaded yet (its files may be): the listing says.  A silly-
+     * renamed file renamed again takes its hidden object along.
+     */
+    bool in_bucket = isdir || rec_in_bucket(&a->c);
+    if (in_bucket && !isdir && (a->c.h.flags & IREC_SILLY) && !silly_hidden(t, NULL, a->c.key))
+        in_bucket = false; /* its object was taken over by a new file of that name */
     struct journal_arg j = {.id = a->ino, .export_id = e->id, .phase = 1,
                             .oldp = a->oldkey, .newp = a->newkey};
     if (in_bucket && !a->silly) {

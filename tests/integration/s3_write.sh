@@ -137,6 +137,19 @@ PY
 check "conflict: counted" test "${after:-0}" -gt "${before:-0}"
 check "conflict: logged" grep -q "was changed in the bucket while it had changes here" "$IT_TMP/w/daemon.log"
 
+# A directory made here (its marker not uploaded yet) whose file was uploaded, renamed.
+check "mkdir (not uploaded: writeback_delay 30)" "$OP" "$url" mkdir /young
+check "a file in it" "$OP" "$url" put "$IT_TMP/mine" /young/f
+check "upload that file alone" timeout 60 "$TOOL" -c "$conf" flush /demo young/f --wait
+check "rename the directory before its marker is uploaded" "$OP" "$url" mv /young /grown
+check "the uploaded file moved in the bucket too" s3py <<'PY'
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1")
+keys = {o["Key"] for o in s3.list_objects_v2(Bucket="bnfs-w").get("Contents", [])}
+assert "grown/f" in keys and "young/f" not in keys, sorted(keys)
+PY
+check "read it back under its new name" bash -c "nfs-cat '$(u grown/f)' | cmp - '$IT_TMP/mine'"
+
 # Outage: every request to the store fails for a while.
 sed -i 's/writeback_delay = 30/writeback_delay = 0/' "$IT_TMP/w/exports.conf"
 kill -HUP "${IT_PIDS[w]}"; sleep 0.5

@@ -341,10 +341,12 @@ static int upload_staged(struct upload *u)
     int r = stage_open(w->st, u->a.export_id, u->a.ino, &fd);
     if (r == ENOENT && u->a.size == 0) {
         fd = -1; /* created and never written: an empty object */
+    } else if (r == ENOENT) {
+        /* Extended but never written (SETATTR size): a hole, as reads see it. */
+        if ((r = stage_truncate(w->st, u->a.export_id, u->a.ino, u->a.size)) ||
+            (r = stage_open(w->st, u->a.export_id, u->a.ino, &fd)))
+            return r;
     } else if (r) {
-        if (r == ENOENT)
-            LOG_AT(LOG_ERR, "writeback: %s:%s (inode %llu): its staged bytes are missing",
-                   u->bucket, u->key, (unsigned long long)u->a.ino);
         return r;
     }
     uint64_t size = u->a.size, have = 0;

@@ -41,6 +41,7 @@
 #define BACKOFF_MAX_NS (60000000000LL)
 #define PARTS_MAX 10000u
 #define PART_MIN (5ull << 20)
+#define PART_THREADS 4 /* parts of one file in flight at once */
 
 struct wb_export {
     uint32_t id;
@@ -238,6 +239,48 @@ static int upload_single(struct upload *u, int fd, uint64_t size)
     return r;
 }
 
+/* Parts of one multipart upload sent by several threads (each takes the next part). */
+struct part_run {
+    struct upload *u;
+    int fd;
+    uint64_t psize;
+    struct obj_part *parts;
+    uint32_t nparts;
+    const char *upload_id;
+    atomic_uint next;
+    atomic_int err;
+};
+
+static void *part_main(void *arg)
+{
+    struct part_run *pr = arg;
+    struct upload *u = pr->u;
+    struct wb *w = u->w;
+    for (;;) {
+        unsigned i = atomic_fetch_add(&pr->next, 1);
+        if (i >= pr->nparts || atomic_load(&pr->err))
+            break;
+        struct obj_part *p = &pr->parts[i];
+        if (p->etag[0])
+            continue; /* resumed: the store has it */
+        if (inode_upload_wanted(w->t, u->a.ino) || w->stopping) {
+            int z = 0;
+            atomic_compare_exchange_strong(&pr->err, &z, ECANCELED);
+            break; /* removed or renamed meanwhile, or stopping: resume later */
+        }
+        int r = obj_mp_put_part_file(u->store, u->bucket, u->key, pr->upload_id, p->number,
+                                     pr->fd, (uint64_t)i * pr->psize, p->size, p->etag);
+        if (r) {
+            int z = 0;
+            atomic_compare_exchange_strong(&pr->err, &z, r);
+            break;
+        }
+        atomic_fetch_add(&w->n_parts, 1);
+        atomic_fetch_add(&w->n_bytes, p->size);
+    }
+    return NULL;
+}
+
 static int upload_multipart(struct upload *u, int fd, uint64_t size)
 {
     struct wb *w = u->w;
@@ -245,7 +288,6 @@ static int upload_multipart(struct upload *u, int fd, uint64_t size)
     struct inode_mp *mp = calloc(1, sizeof(*mp));
     struct obj_part *parts = NULL, *have = NULL;
     size_t nhave = 0;
-    void *buf = NULL;
     int r;
     if (!mp)
         return ENOMEM;
@@ -295,28 +337,28 @@ static int upload_multipart(struct upload *u, int fd, uint64_t size)
     }
     for (uint32_t i = 0; i < nparts; i++) {
         uint64_t off = (uint64_t)i * psize;
-        size_t len = (size_t)(size - off < psize ? size - off : psize);
         parts[i].number = i + 1;
-        parts[i].size = len;
-        bool done = false;
+        parts[i].size = (size_t)(size - off < psize ? size - off : psize);
         for (size_t j = 0; j < nhave; j++)
-            if (have[j].number == i + 1 && have[j].size == len) {
+            if (have[j].number == i + 1 && have[j].size == parts[i].size && have[j].etag[0]) {
                 snprintf(parts[i].etag, sizeof(parts[i].etag), "%s", have[j].etag);
-                done = true;
                 atomic_fetch_add(&w->n_resumed, 1);
             }
-        if (done)
-            continue;
-        if (inode_upload_wanted(w->t, u->a.ino) || w->stopping) {
-            r = ECANCELED; /* removed or renamed meanwhile, or stopping: resume later */
-            goto out;
-        }
-        if ((r = obj_mp_put_part_file(u->store, u->bucket, u->key, mp->upload_id, i + 1, fd, off,
-                                      len, parts[i].etag)))
-            goto out;
-        atomic_fetch_add(&w->n_parts, 1);
-        atomic_fetch_add(&w->n_bytes, len);
     }
+    /* The parts not in the store yet, PART_THREADS at a time. */
+    struct part_run pr = {.u = u, .fd = fd, .psize = psize, .parts = parts, .nparts = nparts,
+                          .upload_id = mp->upload_id};
+    unsigned nt = nparts < PART_THREADS ? nparts : PART_THREADS;
+    pthread_t th[PART_THREADS];
+    unsigned started = 0;
+    for (; started + 1 < nt; started++)
+        if (pthread_create(&th[started], NULL, part_main, &pr) != 0)
+            break;
+    part_main(&pr);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    if ((r = pr.err))
+        goto out;
     r = ops->mp_complete(u->store, u->bucket, u->key, mp->upload_id, parts, nparts, u->etag);
     if (r == 0)
         inode_mp_del(w->t, u->a.ino);
@@ -326,7 +368,6 @@ out:
         ops->mp_abort(u->store, u->bucket, u->key, mp->upload_id);
         inode_mp_del(w->t, u->a.ino);
     }
-    free(buf);
     free(parts);
     free(have);
     free(mp);

@@ -411,13 +411,17 @@ static int dir_has_entries(struct inode_table *t, const struct meta_export *e,
     return rc == ENOENT || rc == 0 ? 0 : rc;
 }
 
+/*
+ * Found one (the listing asks for 2 keys: it ends by itself).  Not stopped
+ * with an error: a store logs a listing its callback stopped as failed.
+ */
 static int count_cb(void *arg, const struct obj_entry *oe)
 {
     const char **own = arg;
     if (!oe->is_prefix && strcmp(oe->key, own[0]) == 0)
         return 0; /* the directory's own marker */
-    own[1] = "";  /* found one */
-    return ENOTEMPTY;
+    own[1] = "";
+    return 0;
 }
 
 /* Objects under directory key `key` in the bucket (beyond its marker)?  ENOTEMPTY if so. */

@@ -35,10 +35,7 @@ fi
 it_start acl || { fail "daemon starts" "see above"; it_done; exit 1; }
 ok "daemon starts with host-name and per-client entries"
 
-python3 "$IT_ROOT/tests/integration/access.py" "$NFS_PORT" "$MOUNT_PORT" >"$IT_TMP/access.out" 2>&1
-rc=$?
-cat "$IT_TMP/access.out"
-it_fold "$IT_TMP/access.out" $rc
+it_sub access python3 "$IT_ROOT/tests/integration/access.py" "$NFS_PORT" "$MOUNT_PORT"
 
 if grep -q "refused a call from 127.0.0.2" "$IT_TMP/acl/daemon.log" 2>/dev/null ||
    grep -rq "refused a call from 127.0.0.2" "$IT_TMP/acl/" 2>/dev/null; then

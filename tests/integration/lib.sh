@@ -10,6 +10,7 @@
 #   it_kill9 NAME       kill -9 (a crash) and reap
 #   ok NAME / fail NAME DETAIL / check NAME CMD...   count results
 #   it_fold FILE RC     add the "N passed, N failed" of a sub-test's output
+#   it_sub NAME CMD...  run a sub-test into $IT_TMP/NAME.out, show it, it_fold it
 #   it_done             print "N passed, N failed"; exit status
 #
 # The configurations it_write_conf and it_write_s3_conf write take, from the
@@ -157,6 +158,15 @@ it_fold() {
     if [ -z "$line" ] || { [ "$2" != 0 ] && [ "$f" = 0 ]; }; then
         fail "$(basename "$1") exits 0 with a result line" "rc=$2"
     fi
+}
+
+it_sub() {
+    local out=$IT_TMP/$1.out rc
+    shift
+    "$@" >"$out" 2>&1
+    rc=$?
+    cat "$out"
+    it_fold "$out" $rc
 }
 
 it_done() {

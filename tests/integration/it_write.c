@@ -970,6 +970,11 @@ static void mode_names(void)
         w = (struct want){.data = g.data, .len = g.len, .uid = -1, .gid = -1};
         why = bucket_differs("rd2/sub/b", &w);
         verdict(why == NULL, "rd2/sub/b is in the bucket when RENAME returns", "%s", why);
+        w = (struct want){.mode = S_IFDIR | 0755, .uid = 0, .gid = 0};
+        why = bucket_differs("rd2", &w);
+        verdict(why == NULL, "rd2/ carries the directory's attributes (mode, owner)", "%s", why);
+        why = bucket_differs("rd2/sub", &w);
+        verdict(why == NULL, "rd2/sub/ too", "%s", why);
         unsigned left = bucket_files_under("rd1");
         verdict(left == 0, "no object left under rd1/", "%u files", left);
         double t0 = now();

@@ -27,11 +27,13 @@ echo "only in the bucket" >"$buckets/demo/bdir/only-in-bucket"
 echo "read-only seed" >"$buckets/robkt/seed.txt"
 
 # exports NAME DELAY: /demo read-write (bucket demo) uploading files quiet
-# for DELAY seconds; /ro read-only (bucket robkt).
+# for DELAY seconds, listings and HEADs redone after 2 s (local changes must
+# win over them); /ro read-only (bucket robkt).
 exports() {
     cat >"$IT_TMP/$1/exports.conf" <<CONF
 exports = ( { path = "/demo"; store = "local"; bucket = "demo"; access = "rw";
-              clients = ( "127.0.0.0/8" ); squash = "none"; writeback_delay = $2; },
+              clients = ( "127.0.0.0/8" ); squash = "none"; writeback_delay = $2;
+              metadata_ttl = 2; },
             { path = "/ro"; store = "local"; bucket = "robkt"; access = "ro";
               clients = ( "127.0.0.0/8" ); squash = "none"; } );
 CONF

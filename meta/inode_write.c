@@ -411,13 +411,17 @@ static int dir_has_entries(struct inode_table *t, const struct meta_export *e,
     return rc == ENOENT || rc == 0 ? 0 : rc;
 }
 
+/*
+ * Found one (the listing asks for 2 keys: it ends by itself).  Not stopped
+ * with an error: a store logs a listing its callback stopped as failed.
+ */
 static int count_cb(void *arg, const struct obj_entry *oe)
 {
     const char **own = arg;
     if (!oe->is_prefix && strcmp(oe->key, own[0]) == 0)
         return 0; /* the directory's own marker */
-    own[1] = "";  /* found one */
-    return ENOTEMPTY;
+    own[1] = "";
+    return 0;
 }
 
 /* Objects under directory key `key` in the bucket (beyond its marker)?  ENOTEMPTY if so. */
@@ -489,6 +493,7 @@ int inode_remove(struct inode_table *t, const struct meta_export *e, uint64_t di
     struct remove_arg *a = calloc(1, sizeof(*a));
     if (!a)
         return ENOMEM;
+    bool deleted = false; /* this call deleted the object */
     for (int attempt = 0;; attempt++) {
         if ((rc = inode_lookup(t, e, dir, name, &found, NULL)))
             break;
@@ -514,8 +519,10 @@ int inode_remove(struct inode_table *t, const struct meta_export *e, uint64_t di
         /* A silly-renamed file's object is deleted only while it is still the one hidden. */
         bool del = rec_in_bucket(&a->c) &&
                    (!(a->c.h.flags & IREC_SILLY) || silly_hidden(t, NULL, a->c.key));
-        if (rc == 0 && del)
+        if (rc == 0 && del) {
             rc = obj_del(e->store, e->bucket, a->c.key);
+            deleted = rc == 0;
+        }
         if (rc == 0) {
             a->e = e;
             a->dir = dir;
@@ -531,13 +538,22 @@ int inode_remove(struct inode_table *t, const struct meta_export *e, uint64_t di
     }
     if (rc == RACED)
         rc = ESTALE;
+    /*
+     * The entry is gone after this call deleted its object: a listing of
+     * the (stale) directory, queued by the lookup above, saw the object
+     * gone and swept the entry first.  The remove is done all the same.
+     */
+    bool swept = rc == ENOENT && deleted;
+    if (swept)
+        rc = 0;
     if (rc == 0) {
         rec_to_attr(&a->c, gone);
         if (dir_before)
             *dir_before = a->before;
         if (dir_after)
             rec_to_attr(&a->d, dir_after);
-        atomic_fetch_sub(&t->n_inodes, 1);
+        if (!swept)
+            atomic_fetch_sub(&t->n_inodes, 1); /* else the sweep counted it */
     }
     free(a);
     return rc;

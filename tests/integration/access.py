@@ -10,90 +10,21 @@ and ports: a client outside `clients` is refused at MNT and when it replays
 a valid handle; the most specific `clients` entry decides access and
 squashing; a `secure` export refuses an unprivileged source port and serves
 a privileged one.  Prints "N passed, N failed"; exits non-zero on failure."""
-import socket
 import struct
 import sys
 
+import oncrpc
+from oncrpc import done, result, xdr_opaque
+
 NFS_PORT, MOUNT_PORT = int(sys.argv[1]), int(sys.argv[2])
-passed = failed = 0
-xid = 0x7000
-
-
-def result(name, good, detail=""):
-    global passed, failed
-    if good:
-        passed += 1
-        print(f"ok - {name}")
-    else:
-        failed += 1
-        print(f"not ok - {name}: {detail}")
-
-
-def auth_sys(uid=0, gid=0):
-    machine = b"acl"
-    body = struct.pack(">II", 1, len(machine)) + machine + b"\0"
-    body += struct.pack(">III", uid, gid, 0)
-    return struct.pack(">II", 1, len(body)) + body
-
-
-def xdr_opaque(b):
-    return struct.pack(">I", len(b)) + b + b"\0" * ((4 - len(b) % 4) % 4)
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return buf
-
-
-def rpc(port, prog, vers, proc, args, src="127.0.0.1", sport=0, uid=0):
-    """One call on a fresh connection from src:sport; (accept_stat or None, result bytes)."""
-    global xid
-    xid += 1
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((src, sport))
-    s.connect(("127.0.0.1", port))
-    body = struct.pack(">IIIIII", xid, 0, 2, prog, vers, proc) + auth_sys(uid, uid)
-    body += struct.pack(">II", 0, 0) + args
-    s.sendall(struct.pack(">I", 0x80000000 | len(body)) + body)
-    (mark,) = struct.unpack(">I", recv_exact(s, 4))
-    rep = recv_exact(s, mark & 0x7FFFFFFF)
-    s.close()
-    rxid, mtype, stat = struct.unpack(">III", rep[:12])
-    if stat != 0:  # MSG_DENIED
-        return None, rep[12:]
-    # verifier flavor + length (0), accept_stat
-    (vlen,) = struct.unpack(">I", rep[16:20])
-    off = 20 + vlen
-    (astat,) = struct.unpack(">I", rep[off:off + 4])
-    return astat, rep[off + 4:]
 
 
 def mnt(path, **kw):
-    """MOUNT3 MNT: (status, file handle or None)."""
-    st, res = rpc(MOUNT_PORT, 100005, 3, 1, xdr_opaque(path.encode()), **kw)
-    if st != 0:
-        return ("rpc", st), None
-    (status,) = struct.unpack(">I", res[:4])
-    if status != 0:
-        return status, None
-    (n,) = struct.unpack(">I", res[4:8])
-    return 0, res[8:8 + n]
+    return oncrpc.mnt(MOUNT_PORT, path, **kw)
 
 
 def nfs(proc, fh, extra=b"", **kw):
-    """An NFS3 call taking a handle first: (nfsstat3, rest) or (('rpc', stat), b'')."""
-    st, res = rpc(NFS_PORT, 100003, 3, proc, xdr_opaque(fh) + extra, **kw)
-    if st != 0:
-        return ("rpc", st), b""
-    (status,) = struct.unpack(">I", res[:4])
-    return status, res[4:]
+    return oncrpc.nfs(NFS_PORT, proc, fh, extra, **kw)
 
 
 def lookup(dirfh, name, **kw):
@@ -163,5 +94,4 @@ if sroot:
     result("GETATTR on /secure from an unprivileged port is NFS3ERR_ACCES", st == NFS3ERR_ACCES,
            st)
 
-print(f"access.py: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(done("access.py"))

@@ -8,85 +8,21 @@ import socket
 import struct
 import sys
 
+from oncrpc import auth_sys, call_body, done, parse, read_reply, record, result
+
 PORT = int(sys.argv[1])
 NFS_PROG, NFS_VERS = 100003, 3
-passed = failed = 0
 xid = 0x1000
 
 
-def result(name, good, detail=""):
-    global passed, failed
-    if good:
-        passed += 1
-        print(f"ok - {name}")
-    else:
-        failed += 1
-        print(f"not ok - {name}: {detail}")
-
-
 def conn():
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
-    return s
-
-
-def auth_none():
-    return struct.pack(">II", 0, 0)
-
-
-def auth_sys(uid=0, gid=0, gids=(), machine=b"host"):
-    pad = (4 - len(machine) % 4) % 4
-    body = struct.pack(">I", 1) + struct.pack(">I", len(machine)) + machine + b"\0" * pad
-    body += struct.pack(">III", uid, gid, len(gids)) + b"".join(struct.pack(">I", g) for g in gids)
-    return struct.pack(">II", 1, len(body)) + body
+    return socket.create_connection(("127.0.0.1", PORT), timeout=10)
 
 
 def call(prog=NFS_PROG, vers=NFS_VERS, proc=0, rpcvers=2, cred=None, args=b""):
     global xid
     xid += 1
-    cred = cred if cred is not None else auth_none()
-    return xid, struct.pack(">IIIIII", xid, 0, rpcvers, prog, vers, proc) + cred + auth_none() + args
-
-
-def record(body, frags=1):
-    out = b""
-    step = max(1, len(body) // frags)
-    chunks = [body[i:i + step] for i in range(0, len(body), step)] or [b""]
-    for i, c in enumerate(chunks):
-        last = 0x80000000 if i == len(chunks) - 1 else 0
-        out += struct.pack(">I", last | len(c)) + c
-    return out
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return buf
-
-
-def read_reply(s):
-    body = b""
-    while True:
-        (mark,) = struct.unpack(">I", recv_exact(s, 4))
-        body += recv_exact(s, mark & 0x7FFFFFFF)
-        if mark & 0x80000000:
-            return body
-
-
-def parse(body):
-    """(xid, 'accepted', accept_stat, rest) or (xid, 'denied', reject_stat, rest)"""
-    x, mtype, rstat = struct.unpack(">III", body[:12])
-    assert mtype == 1
-    if rstat == 0:
-        flavor, vlen = struct.unpack(">II", body[12:20])
-        off = 20 + vlen + (4 - vlen % 4) % 4
-        (astat,) = struct.unpack(">I", body[off:off + 4])
-        return x, "accepted", astat, body[off + 4:]
-    (rej,) = struct.unpack(">I", body[12:16])
-    return x, "denied", rej, body[16:]
+    return xid, call_body(xid, prog, vers, proc, cred, args, rpcvers)
 
 
 def one(body, frags=1):
@@ -219,5 +155,4 @@ with conn() as s:
         got.add(parse(read_reply(s))[0])
     result("50 pipelined calls answered", got == set(xids), f"{len(got)} replies")
 
-print(f"badrpc: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(done("badrpc"))

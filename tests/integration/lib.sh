@@ -7,8 +7,16 @@
 #                       the same for an s3 store (path-style, us-east-1)
 #   it_start NAME       start bin/bucketnfsd -f on free ports; sets NFS_PORT MOUNT_PORT PID_NAME
 #   it_stop NAME        SIGTERM and wait (bounded)
+#   it_kill9 NAME       kill -9 (a crash) and reap
 #   ok NAME / fail NAME DETAIL / check NAME CMD...   count results
+#   it_fold FILE RC     add the "N passed, N failed" of a sub-test's output
+#   it_sub NAME CMD...  run a sub-test into $IT_TMP/NAME.out, show it, it_fold it
 #   it_done             print "N passed, N failed"; exit status
+#
+# The configurations it_write_conf and it_write_s3_conf write take, from the
+# environment: IT_ACCESS (the export's access, "ro" unless set),
+# IT_CACHE_SIZE (cache.size, "256M") and IT_CACHE_EXTRA (more cache keys,
+# e.g. 'dirty_max = "8M";').
 
 IT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 IT_BIN=${IT_BIN:-$IT_ROOT/bin/bucketnfsd}
@@ -47,13 +55,14 @@ it_write_conf() {
     cat >"$IT_TMP/$name/bucketnfs.conf" <<CONF
 server = { listen = "127.0.0.1"; nfs_port = 0; mount_port = 0; rpcbind = false;
            threads = 8; state_dir = "state"; log_level = "info"; };
-cache = { dirs = ( "cache" ); size = "256M"; block_size = "1M"; readahead_max = "16M"; };
+cache = { dirs = ( "cache" ); size = "${IT_CACHE_SIZE:-256M}"; block_size = "1M"; readahead_max = "16M";
+          ${IT_CACHE_EXTRA:-} };
 stores = ( { name = "local"; type = "dir"; root = "$root"; $store_extra } );
 exports_file = "exports.conf";
 CONF
     cat >"$IT_TMP/$name/exports.conf" <<CONF
 exports = ( { path = "/demo"; store = "local"; bucket = "demo"; prefix = "";
-              access = "ro"; clients = ( "127.0.0.0/8" ); squash = "none"; $export_extra } );
+              access = "${IT_ACCESS:-ro}"; clients = ( "127.0.0.0/8" ); squash = "none"; $export_extra } );
 CONF
 }
 
@@ -67,7 +76,8 @@ it_write_s3_conf() {
      cat >"$IT_TMP/$name/bucketnfs.conf" <<CONF
 server = { listen = "127.0.0.1"; nfs_port = 0; mount_port = 0; rpcbind = false;
            threads = 8; state_dir = "state"; log_level = "info"; };
-cache = { dirs = ( "cache" ); size = "256M"; block_size = "1M"; readahead_max = "16M"; };
+cache = { dirs = ( "cache" ); size = "${IT_CACHE_SIZE:-256M}"; block_size = "1M"; readahead_max = "16M";
+          ${IT_CACHE_EXTRA:-} };
 stores = ( { name = "s3"; type = "s3"; endpoint = "$endpoint"; region = "us-east-1";
              addressing = "path"; $creds } );
 exports_file = "exports.conf";
@@ -75,7 +85,7 @@ CONF
     )
     cat >"$IT_TMP/$name/exports.conf" <<CONF
 exports = ( { path = "/demo"; store = "s3"; bucket = "$bucket"; prefix = "";
-              access = "ro"; clients = ( "127.0.0.0/8" ); squash = "none"; $export_extra } );
+              access = "${IT_ACCESS:-ro}"; clients = ( "127.0.0.0/8" ); squash = "none"; $export_extra } );
 CONF
 }
 
@@ -116,6 +126,12 @@ it_stop() {
     return $rc
 }
 
+it_kill9() {
+    kill -KILL "${IT_PIDS[$1]}" 2>/dev/null
+    wait "${IT_PIDS[$1]}" 2>/dev/null
+    unset "IT_PIDS[$1]"
+}
+
 # nfs_tool CMD ARGS...: libnfs's tools bind a reserved source port, and a
 # port still in TIME_WAIT from the previous run makes the connect fail on
 # the client side; retry (3 times at most) as a real client reconnects.
@@ -127,6 +143,30 @@ nfs_tool() {
         sleep 1
     done
     return 1
+}
+
+# it_fold FILE RC: a sub-test (a client program, a python script) printed
+# its own checks and a "N passed, N failed" line to FILE and exited RC; add
+# its counts.  No such line, or RC non-zero with no failure counted, is
+# one failure.
+it_fold() {
+    local line p f
+    line=$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+    p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
+    [ -n "$line" ] || { p=0; f=0; }
+    IT_PASSED=$((IT_PASSED + p)); IT_FAILED=$((IT_FAILED + f))
+    if [ -z "$line" ] || { [ "$2" != 0 ] && [ "$f" = 0 ]; }; then
+        fail "$(basename "$1") exits 0 with a result line" "rc=$2"
+    fi
+}
+
+it_sub() {
+    local out=$IT_TMP/$1.out rc
+    shift
+    "$@" >"$out" 2>&1
+    rc=$?
+    cat "$out"
+    it_fold "$out" $rc
 }
 
 it_done() {

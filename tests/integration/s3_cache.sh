@@ -120,11 +120,6 @@ no_gets() {
     n=$(gets "$2" | wc -l)
     if [ "$n" = 0 ]; then ok "$1"; else fail "$1" "$n GETs: $(gets "$2" | head -3 | tr '\n' ' ')"; fi
 }
-kill9() {
-    kill -KILL "${IT_PIDS[$1]}" 2>/dev/null
-    wait "${IT_PIDS[$1]}" 2>/dev/null
-    unset "IT_PIDS[$1]"
-}
 # loaded NAME: the block count of the last "N blocks (M MiB) loaded" line.
 loaded() { grep 'loaded in' "$IT_TMP/$1/daemon.log" | tail -1 | sed -n 's/.*; \([0-9]*\) blocks (.*/\1/p'; }
 
@@ -157,7 +152,7 @@ same "the second read is right" cold.bin "$IT_TMP/cold.bin"
 no_gets "the second read makes no GET" cold.bin
 
 # ---- b. kill -9 and restart --------------------------------------------------
-kill9 c
+it_kill9 c
 it_start c || { fail "daemon restarts after kill -9" "$(tail -5 "$IT_TMP/c/daemon.log")"; it_done; exit 1; }
 n=$(loaded c)
 if [ "${n:-0}" -ge 17 ]; then ok "after kill -9 the restarted cache loads $n blocks"

@@ -289,6 +289,8 @@ int meta_write(const struct meta_io *io, const struct meta_export *e, uint64_t i
             break;
         }
         rc = stage_write(io->stage, e->id, ino, off, buf, len);
+        if (rc == EAGAIN)
+            wb_kick(io->wb); /* dirty_max reached: uploads make room (writeback.h) */
         if (rc == 0 && sync)
             rc = stage_sync(io->stage, e->id, ino);
         if (rc == 0) {

@@ -550,6 +550,14 @@ static void scan_once(struct wb *w)
     bool all = w->flush_all;
     uint64_t one = w->flush_ino;
     pthread_mutex_unlock(&w->mu);
+    /*
+     * Dirty space past half of cache.dirty_max: upload now, whatever the
+     * delay, so writers waiting on NFS3ERR_JUKEBOX get room soon.
+     */
+    struct stage_stats ss;
+    stage_get_stats(w->st, &ss);
+    bool pressure = ss.max_bytes && ss.bytes > ss.max_bytes / 2;
+    all = all || pressure;
     do {
         if (inode_dirty_scan(w->t, after, d, SCAN_BATCH, &n) != 0)
             break;

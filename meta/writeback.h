@@ -30,6 +30,10 @@
  * the event is logged and counted (stats.conflicts).  The gateway checks
  * with HEAD before uploading a file that is already in the bucket.
  *
+ * Pressure: once the staged bytes pass half of cache.dirty_max, every
+ * local inode is due at once (writers past dirty_max get JUKEBOX until
+ * uploads make room, and should not wait out the delay as well).
+ *
  * Failures: a store that fails (unreachable, 5xx, refusing) pauses that
  * export's uploads with exponential backoff (1 s .. 60 s); nothing is lost
  * meanwhile (writes keep landing in the stage up to cache.dirty_max).

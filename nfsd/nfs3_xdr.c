@@ -68,6 +68,24 @@ bool_t nfs3_xdr_readdir_res(XDR *x, struct nfs3_readdir_res *r)
     return xdr_bool(x, &more) && xdr_bool(x, &eof);
 }
 
+bool_t nfs3_xdr_write_args(XDR *x, WRITE3args *a)
+{
+    if (x->x_op == XDR_FREE)
+        return xdr_nfs_fh3(x, &a->file); /* the data belongs to the record */
+    if (x->x_op != XDR_DECODE)
+        return FALSE;
+    u_int len;
+    if (!xdr_nfs_fh3(x, &a->file) || !xdr_offset3(x, &a->offset) || !xdr_count3(x, &a->count) ||
+        !xdr_stable_how(x, &a->stable) || !xdr_u_int(x, &len) || len > NFS3_WRITE_MAX)
+        return FALSE;
+    char *p = NULL;
+    if (len && !(p = (char *)xdr_inline(x, (int)((len + 3) & ~3u))))
+        return FALSE;
+    a->data.data_len = len;
+    a->data.data_val = p;
+    return TRUE;
+}
+
 bool_t nfs3_xdr_read_res(XDR *x, struct nfs3_read_res *r)
 {
     if (x->x_op != XDR_ENCODE)

@@ -51,6 +51,14 @@ struct nfs3_read_res {
     bool data_in_files;
 };
 
+/*
+ * xdrproc_t for WRITE3args (decode and free): the data is not copied, it
+ * points into the call's record (alive until the call's arguments are
+ * freed); more than NFS3_WRITE_MAX bytes is GARBAGE_ARGS.
+ */
+#define NFS3_WRITE_MAX (1024u * 1024u)
+bool_t nfs3_xdr_write_args(XDR *x, WRITE3args *a);
+
 /* xdrproc_t for struct nfs3_read_res (encode only). */
 bool_t nfs3_xdr_read_res(XDR *x, struct nfs3_read_res *r);
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_nfs3_args.c - libFuzzer over every NFS v3 and MOUNT v3 argument
- * decoder the server uses.  The first byte picks the procedure, the rest is
+ * decoder the server uses (WRITE's in-place one too).  The first byte picks the procedure, the rest is
  * the call body after the RPC header.  Decoding must never crash, read out
  * of bounds, or leak, whatever the bytes; whatever it allocated is freed
  * with xdr_free as the RPC layer does.
@@ -10,6 +10,7 @@
 
 #include "mount3_prot.h"
 #include "nfs3_prot.h"
+#include "nfsd/nfs3_xdr.h"
 
 struct dec {
     xdrproc_t fn;
@@ -25,6 +26,7 @@ static const struct dec decoders[] = {
     D(RENAME3args),   D(LINK3args),    D(READDIR3args),     D(READDIRPLUS3args),
     D(FSSTAT3args),   D(FSINFO3args),  D(PATHCONF3args),    D(COMMIT3args),
     D(mntdirpath),
+    {(xdrproc_t)nfs3_xdr_write_args, sizeof(WRITE3args)}, /* what the server decodes WRITE with */
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -70,8 +70,10 @@ static int do_write(const char *url, const char *dir, const char *logpath, uint6
     }
     int log = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
     uint8_t *buf = malloc(CHUNK);
-    if (log < 0 || !buf)
+    if (log < 0 || !buf) {
+        free(buf);
         return 2;
+    }
     nfs_mkdir(nfs, dir); /* may exist */
     uint64_t st = seed | 1, written = 0;
     for (unsigned n = 0; written < max; n++) {
@@ -108,8 +110,10 @@ static int do_write(const char *url, const char *dir, const char *logpath, uint6
         char line[600];
         int ll = snprintf(line, sizeof(line), "%s %llu %llu\n", name + strlen(dir) + 1,
                           (unsigned long long)fseed, (unsigned long long)size);
-        if (write(log, line, (size_t)ll) != ll || fsync(log) != 0)
+        if (write(log, line, (size_t)ll) != ll || fsync(log) != 0) {
+            free(buf);
             return 2;
+        }
         written += size;
     }
     close(log);
@@ -150,6 +154,8 @@ static int do_verify(const char *root, const char *logpath)
         }
     }
     fclose(f);
+    free(want);
+    free(got);
     printf("# verified %llu files, %llu bytes; lost %llu files\n", (unsigned long long)files,
            (unsigned long long)bytes, (unsigned long long)lost);
     return lost ? 1 : 0;

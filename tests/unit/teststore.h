@@ -2,11 +2,14 @@
  * teststore.h - an in-memory object store for the inode table's tests
  * (test_inode, test_inode_write).
  *
- * struct tstore keeps objects in a sorted array and implements head and
- * list with S3 ListObjectsV2 semantics: delimiter roll-up into common
- * prefixes, pages of at most max_keys, continuation tokens.  It counts
- * calls and can inject errors and a listing delay.  ts_put, ts_del and
- * friends change the bucket behind the table's back (another tool).
+ * struct tstore keeps objects (metadata only, no bytes) in a sorted array
+ * and implements head and list with S3 ListObjectsV2 semantics: delimiter
+ * roll-up into common prefixes, pages of at most max_keys, continuation
+ * tokens; copy (CopyObject) and del (DeleteObject: an absent key is no
+ * error).  It counts calls and can inject errors and a listing delay; a
+ * hook sees every list, copy and del before it runs and may fail it (or
+ * stop the test there).  ts_put, ts_del and friends change the bucket
+ * behind the table's back (another tool).
  */
 #ifndef BNFS_TESTSTORE_H
 #define BNFS_TESTSTORE_H
@@ -33,11 +36,20 @@ struct tstore {
     pthread_mutex_t mu;
     struct tobj *v;
     size_t n, cap;
-    int fail_list, fail_head;  /* errno to return, 0 = none */
+    int fail_list, fail_head; /* errno to return, 0 = none */
+    int fail_copy, fail_del;  /* the same, for every copy / del */
     unsigned list_delay_ms;
-    bool markers_as_keys;      /* "d/" markers listed as keys (as a dir backend may) */
-    atomic_uint lists, heads;  /* calls */
-    unsigned max_page;         /* the store's own page limit (0 = max_keys) */
+    bool markers_as_keys;     /* "d/" markers listed as keys (as a dir backend may) */
+    atomic_uint lists, heads; /* calls */
+    atomic_uint copies, dels; /* calls, failed ones included */
+    unsigned max_page;        /* the store's own page limit (0 = max_keys) */
+    /*
+     * Called (without the store's lock) at the start of every list, copy
+     * and del with op "list" (key: the prefix), "copy" (key: the source) or
+     * "del"; a non-zero return fails the call with that errno.
+     */
+    int (*hook)(void *arg, const char *op, const char *key);
+    void *hook_arg;
 };
 
 /* First index whose key is >= k. */
@@ -54,17 +66,13 @@ static inline size_t ts_lower(struct tstore *s, const char *k)
     return lo;
 }
 
-static inline void ts_put(struct tstore *s, const char *key, uint64_t size, const char *etag)
+/* The object named key, made (zeroed, mtime 1700000000) if absent; *made says which.  mu held. */
+static inline struct tobj *ts_slot(struct tstore *s, const char *key, bool *made)
 {
-    pthread_mutex_lock(&s->mu);
     size_t i = ts_lower(s, key);
-    if (i < s->n && strcmp(s->v[i].key, key) == 0) {
-        s->v[i].meta.size = size;
-        snprintf(s->v[i].meta.etag, OBJ_ETAG_MAX, "%s", etag);
-        s->v[i].meta.mtime_sec++;
-        pthread_mutex_unlock(&s->mu);
-        return;
-    }
+    *made = !(i < s->n && strcmp(s->v[i].key, key) == 0);
+    if (!*made)
+        return &s->v[i];
     if (s->n == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 64;
         s->v = realloc(s->v, s->cap * sizeof(*s->v));
@@ -74,11 +82,43 @@ static inline void ts_put(struct tstore *s, const char *key, uint64_t size, cons
     memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
     s->n++;
     memset(&s->v[i], 0, sizeof(s->v[i]));
-    s->v[i].key = strdup(key);
-    s->v[i].meta.size = size;
+    if (!(s->v[i].key = strdup(key)))
+        abort();
     s->v[i].meta.mtime_sec = 1700000000;
-    snprintf(s->v[i].meta.etag, OBJ_ETAG_MAX, "%s", etag);
+    return &s->v[i];
+}
+
+static inline void ts_put(struct tstore *s, const char *key, uint64_t size, const char *etag)
+{
+    bool made;
+    pthread_mutex_lock(&s->mu);
+    struct tobj *o = ts_slot(s, key, &made);
+    o->meta.size = size;
+    snprintf(o->meta.etag, OBJ_ETAG_MAX, "%s", etag);
+    if (!made)
+        o->meta.mtime_sec++;
     pthread_mutex_unlock(&s->mu);
+}
+
+/* Is there an object named key? */
+static inline bool ts_has(struct tstore *s, const char *key)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t i = ts_lower(s, key);
+    bool has = i < s->n && strcmp(s->v[i].key, key) == 0;
+    pthread_mutex_unlock(&s->mu);
+    return has;
+}
+
+/* How many objects have keys starting with prefix? */
+static inline size_t ts_count(struct tstore *s, const char *prefix)
+{
+    size_t n = 0, len = strlen(prefix);
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = ts_lower(s, prefix); i < s->n && strncmp(s->v[i].key, prefix, len) == 0; i++)
+        n++;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 static inline void ts_posix(struct tstore *s, const char *key, uint32_t mode, uint32_t uid,
@@ -153,6 +193,8 @@ static inline int ts_list(struct objstore *o, const char *bucket, const char *pr
     char cp[OBJ_KEY_MAX + 2];
 
     atomic_fetch_add(&s->lists, 1);
+    if (s->hook && (r = s->hook(s->hook_arg, "list", prefix)))
+        return r;
     if (s->list_delay_ms)
         usleep(s->list_delay_ms * 1000);
     if (s->max_page && max_keys > s->max_page)
@@ -214,6 +256,48 @@ out:
     return r;
 }
 
+static inline int ts_copy(struct objstore *o, const char *bucket, const char *src, const char *dst,
+                          const struct obj_meta *meta)
+{
+    struct tstore *s = o->priv;
+    int r = 0;
+    atomic_fetch_add(&s->copies, 1);
+    if (s->hook && (r = s->hook(s->hook_arg, "copy", src)))
+        return r;
+    pthread_mutex_lock(&s->mu);
+    size_t i = ts_lower(s, src);
+    if (s->fail_copy) {
+        r = s->fail_copy;
+    } else if (i < s->n && strcmp(s->v[i].key, src) == 0) {
+        struct obj_meta m = s->v[i].meta; /* ts_slot may move the array */
+        if (meta) {
+            m.has_posix = meta->has_posix;
+            m.mode = meta->mode;
+            m.uid = meta->uid;
+            m.gid = meta->gid;
+        }
+        bool made;
+        ts_slot(s, dst, &made)->meta = m;
+    } else {
+        r = ENOENT;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+static inline int ts_delete(struct objstore *o, const char *bucket, const char *key)
+{
+    struct tstore *s = o->priv;
+    int r = 0;
+    atomic_fetch_add(&s->dels, 1);
+    if (s->hook && (r = s->hook(s->hook_arg, "del", key)))
+        return r;
+    if (s->fail_del)
+        return s->fail_del;
+    ts_del(s, key);
+    return 0;
+}
+
 static inline void ts_destroy(struct objstore *o)
 {
     struct tstore *s = o->priv;
@@ -227,6 +311,8 @@ static inline void ts_destroy(struct objstore *o)
 static const struct obj_ops ts_ops = {
     .head = ts_head,
     .list = ts_list,
+    .copy = ts_copy,
+    .del = ts_delete,
     .destroy = ts_destroy,
 };
 

@@ -663,6 +663,10 @@ static void test_rename(struct inode_table *t, struct tstore *s)
     CHECK(ts_has(s, "mv/a/s1"));
     CHECK_EQ_INT(inode_lookup(t, &e, da.ino, ".nfs1234", &a, NULL), 0);
     CHECK(a.ino == s1.ino && a.size == 3);
+    CHECK_EQ_INT(inode_refresh(t, &e, da.ino, true), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, da.ino, "s1", &a, NULL), ENOENT);
+    CHECK_EQ_INT(inode_lookup(t, &e, da.ino, ".nfs1234", &a, NULL), 0);
+    CHECK_EQ_INT(a.ino, s1.ino);
     CHECK_EQ_INT(rm(t, &e, da.ino, ".nfs1234", false), 0);
     CHECK(!ts_has(s, "mv/a/s1"));
     CHECK_EQ_INT(atomic_load(&s->dels) - dels, 1);

@@ -547,8 +547,12 @@ static int sweep_fn(struct inode_table *t, DB_TXN *txn, void *arg)
             continue;
         struct inode_rec *cr = &x->rec2;
         r = rec_get(t, txn, dv.ino, cr, DB_RMW);
-        if (r == 0 && (cr->h.flags & IREC_LOCAL)) {
-            /* Not in the bucket yet (or changed here): kept, and counted. */
+        if (r == 0 && (cr->h.flags & (IREC_LOCAL | IREC_SILLY))) {
+            /*
+             * Not in the bucket yet (or changed here): kept, and counted.  A
+             * silly-renamed file is never listed under its ".nfs" name (its
+             * object stays hidden under its old key) and stays until removed.
+             */
             if (S_ISDIR(cr->h.mode))
                 x->p_nsub++;
             continue;

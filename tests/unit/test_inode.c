@@ -1,10 +1,6 @@
 /*
- * test_inode.c - the inode table against an in-memory object store.
- *
- * The test double (struct tstore) keeps objects in a sorted array and
- * implements head and list with S3 ListObjectsV2 semantics: delimiter
- * roll-up into common prefixes, pages of at most max_keys, continuation
- * tokens.  It counts calls and can inject errors and a listing delay.
+ * test_inode.c - the inode table against an in-memory object store
+ * (struct tstore, teststore.h): listings, lookups, HEADs, restarts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,225 +18,7 @@
 #include "common/log.h"
 #include "meta/inode.h"
 #include "tests/unit/testlib.h"
-
-/* ---- the in-memory store ---------------------------------------------------- */
-
-struct tobj {
-    char *key;
-    struct obj_meta meta;
-};
-
-struct tstore {
-    struct objstore base;
-    pthread_mutex_t mu;
-    struct tobj *v;
-    size_t n, cap;
-    int fail_list, fail_head;  /* errno to return, 0 = none */
-    unsigned list_delay_ms;
-    bool markers_as_keys;      /* "d/" markers listed as keys (as a dir backend may) */
-    atomic_uint lists, heads;  /* calls */
-    unsigned max_page;         /* the store's own page limit (0 = max_keys) */
-};
-
-/* First index whose key is >= k. */
-static size_t ts_lower(struct tstore *s, const char *k)
-{
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (strcmp(s->v[mid].key, k) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static void ts_put(struct tstore *s, const char *key, uint64_t size, const char *etag)
-{
-    pthread_mutex_lock(&s->mu);
-    size_t i = ts_lower(s, key);
-    if (i < s->n && strcmp(s->v[i].key, key) == 0) {
-        s->v[i].meta.size = size;
-        snprintf(s->v[i].meta.etag, OBJ_ETAG_MAX, "%s", etag);
-        s->v[i].meta.mtime_sec++;
-        pthread_mutex_unlock(&s->mu);
-        return;
-    }
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 64;
-        s->v = realloc(s->v, s->cap * sizeof(*s->v));
-        if (!s->v)
-            abort();
-    }
-    memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
-    s->n++;
-    memset(&s->v[i], 0, sizeof(s->v[i]));
-    s->v[i].key = strdup(key);
-    s->v[i].meta.size = size;
-    s->v[i].meta.mtime_sec = 1700000000;
-    snprintf(s->v[i].meta.etag, OBJ_ETAG_MAX, "%s", etag);
-    pthread_mutex_unlock(&s->mu);
-}
-
-static void ts_posix(struct tstore *s, const char *key, uint32_t mode, uint32_t uid, uint32_t gid)
-{
-    pthread_mutex_lock(&s->mu);
-    size_t i = ts_lower(s, key);
-    if (i < s->n && strcmp(s->v[i].key, key) == 0) {
-        s->v[i].meta.has_posix = true;
-        s->v[i].meta.mode = mode;
-        s->v[i].meta.uid = uid;
-        s->v[i].meta.gid = gid;
-    }
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* A "d/" marker object carrying POSIX metadata, as a bucket or the dir store keeps it. */
-static void ts_marker(struct tstore *s, const char *key, uint32_t perm, uint32_t uid,
-                      uint32_t gid, int64_t mtime_sec, uint32_t mtime_nsec)
-{
-    ts_put(s, key, 0, "marker");
-    ts_posix(s, key, S_IFDIR | perm, uid, gid);
-    pthread_mutex_lock(&s->mu);
-    size_t i = ts_lower(s, key);
-    if (i < s->n && strcmp(s->v[i].key, key) == 0) {
-        s->v[i].meta.mtime_sec = mtime_sec;
-        s->v[i].meta.mtime_nsec = mtime_nsec;
-    }
-    pthread_mutex_unlock(&s->mu);
-}
-
-static void ts_del(struct tstore *s, const char *key)
-{
-    pthread_mutex_lock(&s->mu);
-    size_t i = ts_lower(s, key);
-    if (i < s->n && strcmp(s->v[i].key, key) == 0) {
-        free(s->v[i].key);
-        memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(*s->v));
-        s->n--;
-    }
-    pthread_mutex_unlock(&s->mu);
-}
-
-static int ts_head(struct objstore *o, const char *bucket, const char *key, struct obj_meta *out)
-{
-    struct tstore *s = o->priv;
-    int r = ENOENT;
-    atomic_fetch_add(&s->heads, 1);
-    pthread_mutex_lock(&s->mu);
-    if (s->fail_head) {
-        r = s->fail_head;
-    } else {
-        size_t i = ts_lower(s, key);
-        if (i < s->n && strcmp(s->v[i].key, key) == 0) {
-            *out = s->v[i].meta;
-            r = 0;
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    return r;
-}
-
-static int ts_list(struct objstore *o, const char *bucket, const char *prefix,
-                   const char *delim, const char *token_in, unsigned max_keys, obj_list_cb cb,
-                   void *arg, char *token_out)
-{
-    struct tstore *s = o->priv;
-    size_t plen = strlen(prefix), i;
-    unsigned count = 0;
-    int r = 0;
-    char cp[OBJ_KEY_MAX + 2];
-
-    atomic_fetch_add(&s->lists, 1);
-    if (s->list_delay_ms)
-        usleep(s->list_delay_ms * 1000);
-    if (s->max_page && max_keys > s->max_page)
-        max_keys = s->max_page;
-    token_out[0] = '\0';
-    pthread_mutex_lock(&s->mu);
-    if (s->fail_list) {
-        r = s->fail_list;
-        goto out;
-    }
-    if (!token_in || !token_in[0]) {
-        i = ts_lower(s, prefix);
-    } else {
-        size_t tl = strlen(token_in);
-        snprintf(cp, sizeof(cp), "%s", token_in);
-        if (tl && cp[tl - 1] == '/') {
-            cp[tl - 1] = '0'; /* past every key under the rolled-up prefix */
-            i = ts_lower(s, cp);
-        } else {
-            i = ts_lower(s, token_in);
-            if (i < s->n && strcmp(s->v[i].key, token_in) == 0)
-                i++;
-        }
-    }
-    while (i < s->n && strncmp(s->v[i].key, prefix, plen) == 0) {
-        if (count == max_keys) {
-            goto out; /* token_out already names the last entry */
-        }
-        const char *k = s->v[i].key;
-        const char *slash = (delim && *delim) ? strchr(k + plen, '/') : NULL;
-        struct obj_entry e = {0};
-        if (slash) {
-            size_t cl = (size_t)(slash - k) + 1;
-            memcpy(cp, k, cl);
-            cp[cl] = '\0';
-            e.key = cp;
-            e.is_prefix = true;
-            if (s->markers_as_keys && strcmp(k, cp) == 0 && strlen(k) > plen) {
-                e.is_prefix = false;
-                e.meta = s->v[i].meta;
-            }
-            snprintf(token_out, OBJ_TOKEN_MAX, "%s", cp);
-            cp[cl - 1] = '0';
-            i = ts_lower(s, cp);
-            cp[cl - 1] = '/';
-        } else {
-            e.key = k;
-            e.meta = s->v[i].meta;
-            snprintf(token_out, OBJ_TOKEN_MAX, "%s", k);
-            i++;
-        }
-        count++;
-        if ((r = cb(arg, &e)))
-            goto out;
-    }
-    token_out[0] = '\0';
-out:
-    pthread_mutex_unlock(&s->mu);
-    return r;
-}
-
-static void ts_destroy(struct objstore *o)
-{
-    struct tstore *s = o->priv;
-    for (size_t i = 0; i < s->n; i++)
-        free(s->v[i].key);
-    free(s->v);
-    pthread_mutex_destroy(&s->mu);
-    free(s);
-}
-
-static const struct obj_ops ts_ops = {
-    .head = ts_head,
-    .list = ts_list,
-    .destroy = ts_destroy,
-};
-
-static struct tstore *ts_create(void)
-{
-    struct tstore *s = calloc(1, sizeof(*s));
-    if (!s)
-        abort();
-    s->base.ops = &ts_ops;
-    s->base.name = "test";
-    s->base.priv = s;
-    pthread_mutex_init(&s->mu, NULL);
-    return s;
-}
+#include "tests/unit/teststore.h"
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -251,16 +29,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static struct meta_export export_for(struct tstore *s, uint32_t id, const char *prefix,
-                                     unsigned ttl)
-{
-    struct meta_export e = {
-        .id = id, .store = &s->base, .bucket = "bkt", .prefix = prefix,
-        .metadata_ttl = ttl, .file_mode = 0644, .dir_mode = 0755, .uid = 10, .gid = 20,
-    };
-    return e;
 }
 
 /* Collects readdir entries; stops (returns 1) after `room` entries. */
@@ -905,7 +673,7 @@ static void test_kill9(struct tstore *s)
         uint32_t id = 0;
         struct inode_attr root, a;
         if (t && inode_export_id(t, "/k", &id) == 0) {
-            struct meta_export e = export_for(s, id, "pre/", 3600);
+            struct meta_export e = ts_export(s, id, "pre/", 3600);
             if (inode_root(t, &e, &root) == 0 &&
                 inode_lookup(t, &e, root.ino, "a.txt", &a, NULL) == 0) {
                 out[0] = (struct snap){root.ino, root.gen};
@@ -935,7 +703,7 @@ static void test_kill9(struct tstore *s)
     uint32_t id = 0;
     CHECK_EQ_INT(inode_export_id(t, "/k", &id), 0);
     CHECK_EQ_INT(id, got[2].ino);
-    struct meta_export e = export_for(s, id, "pre/", 3600);
+    struct meta_export e = ts_export(s, id, "pre/", 3600);
     struct inode_attr root, a;
     unsigned lists = atomic_load(&s->lists);
     CHECK_EQ_INT(inode_root(t, &e, &root), 0);
@@ -954,8 +722,8 @@ static void test_kill9(struct tstore *s)
  */
 static void test_nowait(struct inode_table *t, struct tstore *s, uint32_t id)
 {
-    struct meta_export e = export_for(s, id, "nw/", 3600);
-    struct meta_export expired = export_for(s, id, "nw/", 0); /* same export, TTL over */
+    struct meta_export e = ts_export(s, id, "nw/", 3600);
+    struct meta_export expired = ts_export(s, id, "nw/", 0); /* same export, TTL over */
     struct inode_attr root, a, b, dir, d, f;
     ts_put(s, "nw/d/f", 5, "v1");
 
@@ -1008,7 +776,7 @@ static void test_export_isolation(struct inode_table *t, struct tstore *s,
 {
     struct inode_attr root, a, r2;
     CHECK_EQ_INT(inode_root(t, main_e, &root), 0);
-    struct meta_export o = export_for(s, other_id, "pre/", 3600);
+    struct meta_export o = ts_export(s, other_id, "pre/", 3600);
     CHECK_EQ_INT(inode_getattr(t, &o, root.ino, &a), ESTALE);
     CHECK_EQ_INT(inode_lookup(t, &o, root.ino, "a.txt", &a, NULL), ESTALE);
     CHECK_EQ_INT(inode_root(t, &o, &r2), 0);
@@ -1016,7 +784,7 @@ static void test_export_isolation(struct inode_table *t, struct tstore *s,
     CHECK_EQ_INT(inode_lookup(t, &o, r2.ino, "d1", &a, NULL), 0);
     uint64_t d1 = a.ino;
     /* The same export id now pointing at another prefix: the old tree goes. */
-    struct meta_export moved = export_for(s, other_id, "pre/d1/", 3600);
+    struct meta_export moved = ts_export(s, other_id, "pre/d1/", 3600);
     CHECK_EQ_INT(inode_root(t, &moved, &a), 0);
     CHECK(a.ino != r2.ino);
     CHECK_EQ_INT(inode_getattr(t, &moved, d1, &a), ESTALE);
@@ -1033,7 +801,7 @@ static void test_marker_keys(struct inode_table *t, struct tstore *s, uint32_t i
     ts_put(s, "mk/sub/f", 1, "e");
     ts_put(s, "mk/file", 1, "e");
     s->markers_as_keys = true;
-    struct meta_export e = export_for(s, id, "mk/", 3600);
+    struct meta_export e = ts_export(s, id, "mk/", 3600);
     struct inode_attr root, a;
     CHECK_EQ_INT(inode_root(t, &e, &root), 0);
     CHECK_EQ_INT(root.mode, S_IFDIR | 0700); /* from the marker's metadata */
@@ -1066,7 +834,7 @@ static void test_dir_markers(struct inode_table *t, struct tstore *s, uint32_t i
     ts_put(s, "da/secret/f1", 3, "e");
     ts_put(s, "da/plain/x", 1, "e");
     ts_put(s, "da/file", 7, "e");
-    struct meta_export e = export_for(s, id, "da/", 3600);
+    struct meta_export e = ts_export(s, id, "da/", 3600);
     struct inode_attr root, a, sec, plain;
     CHECK_EQ_INT(inode_root(t, &e, &root), 0);
     unsigned heads0 = atomic_load(&s->heads);
@@ -1125,7 +893,7 @@ static void test_dir_mtime(struct inode_table *t, struct tstore *s, uint32_t id)
 {
     ts_marker(s, "db/d/", 0750, 5, 6, 1500000000, 0);
     ts_put(s, "db/d/a", 1, "e");
-    struct meta_export e = export_for(s, id, "db/", 1);
+    struct meta_export e = ts_export(s, id, "db/", 1);
     struct inode_attr root, d, a, b;
     CHECK_EQ_INT(inode_root(t, &e, &root), 0);
     CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "d", &d, NULL), 0);
@@ -1193,7 +961,7 @@ static void test_dir_mtime(struct inode_table *t, struct tstore *s, uint32_t id)
  */
 static void test_negative_lookup(struct inode_table *t, struct tstore *s, uint32_t id)
 {
-    struct meta_export e = export_for(s, id, "neg/", 3600);
+    struct meta_export e = ts_export(s, id, "neg/", 3600);
     struct inode_attr root, d, a;
     ts_put(s, "neg/d/present", 1, "e");
     CHECK_EQ_INT(inode_root(t, &e, &root), 0);
@@ -1250,7 +1018,7 @@ static void *swr_thread(void *p)
  */
 static void test_stale_while_revalidate(struct inode_table *t, struct tstore *s, uint32_t id)
 {
-    struct meta_export e = export_for(s, id, "swr/", 1);
+    struct meta_export e = ts_export(s, id, "swr/", 1);
     struct inode_attr root, d, a;
     ts_put(s, "swr/d/old", 1, "e");
     CHECK_EQ_INT(inode_root(t, &e, &root), 0);
@@ -1329,7 +1097,7 @@ static void test_stale_while_revalidate(struct inode_table *t, struct tstore *s,
  */
 static void test_slow_listing(struct inode_table *t, struct tstore *s, uint32_t id)
 {
-    struct meta_export e = export_for(s, id, "slow/", 1);
+    struct meta_export e = ts_export(s, id, "slow/", 1);
     struct inode_attr root, d, a;
     ts_put(s, "slow/d/f", 1, "e");
     CHECK_EQ_INT(inode_root(t, &e, &root), 0);
@@ -1368,7 +1136,7 @@ static void test_slow_listing(struct inode_table *t, struct tstore *s, uint32_t 
 /* Background listings of one export are bounded; the rest stay stale until asked again. */
 static void test_background_bound(struct inode_table *t, struct tstore *s, uint32_t id)
 {
-    struct meta_export e = export_for(s, id, "bound/", 1);
+    struct meta_export e = ts_export(s, id, "bound/", 1);
     struct inode_attr root, d[10], a;
     char key[64];
     for (int i = 0; i < 10; i++) {
@@ -1464,7 +1232,7 @@ static void *stress_thread(void *p)
  */
 static void test_stress(struct inode_table *t, struct tstore *s, uint32_t id)
 {
-    struct meta_export e = export_for(s, id, "pre/", 0);
+    struct meta_export e = ts_export(s, id, "pre/", 0);
     struct inode_attr root;
     CHECK_EQ_INT(inode_root(t, &e, &root), 0);
     pthread_t th[8];
@@ -1584,10 +1352,10 @@ int main(void)
         return TEST_DONE();
     uint32_t ids[4];
     test_exports(t, ids);
-    struct meta_export e_main = export_for(s, ids[0], "pre/", 3600);
-    struct meta_export e_ttl = export_for(s, ids[1], "t/", 1);
-    struct meta_export e_big = export_for(s, ids[2], "big/", 3600);
-    struct meta_export e_many = export_for(s, ids[3], "many/", 3600);
+    struct meta_export e_main = ts_export(s, ids[0], "pre/", 3600);
+    struct meta_export e_ttl = ts_export(s, ids[1], "t/", 1);
+    struct meta_export e_big = ts_export(s, ids[2], "big/", 3600);
+    struct meta_export e_many = ts_export(s, ids[3], "many/", 3600);
 
     struct inode_attr root;
     test_tree(t, s, &e_main, &root);

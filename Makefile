@@ -65,6 +65,9 @@ PROGS := $(BUILD_PROGS) $(PROG_NAMES:%=bin/%)
 endif
 
 .PHONY: all run test check fuzz install clean deps tests bench crashtest
+# Keep generated sources and objects that pattern rules make as intermediates
+# (else building one test deletes them and the next build starts over).
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 all: $(PROGS) tests

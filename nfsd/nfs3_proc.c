@@ -233,13 +233,16 @@ static uint32_t perm_bits(const struct call *c, const struct inode_attr *a)
 }
 
 /*
- * The ACCESS3 bits granted, from the mode bits and the caller's identity.
- * No write bits are granted while the server has no write path: the Linux
- * client then refuses open-for-write with EACCES at open().  Granting them
- * and refusing the WRITE later would let `echo x >> file` "succeed": the
- * data sits in the client's page cache and the error only reaches close(),
- * which most programs ignore.  Every other mutation (create, mkdir, rename,
- * setattr, ...) is checked by the server and answers NFS3ERR_ROFS (EROFS).
+ * The ACCESS3 bits granted, from the mode bits and the caller's identity,
+ * as the mutating procedures check them (may_write_file, may_change_dir).
+ * The write bits only for a client that may write: the Linux client decides
+ * open-for-write and truncate() from this reply alone, and refuses them with
+ * EACCES; granting them and refusing the WRITE later would let
+ * `echo x >> file` "succeed" with the data in the client's page cache and
+ * the error reaching only close(), which most programs ignore.  The owner
+ * override of WRITE is not granted here: a process that created a 0444 file
+ * writes it through the descriptor it created it with, which the client does
+ * not check against ACCESS (RFC 1813 3.3.4: the server may still refuse).
  */
 static uint32_t access_bits(const struct call *c, const struct inode_attr *a, uint32_t want)
 {
@@ -249,6 +252,10 @@ static uint32_t access_bits(const struct call *c, const struct inode_attr *a, ui
         got |= ACCESS3_READ;
     if (p & 1)
         got |= dir ? ACCESS3_LOOKUP : ACCESS3_EXECUTE;
+    if (c->rw && dir && (p & 3) == 3)
+        got |= ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE;
+    else if (c->rw && !dir && (p & 2))
+        got |= ACCESS3_MODIFY | ACCESS3_EXTEND;
     return got & want;
 }
 

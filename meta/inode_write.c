@@ -1146,10 +1146,15 @@ static int done_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         /*
          * A listing running now may have paged past this name before the
          * object existed: stamp the entry with its epoch so its sweep keeps it.
+         * A lost deadlock must end the transaction here (txn_run retries it):
+         * Berkeley DB refuses every later call in it (BDB0102, EINVAL).
          */
-        if (rec_get(t, txn, a->r.h.parent, &a->p, 0) == 0 &&
-            dirent_get(t, txn, a->r.h.parent, a->r.name, &dv, DB_RMW) == 0 &&
-            dv.ino == a->ino && dv.epoch != a->p.h.epoch) {
+        r = rec_get(t, txn, a->r.h.parent, &a->p, 0);
+        if (r == 0)
+            r = dirent_get(t, txn, a->r.h.parent, a->r.name, &dv, DB_RMW);
+        if (r && r != ENOENT)
+            return r;
+        if (r == 0 && dv.ino == a->ino && dv.epoch != a->p.h.epoch) {
             dv.epoch = a->p.h.epoch;
             if ((r = dirent_put(t, txn, a->r.h.parent, a->r.name, &dv)))
                 return r;

@@ -268,6 +268,13 @@ struct ino_busy {
     struct ino_busy *next;
 };
 
+/*
+ * Does a namespace change (remove, rename) hold ino now?  It may have
+ * changed the bucket already and not yet the table: a listing leaves the
+ * entry to it.  Takes busy_mu briefly (never held across a transaction).
+ */
+bool inode_held(struct inode_table *t, uint64_t ino);
+
 /* Is an object named key hidden by a silly rename (see IREC_SILLY)? */
 bool silly_hidden(struct inode_table *t, DB_TXN *txn, const char *key);
 

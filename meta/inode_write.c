@@ -204,6 +204,15 @@ static void unhold(struct inode_table *t, uint64_t ino)
     pthread_mutex_unlock(&t->busy_mu);
 }
 
+bool inode_held(struct inode_table *t, uint64_t ino)
+{
+    pthread_mutex_lock(&t->busy_mu);
+    struct ino_busy *b = busy_find(t, ino);
+    bool held = b && b->holds;
+    pthread_mutex_unlock(&t->busy_mu);
+    return held;
+}
+
 int inode_upload_begin(struct inode_table *t, uint64_t ino)
 {
     int r = 0;

@@ -548,12 +548,14 @@ static int sweep_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         struct inode_rec *cr = &x->rec2;
         r = rec_get(t, txn, dv.ino, cr, DB_RMW);
         /*
-         * Not in the bucket yet (or changed here), or held by a remove or
-         * rename that may have deleted its object already and not yet
-         * changed the table (which would then find the name gone): kept,
-         * and counted.
+         * Not in the bucket yet (or changed here); removed while open (a
+         * silly rename: its object is hidden from listings under its old
+         * key, and the client removes the .nfs name on the last close); or
+         * held by a remove or rename that may have deleted its object
+         * already and not yet changed the table (which would then find the
+         * name gone): kept, and counted.
          */
-        if (r == 0 && ((cr->h.flags & IREC_LOCAL) || inode_held(t, dv.ino))) {
+        if (r == 0 && ((cr->h.flags & (IREC_LOCAL | IREC_SILLY)) || inode_held(t, dv.ino))) {
             if (S_ISDIR(cr->h.mode))
                 x->p_nsub++;
             continue;

@@ -66,6 +66,7 @@ struct list_ctx {
     const struct meta_export *e;
     uint64_t dir;
     uint64_t epoch;
+    int64_t begun; /* ns: before the store was read (see gone_since) */
     int64_t now;
     char dkey[OBJ_KEY_MAX + 1];
     size_t dkey_len;
@@ -363,6 +364,8 @@ static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         struct dval dv;
         r = dirent_get(t, txn, x->dir, name, &dv, DB_RMW);
         if (r == ENOENT) {
+            if (gone_since(t, x->dir, name, x->begun))
+                continue; /* removed here after the store was read: not brought back */
             if (!isdir && silly_hidden(t, txn, p->key))
                 continue; /* removed while open (a silly rename): not to be shown again */
             if ((r = child_create(x, txn, name, p, isdir)))
@@ -488,6 +491,7 @@ static int list_begin_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     if (!S_ISDIR(x->rec.h.mode))
         return ENOTDIR;
     x->first = x->rec.h.listed_at == 0;
+    x->begun = now_ns();
     x->rec.h.epoch++;
     /* This listing answers the re-listing asked for so far (cleared when it succeeds). */
     if (x->rec.h.flags & IREC_RELIST)

@@ -204,6 +204,24 @@ static void unhold(struct inode_table *t, uint64_t ino)
     pthread_mutex_unlock(&t->busy_mu);
 }
 
+static size_t gone_slot(uint64_t dir, const char *name)
+{
+    uint64_t h = 1469598103934665603ULL ^ dir; /* FNV-1a over the name */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)(h % GONE_SLOTS);
+}
+
+void gone_note(struct inode_table *t, uint64_t dir, const char *name)
+{
+    atomic_store(&t->gone_at[gone_slot(dir, name)], now_ns());
+}
+
+bool gone_since(struct inode_table *t, uint64_t dir, const char *name, int64_t since)
+{
+    return atomic_load(&t->gone_at[gone_slot(dir, name)]) >= since;
+}
+
 bool inode_held(struct inode_table *t, uint64_t ino)
 {
     pthread_mutex_lock(&t->busy_mu);
@@ -541,6 +559,7 @@ int inode_remove(struct inode_table *t, const struct meta_export *e, uint64_t di
     if (rc == RACED)
         rc = ESTALE;
     if (rc == 0) {
+        gone_note(t, dir, name);
         rec_to_attr(&a->c, gone);
         if (dir_before)
             *dir_before = a->before;
@@ -911,6 +930,7 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
         rc = ESTALE; /* a name changed under us: the client looks again */
     if (rc)
         goto out;
+    gone_note(t, fdir, fname);
     /* Then the old objects go (a failure leaves them for a listing to show again). */
     if (in_bucket && !a->silly) {
         int dr = 0;

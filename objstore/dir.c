@@ -617,8 +617,14 @@ static int make_marker(int dirfd, const char *name, const struct obj_meta *meta)
     return rc;
 }
 
-/* Replace `name` in dirfd by a symlink to target[0..len). */
-static int make_symlink(int dirfd, const char *name, const char *target, size_t len)
+/*
+ * Replace `name` in dirfd by a symlink to target[0..len).  A symlink holds
+ * no xattrs: meta's mtime and owner (if meta has POSIX attributes) become
+ * the symlink's own, which symlink_meta reads back.  The owner only where
+ * the daemon may chown (root); elsewhere the symlink stays the daemon's.
+ */
+static int make_symlink(int dirfd, const char *name, const char *target, size_t len,
+                        const struct obj_meta *meta)
 {
     char t[PATH_MAX];
     char r[17];
@@ -633,6 +639,20 @@ static int make_symlink(int dirfd, const char *name, const char *target, size_t 
     snprintf(tmp, sizeof(tmp), TMP_PREFIX "%s", r);
     if (symlinkat(t, dirfd, tmp) != 0)
         return errno;
+    if (meta && meta->has_posix) {
+        struct timespec ts[2] = {{0, UTIME_OMIT}, {meta->mtime_sec, (long)meta->mtime_nsec}};
+        if (fchownat(dirfd, tmp, meta->uid, meta->gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+            errno != EPERM) {
+            rc = errno;
+            unlinkat(dirfd, tmp, 0);
+            return rc;
+        }
+        if (utimensat(dirfd, tmp, ts, AT_SYMLINK_NOFOLLOW) != 0) {
+            rc = errno;
+            unlinkat(dirfd, tmp, 0);
+            return rc;
+        }
+    }
     if (renameat(dirfd, tmp, dirfd, name) != 0) {
         rc = (errno == EISDIR || errno == ENOTEMPTY) ? EEXIST : errno;
         unlinkat(dirfd, tmp, 0);
@@ -754,7 +774,7 @@ static int put_at(int dfd, const struct keypath *kp, const void *buf, size_t len
         return 0;
     }
     if (meta && meta->has_posix && S_ISLNK(meta->mode)) {
-        if ((rc = make_symlink(dfd, kp->name, buf, len)))
+        if ((rc = make_symlink(dfd, kp->name, buf, len, meta)))
             return rc;
         if (etag_out) {
             struct obj_meta m;
@@ -1234,7 +1254,8 @@ static int copy_at(int sfd, const struct keypath *sk, int dfd, const struct keyp
         ssize_t n = readlinkat(sfd, sk->name, target, sizeof(target));
         if (n < 0)
             return errno;
-        return make_symlink(dfd, dk->name, target, (size_t)n);
+        symlink_meta(&st, &m); /* a copy keeps the source's times and owner */
+        return make_symlink(dfd, dk->name, target, (size_t)n, meta ? meta : &m);
     }
     if ((rc = open_object(sfd, sk->name, &fd, &st)))
         return rc;

@@ -237,12 +237,23 @@ static void test_symlinks(struct objstore *s)
     CHECK_EQ_INT(obj_get(s, "b", "link", 7, 4, buf, &got, NULL), 0);
     CHECK(got == 4 && memcmp(buf, "file", 4) == 0);
 
-    /* putting an S_IFLNK object makes a symlink */
-    struct obj_meta lm = {.has_posix = true, .mode = S_IFLNK | 0777};
+    /* putting an S_IFLNK object makes a symlink, with the mtime (and, as
+       root, the owner) it was put with: read back, and kept by a copy */
+    struct obj_meta lm = {.has_posix = true, .mode = S_IFLNK | 0777, .uid = 7, .gid = 8,
+                          .mtime_sec = 1500000000, .mtime_nsec = 250};
     CHECK_EQ_INT(obj_put(s, "b", "made-link", "../x/y", 6, &lm, NULL), 0);
     snprintf(path, sizeof(path), "%s/b/made-link", tmp);
     ssize_t n = readlink(path, buf, sizeof(buf));
     CHECK(n == 6 && memcmp(buf, "../x/y", 6) == 0);
+    bool root = geteuid() == 0;
+    CHECK_EQ_INT(obj_head(s, "b", "made-link", &m), 0);
+    CHECK(m.mode == (S_IFLNK | 0777) && m.mtime_sec == 1500000000 && m.mtime_nsec == 250);
+    CHECK(!root || (m.uid == 7 && m.gid == 8));
+    CHECK_EQ_INT(obj_copy(s, "b", "made-link", "copied-link", NULL), 0);
+    CHECK_EQ_INT(obj_head(s, "b", "copied-link", &m), 0);
+    CHECK(m.mode == (S_IFLNK | 0777) && m.mtime_sec == 1500000000 && m.mtime_nsec == 250);
+    CHECK(!root || (m.uid == 7 && m.gid == 8));
+    CHECK_EQ_INT(obj_del(s, "b", "copied-link"), 0);
 }
 
 static void test_bad_keys(struct objstore *s)

@@ -931,11 +931,15 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
     if (rc)
         goto out;
     gone_note(t, fdir, fname);
-    /* Then the old objects go (a failure leaves them for a listing to show again). */
+    /*
+     * Then the old objects go (a failure leaves them for a listing to show
+     * again), in reverse key order: what is under a folder before its marker,
+     * which a store keeping folders (the dir store) can remove only empty.
+     */
     if (in_bucket && !a->silly) {
         int dr = 0;
         if (isdir)
-            for (size_t i = 0; i < keys.n; i++)
+            for (size_t i = keys.n; i-- > 0;)
                 dr = obj_del(e->store, e->bucket, keys.v[i]) ?: dr;
         else
             dr = obj_del(e->store, e->bucket, a->oldkey);

@@ -35,6 +35,11 @@
  * Without delimiter the tree is walked in S3 key order; the token is "W" +
  * the last key returned and each page re-scans the directories on the path
  * to it, keeping at most max_keys+1 names per directory level in memory.
+ * A folder is returned as its marker "d/" (before "d/..." as in S3) when it
+ * is empty, or when a marker was put there (it carries the POSIX xattrs):
+ * what S3 would list, so a copy or delete of everything under a prefix
+ * (a folder renamed) carries the markers along.  Folders made only as the
+ * parents of objects are no objects.
  *
  * Multipart uploads live in ROOT/.bucketnfs-uploads/<32 hex>/: an "info"
  * file (bucket and key, the POSIX xattrs to apply) and "part.NNNNN" files.
@@ -1114,6 +1119,11 @@ static int walk_dir(struct walk *w, int fd, const char *after, const char *filte
         if (first && visible == 0 && may_mark && !after) {
             rc = walk_emit(w, fd, "", true);
             break;
+        }
+        if (first && may_mark && !after && fgetxattr(fd, XA_PERM, NULL, 0) >= 0) {
+            /* a marker put here, over a folder that is not empty: listed first */
+            if ((rc = walk_emit(w, fd, "", true)) || w->more)
+                break;
         }
         first = false;
         qsort(h, n, sizeof(*h), sel_cmp);

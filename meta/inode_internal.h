@@ -148,6 +148,8 @@ struct listing {
     struct meta_export e;  /* background: a copy; bucket and prefix are owned */
 };
 
+#define GONE_SLOTS 4096
+
 struct inode_table {
     DB_ENV *env;
     DB *inodes, *dirents, *exports, *misc;
@@ -172,6 +174,13 @@ struct inode_table {
     pthread_mutex_t busy_mu;
     pthread_cond_t busy_cv;
     struct ino_busy *busy;
+
+    /*
+     * When (ns) a name was last removed or renamed away here, by a hash of
+     * (directory, name): a listing that read the store before then must not
+     * bring the name back from what it read (gone_note, gone_since).
+     */
+    _Atomic int64_t gone_at[GONE_SLOTS];
 
     _Atomic int64_t n_inodes;
     _Atomic uint64_t n_lists, n_list_entries, n_heads;
@@ -267,6 +276,23 @@ struct ino_busy {
     unsigned holds;    /* namespace changes holding ino */
     struct ino_busy *next;
 };
+
+/*
+ * Does a namespace change (remove, rename) hold ino now?  It may have
+ * changed the bucket already and not yet the table: a listing leaves the
+ * entry to it.  Takes busy_mu briefly (never held across a transaction).
+ */
+bool inode_held(struct inode_table *t, uint64_t ino);
+
+/*
+ * Name `name` of directory dir is gone from the table now (removed or
+ * renamed away here, its object deleted).  gone_since: was a name of the
+ * same hash slot gone at or after `since`?  A listing that began before
+ * then may hold the deleted object: it leaves the name to the next listing
+ * (a collision only delays a new name by one listing).  Lock-free.
+ */
+void gone_note(struct inode_table *t, uint64_t dir, const char *name);
+bool gone_since(struct inode_table *t, uint64_t dir, const char *name, int64_t since);
 
 /* Is an object named key hidden by a silly rename (see IREC_SILLY)? */
 bool silly_hidden(struct inode_table *t, DB_TXN *txn, const char *key);

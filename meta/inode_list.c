@@ -66,6 +66,7 @@ struct list_ctx {
     const struct meta_export *e;
     uint64_t dir;
     uint64_t epoch;
+    int64_t begun; /* ns: before the store was read (see gone_since) */
     int64_t now;
     char dkey[OBJ_KEY_MAX + 1];
     size_t dkey_len;
@@ -363,6 +364,8 @@ static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         struct dval dv;
         r = dirent_get(t, txn, x->dir, name, &dv, DB_RMW);
         if (r == ENOENT) {
+            if (gone_since(t, x->dir, name, x->begun))
+                continue; /* removed here after the store was read: not brought back */
             if (!isdir && silly_hidden(t, txn, p->key))
                 continue; /* removed while open (a silly rename): not to be shown again */
             if ((r = child_create(x, txn, name, p, isdir)))
@@ -488,6 +491,7 @@ static int list_begin_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     if (!S_ISDIR(x->rec.h.mode))
         return ENOTDIR;
     x->first = x->rec.h.listed_at == 0;
+    x->begun = now_ns();
     x->rec.h.epoch++;
     /* This listing answers the re-listing asked for so far (cleared when it succeeds). */
     if (x->rec.h.flags & IREC_RELIST)
@@ -547,12 +551,15 @@ static int sweep_fn(struct inode_table *t, DB_TXN *txn, void *arg)
             continue;
         struct inode_rec *cr = &x->rec2;
         r = rec_get(t, txn, dv.ino, cr, DB_RMW);
-        if (r == 0 && (cr->h.flags & (IREC_LOCAL | IREC_SILLY))) {
-            /*
-             * Not in the bucket yet (or changed here): kept, and counted.  A
-             * silly-renamed file is never listed under its ".nfs" name (its
-             * object stays hidden under its old key) and stays until removed.
-             */
+        /*
+         * Not in the bucket yet (or changed here); removed while open (a
+         * silly rename: its object is hidden from listings under its old
+         * key, and the client removes the .nfs name on the last close); or
+         * held by a remove or rename that may have deleted its object
+         * already and not yet changed the table (which would then find the
+         * name gone): kept, and counted.
+         */
+        if (r == 0 && ((cr->h.flags & (IREC_LOCAL | IREC_SILLY)) || inode_held(t, dv.ino))) {
             if (S_ISDIR(cr->h.mode))
                 x->p_nsub++;
             continue;

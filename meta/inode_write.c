@@ -204,6 +204,33 @@ static void unhold(struct inode_table *t, uint64_t ino)
     pthread_mutex_unlock(&t->busy_mu);
 }
 
+static size_t gone_slot(uint64_t dir, const char *name)
+{
+    uint64_t h = 1469598103934665603ULL ^ dir; /* FNV-1a over the name */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)(h % GONE_SLOTS);
+}
+
+void gone_note(struct inode_table *t, uint64_t dir, const char *name)
+{
+    atomic_store(&t->gone_at[gone_slot(dir, name)], now_ns());
+}
+
+bool gone_since(struct inode_table *t, uint64_t dir, const char *name, int64_t since)
+{
+    return atomic_load(&t->gone_at[gone_slot(dir, name)]) >= since;
+}
+
+bool inode_held(struct inode_table *t, uint64_t ino)
+{
+    pthread_mutex_lock(&t->busy_mu);
+    struct ino_busy *b = busy_find(t, ino);
+    bool held = b && b->holds;
+    pthread_mutex_unlock(&t->busy_mu);
+    return held;
+}
+
 int inode_upload_begin(struct inode_table *t, uint64_t ino)
 {
     int r = 0;
@@ -547,6 +574,7 @@ int inode_remove(struct inode_table *t, const struct meta_export *e, uint64_t di
     if (swept)
         rc = 0;
     if (rc == 0) {
+        gone_note(t, dir, name);
         rec_to_attr(&a->c, gone);
         if (dir_before)
             *dir_before = a->before;
@@ -1134,6 +1162,7 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
         rc = ESTALE; /* a name changed under us: the client looks again */
     if (rc)
         goto undo;
+    gone_note(t, fdir, fname);
     /* Then the old objects go (a failure leaves the journal to finish at the next start). */
     if (a->journaled) {
         j.phase = 2;
@@ -1388,10 +1417,15 @@ static int done_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         /*
          * A listing running now may have paged past this name before the
          * object existed: stamp the entry with its epoch so its sweep keeps it.
+         * A lost deadlock must end the transaction here (txn_run retries it):
+         * Berkeley DB refuses every later call in it (BDB0102, EINVAL).
          */
-        if (rec_get(t, txn, a->r.h.parent, &a->p, 0) == 0 &&
-            dirent_get(t, txn, a->r.h.parent, a->r.name, &dv, DB_RMW) == 0 &&
-            dv.ino == a->ino && dv.epoch != a->p.h.epoch) {
+        r = rec_get(t, txn, a->r.h.parent, &a->p, 0);
+        if (r == 0)
+            r = dirent_get(t, txn, a->r.h.parent, a->r.name, &dv, DB_RMW);
+        if (r && r != ENOENT)
+            return r;
+        if (r == 0 && dv.ino == a->ino && dv.epoch != a->p.h.epoch) {
             dv.epoch = a->p.h.epoch;
             if ((r = dirent_put(t, txn, a->r.h.parent, a->r.name, &dv)))
                 return r;

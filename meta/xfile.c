@@ -194,7 +194,8 @@ static int walk_cb(void *arg, const char *name, uint64_t cookie, const struct in
     w->found[w->n++] = a->ino;
     if (a->size == 0)
         return 0;
-    uint64_t len = a->size;
+    /* Written here and not uploaded: the bytes are in the stage, the object may not exist. */
+    uint64_t len = a->in_bucket && !a->staged ? a->size : 0;
     if (len > w->x->window_bytes - (w->bytes < w->x->window_bytes ? w->bytes : 0))
         len = w->x->window_bytes > w->bytes ? w->x->window_bytes - w->bytes : 0;
     char key[OBJ_KEY_MAX + 1];

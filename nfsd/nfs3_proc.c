@@ -234,11 +234,15 @@ static uint32_t perm_bits(const struct call *c, const struct inode_attr *a)
 
 /*
  * The ACCESS3 bits granted, from the mode bits and the caller's identity,
- * and what the procedures then enforce (see "permission checks" below):
- * write bits only to a client the export lets write (`rw`), so on an `ro`
- * export the Linux client refuses open-for-write at open() (EACCES) rather
- * than letting `echo x >> file` "succeed" into its page cache and fail at
- * close(), which most programs ignore.
+ * as the mutating procedures check them (may_write_file, may_change_dir).
+ * The write bits only for a client that may write: the Linux client decides
+ * open-for-write and truncate() from this reply alone, and refuses them with
+ * EACCES; granting them and refusing the WRITE later would let
+ * `echo x >> file` "succeed" with the data in the client's page cache and
+ * the error reaching only close(), which most programs ignore.  The owner
+ * override of WRITE is not granted here: a process that created a 0444 file
+ * writes it through the descriptor it created it with, which the client does
+ * not check against ACCESS (RFC 1813 3.3.4: the server may still refuse).
  */
 static uint32_t access_bits(const struct call *c, const struct inode_attr *a, uint32_t want)
 {
@@ -248,11 +252,10 @@ static uint32_t access_bits(const struct call *c, const struct inode_attr *a, ui
         got |= ACCESS3_READ;
     if (p & 1)
         got |= dir ? ACCESS3_LOOKUP : ACCESS3_EXECUTE;
-    if (c->rw && (p & 2)) {
+    if (c->rw && dir && (p & 3) == 3)
+        got |= ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE;
+    else if (c->rw && !dir && (p & 2))
         got |= ACCESS3_MODIFY | ACCESS3_EXTEND;
-        if (dir)
-            got |= ACCESS3_DELETE;
-    }
     return got & want;
 }
 

@@ -35,6 +35,11 @@
  * Without delimiter the tree is walked in S3 key order; the token is "W" +
  * the last key returned and each page re-scans the directories on the path
  * to it, keeping at most max_keys+1 names per directory level in memory.
+ * A folder is returned as its marker "d/" (before "d/..." as in S3) when it
+ * is empty, or when a marker was put there (it carries the POSIX xattrs):
+ * what S3 would list, so a copy or delete of everything under a prefix
+ * (a folder renamed) carries the markers along.  Folders made only as the
+ * parents of objects are no objects.
  *
  * Multipart uploads live in ROOT/.bucketnfs-uploads/<32 hex>/: an "info"
  * file (bucket and key, the POSIX xattrs to apply) and "part.NNNNN" files.
@@ -696,8 +701,14 @@ static int make_marker(int dirfd, const char *name, const struct obj_meta *meta)
     return rc;
 }
 
-/* Replace `name` in dirfd by a symlink to target[0..len). */
-static int make_symlink(int dirfd, const char *name, const char *target, size_t len)
+/*
+ * Replace `name` in dirfd by a symlink to target[0..len).  A symlink holds
+ * no xattrs: meta's mtime and owner (if meta has POSIX attributes) become
+ * the symlink's own, which symlink_meta reads back.  The owner only where
+ * the daemon may chown (root); elsewhere the symlink stays the daemon's.
+ */
+static int make_symlink(int dirfd, const char *name, const char *target, size_t len,
+                        const struct obj_meta *meta)
 {
     char t[PATH_MAX];
     char r[17];
@@ -712,6 +723,20 @@ static int make_symlink(int dirfd, const char *name, const char *target, size_t 
     snprintf(tmp, sizeof(tmp), TMP_PREFIX "%s", r);
     if (symlinkat(t, dirfd, tmp) != 0)
         return errno;
+    if (meta && meta->has_posix) {
+        struct timespec ts[2] = {{0, UTIME_OMIT}, {meta->mtime_sec, (long)meta->mtime_nsec}};
+        if (fchownat(dirfd, tmp, meta->uid, meta->gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+            errno != EPERM) {
+            rc = errno;
+            unlinkat(dirfd, tmp, 0);
+            return rc;
+        }
+        if (utimensat(dirfd, tmp, ts, AT_SYMLINK_NOFOLLOW) != 0) {
+            rc = errno;
+            unlinkat(dirfd, tmp, 0);
+            return rc;
+        }
+    }
     if (renameat(dirfd, tmp, dirfd, name) != 0) {
         rc = (errno == EISDIR || errno == ENOTEMPTY) ? EEXIST : errno;
         unlinkat(dirfd, tmp, 0);
@@ -844,7 +869,7 @@ static int put_at(int dfd, const struct keypath *kp, const struct body *b,
                 return EIO;
             t = target;
         }
-        if ((rc = make_symlink(dfd, kp->name, t, (size_t)b->len)))
+        if ((rc = make_symlink(dfd, kp->name, t, (size_t)b->len, meta)))
             return rc;
         if (etag_out) {
             struct obj_meta m;
@@ -1181,6 +1206,11 @@ static int walk_dir(struct walk *w, int fd, const char *after, const char *filte
             rc = walk_emit(w, fd, "", true);
             break;
         }
+        if (first && may_mark && !after && fgetxattr(fd, XA_PERM, NULL, 0) >= 0) {
+            /* a marker put here, over a folder that is not empty: listed first */
+            if ((rc = walk_emit(w, fd, "", true)) || w->more)
+                break;
+        }
         first = false;
         qsort(h, n, sizeof(*h), sel_cmp);
         for (size_t i = 0; i < n && !rc && !w->more; i++) {
@@ -1318,7 +1348,8 @@ static int copy_at(int sfd, const struct keypath *sk, int dfd, const struct keyp
         ssize_t n = readlinkat(sfd, sk->name, target, sizeof(target));
         if (n < 0)
             return errno;
-        return make_symlink(dfd, dk->name, target, (size_t)n);
+        symlink_meta(&st, &m); /* a copy keeps the source's times and owner */
+        return make_symlink(dfd, dk->name, target, (size_t)n, meta ? meta : &m);
     }
     if ((rc = open_object(sfd, sk->name, &fd, &st)))
         return rc;

@@ -4,6 +4,9 @@
 # bucket = SRC's name, exported read-only as /demo, registered with
 # rpcbind, its block cache in its own work folder (1 GiB, 1 MiB blocks).
 # BNFS_TTL sets the export's metadata_ttl (default 2).
+# A second export, /rw, serves an empty bucket of its own (a second dir
+# store in the work folder) read-write, squash none, writeback_delay 1:
+# the write-side suite's (posix_write.sh).
 #
 # It also answers the guest's requests in BNFS_CTL_DIR (run.sh's control
 # folder; the guest writes them to $BNFS_CTL), polled every 0.2 s:
@@ -20,6 +23,9 @@
 #                 cache can still return the old ones.  keep-etag.done
 #                 holds "inode size mtime" before and after (here, because
 #                 the guest's 9p mount drops the nanoseconds of a utime).
+#   bucket-list.req  list the /rw bucket as it is now into bucket-list.done
+#                 (see bucket_list), for the guest to compare with what its
+#                 mount shows once the write-back is done.
 # The daemon's log goes to stdout (run.sh keeps it as the server log).
 # Runs in the foreground; SIGTERM stops it.
 set -euo pipefail
@@ -35,14 +41,20 @@ cat >"$work/bucketnfs.conf" <<CONF
 server = { listen = "127.0.0.1"; nfs_port = $nfs_port; mount_port = $mount_port; rpcbind = true;
            threads = 16; state_dir = "state"; log_level = "info"; };
 cache = { dirs = ( "cache" ); size = "1G"; block_size = "1M"; readahead_max = "16M"; };
-stores = ( { name = "local"; type = "dir"; root = "$(dirname "$src")"; } );
+stores = ( { name = "local"; type = "dir"; root = "$(dirname "$src")"; },
+           { name = "rwlocal"; type = "dir"; root = "$work/buckets"; } );
 exports_file = "exports.conf";
 CONF
 cat >"$work/exports.conf" <<CONF
 exports = ( { path = "/demo"; store = "local"; bucket = "$(basename "$src")"; prefix = "";
               access = "ro"; clients = ( "127.0.0.0/8" ); squash = "none";
-              metadata_ttl = ${BNFS_TTL:-2}; } );
+              metadata_ttl = ${BNFS_TTL:-2}; },
+            { path = "/rw"; store = "rwlocal"; bucket = "rw-test"; prefix = "";
+              access = "rw"; clients = ( "127.0.0.0/8" ); squash = "none";
+              metadata_ttl = ${BNFS_TTL:-2}; writeback_delay = 1; } );
 CONF
+rw_bucket=$work/buckets/rw-test
+mkdir -p "$rw_bucket"
 log=$work/daemon.log
 : >"$log"
 tail -n +1 -f "$log" &
@@ -103,8 +115,65 @@ keep_etag() {
     mv "$ctl/keep-etag.tmp" "$ctl/keep-etag.done"
 }
 
+# bucket_list: the /rw bucket into bucket-list.done, one line an entry,
+# then "== sha256" and a sha256sum line for each file, each part sorted
+# in byte order (LC_ALL=C sort):
+#   f MODE UID GID SIZE MTIME PATH    a file: its POSIX xattrs (MODE in
+#                                     octal like find's %m, MTIME in whole
+#                                     seconds), "-" for a missing one
+#   d MODE UID GID PATH               a folder (a directory marker)
+#   l PATH -> TARGET                  a symlink
+#   ? PATH                            anything else
+# Every name is listed, hidden ones (.nfs*, temporary files) too.
+bucket_list() {
+    python3 - "$rw_bucket" >"$ctl/bucket-list.tmp" 2>&1 <<'PY' || true
+import hashlib, os, stat, sys
+root = sys.argv[1]
+def xa(path, name):
+    try:
+        return os.getxattr(path, "user.bucketnfs.file-" + name, follow_symlinks=False).decode()
+    except OSError:
+        return None
+def attrs(path):
+    mode, uid, gid, mtime = (xa(path, n) for n in ("permissions", "owner", "group", "mtime"))
+    mode = "%o" % (int(mode, 8) & 0o7777) if mode else "-"
+    if mtime and mtime.endswith("ns"):
+        mtime = str(int(mtime[:-2]) // 10**9)
+    return mode, uid or "-", gid or "-", mtime or "-"
+lines, sums = [], []
+for d, dirs, files in os.walk(root):
+    for n in dirs + files:
+        p = os.path.join(d, n)
+        rel = os.path.relpath(p, root)
+        st = os.lstat(p)
+        if stat.S_ISLNK(st.st_mode):
+            lines.append("l %s -> %s" % (rel, os.readlink(p)))
+        elif stat.S_ISDIR(st.st_mode):
+            m, u, g, _ = attrs(p)
+            lines.append("d %s %s %s %s" % (m, u, g, rel))
+        elif stat.S_ISREG(st.st_mode):
+            m, u, g, t = attrs(p)
+            lines.append("f %s %s %s %d %s %s" % (m, u, g, st.st_size, t, rel))
+            h = hashlib.sha256()
+            with open(p, "rb") as f:
+                for b in iter(lambda: f.read(1 << 20), b""):
+                    h.update(b)
+            sums.append("%s  %s" % (h.hexdigest(), rel))
+        else:
+            lines.append("? %s" % rel)
+key = lambda s: s.encode("utf-8", "surrogateescape")
+for line in sorted(lines, key=key) + ["== sha256"] + sorted(sums, key=key):
+    print(line)
+PY
+    mv "$ctl/bucket-list.tmp" "$ctl/bucket-list.done"
+}
+
 start
 while kill -0 "$pid" 2>/dev/null; do
+    if [ -n "$ctl" ] && [ -e "$ctl/bucket-list.req" ]; then
+        rm -f "$ctl/bucket-list.req" "$ctl/bucket-list.done"
+        bucket_list
+    fi
     if [ -n "$ctl" ] && [ -e "$ctl/restart.req" ]; then
         rm -f "$ctl/restart.req" "$ctl/restart.done" "$ctl/restart.failed"
         restart

@@ -135,6 +135,16 @@ if [ -n "$server_cmd" ]; then
     fi
 fi
 
+# The guest sees the host's root, but with tmpfs over /tmp, /run and /mnt
+# (a CI clone may well live under /tmp): it runs copies of the scripts from
+# the job share, /run/bnfs/job/scripts in its chroot.
+mkdir -p "$job/share/scripts"
+cp "$here/guest-run.sh" "$job/share/scripts/"
+guest_tests=()
+for t in "${tests[@]}"; do
+    cp "$t" "$job/share/scripts/"
+    guest_tests+=("/run/bnfs/job/scripts/$(basename "$t")")
+done
 {
     printf 'BNFS_REPO=%q\n' "$repo"
     printf 'BNFS_EXPORT=%q\n' "$export_path"
@@ -143,26 +153,14 @@ fi
     printf 'BNFS_SRC=%q\n' "$src"
     printf 'BNFS_OPTS_A=%q\n' "$opts_a"
     printf 'BNFS_OPTS_B=%q\n' "$opts_b"
-    printf 'BNFS_TESTS=%q\n' "${tests[*]}"
+    printf 'BNFS_TESTS=%q\n' "${guest_tests[*]}"
     printf 'BNFS_GUEST_TIMEOUT=%q\n' "$timeout"
     printf 'BNFS_TEST_TIMEOUT=%q\n' "$test_timeout"
     for kv in "${extra_env[@]}"; do
         printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
     done
     echo 'export BNFS_REPO BNFS_EXPORT BNFS_NFS_PORT BNFS_MOUNT_PORT BNFS_SRC BNFS_TESTS'
-} > "$job/job.env"
-mkdir -p "$job/share/scripts"
-mv "$job/job.env" "$job/share/job.env"
-# The guest sees the host's root, but with tmpfs over /tmp, /run and /mnt
-# (a CI clone may well live under /tmp): it runs copies of the scripts from
-# the job share, /run/bnfs/job/scripts in its chroot.
-cp "$here/guest-run.sh" "$job/share/scripts/"
-guest_tests=()
-for t in "${tests[@]}"; do
-    cp "$t" "$job/share/scripts/"
-    guest_tests+=("/run/bnfs/job/scripts/$(basename "$t")")
-done
-sed -i "s|^BNFS_TESTS=.*|BNFS_TESTS=$(printf '%q' "${guest_tests[*]}")|" "$job/share/job.env"
+} > "$job/share/job.env"
 
 shares=(-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
         -virtfs "local,path=$job/share,mount_tag=job,security_model=none")

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # suite.sh - the kernel-client suite in one command: make the source tree,
 # start rpcbind and the NFS server under test on 127.0.0.1, boot the guest
-# with run.sh and run posix_read.sh in it (plain mounts, then rpcbind).
+# with run.sh and run posix_read.sh in it (plain mounts, then rpcbind), and
+# posix_write.sh when asked (--rw-export).
 #
-#   suite.sh [--server-cmd CMD] [--export PATH] [--ttl SECONDS] [run.sh options]
+#   suite.sh [--server-cmd CMD] [--export PATH] [--ttl SECONDS] [--rw-export PATH]
+#            [run.sh options]
 #
 # CMD starts the server in the foreground and may use @SRC@ (the source tree,
 # build/kernel/src), @NFS_PORT@ and @MOUNT_PORT@; --export is the MOUNT path
@@ -15,7 +17,11 @@
 # own to keep (its mode and owner come from the export, not the folder).
 # --no-sparse: no 5 GiB sparse file in the tree (BNFS_SPARSE=0), for a
 # server whose store cannot hold it; its cases print "# skipped: ...".
+# --rw-export PATH: the server also exports PATH read-write, an empty
+# bucket of its own (bucketnfsd.sh's /rw): posix_write.sh runs too, after
+# the other tests, against it.
 # BNFS_BIGDIR_COUNT (default 20000) sets the size of bigdir/.
+# BNFS_SUITE_TESTS: the test script to run instead of posix_read.sh.
 #
 # The guest image (kernel + initramfs, run.sh --prepare-only) is prepared
 # first, in the caller's network namespace: the first run on a machine
@@ -49,12 +55,14 @@ fi
 server_cmd="$here/ganesha.sh @SRC@ @NFS_PORT@ @MOUNT_PORT@"
 export_path=@SRC@
 ttl=0
+rw_export=""
 pass=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --server-cmd) server_cmd=$2; shift 2 ;;
         --export) export_path=$2; shift 2 ;;
         --ttl) ttl=$2; shift 2 ;;
+        --rw-export) rw_export=$2; shift 2 ;;
         --object-store) export BNFS_OBJSTORE=1; shift ;;
         --no-sparse) export BNFS_SPARSE=0; shift ;;
         *) pass+=("$1"); shift ;;
@@ -107,10 +115,16 @@ t0=$(date +%s)
 BIGDIR_COUNT=${BNFS_BIGDIR_COUNT:-20000} "$here/mkfixture.sh" "$src" || exit 2
 echo "suite.sh: source tree ready in $(( $(date +%s) - t0 ))s" >&2
 
+tests=("${BNFS_SUITE_TESTS:-$here/posix_read.sh}")
+if [ -n "$rw_export" ]; then
+    tests+=("$here/posix_write.sh")
+    pass+=(--env BNFS_RW_EXPORT="$rw_export")
+fi
+
 sub() { local s=${1//@SRC@/$src}; s=${s//@NFS_PORT@/$nfs_port}; echo "${s//@MOUNT_PORT@/$mount_port}"; }
 "$here/run.sh" --server-cmd "$(sub "$server_cmd")" --export "$(sub "$export_path")" \
     --nfs-port "$nfs_port" --mount-port "$mount_port" --src "$src" \
     --env BNFS_TTL="$ttl" --env BNFS_RPCBIND=1 --env BNFS_OBJSTORE="${BNFS_OBJSTORE:-0}" \
     --env BNFS_SPARSE="${BNFS_SPARSE:-1}" \
     --env BNFS_BIGDIR_COUNT="${BNFS_BIGDIR_COUNT:-20000}" \
-    "${pass[@]}" "${BNFS_SUITE_TESTS:-$here/posix_read.sh}"
+    "${pass[@]}" "${tests[@]}"

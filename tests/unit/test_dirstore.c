@@ -121,6 +121,20 @@ static int list_all(struct objstore *st, const char *prefix, const char *delim, 
     return E2BIG;
 }
 
+/* List without delimiter in pages of max keys into s; returns the number of pages. */
+static int list_paged(struct objstore *st, const char *prefix, unsigned max, struct seen *s)
+{
+    char tok[OBJ_TOKEN_MAX] = "", next[OBJ_TOKEN_MAX];
+    memset(s, 0, sizeof(*s));
+    for (int page = 0; page < 100; page++) {
+        CHECK_EQ_INT(obj_list(st, "b", prefix, NULL, tok, max, collect, s, next), 0);
+        if (!next[0])
+            return page + 1;
+        strcpy(tok, next);
+    }
+    return -1;
+}
+
 static int find(const struct seen *s, const char *key)
 {
     for (size_t i = 0; i < s->n && i < MAXSEEN; i++)
@@ -238,12 +252,23 @@ static void test_symlinks(struct objstore *s)
     CHECK_EQ_INT(obj_get(s, "b", "link", 7, 4, buf, &got, NULL), 0);
     CHECK(got == 4 && memcmp(buf, "file", 4) == 0);
 
-    /* putting an S_IFLNK object makes a symlink */
-    struct obj_meta lm = {.has_posix = true, .mode = S_IFLNK | 0777};
+    /* putting an S_IFLNK object makes a symlink, with the mtime (and, as
+       root, the owner) it was put with: read back, and kept by a copy */
+    struct obj_meta lm = {.has_posix = true, .mode = S_IFLNK | 0777, .uid = 7, .gid = 8,
+                          .mtime_sec = 1500000000, .mtime_nsec = 250};
     CHECK_EQ_INT(obj_put(s, "b", "made-link", "../x/y", 6, &lm, NULL), 0);
     snprintf(path, sizeof(path), "%s/b/made-link", tmp);
     ssize_t n = readlink(path, buf, sizeof(buf));
     CHECK(n == 6 && memcmp(buf, "../x/y", 6) == 0);
+    bool root = geteuid() == 0;
+    CHECK_EQ_INT(obj_head(s, "b", "made-link", &m), 0);
+    CHECK(m.mode == (S_IFLNK | 0777) && m.mtime_sec == 1500000000 && m.mtime_nsec == 250);
+    CHECK(!root || (m.uid == 7 && m.gid == 8));
+    CHECK_EQ_INT(obj_copy(s, "b", "made-link", "copied-link", NULL), 0);
+    CHECK_EQ_INT(obj_head(s, "b", "copied-link", &m), 0);
+    CHECK(m.mode == (S_IFLNK | 0777) && m.mtime_sec == 1500000000 && m.mtime_nsec == 250);
+    CHECK(!root || (m.uid == 7 && m.gid == 8));
+    CHECK_EQ_INT(obj_del(s, "b", "copied-link"), 0);
 }
 
 static void test_bad_keys(struct objstore *s)
@@ -350,21 +375,35 @@ static void test_list_small(struct objstore *s)
     CHECK_EQ_INT(list_all(s, "l/empty/", NULL, &sn), 0);
     CHECK(sn.n == 1 && strcmp(sn.key[0], "l/empty/") == 0 && !sn.prefix[0]);
 
+    /* a marker put over a folder that has objects is listed too, first;
+       pages of one resume after it, and deletes deepest first empty it */
+    struct obj_meta dm = {.has_posix = true, .mode = 040755, .mtime_sec = 1};
+    CHECK_EQ_INT(obj_put(s, "b", "mk/d/sub/f", "f", 1, NULL, NULL), 0);
+    CHECK_EQ_INT(obj_put(s, "b", "mk/d/", NULL, 0, &dm, NULL), 0);
+    CHECK_EQ_INT(obj_put(s, "b", "mk/d/sub/", NULL, 0, &dm, NULL), 0);
+    CHECK_EQ_INT(obj_put(s, "b", "mk/d/g", "g", 1, NULL, NULL), 0);
+    static const char *const mk[] = {"mk/d/", "mk/d/g", "mk/d/sub/", "mk/d/sub/f"};
+    CHECK_EQ_INT(list_all(s, "mk/", NULL, &sn), 0);
+    CHECK_EQ_INT(sn.n, 4);
+    for (size_t k = 0; k < 4 && k < sn.n; k++)
+        CHECK(strcmp(sn.key[k], mk[k]) == 0 && !sn.prefix[k]);
+    CHECK_EQ_INT(list_all(s, "mk/d/", NULL, &sn), 0);
+    CHECK(sn.n == 4 && strcmp(sn.key[0], "mk/d/") == 0);
+    int pages = list_paged(s, "mk/", 1, &sn);
+    CHECK(sn.n == 4 && pages >= 4 && pages <= 5);
+    for (size_t k = 0; k < 4 && k < sn.n; k++)
+        CHECK(strcmp(sn.key[k], mk[k]) == 0);
+    for (int k = 3; k >= 0; k--)
+        CHECK_EQ_INT(obj_del(s, "b", mk[k]), 0);
+    CHECK(!raw_exists("b/mk/d"));
+
     /* pages of 2 without delimiter resume after the last key */
-    char tok[OBJ_TOKEN_MAX] = "", next[OBJ_TOKEN_MAX];
-    memset(&sn, 0, sizeof(sn));
-    int pages = 0;
-    for (; pages < 20; pages++) {
-        CHECK_EQ_INT(obj_list(s, "b", "l/", NULL, tok, 2, collect, &sn, next), 0);
-        if (!next[0])
-            break;
-        strcpy(tok, next);
-    }
-    CHECK_EQ_INT(pages + 1, 4);
+    CHECK_EQ_INT(list_paged(s, "l/", 2, &sn), 4);
     CHECK_EQ_INT(sn.n, 7);
     for (size_t k = 0; k < 7 && k < sn.n; k++)
         CHECK(strcmp(sn.key[k], all[k]) == 0);
 
+    char next[OBJ_TOKEN_MAX];
     CHECK_EQ_INT(obj_list(s, "b", "l/", ",", NULL, 10, collect, &sn, next), ENOTSUP);
     CHECK_EQ_INT(obj_list(s, "b", "../", "/", NULL, 10, collect, &sn, next), EINVAL);
     CHECK_EQ_INT(obj_list(s, "nobucket", "", "/", NULL, 10, collect, &sn, next), ENOENT);

@@ -215,7 +215,9 @@ assert val("bucketnfs_cache_hits") > 0
 assert val("bucketnfs_export_cache_hits", export="/demo") > 0
 assert val("bucketnfs_store_requests", store="local", type="get") > 0
 assert val("bucketnfs_store_requests", store="local", type="list") > 0
-assert val("bucketnfs_cache_capacity") == 256 * 1024 * 1024
+# cache.size is shared: dirty_max for written data, the rest for cached blocks
+assert val("bucketnfs_cache_capacity") + val("bucketnfs_dirty_max_bytes") == 256 * 1024 * 1024
+assert val("bucketnfs_dirty_max_bytes") == 64 * 1024 * 1024
 assert val("bucketnfs_inodes") > 0
 assert val("process_open_fds") > 0 and val("process_resident_memory_bytes") > 0
 assert fams["bucketnfs_cache_gets"].type == "counter"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # admin.sh - the admin tool (bin/bucketnfs) and the Prometheus endpoint
 # against the real daemon on free ports: counters that move as a reader
-# would expect, status, pin/unpin, refresh, reload, preload (progress bar
+# would expect, status, pin/unpin, evict, refresh, reload, preload (progress bar
 # under a pseudo-terminal, JSON lines, Ctrl-C), the not-running error, a
 # malformed request, and /metrics parsed by prometheus_client's own
 # parser.  Prints "N passed, N failed".
@@ -115,6 +115,42 @@ if cmp -s "$IT_TMP/sweeps.bin" "$buckets/demo/drive-0001/lidar/sweeps.bin" &&
     cmp -s "$IT_TMP/mpo" "$buckets/demo/mib-plus-one.bin" && [ "$sgA" = "$sgB" ] && [ "$cgA" = "$cgB" ]; then
     ok "after preload, reading the files makes no store GET (store gets $sgA, cache gets $cgA)"
 else fail "after preload, reading the files makes no store GET" "store gets $sgA -> $sgB, cache gets $cgA -> $cgB"; fi
+
+# ---- evict: the files' blocks go, the next read is a cache miss; others stay cached
+bnfs evict /demo drive-0001/lidar/sweeps.bin drive-0001/camera >"$IT_TMP/ev.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -q 'evicted 1 file(s), .* under drive-0001/lidar/sweeps.bin' "$IT_TMP/ev.out" &&
+    grep -qE 'evicted [1-9][0-9]* file\(s\), .* under drive-0001/camera' "$IT_TMP/ev.out"; then
+    ok "evict a file and a tree: $(tr '\n' ';' <"$IT_TMP/ev.out")"
+else fail "evict a file and a tree" "rc=$rc $(cat "$IT_TMP/ev.out")"; fi
+stats e1
+nfs_tool nfs-cp "$(url drive-0001/can/bus0.log)" "$IT_TMP/bus0.log" >/dev/null 2>&1
+stats e2
+nfs_tool nfs-cp "$(url drive-0001/lidar/sweeps.bin)" "$IT_TMP/sweeps2.bin" >/dev/null 2>&1
+nfs_tool nfs-cat "$(url drive-0001/camera/front/frame_07.jpg)" >"$IT_TMP/f7b" 2>&1
+stats e3
+sg1=$(jget "$IT_TMP/e1.json" 'd["stores"]["local"]["gets"]'); sg2=$(jget "$IT_TMP/e2.json" 'd["stores"]["local"]["gets"]')
+sg3=$(jget "$IT_TMP/e3.json" 'd["stores"]["local"]["gets"]')
+m2=$(jget "$IT_TMP/e2.json" 'd["cache"]["misses"]'); m3=$(jget "$IT_TMP/e3.json" 'd["cache"]["misses"]')
+dr=$(jget "$IT_TMP/e1.json" 'd["cache"]["dropped"]')
+if [ "$sg2" = "$sg1" ] && [ "$sg3" -gt "$sg2" ] && [ "$m3" -gt "$m2" ] && [ "$dr" -gt 0 ] &&
+    cmp -s "$IT_TMP/sweeps2.bin" "$buckets/demo/drive-0001/lidar/sweeps.bin" &&
+    cmp -s "$IT_TMP/f7b" "$buckets/demo/drive-0001/camera/front/frame_07.jpg"; then
+    ok "after evict the evicted files are fetched again (store gets $sg2 -> $sg3, misses $m2 -> $m3), the others are not ($dr blocks dropped)"
+else fail "after evict the next read is a miss" "store gets $sg1 -> $sg2 -> $sg3, misses $m2 -> $m3, dropped $dr"; fi
+# a/ holds 2 files pinned above: kept, with a warning and exit 1, unless --force.
+bnfs evict /demo a >"$IT_TMP/ev2.out" 2>&1; rc=$?
+if [ $rc = 1 ] && grep -q 'evicted 0 file(s)' "$IT_TMP/ev2.out" &&
+    grep -q 'a: 2 pinned file(s) kept: unpin them, or use --force' "$IT_TMP/ev2.out"; then
+    ok "evict of pinned files: kept, a warning, exit 1"
+else fail "evict of pinned files: kept, a warning, exit 1" "rc=$rc $(cat "$IT_TMP/ev2.out")"; fi
+bnfs evict --force /demo a >"$IT_TMP/ev3.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -q 'evicted 2 file(s)' "$IT_TMP/ev3.out"; then ok "evict --force drops pinned files too"
+else fail "evict --force drops pinned files too" "rc=$rc $(cat "$IT_TMP/ev3.out")"; fi
+bnfs evict /demo no/such/file >"$IT_TMP/ev4.out" 2>&1; rc=$?
+if [ $rc = 1 ] && grep -q 'no/such/file: No such file' "$IT_TMP/ev4.out"; then ok "evict of a missing path: exit 1, says why"
+else fail "evict of a missing path: exit 1, says why" "rc=$rc $(cat "$IT_TMP/ev4.out")"; fi
+bnfs evict /demo >"$IT_TMP/ev5.out" 2>&1; rc=$?
+if [ $rc = 2 ]; then ok "evict without a path: exit 2"; else fail "evict without a path: exit 2" "rc=$rc $(cat "$IT_TMP/ev5.out")"; fi
 
 script -qc "'$TOOL' -c '$conf' preload /demo drive-0002" /dev/null >"$IT_TMP/tty.out" 2>&1; rc=$?
 if [ $rc = 0 ] && grep -q $'\r' "$IT_TMP/tty.out" && grep -qE '\[#{30}\] 100%' "$IT_TMP/tty.out" &&

@@ -3,8 +3,9 @@
 # against the real daemon on free ports: counters that move as a reader
 # would expect, status, pin/unpin, evict, refresh, reload, preload (progress bar
 # under a pseudo-terminal, JSON lines, Ctrl-C), the not-running error, a
-# malformed request, and /metrics parsed by prometheus_client's own
-# parser.  Prints "N passed, N failed".
+# malformed request, /metrics parsed by prometheus_client's own parser,
+# and the Grafana dashboard in etc/ querying only metrics /metrics has.
+# Prints "N passed, N failed".
 set -u
 . "$(dirname "$0")/lib.sh"
 it_setup
@@ -262,6 +263,58 @@ PY
 prc=$?
 if [ $rc = 0 ] && [ $prc = 0 ]; then ok "/metrics parses with prometheus_client ($(cat "$IT_TMP/prom.out"))"
 else fail "/metrics parses with prometheus_client" "rc=$rc $(tail -5 "$IT_TMP/prom.out")"; fi
+# The Grafana dashboard: valid JSON, and every metric its queries name is one the daemon exports.
+python3 - "$IT_ROOT/etc/grafana-bucketnfs.json" "$IT_TMP/metrics.txt" >"$IT_TMP/dash.out" 2>&1 <<'PY'
+import json, re, sys
+dash = json.load(open(sys.argv[1]))
+exported = {re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", l).group(0)
+            for l in open(sys.argv[2]).read().splitlines() if l and not l.startswith("#")}
+KEYWORDS = {"and", "or", "unless", "bool", "offset"}
+def metrics_of(expr):
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # strings
+    e = re.sub(r"\{[^}]*\}", "", e)                # label matchers
+    e = re.sub(r"\[[^\]]*\]", "", e)               # range selectors
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", e)
+    names = set()
+    for m in re.finditer(r"(?<![\w.$])[a-zA-Z_:][\w:]*", e):
+        if not e[m.end():].lstrip().startswith("(") and m.group(0) not in KEYWORDS:
+            names.add(m.group(0))  # not a function, not a keyword: a metric
+    return names
+assert metrics_of('sum by (a) (rate(x_total{b="c"}[5m])) / clamp_min(y, 1e-9) and time() - z') == {"x_total", "y", "z"}
+used, ids, queries = set(), set(), 0
+for p in dash["panels"]:
+    assert p["id"] not in ids, "panel id %d twice" % p["id"]
+    ids.add(p["id"])
+    g = p["gridPos"]
+    assert g["x"] + g["w"] <= 24 and g["h"] > 0, p["title"]
+    if p["type"] == "row":
+        continue
+    assert p["targets"] and p["datasource"]["uid"] == "${datasource}", p["title"]
+    for t in p["targets"]:
+        names = metrics_of(t["expr"])
+        assert names, (p["title"], t["expr"])
+        used |= names
+        queries += 1
+for v in dash["templating"]["list"]:
+    if v["type"] == "query":
+        m = re.fullmatch(r"label_values\((\w+)(\{.*\})?, *\w+\)", v["query"]["query"])
+        assert m, v["query"]
+        used.add(m.group(1))
+missing = sorted(used - exported)
+assert not missing, "the dashboard queries metrics the daemon does not export: %s" % missing
+# What an operator looks for: calls, hit ratio, cache vs store, read-ahead, evictions, write-back, store, process.
+want = {"bucketnfs_nfs3_calls_total", "bucketnfs_export_cache_hits_total", "bucketnfs_export_cache_misses_total",
+        "bucketnfs_export_cache_bytes_hit_total", "bucketnfs_export_cache_bytes_miss_total",
+        "bucketnfs_export_cache_ra_issued_total", "bucketnfs_export_cache_ra_used_total",
+        "bucketnfs_export_cache_evictions_total", "bucketnfs_dirty_bytes", "bucketnfs_oldest_dirty_age_seconds",
+        "bucketnfs_uploads_total", "bucketnfs_upload_failures_total", "bucketnfs_upload_conflicts_total",
+        "bucketnfs_store_requests_total", "process_resident_memory_bytes", "process_open_fds"}
+assert want <= used, "not on the dashboard: %s" % sorted(want - used)
+print("%d panels, %d queries over %d metrics, all exported" % (len(ids), queries, len(used)))
+PY
+prc=$?
+if [ $prc = 0 ]; then ok "Grafana dashboard: $(cat "$IT_TMP/dash.out")"
+else fail "Grafana dashboard parses and queries exported metrics" "$(tail -5 "$IT_TMP/dash.out")"; fi
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$METRICS_PORT/other")
 code2=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$METRICS_PORT/metrics")
 if [ "$code" = 404 ] && [ "$code2" = 405 ]; then ok "/other is 404, POST is 405"

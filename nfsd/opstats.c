@@ -118,6 +118,8 @@ int opstats_collect(const struct opstats_src *src, struct opstats *out)
     out->start_time_sec = src->start_time_sec;
 
     cache_get_stats(src->cache, UINT32_MAX, &out->cache);
+    if (src->nfs3)
+        nfs3_get_stats(src->nfs3, &out->nfs3_calls);
 
     const struct export_set *set = export_set_get(src->exports);
     int rc = 0;
@@ -269,6 +271,9 @@ int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
             return rc;
     for (uint32_t i = 0; i < s->nmount3; i++)
         if ((rc = fn(arg, "mount3", "-", s->mount3[i].name, s->mount3[i].calls)))
+            return rc;
+    for (size_t i = 0; nfs3_status_name(i); i++)
+        if ((rc = fn(arg, "nfs3_status", "-", nfs3_status_name(i), s->nfs3_calls.status[i])))
             return rc;
     const struct {
         const char *name;

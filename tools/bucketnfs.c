@@ -401,7 +401,8 @@ static void print_json(const struct answer *a)
         json_group(f, a, "store", a->so[i].name, a->so[i].type);
     }
     fputs(a->nso ? "\n  }" : "}", f);
-    static const char *const singles[] = {"inode", "rpc", "nfs3", "mount3", "process"};
+    static const char *const singles[] = {"inode", "writeback", "rpc", "nfs3", "nfs3_status",
+                                          "mount3", "process"};
     for (size_t i = 0; i < sizeof(singles) / sizeof(singles[0]); i++) {
         fprintf(f, ",\n  \"%s\": ", singles[i]);
         json_group(f, a, singles[i], "-", NULL);
@@ -421,6 +422,22 @@ static void print_plain(const struct answer *a)
 static double ratio(uint64_t part, uint64_t whole)
 {
     return whole ? 100.0 * (double)part / (double)whole : 0;
+}
+
+/* One line: title, then "NAME VALUE" for each non-zero counter of section but skip; else none. */
+static void print_nonzero(const struct answer *a, const char *title, const char *section,
+                          const char *skip, const char *none)
+{
+    printf("%s", title);
+    bool any = false;
+    for (size_t i = 0; i < a->nst; i++) {
+        if (strcmp(a->st[i].section, section) != 0 || a->st[i].value == 0 ||
+            (skip && strcmp(a->st[i].name, skip) == 0))
+            continue;
+        printf(" %s %" PRIu64, a->st[i].name, a->st[i].value);
+        any = true;
+    }
+    printf("%s\n", any ? "" : none);
 }
 
 static void print_status(const struct answer *a)
@@ -474,15 +491,8 @@ static void print_status(const struct answer *a)
            stat_of(a, "rpc", "-", "calls"), stat_of(a, "rpc", "-", "connections"),
            stat_of(a, "rpc", "-", "inflight"),
            stat_of(a, "rpc", "-", "garbage") + stat_of(a, "rpc", "-", "bad_records"));
-    printf("nfs3:  ");
-    bool any = false;
-    for (size_t i = 0; i < a->nst; i++) {
-        if (strcmp(a->st[i].section, "nfs3") != 0 || a->st[i].value == 0)
-            continue;
-        printf(" %s %" PRIu64, a->st[i].name, a->st[i].value);
-        any = true;
-    }
-    printf("%s\n", any ? "" : " no calls yet");
+    print_nonzero(a, "nfs3:  ", "nfs3", NULL, " no calls yet");
+    print_nonzero(a, "errors:", "nfs3_status", "NFS3_OK", " none");
     uint64_t dirty_age = stat_of(a, "writeback", "-", "oldest_dirty_seconds");
     char b4[32];
     printf("writeback: %" PRIu64 " file(s) not yet uploaded, %s of %s dirty, oldest %s; "

@@ -72,6 +72,10 @@ if [ "$g2" = "$g1" ] && [ "$h2" -gt "$h1" ] && [ "$eh2" -gt 0 ]; then
     ok "a re-read: hits $h1 -> $h2 (export /demo: $eh2), gets stay $g2"
 else fail "a re-read: more hits, no more gets" "hits $h1 -> $h2, gets $g1 -> $g2, export hits $eh2"; fi
 
+ok2=$(jget "$IT_TMP/s2.json" 'd["nfs3_status"]["NFS3_OK"]'); wbf=$(jget "$IT_TMP/s2.json" 'd["writeback"]["dirty_files"]')
+if [ "$ok2" -gt 0 ] 2>/dev/null && [ "$wbf" = 0 ]; then ok "stats --json: replies by status (NFS3_OK $ok2) and write-back (dirty files $wbf)"
+else fail "stats --json: nfs3_status and writeback" "NFS3_OK=$ok2 dirty_files=$wbf"; fi
+
 # ---- status
 bnfs status >"$IT_TMP/status.out" 2>&1; rc=$?
 if [ $rc = 0 ] && grep -qE '^/demo +local +demo ' "$IT_TMP/status.out" && grep -q 'hit ratio' "$IT_TMP/status.out" &&
@@ -236,6 +240,7 @@ if [ $prc = 0 ] && bnfs status >/dev/null 2>&1; then ok "malformed and oversized
 else fail "malformed and oversized requests" "$(tail -5 "$IT_TMP/bad.out")"; fi
 
 # ---- Prometheus
+nfs-cat "$(url no-such-file)" >/dev/null 2>&1 # a LOOKUP answered NFS3ERR_NOENT
 curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" -o "$IT_TMP/metrics.txt"; rc=$?
 $PY - "$IT_TMP/metrics.txt" >"$IT_TMP/prom.out" 2>&1 <<'PY'
 import sys
@@ -258,6 +263,16 @@ assert val("bucketnfs_dirty_max_bytes") == 64 * 1024 * 1024
 assert val("bucketnfs_inodes") > 0
 assert val("process_open_fds") > 0 and val("process_resident_memory_bytes") > 0
 assert fams["bucketnfs_cache_gets"].type == "counter"
+# Latency per procedure: a histogram whose buckets add up to its count; replies by status.
+h = fams["bucketnfs_nfs3_call_duration_seconds"]
+assert h.type == "histogram"
+reads = {s.labels.get("le"): s.value for s in h.samples
+         if s.labels.get("proc") == "READ" and s.name.endswith("_bucket")}
+count = [s.value for s in h.samples if s.name.endswith("_count") and s.labels["proc"] == "READ"][0]
+assert reads["+Inf"] == count > 0 and len(reads) == 17, (reads, count)
+assert all(a <= b for a, b in zip(list(reads.values()), list(reads.values())[1:]))
+assert val("bucketnfs_nfs3_replies", status="NFS3_OK") > 0
+assert val("bucketnfs_nfs3_replies", status="NFS3ERR_NOENT") >= 1
 print(len(fams), "families")
 PY
 prc=$?
@@ -302,8 +317,10 @@ for v in dash["templating"]["list"]:
         used.add(m.group(1))
 missing = sorted(used - exported)
 assert not missing, "the dashboard queries metrics the daemon does not export: %s" % missing
-# What an operator looks for: calls, hit ratio, cache vs store, read-ahead, evictions, write-back, store, process.
-want = {"bucketnfs_nfs3_calls_total", "bucketnfs_export_cache_hits_total", "bucketnfs_export_cache_misses_total",
+# What an operator looks for: calls, latency, errors, hit ratio, cache vs store, read-ahead,
+# evictions, write-back, store, process.
+want = {"bucketnfs_nfs3_calls_total", "bucketnfs_nfs3_call_duration_seconds_bucket",
+        "bucketnfs_nfs3_replies_total", "bucketnfs_export_cache_hits_total", "bucketnfs_export_cache_misses_total",
         "bucketnfs_export_cache_bytes_hit_total", "bucketnfs_export_cache_bytes_miss_total",
         "bucketnfs_export_cache_ra_issued_total", "bucketnfs_export_cache_ra_used_total",
         "bucketnfs_export_cache_evictions_total", "bucketnfs_dirty_bytes", "bucketnfs_oldest_dirty_age_seconds",

@@ -1,7 +1,7 @@
 # bucketnfs - one non-recursive Makefile.
 #
 #   make            build bin/bucketnfsd (and the unit tests)
-#   make run        install missing Debian packages, build, serve the demo export
+#   make run        install missing Debian packages (and rpcbind), build, serve the demo export
 #   make test       install missing packages, build, run every test
 #   make check      the same tests built with AddressSanitizer + UBSan
 #   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
@@ -138,7 +138,10 @@ FUZZ_SECONDS ?= 20
 fuzz: $(FUZZ_BINS)
 	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
-run: deps
+# make run: the build's packages and rpcbind (tools/start-rpcbind.sh starts it, as root), so
+# that a client's plain `mount HOST:/demo /mnt` finds the demo's ports.
+run:
+	@tools/install-deps.sh run
 	@$(MAKE) --no-print-directory all
 	@tools/run-demo.sh
 

@@ -28,8 +28,10 @@
  *                                                                error)
  *   clean      index + a record in an open  yes       yes        eviction of its region
  *              or sealed region                                  (dropped, or copied forward
- *                                                                when it was read again)
- *   pinned     clean, inode in the pin set  yes       never      unpin
+ *                                                                when it was read again), or
+ *                                                                cache_evict of its inode
+ *   pinned     clean, inode in the pin set  yes       never      unpin (cache_evict drops
+ *                                                                it too: the caller decides)
  *
  *   The write path (issue 8) is to add `dirty` and `uploading` here: WRITE
  *   data appended to this same log, which then is the write-back journal (a
@@ -62,6 +64,13 @@
  * Read-ahead and prefetched blocks that were never read are dropped first
  * (they carry no frequency and do not enter the ghost table).  Pinned
  * inodes' blocks are always copied forward.
+ *
+ * Eviction on request (cache_evict, `bucketnfs evict`): the inodes' blocks
+ * leave the index region by region; each record is marked dropped on disk
+ * (CACHE_REC_DROPPED in its header) and a sealed region's summary is
+ * written again without them, so a restart does not bring them back; the
+ * data pages are punched out unless the region has readers.  The region's
+ * space is reused when the cleaner gets to it, as for every other block.
  *
  * Shuffled epochs (CoorDL, VLDB 2021): an export that says its dataset is
  * read in random order every epoch (obj.noevict_when_full) has its misses
@@ -96,7 +105,7 @@
  *   c->cleanlock are taken with no other lock held, except pinlock, which
  *   the cleaner takes under a shard lock.  No lock is held across store
  *   requests; shard locks are held across a summary write or a hole punch
- *   only.  cache_put_segs may be called under the RPC layer's send lock
+ *   only (and cache_evict's rewrite of a dropped record's header).  cache_put_segs may be called under the RPC layer's send lock
  *   (it takes shard locks only).
  */
 #include "cache/cache.h"
@@ -240,7 +249,7 @@ struct shard {
 struct counters {
     _Atomic uint64_t hits, misses, bytes_hit, bytes_miss, gets, get_bytes, waits, ra_issued,
         ra_used, pf_issued, pf_used, pf_skipped, evictions, reinserted, not_admitted, corrupt,
-        write_errors, stale;
+        write_errors, stale, dropped;
 };
 
 struct exp_slot {
@@ -931,6 +940,120 @@ static void pins_load(struct cache *c)
         }
     }
     close(fd);
+}
+
+bool cache_pinned(struct cache *c, uint32_t export_id, uint64_t ino)
+{
+    return pinned(c, export_id, ino);
+}
+
+/* ---- eviction on request ------------------------------------------------ */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool in_sorted(const uint64_t *v, size_t n, uint64_t x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else if (v[mid] > x)
+            hi = mid;
+        else
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Make e's record (in region r, open or sealed) invisible to the next load
+ * of the index: its header gets CACHE_REC_DROPPED (the scan of an open
+ * region steps over it; a sealed region's summary is rewritten by the
+ * caller), and when nobody reads r its data pages go back to the disk.
+ * Shard lock held, e still indexed.  A failed header write is counted
+ * only: the block may come back after a restart, intact, as a block of the
+ * version it is.
+ */
+static void rec_drop(struct cache *c, struct shard *sh, struct region *r, const struct entry *e)
+{
+    uint64_t at = region_base(c, r) + e->off;
+    struct cache_rec_hdr h;
+    if (pread(sh->fd, &h, sizeof(h), (off_t)at) == (ssize_t)sizeof(h) &&
+        h.magic == CACHE_REC_MAGIC && key_eq(&h.key, &e->key)) {
+        h.flags |= CACHE_REC_DROPPED;
+        h.hdr_crc = 0;
+        h.hdr_crc = crc32c(&h, sizeof(h));
+        if (pwrite(sh->fd, &h, sizeof(h), (off_t)at) != (ssize_t)sizeof(h))
+            COUNT(c, UINT32_MAX, write_errors, 1);
+    }
+    /*
+     * Readers of r (a pread, or segments held for sendfile) may be reading
+     * any of its records: punching now could hand them zeros.  Then the
+     * space comes back when r is recycled, like every evicted block's.
+     */
+    uint32_t rec = align_up((uint64_t)CACHE_REC_HDR + e->len);
+    if (r->readers == 0 && rec > CACHE_ALIGN &&
+        fallocate(sh->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(at + CACHE_ALIGN),
+                  (off_t)(rec - CACHE_ALIGN)) != 0 &&
+        errno != EOPNOTSUPP)
+        COUNT(c, UINT32_MAX, write_errors, 1);
+}
+
+int cache_evict(struct cache *c, uint32_t export_id, const uint64_t *inos, size_t n,
+                uint64_t *blocks_out, uint64_t *bytes_out)
+{
+    uint64_t blocks = 0, bytes = 0;
+    uint64_t *set = NULL;
+    if (n) {
+        if (!(set = malloc(n * sizeof(*set))))
+            return ENOMEM;
+        memcpy(set, inos, n * sizeof(*set));
+        qsort(set, n, sizeof(*set), cmp_u64);
+    }
+    cache_wait_loaded(c);
+    /* Region by region, so that the shard lock is held for one region's blocks at a time. */
+    for (unsigned s = 0; s < c->nshards && n; s++) {
+        struct shard *sh = &c->shards[s];
+        for (uint32_t i = 0; i < sh->nregions; i++) {
+            pthread_mutex_lock(&sh->lock);
+            struct region *r = &sh->regions[i];
+            if (!sh->loaded) { /* its load failed: it holds nothing */
+                pthread_mutex_unlock(&sh->lock);
+                break;
+            }
+            uint32_t dropped = 0;
+            for (struct entry *e = r->ents, *next; e; e = next) {
+                next = e->rnext;
+                if (e->key.export_id != export_id || !in_sorted(set, n, e->key.ino))
+                    continue;
+                /* An evicting region is about to be freed whole: no need to mark it. */
+                if (r->state != R_EVICTING)
+                    rec_drop(c, sh, r, e);
+                blocks++;
+                bytes += e->len;
+                dropped++;
+                idx_remove(sh, e);
+            }
+            /* An open region's summary is written when it is sealed, from its index. */
+            if (dropped && r->state == R_SEALED)
+                summary_write(c, sh, r);
+            CHECK_SHARD(c, sh);
+            pthread_mutex_unlock(&sh->lock);
+        }
+    }
+    free(set);
+    if (blocks)
+        COUNT(c, export_id, dropped, blocks);
+    if (blocks_out)
+        *blocks_out = blocks;
+    if (bytes_out)
+        *bytes_out = bytes;
+    return 0;
 }
 
 /* ---- fetching ---------------------------------------------------------- */
@@ -1702,7 +1825,8 @@ static void load_scan(struct cache *c, struct shard *sh, struct region *r)
             r->queue = (uint8_t)h.queue;
             any = true;
         }
-        load_entry(sh, r, &h.key, off, h.len, h.data_crc);
+        if (!(h.flags & CACHE_REC_DROPPED))
+            load_entry(sh, r, &h.key, off, h.len, h.data_crc);
         off += align_up((uint64_t)CACHE_REC_HDR + h.len);
     }
     r->used = off;
@@ -2127,7 +2251,7 @@ void cache_get_stats(struct cache *c, uint32_t export_id, struct cache_stats *ou
 #define G(f) out->f = atomic_load_explicit(&n->f, memory_order_relaxed)
     G(hits); G(misses); G(bytes_hit); G(bytes_miss); G(gets); G(get_bytes); G(waits);
     G(ra_issued); G(ra_used); G(pf_issued); G(pf_used); G(pf_skipped); G(evictions);
-    G(reinserted); G(not_admitted); G(corrupt); G(write_errors); G(stale);
+    G(reinserted); G(not_admitted); G(corrupt); G(write_errors); G(stale); G(dropped);
 #undef G
     if (export_id != UINT32_MAX)
         return;

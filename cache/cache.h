@@ -154,6 +154,24 @@ void cache_prefetch(struct cache *c, const struct cache_obj *o, uint64_t off, ui
  */
 int cache_pin(struct cache *c, uint32_t export_id, uint64_t ino, bool pinned);
 
+/* Whether (export_id, ino) is pinned. */
+bool cache_pinned(struct cache *c, uint32_t export_id, uint64_t ino);
+
+/*
+ * Drop the cached blocks of the inodes inos[0..n) of export export_id:
+ * every generation and version of them, pinned or not (a pin stays: what
+ * is read next is kept again; whether pinned files are to be dropped is the
+ * caller's decision, see cache_pinned).  The drop outlasts a restart (the
+ * records are marked dropped on disk).  Blocks being fetched during the
+ * call are kept when they arrive: a reader asked for them.  Written data
+ * is not in the cache (cache/stage.h) and is never touched.  The cost is
+ * one pass over the index whatever n is (n inodes are looked up in a
+ * sorted copy): callers should batch.  *blocks, *bytes (may be NULL): what
+ * was dropped.  Waits for the index to load.  0 or ENOMEM.
+ */
+int cache_evict(struct cache *c, uint32_t export_id, const uint64_t *inos, size_t n,
+                uint64_t *blocks, uint64_t *bytes);
+
 struct cache_stats {
     uint64_t hits, misses;           /* block lookups of reads */
     uint64_t bytes_hit, bytes_miss;  /* bytes served from the cache / fetched for readers */
@@ -168,6 +186,7 @@ struct cache_stats {
     uint64_t corrupt;                /* blocks that failed their checksum (dropped, refetched) */
     uint64_t write_errors;           /* cache disk writes that failed (ENOSPC, EIO) */
     uint64_t stale;                  /* fetches refused by If-Match (object changed) */
+    uint64_t dropped;                /* blocks dropped by cache_evict */
     uint64_t blocks, bytes;          /* blocks indexed and their bytes */
     uint64_t disk_bytes;             /* bytes the cache files hold on disk (<= size) */
     uint64_t capacity;               /* cache.size */

@@ -6,7 +6,10 @@
  *
  *   DIR/shard-NN-RxS.dat   shard NN of R regions of S bytes (sparse)
  *   region:  record record ... [free] [summary entries][summary header]
- *   record:  struct cache_rec_hdr (64 bytes) + data, padded to CACHE_ALIGN
+ *   record:  struct cache_rec_hdr (64 bytes) + data, padded to CACHE_ALIGN;
+ *            a record dropped by cache_evict keeps its header with
+ *            CACHE_REC_DROPPED set (the scan of an open region steps over
+ *            it without indexing it) and may have its data punched out
  *   summary: count x struct cache_sum_ent, padded to CACHE_ALIGN, ending
  *            right before the last CACHE_SUM_HDR bytes of the region, which
  *            start with struct cache_sum_hdr
@@ -38,8 +41,11 @@ struct cache_rec_hdr { /* CACHE_REC_HDR bytes */
     struct cache_key key;
     uint32_t len, data_crc;
     uint64_t seq;          /* the region's sequence number when it was written */
-    uint32_t queue, pad;   /* 0: S, 1: M */
+    uint32_t queue;        /* 0: S, 1: M */
+    uint32_t flags;        /* CACHE_REC_DROPPED; 0 when written */
 };
+
+#define CACHE_REC_DROPPED 0x1u /* evicted on request: not a block any more */
 
 struct cache_sum_ent { /* CACHE_SUM_ENT bytes */
     struct cache_key key;

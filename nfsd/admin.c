@@ -8,7 +8,7 @@
  *            request thread for the connection (or answers EBUSY).
  *   request  one per connection: reads the request line (bounded in size
  *            and time), serves it, writes the records and the final line,
- *            closes.  Long requests (preload, pin of a tree) look between
+ *            closes.  Long requests (preload, pin or evict of a tree) look between
  *            blocks and directory batches whether the client went away or
  *            the server is stopping, and stop if so.
  *
@@ -22,7 +22,7 @@
  * Lock order: a->lock only, never held across a socket write, a store
  * call or an inode/cache call.
  *
- * Walking a tree (pin, unpin, preload): an explicit stack of directories
+ * Walking a tree (pin, unpin, evict, preload): an explicit stack of directories
  * (ADMIN_WALK_DEPTH deep at most), each listed in batches with
  * inode_readdir; a batch stops after its first subdirectory, which is
  * walked before the rest of its parent, so memory stays bounded whatever
@@ -62,6 +62,7 @@
 #define ADMIN_WALK_DEPTH 128        /* directory levels below a named PATH */
 #define ADMIN_WALK_BATCH 32         /* entries per inode_readdir call */
 #define ADMIN_READ_CHUNK (4u << 20) /* bytes per meta_read of a preload */
+#define ADMIN_EVICT_BATCH 4096      /* inodes per cache_evict call (one pass over the index) */
 #define ADMIN_LINGER_MS 200         /* at close, how long to drain what the client sent */
 #define ADMIN_LINGER_BYTES (1u << 20)
 
@@ -242,6 +243,12 @@ struct walk {
     bool pin;         /* pin_one: pin (true) or unpin */
     uint64_t files;   /* files fn was called for */
     uint64_t failed;  /* files and directories that failed */
+    /* evict_one */
+    bool force;       /* drop pinned files' blocks too */
+    uint64_t *inos;   /* the batch for the next cache_evict (ADMIN_EVICT_BATCH) */
+    size_t ninos;
+    uint64_t pinned;  /* pinned files left alone */
+    uint64_t bytes;   /* bytes dropped */
 };
 
 struct batch_ent {
@@ -387,6 +394,24 @@ static int walk_path(struct conn *c, struct walk *w, const char *arg, const stru
     return rc;
 }
 
+/*
+ * walk_path for a PATH word of a request.  0 when it was walked;
+ * ECANCELED; else the error that kept it from being walked (a path that
+ * does not resolve), already sent as a warning and counted in w->failed.
+ */
+static int walk_arg(struct conn *c, struct walk *w, const char *arg)
+{
+    struct inode_attr at;
+    int rc = resolve(c->a, w->ex, arg, &at);
+    if (!rc)
+        rc = walk_path(c, w, arg, &at);
+    if (rc && rc != ECANCELED) {
+        send_warn(c, arg, rc);
+        w->failed++;
+    }
+    return rc;
+}
+
 /* ---- requests --------------------------------------------------------- */
 
 static int emit_stat(void *arg, const char *section, const char *instance, const char *name,
@@ -499,16 +524,9 @@ static void cmd_pin(struct conn *c, bool pin)
     int rc = 0;
     for (size_t i = 2; i < m->n && rc != ECANCELED; i++) {
         struct walk w = {.ex = ex, .fn = pin_one, .pin = pin};
-        struct inode_attr at;
-        rc = resolve(c->a, ex, m->w[i], &at);
-        if (rc) {
-            send_warn(c, m->w[i], rc);
-            failed++;
-            continue;
-        }
-        rc = walk_path(c, &w, m->w[i], &at);
+        rc = walk_arg(c, &w, m->w[i]);
         char b[24];
-        if (rc != ECANCELED)
+        if (rc == 0)
             SEND(c, "done", m->w[i], u64s(b, w.files));
         total += w.files;
         failed += w.failed;
@@ -520,6 +538,96 @@ static void cmd_pin(struct conn *c, bool pin)
     }
     char b[2][24];
     SEND(c, "ok", "files", u64s(b[0], total), "failed", u64s(b[1], failed));
+}
+
+/* Drop the batch's blocks.  A failure (ENOMEM) fails the batch's files. */
+static void evict_batch(struct conn *c, struct walk *w, const char *path)
+{
+    uint64_t bytes = 0;
+    int rc = 0;
+    if (w->ninos)
+        rc = cache_evict(c->a->c.src.cache, w->ex->m.id, w->inos, w->ninos, NULL, &bytes);
+    if (rc) {
+        w->files -= w->ninos;
+        w->failed += w->ninos - 1; /* walk_fail counts one */
+        walk_fail(c, w, path, rc);
+    }
+    w->bytes += bytes;
+    w->ninos = 0;
+}
+
+static int evict_one(struct conn *c, struct walk *w, const char *path, const struct inode_attr *a)
+{
+    if (!w->force && cache_pinned(c->a->c.src.cache, w->ex->m.id, a->ino)) {
+        w->files--;
+        w->pinned++;
+    } else {
+        w->inos[w->ninos++] = a->ino;
+        if (w->ninos == ADMIN_EVICT_BATCH)
+            evict_batch(c, w, path);
+    }
+    return cancelled(c) ? ECANCELED : 0;
+}
+
+/*
+ * evict [--force] EXPORT PATH...: drop the cached blocks of files and trees.
+ * Pinned files are left alone (one warning per PATH that holds any) unless
+ * --force; their pins stay either way.  Written data not yet uploaded is in
+ * the stage, not the cache: nothing here touches it.
+ */
+static void cmd_evict(struct conn *c)
+{
+    struct admin_msg *m = &c->msg;
+    bool force = m->n >= 2 && strcmp(m->w[1], "--force") == 0;
+    size_t first = force ? 2 : 1; /* the export's word */
+    if (m->n < first + 2) {
+        send_error(c, EINVAL, "usage: evict [--force] EXPORT PATH...");
+        return;
+    }
+    uint64_t *inos = malloc(ADMIN_EVICT_BATCH * sizeof(*inos));
+    if (!inos) {
+        send_error(c, ENOMEM, "out of memory");
+        return;
+    }
+    const struct export_set *set;
+    const struct export *ex = get_export(c, m->w[first], &set);
+    if (!ex) {
+        free(inos);
+        return;
+    }
+    uint64_t total = 0, failed = 0, bytes = 0, pinned = 0;
+    int rc = 0;
+    for (size_t i = first + 1; i < m->n && rc != ECANCELED; i++) {
+        struct walk w = {.ex = ex, .fn = evict_one, .force = force, .inos = inos};
+        rc = walk_arg(c, &w, m->w[i]);
+        if (rc == ECANCELED)
+            break;
+        evict_batch(c, &w, m->w[i]);
+        char b[2][24];
+        if (rc == 0)
+            SEND(c, "done", m->w[i], u64s(b[0], w.files), u64s(b[1], w.bytes));
+        if (w.pinned) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "%" PRIu64 " pinned file(s) kept: unpin them, or use --force",
+                     w.pinned);
+            SEND(c, "warn", m->w[i], "EBUSY", msg);
+        }
+        total += w.files;
+        failed += w.failed;
+        bytes += w.bytes;
+        pinned += w.pinned;
+    }
+    export_set_put(c->a->c.src.exports, set);
+    free(inos);
+    if (rc == ECANCELED) {
+        send_error(c, ECANCELED, "cancelled");
+        return;
+    }
+    LOG_AT(LOG_NOTICE, "admin: evict from %s: %" PRIu64 " files, %" PRIu64 " bytes dropped, %"
+           PRIu64 " pinned kept, %" PRIu64 " failed", ex->path, total, bytes, pinned, failed);
+    char b[4][24];
+    SEND(c, "ok", "files", u64s(b[0], total), "bytes", u64s(b[1], bytes), "pinned",
+         u64s(b[2], pinned), "failed", u64s(b[3], failed));
 }
 
 /* Counting pass of a preload. */
@@ -719,6 +827,8 @@ static void serve(struct conn *c)
         cmd_pin(c, true);
     else if (strcmp(verb, "unpin") == 0)
         cmd_pin(c, false);
+    else if (strcmp(verb, "evict") == 0)
+        cmd_evict(c);
     else if (strcmp(verb, "preload") == 0)
         cmd_preload(c);
     else if (strcmp(verb, "flush") == 0)

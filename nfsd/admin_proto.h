@@ -19,6 +19,11 @@
  *   stats                      every counter, the exports, some facts
  *   pin EXPORT PATH...         keep the files (every file under a directory) cached
  *   unpin EXPORT PATH...       undo pin
+ *   evict [--force] EXPORT PATH...
+ *                              drop the cached blocks of the files (pinned ones
+ *                              only with --force)
+ *   flush [EXPORT [PATH]] [--wait]
+ *                              upload what was written now (--wait: until done)
  *   refresh EXPORT [PATH]      forget the listing of a directory (or a file's attributes)
  *   reload                     re-read the exports file (as SIGHUP)
  *   preload EXPORT PATH...     read files and trees through the cache
@@ -33,6 +38,8 @@
  *                                            preload: PHASE "scan" (totals
  *                                            still growing) or "read"
  *   done PATH COUNT                          pin/unpin/refresh: COUNT files done under PATH
+ *   done PATH COUNT BYTES                    evict: COUNT files under PATH, BYTES dropped
+ *   flushing FILES BYTES                     flush --wait: still to upload
  *   warn PATH CODE MESSAGE                   one path failed (CODE: errno name)
  * Final line:
  *   ok [KEY VALUE]...                        success (a summary may follow)

@@ -369,7 +369,7 @@ int main(int argc, char **argv)
     struct admin_conf ac = {
         .state_dir = conf->server.state_dir,
         .src = {.conf = conf, .inodes = inodes, .exports = exports, .cache = cache, .rpc = rpc,
-                .stage = stage, .wb = wb, .start_time_sec = started.tv_sec},
+                .stage = stage, .wb = wb, .nfs3 = &nfs, .start_time_sec = started.tv_sec},
         .reload = admin_reload,
         .reload_arg = &reloader,
     };

@@ -151,6 +151,38 @@ static void render_procs(struct sbuf *b, const char *metric, const char *help,
         sample(b, metric, "proc", p[i].name, p[i].calls);
 }
 
+/* NFS call latency per procedure (a histogram) and replies by status. */
+static void render_nfs3_calls(const struct opstats *s, struct sbuf *b)
+{
+    const struct nfs3_stats *n = &s->nfs3_calls;
+    const char *h = "bucketnfs_nfs3_call_duration_seconds";
+    family(b, h, "histogram",
+           "NFS v3 calls by procedure and time from the call's arrival to its reply.");
+    for (uint32_t i = 0; i < s->nnfs3; i++) {
+        uint32_t p = s->nfs3[i].proc;
+        if (p >= NFS3_NPROCS)
+            continue;
+        uint64_t cum = 0;
+        for (size_t k = 0; k <= NFS3_LAT_BUCKETS; k++) {
+            cum += n->lat[p][k];
+            sbuf_printf(b, "%s_bucket{proc=\"", h);
+            add_label(b, s->nfs3[i].name);
+            if (k < NFS3_LAT_BUCKETS)
+                sbuf_printf(b, "\",le=\"%g\"} %" PRIu64 "\n", nfs3_lat_bounds[k], cum);
+            else
+                sbuf_printf(b, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
+        }
+        sbuf_printf(b, "%s_sum{proc=\"", h);
+        add_label(b, s->nfs3[i].name);
+        sbuf_printf(b, "\"} %.9f\n", (double)n->lat_ns[p] / 1e9);
+        sample(b, "bucketnfs_nfs3_call_duration_seconds_count", "proc", s->nfs3[i].name, cum);
+    }
+    family(b, "bucketnfs_nfs3_replies_total", "counter",
+           "NFS v3 replies by status (NFS3_OK, or the error; NULL has none).");
+    for (size_t i = 0; nfs3_status_name(i); i++)
+        sample(b, "bucketnfs_nfs3_replies_total", "status", nfs3_status_name(i), n->status[i]);
+}
+
 void metrics_render(const struct opstats *s, struct sbuf *b)
 {
     family(b, "bucketnfs_export_info", "gauge", "Exports served (value 1), with where they come from.");
@@ -168,6 +200,7 @@ void metrics_render(const struct opstats *s, struct sbuf *b)
                  s->nnfs3);
     render_procs(b, "bucketnfs_mount3_calls_total", "MOUNT v3 calls by procedure.", s->mount3,
                  s->nmount3);
+    render_nfs3_calls(s, b);
     static const struct {
         const char *metric, *type, *help;
         size_t off;

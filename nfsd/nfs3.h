@@ -20,6 +20,17 @@ struct stage;
 struct wb;
 struct xfile;
 
+#define NFS3_NPROCS 22      /* NULL .. COMMIT */
+#define NFS3_LAT_BUCKETS 16 /* latency histogram: bounds in nfs3_lat_bounds, then +Inf */
+#define NFS3_NSTATUS 30     /* reply statuses counted: NFS3_OK, the 28 errors, then any other */
+
+/* What nfs3_observe counts (relaxed atomics; a snapshot is nfs3_get_stats). */
+struct nfs3_counters {
+    _Atomic uint64_t lat[NFS3_NPROCS][NFS3_LAT_BUCKETS + 1]; /* calls per bucket (not cumulative) */
+    _Atomic uint64_t lat_ns[NFS3_NPROCS];                    /* their durations, summed */
+    _Atomic uint64_t status[NFS3_NSTATUS];                   /* replies by status (nfs3_status_name) */
+};
+
 struct nfs3_server {
     struct inode_table *inodes;
     struct cache *cache;       /* file contents (READ, READLINK) */
@@ -30,6 +41,7 @@ struct nfs3_server {
     _Atomic uint64_t async_read_bytes; /* reply buffers of READs parked on a fetch */
     struct fh_key *fh_key;
     struct export_ctx *exports;
+    struct nfs3_counters counters; /* zeroed with the struct */
 };
 
 /* Fill p with the NFS v3 program served from srv. */
@@ -37,5 +49,28 @@ void nfs3_program(struct nfs3_server *srv, struct rpc_program *p);
 
 /* The one place errno becomes nfsstat3 (see the table in nfs3_err.c). */
 int nfs3_stat(int err);
+
+/* ---- call statistics (nfs3_stats.c) ---- */
+
+/* Upper bounds of the latency buckets, seconds, increasing (Prometheus `le`). */
+extern const double nfs3_lat_bounds[NFS3_LAT_BUCKETS];
+
+/* The name of status slot i ("NFS3_OK", "NFS3ERR_NOENT", ..., "other"); NULL past the end. */
+const char *nfs3_status_name(size_t i);
+
+/* A snapshot of srv->counters: the same arrays, plain. */
+struct nfs3_stats {
+    uint64_t lat[NFS3_NPROCS][NFS3_LAT_BUCKETS + 1];
+    uint64_t lat_ns[NFS3_NPROCS];
+    uint64_t status[NFS3_NSTATUS];
+};
+void nfs3_get_stats(const struct nfs3_server *srv, struct nfs3_stats *out);
+
+/*
+ * rpc_program.observe of the NFS program: one call of proc took nsec and
+ * answered res.  Counts its latency and, but for NULL, its status (every
+ * NFS v3 result starts with its nfsstat3).
+ */
+void nfs3_observe(void *ctx, uint32_t proc, const void *res, uint64_t nsec);
 
 #endif

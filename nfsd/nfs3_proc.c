@@ -1324,4 +1324,6 @@ void nfs3_program(struct nfs3_server *srv, struct rpc_program *p)
     p->procs = nfs3_procs;
     p->nprocs = sizeof(nfs3_procs) / sizeof(nfs3_procs[0]);
     p->ctx = srv;
+    p->observe = nfs3_observe;
 }
+_Static_assert(sizeof(nfs3_procs) / sizeof(nfs3_procs[0]) == NFS3_NPROCS, "NFS3_NPROCS");

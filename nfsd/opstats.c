@@ -44,6 +44,7 @@ const struct opstats_field opstats_cache_fields[] = {
     CC(corrupt, "Blocks that failed their checksum (dropped, fetched again)."),
     CC(write_errors, "Cache disk writes that failed."),
     CC(stale, "Fetches refused by If-Match (the object changed)."),
+    CC(dropped, "Blocks dropped on request (bucketnfs evict)."),
     CG(blocks, "Blocks in the cache index."),
     CG(bytes, "Bytes of the blocks in the cache index."),
     CG(disk_bytes, "Bytes the cache files hold on disk."),
@@ -54,7 +55,7 @@ const struct opstats_field opstats_cache_fields[] = {
     CG(loading, "1 while the cache index is still loading at start."),
 };
 const size_t opstats_ncache_fields = sizeof(opstats_cache_fields) / sizeof(opstats_cache_fields[0]);
-_Static_assert(sizeof(struct cache_stats) == 27 * sizeof(uint64_t),
+_Static_assert(sizeof(struct cache_stats) == 28 * sizeof(uint64_t),
                "a cache_stats field is missing from opstats_cache_fields");
 
 #define SF(f, h) {#f, offsetof(struct obj_stats, f), false, false, h}
@@ -117,6 +118,8 @@ int opstats_collect(const struct opstats_src *src, struct opstats *out)
     out->start_time_sec = src->start_time_sec;
 
     cache_get_stats(src->cache, UINT32_MAX, &out->cache);
+    if (src->nfs3)
+        nfs3_get_stats(src->nfs3, &out->nfs3_calls);
 
     const struct export_set *set = export_set_get(src->exports);
     int rc = 0;
@@ -268,6 +271,9 @@ int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
             return rc;
     for (uint32_t i = 0; i < s->nmount3; i++)
         if ((rc = fn(arg, "mount3", "-", s->mount3[i].name, s->mount3[i].calls)))
+            return rc;
+    for (size_t i = 0; nfs3_status_name(i); i++)
+        if ((rc = fn(arg, "nfs3_status", "-", nfs3_status_name(i), s->nfs3_calls.status[i])))
             return rc;
     const struct {
         const char *name;

@@ -25,6 +25,7 @@
 #include "cache/stage.h"
 #include "meta/inode.h"
 #include "meta/writeback.h"
+#include "nfsd/nfs3.h"
 #include "objstore/objstore.h"
 #include "rpc/oncrpc.h"
 
@@ -40,6 +41,7 @@ struct opstats_src {
     struct rpc_server *rpc;
     struct stage *stage;    /* written bytes not yet uploaded */
     struct wb *wb;          /* the uploader */
+    const struct nfs3_server *nfs3; /* NFS call latencies and reply statuses (NULL: none) */
     int64_t start_time_sec; /* when the daemon started (CLOCK_REALTIME) */
 };
 
@@ -74,6 +76,7 @@ struct opstats {
     uint32_t nnfs3;
     struct rpc_proc_stat mount3[OPSTATS_MAX_PROCS];
     uint32_t nmount3;
+    struct nfs3_stats nfs3_calls; /* latency per procedure, replies by status (zeros: none) */
     uint64_t rss_bytes;       /* resident set size; 0 if /proc is not readable */
     uint64_t open_fds;        /* descriptors open; 0 if /proc is not readable */
 };
@@ -87,9 +90,10 @@ void opstats_free(struct opstats *s);
  *   section "cache"   instance "total" or an export path (an export: the
  *                     counters only, not the total_only fields)
  *   section "store"   instance the store's name
- *   section "inode", "writeback", "rpc", "nfs3", "mount3", "process"   instance "-"
- * name is the counter's name ("hits", "gets", or a procedure name in
- * nfs3 / mount3).  Return non-zero from fn to stop; that value is returned.
+ *   section "inode", "writeback", "rpc", "nfs3", "mount3", "nfs3_status",
+ *           "process"   instance "-"
+ * name is the counter's name ("hits", "gets", a procedure name in nfs3 /
+ * mount3, a status name such as "NFS3ERR_NOENT" in nfs3_status: replies).  Return non-zero from fn to stop; that value is returned.
  */
 typedef int (*opstats_fn)(void *arg, const char *section, const char *instance,
                           const char *name, uint64_t value);

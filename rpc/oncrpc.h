@@ -122,6 +122,16 @@ struct rpc_program {
     const struct rpc_proc *procs; /* indexed by procedure number */
     uint32_t nprocs;
     void *ctx;                    /* handed to handlers as req->prog_ctx */
+    /*
+     * Optional (NULL: none).  Called once per call a handler answered
+     * (RPC_HANDLER_OK), after its reply was encoded and before release,
+     * with ctx, the procedure, its result and the nanoseconds since the
+     * call's record was read whole (queueing included: what the client
+     * waits, less the network).  Not called for replies from the duplicate
+     * request cache.  Runs on the thread finishing the call: keep it to a
+     * few counters.
+     */
+    void (*observe)(void *ctx, uint32_t proc, const void *res, uint64_t nsec);
 };
 
 struct rpc_server_conf {

@@ -193,6 +193,7 @@ struct rpc_work {
     socklen_t peerlen;
     uint8_t *rec;
     size_t len;
+    uint64_t t0_ns; /* CLOCK_MONOTONIC when the record was read whole (rpc_program.observe) */
 };
 
 struct rpc_server {
@@ -248,6 +249,13 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void wake_loop(struct rpc_server *s)
@@ -728,6 +736,7 @@ struct rpc_call {
     struct rpc_req req; /* first: rpc_complete finds the call from it */
     struct rpc_server *srv;
     struct rpc_work *w; /* the record (decoded args may point into it), the connection */
+    const struct rpc_program *prog;
     const struct rpc_proc *pr;
     void *args, *res;
     uint64_t drc_id;                /* its entry in the duplicate request cache (0: none) */
@@ -855,6 +864,8 @@ static void call_finish(struct rpc_call *call, enum rpc_handler_status hs)
     if (call->drc_id)
         rpc_drc_done(s->drc, call->drc_id, reply ? r.buf + 4 : NULL,
                      reply ? xdr_getpos(&r.x) : 0);
+    if (call->handler_ran && hs == RPC_HANDLER_OK && call->prog->observe)
+        call->prog->observe(call->prog->ctx, call->req.proc, call->res, now_ns() - w->t0_ns);
     if (call->handler_ran && pr->release)
         pr->release(&call->req, call->res);
     if (pr->decode_args)
@@ -955,6 +966,7 @@ static enum served run_proc(struct rpc_server *s, struct rpc_work *w, const stru
     }
     call->srv = s;
     call->w = w;
+    call->prog = p;
     call->pr = pr;
     call->drc_id = drc_id;
     call->args = call->mem;
@@ -1275,6 +1287,7 @@ static void conn_read(struct rpc_server *s, struct rpc_conn *c)
         w->conn = c;
         w->rec = rec;
         w->len = rec_len;
+        w->t0_ns = now_ns();
         pthread_mutex_lock(&c->lock);
         c->refs++;
         c->inflight++;
@@ -1329,6 +1342,7 @@ static void loop_udp(struct rpc_server *s, int fd, uint8_t *buf)
         w->peerlen = plen;
         w->rec = rec;
         w->len = (size_t)n;
+        w->t0_ns = now_ns();
         queue_push(s, w);
     }
 }

@@ -60,6 +60,10 @@ static void usage(FILE *to)
             "  stats [--json]            every counter\n"
             "  pin EXPORT PATH...        keep files (every file under a directory) in the cache\n"
             "  unpin EXPORT PATH...      let them be evicted again\n"
+            "  evict [--force] EXPORT PATH...\n"
+            "                            drop the cached blocks of files (every file under a\n"
+            "                            directory); pinned files are kept (and counted as\n"
+            "                            failed) unless --force, which leaves their pins\n"
             "  refresh EXPORT [PATH]     list a directory again now (default: the export root)\n"
             "  reload                    re-read the exports file (as SIGHUP)\n"
             "  flush [EXPORT [PATH]] [--wait]\n"
@@ -397,7 +401,8 @@ static void print_json(const struct answer *a)
         json_group(f, a, "store", a->so[i].name, a->so[i].type);
     }
     fputs(a->nso ? "\n  }" : "}", f);
-    static const char *const singles[] = {"inode", "rpc", "nfs3", "mount3", "process"};
+    static const char *const singles[] = {"inode", "writeback", "rpc", "nfs3", "nfs3_status",
+                                          "mount3", "process"};
     for (size_t i = 0; i < sizeof(singles) / sizeof(singles[0]); i++) {
         fprintf(f, ",\n  \"%s\": ", singles[i]);
         json_group(f, a, singles[i], "-", NULL);
@@ -417,6 +422,22 @@ static void print_plain(const struct answer *a)
 static double ratio(uint64_t part, uint64_t whole)
 {
     return whole ? 100.0 * (double)part / (double)whole : 0;
+}
+
+/* One line: title, then "NAME VALUE" for each non-zero counter of section but skip; else none. */
+static void print_nonzero(const struct answer *a, const char *title, const char *section,
+                          const char *skip, const char *none)
+{
+    printf("%s", title);
+    bool any = false;
+    for (size_t i = 0; i < a->nst; i++) {
+        if (strcmp(a->st[i].section, section) != 0 || a->st[i].value == 0 ||
+            (skip && strcmp(a->st[i].name, skip) == 0))
+            continue;
+        printf(" %s %" PRIu64, a->st[i].name, a->st[i].value);
+        any = true;
+    }
+    printf("%s\n", any ? "" : none);
 }
 
 static void print_status(const struct answer *a)
@@ -470,15 +491,8 @@ static void print_status(const struct answer *a)
            stat_of(a, "rpc", "-", "calls"), stat_of(a, "rpc", "-", "connections"),
            stat_of(a, "rpc", "-", "inflight"),
            stat_of(a, "rpc", "-", "garbage") + stat_of(a, "rpc", "-", "bad_records"));
-    printf("nfs3:  ");
-    bool any = false;
-    for (size_t i = 0; i < a->nst; i++) {
-        if (strcmp(a->st[i].section, "nfs3") != 0 || a->st[i].value == 0)
-            continue;
-        printf(" %s %" PRIu64, a->st[i].name, a->st[i].value);
-        any = true;
-    }
-    printf("%s\n", any ? "" : " no calls yet");
+    print_nonzero(a, "nfs3:  ", "nfs3", NULL, " no calls yet");
+    print_nonzero(a, "errors:", "nfs3_status", "NFS3_OK", " none");
     uint64_t dirty_age = stat_of(a, "writeback", "-", "oldest_dirty_seconds");
     char b4[32];
     printf("writeback: %" PRIu64 " file(s) not yet uploaded, %s of %s dirty, oldest %s; "
@@ -530,7 +544,7 @@ static void answer_free(struct answer *a)
 /* ---- the answer loop -------------------------------------------------- */
 
 enum mode { MODE_STATUS, MODE_STATS, MODE_PIN, MODE_UNPIN, MODE_REFRESH, MODE_RELOAD, MODE_PRELOAD,
-            MODE_FLUSH };
+            MODE_FLUSH, MODE_EVICT };
 
 struct run {
     enum mode mode;
@@ -657,6 +671,12 @@ static bool on_record(struct run *r, const struct admin_msg *m)
         }
         return true;
     }
+    if (strcmp(k, "done") == 0 && m->n == 4 && r->mode == MODE_EVICT) {
+        char b1[32];
+        printf("evicted %s file(s), %s under %s\n", m->w[2],
+               human(b1, sizeof(b1), (double)strtoull(m->w[3], NULL, 10)), m->w[1]);
+        return true;
+    }
     if (strcmp(k, "done") == 0 && m->n == 3) {
         if (r->mode == MODE_PIN)
             printf("pinned %s file(s) under %s\n", m->w[2], m->w[1]);
@@ -751,7 +771,7 @@ static int talk(int fd, struct run *r)
     }
     admin_reader_init(rd, fd);
     int timeout = r->mode == MODE_PRELOAD || r->mode == MODE_PIN || r->mode == MODE_UNPIN ||
-                          r->mode == MODE_FLUSH
+                          r->mode == MODE_FLUSH || r->mode == MODE_EVICT
                       ? -1 : REPLY_TIMEOUT_MS;
     for (;;) {
         char *line;
@@ -795,6 +815,21 @@ out:
     free(rd);
     free(m);
     return ex;
+}
+
+/* Remove every `flag` from words[1..*n] (closing the gaps); whether there was one. */
+static bool take_flag(const char **words, size_t *n, const char *flag)
+{
+    size_t k = 0;
+    bool seen = false;
+    for (size_t i = 1; i <= *n; i++) {
+        if (strcmp(words[i], flag) == 0)
+            seen = true;
+        else
+            words[1 + k++] = words[i];
+    }
+    *n = k;
+    return seen;
 }
 
 int main(int argc, char **argv)
@@ -852,6 +887,17 @@ int main(int argc, char **argv)
         r.mode = cmd[0] == 'p' ? MODE_PIN : MODE_UNPIN;
         words[0] = cmd;
         want_min = 2, want_max = ADMIN_WORDS_MAX;
+    } else if (strcmp(cmd, "evict") == 0) {
+        r.mode = MODE_EVICT;
+        words[0] = "evict";
+        /* --force goes first, before the export (which starts with '/') */
+        bool force = take_flag(words, &n, "--force");
+        if (force) {
+            memmove(&words[2], &words[1], n * sizeof(words[0]));
+            words[1] = "--force";
+            n++;
+        }
+        want_min = force ? 3 : 2, want_max = ADMIN_WORDS_MAX;
     } else if (strcmp(cmd, "refresh") == 0) {
         r.mode = MODE_REFRESH;
         words[0] = "refresh";
@@ -862,16 +908,8 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "flush") == 0) {
         r.mode = MODE_FLUSH;
         words[0] = "flush";
-        /* --wait becomes the word "wait" at the end */
-        size_t k = 0;
-        bool wait = false;
-        for (size_t i = 1; i <= n; i++) {
-            if (strcmp(words[i], "--wait") == 0)
-                wait = true;
-            else
-                words[1 + k++] = words[i];
-        }
-        n = k;
+        /* --wait goes last */
+        bool wait = take_flag(words, &n, "--wait");
         if (n > 2) {
             fprintf(stderr, "bucketnfs: wrong arguments for flush (see bucketnfs --help)\n");
             return EXIT_USAGE;

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# install-deps.sh {build|test|bench} - install the Debian packages a step
-# needs, only those missing.  Runs apt-get as root (or through sudo).
+# install-deps.sh {build|run|test|bench} - install the Debian packages a
+# step needs, only those missing.  Runs apt-get as root (or through sudo).
+# `run` (make run) adds rpcbind, for clients' port-less mounts of the demo;
+# it is skipped, with a message, when neither root nor sudo without a
+# password is at hand (the demo serves without it).
 # Every download is retried with backoff (tools/retry.sh): one transient
 # network error must not fail a fresh `make test`.
 set -euo pipefail
@@ -13,6 +16,7 @@ test_pkgs=(libnfs-utils clang libclang-rt-14-dev python3 python3-pip python3-bot
            rsync git # tests/kernel/posix_write.sh
            python3-prometheus-client
            systemd man-db groff-base) # the last three: tests/integration/install.sh
+run_pkgs=(rpcbind) # tools/start-rpcbind.sh
 bench_pkgs=(nfs-ganesha nfs-ganesha-vfs iperf3)
 # bench/cache.sh runs s3rver (npm ci in bench/s3emu): node and npm, from
 # Debian unless the machine already has them from elsewhere.
@@ -20,18 +24,25 @@ if [ "${1:-build}" = bench ] && ! { command -v node && command -v npm; } >/dev/n
     bench_pkgs+=(nodejs npm)
 fi
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
 case "${1:-build}" in
     build) want=("${build_pkgs[@]}") ;;
+    run)   want=("${build_pkgs[@]}")
+           if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then
+               want+=("${run_pkgs[@]}")
+           elif ! installed rpcbind; then
+               echo "install-deps: not root (and no sudo without a password): rpcbind is not installed;" \
+                    "clients must mount the demo with -o port=2049,mountport=20048"
+           fi ;;
     test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
     bench) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+    *) echo "usage: $0 build|run|test|bench" >&2; exit 2 ;;
 esac
 
 missing=()
 for p in "${want[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$p")
-    fi
+    installed "$p" || missing+=("$p")
 done
 
 if ((${#missing[@]})); then

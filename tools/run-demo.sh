@@ -2,7 +2,8 @@
 # run-demo.sh - serve the demo export from the embedded dir store, in the
 # foreground, with etc/bucketnfs.conf (state and buckets under var/).
 # Seeds var/buckets/demo with sample sensor logs and camera frames on
-# first run.
+# first run, and starts rpcbind where it can (tools/start-rpcbind.sh), so
+# that clients mount without naming the ports.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,7 +12,14 @@ if [ ! -d var/buckets/demo ]; then
 fi
 mkdir -p var/state var/cache
 bin/bucketnfsd -t -c etc/bucketnfs.conf
-echo "bucketnfsd: serving /demo; mount it from Linux with:"
-echo "  mount -t nfs -o vers=3,proto=tcp,port=2049,mountport=20048,nolock HOST:/demo /mnt"
+tools/start-rpcbind.sh
+echo "bucketnfsd: serving /demo (read-write); mount it from Linux with:"
+if rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
+    echo "  mount HOST:/demo /mnt"
+    echo "(-o nolock where the client runs no rpc.statd; without rpcbind:"
+    echo " mount -t nfs -o vers=3,proto=tcp,port=2049,mountport=20048,nolock HOST:/demo /mnt)"
+else
+    echo "  mount -t nfs -o vers=3,proto=tcp,port=2049,mountport=20048,nolock HOST:/demo /mnt"
+fi
 echo "(Ctrl-C stops the server)"
 exec bin/bucketnfsd -f -c etc/bucketnfs.conf

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # admin.sh - the admin tool (bin/bucketnfs) and the Prometheus endpoint
 # against the real daemon on free ports: counters that move as a reader
-# would expect, status, pin/unpin, refresh, reload, preload (progress bar
+# would expect, status, pin/unpin, evict, refresh, reload, preload (progress bar
 # under a pseudo-terminal, JSON lines, Ctrl-C), the not-running error, a
-# malformed request, and /metrics parsed by prometheus_client's own
-# parser.  Prints "N passed, N failed".
+# malformed request, /metrics parsed by prometheus_client's own parser,
+# and the Grafana dashboard in etc/ querying only metrics /metrics has.
+# Prints "N passed, N failed".
 set -u
 . "$(dirname "$0")/lib.sh"
 it_setup
@@ -71,6 +72,10 @@ if [ "$g2" = "$g1" ] && [ "$h2" -gt "$h1" ] && [ "$eh2" -gt 0 ]; then
     ok "a re-read: hits $h1 -> $h2 (export /demo: $eh2), gets stay $g2"
 else fail "a re-read: more hits, no more gets" "hits $h1 -> $h2, gets $g1 -> $g2, export hits $eh2"; fi
 
+ok2=$(jget "$IT_TMP/s2.json" 'd["nfs3_status"]["NFS3_OK"]'); wbf=$(jget "$IT_TMP/s2.json" 'd["writeback"]["dirty_files"]')
+if [ "$ok2" -gt 0 ] 2>/dev/null && [ "$wbf" = 0 ]; then ok "stats --json: replies by status (NFS3_OK $ok2) and write-back (dirty files $wbf)"
+else fail "stats --json: nfs3_status and writeback" "NFS3_OK=$ok2 dirty_files=$wbf"; fi
+
 # ---- status
 bnfs status >"$IT_TMP/status.out" 2>&1; rc=$?
 if [ $rc = 0 ] && grep -qE '^/demo +local +demo ' "$IT_TMP/status.out" && grep -q 'hit ratio' "$IT_TMP/status.out" &&
@@ -115,6 +120,42 @@ if cmp -s "$IT_TMP/sweeps.bin" "$buckets/demo/drive-0001/lidar/sweeps.bin" &&
     cmp -s "$IT_TMP/mpo" "$buckets/demo/mib-plus-one.bin" && [ "$sgA" = "$sgB" ] && [ "$cgA" = "$cgB" ]; then
     ok "after preload, reading the files makes no store GET (store gets $sgA, cache gets $cgA)"
 else fail "after preload, reading the files makes no store GET" "store gets $sgA -> $sgB, cache gets $cgA -> $cgB"; fi
+
+# ---- evict: the files' blocks go, the next read is a cache miss; others stay cached
+bnfs evict /demo drive-0001/lidar/sweeps.bin drive-0001/camera >"$IT_TMP/ev.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -q 'evicted 1 file(s), .* under drive-0001/lidar/sweeps.bin' "$IT_TMP/ev.out" &&
+    grep -qE 'evicted [1-9][0-9]* file\(s\), .* under drive-0001/camera' "$IT_TMP/ev.out"; then
+    ok "evict a file and a tree: $(tr '\n' ';' <"$IT_TMP/ev.out")"
+else fail "evict a file and a tree" "rc=$rc $(cat "$IT_TMP/ev.out")"; fi
+stats e1
+nfs_tool nfs-cp "$(url drive-0001/can/bus0.log)" "$IT_TMP/bus0.log" >/dev/null 2>&1
+stats e2
+nfs_tool nfs-cp "$(url drive-0001/lidar/sweeps.bin)" "$IT_TMP/sweeps2.bin" >/dev/null 2>&1
+nfs_tool nfs-cat "$(url drive-0001/camera/front/frame_07.jpg)" >"$IT_TMP/f7b" 2>&1
+stats e3
+sg1=$(jget "$IT_TMP/e1.json" 'd["stores"]["local"]["gets"]'); sg2=$(jget "$IT_TMP/e2.json" 'd["stores"]["local"]["gets"]')
+sg3=$(jget "$IT_TMP/e3.json" 'd["stores"]["local"]["gets"]')
+m2=$(jget "$IT_TMP/e2.json" 'd["cache"]["misses"]'); m3=$(jget "$IT_TMP/e3.json" 'd["cache"]["misses"]')
+dr=$(jget "$IT_TMP/e1.json" 'd["cache"]["dropped"]')
+if [ "$sg2" = "$sg1" ] && [ "$sg3" -gt "$sg2" ] && [ "$m3" -gt "$m2" ] && [ "$dr" -gt 0 ] &&
+    cmp -s "$IT_TMP/sweeps2.bin" "$buckets/demo/drive-0001/lidar/sweeps.bin" &&
+    cmp -s "$IT_TMP/f7b" "$buckets/demo/drive-0001/camera/front/frame_07.jpg"; then
+    ok "after evict the evicted files are fetched again (store gets $sg2 -> $sg3, misses $m2 -> $m3), the others are not ($dr blocks dropped)"
+else fail "after evict the next read is a miss" "store gets $sg1 -> $sg2 -> $sg3, misses $m2 -> $m3, dropped $dr"; fi
+# a/ holds 2 files pinned above: kept, with a warning and exit 1, unless --force.
+bnfs evict /demo a >"$IT_TMP/ev2.out" 2>&1; rc=$?
+if [ $rc = 1 ] && grep -q 'evicted 0 file(s)' "$IT_TMP/ev2.out" &&
+    grep -q 'a: 2 pinned file(s) kept: unpin them, or use --force' "$IT_TMP/ev2.out"; then
+    ok "evict of pinned files: kept, a warning, exit 1"
+else fail "evict of pinned files: kept, a warning, exit 1" "rc=$rc $(cat "$IT_TMP/ev2.out")"; fi
+bnfs evict --force /demo a >"$IT_TMP/ev3.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -q 'evicted 2 file(s)' "$IT_TMP/ev3.out"; then ok "evict --force drops pinned files too"
+else fail "evict --force drops pinned files too" "rc=$rc $(cat "$IT_TMP/ev3.out")"; fi
+bnfs evict /demo no/such/file >"$IT_TMP/ev4.out" 2>&1; rc=$?
+if [ $rc = 1 ] && grep -q 'no/such/file: No such file' "$IT_TMP/ev4.out"; then ok "evict of a missing path: exit 1, says why"
+else fail "evict of a missing path: exit 1, says why" "rc=$rc $(cat "$IT_TMP/ev4.out")"; fi
+bnfs evict /demo >"$IT_TMP/ev5.out" 2>&1; rc=$?
+if [ $rc = 2 ]; then ok "evict without a path: exit 2"; else fail "evict without a path: exit 2" "rc=$rc $(cat "$IT_TMP/ev5.out")"; fi
 
 script -qc "'$TOOL' -c '$conf' preload /demo drive-0002" /dev/null >"$IT_TMP/tty.out" 2>&1; rc=$?
 if [ $rc = 0 ] && grep -q $'\r' "$IT_TMP/tty.out" && grep -qE '\[#{30}\] 100%' "$IT_TMP/tty.out" &&
@@ -199,6 +240,7 @@ if [ $prc = 0 ] && bnfs status >/dev/null 2>&1; then ok "malformed and oversized
 else fail "malformed and oversized requests" "$(tail -5 "$IT_TMP/bad.out")"; fi
 
 # ---- Prometheus
+nfs-cat "$(url no-such-file)" >/dev/null 2>&1 # a LOOKUP answered NFS3ERR_NOENT
 curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" -o "$IT_TMP/metrics.txt"; rc=$?
 $PY - "$IT_TMP/metrics.txt" >"$IT_TMP/prom.out" 2>&1 <<'PY'
 import sys
@@ -215,15 +257,81 @@ assert val("bucketnfs_cache_hits") > 0
 assert val("bucketnfs_export_cache_hits", export="/demo") > 0
 assert val("bucketnfs_store_requests", store="local", type="get") > 0
 assert val("bucketnfs_store_requests", store="local", type="list") > 0
-assert val("bucketnfs_cache_capacity") == 256 * 1024 * 1024
+# cache.size is shared: dirty_max for written data, the rest for cached blocks
+assert val("bucketnfs_cache_capacity") + val("bucketnfs_dirty_max_bytes") == 256 * 1024 * 1024
+assert val("bucketnfs_dirty_max_bytes") == 64 * 1024 * 1024
 assert val("bucketnfs_inodes") > 0
 assert val("process_open_fds") > 0 and val("process_resident_memory_bytes") > 0
 assert fams["bucketnfs_cache_gets"].type == "counter"
+# Latency per procedure: a histogram whose buckets add up to its count; replies by status.
+h = fams["bucketnfs_nfs3_call_duration_seconds"]
+assert h.type == "histogram"
+reads = {s.labels.get("le"): s.value for s in h.samples
+         if s.labels.get("proc") == "READ" and s.name.endswith("_bucket")}
+count = [s.value for s in h.samples if s.name.endswith("_count") and s.labels["proc"] == "READ"][0]
+assert reads["+Inf"] == count > 0 and len(reads) == 17, (reads, count)
+assert all(a <= b for a, b in zip(list(reads.values()), list(reads.values())[1:]))
+assert val("bucketnfs_nfs3_replies", status="NFS3_OK") > 0
+assert val("bucketnfs_nfs3_replies", status="NFS3ERR_NOENT") >= 1
 print(len(fams), "families")
 PY
 prc=$?
 if [ $rc = 0 ] && [ $prc = 0 ]; then ok "/metrics parses with prometheus_client ($(cat "$IT_TMP/prom.out"))"
 else fail "/metrics parses with prometheus_client" "rc=$rc $(tail -5 "$IT_TMP/prom.out")"; fi
+# The Grafana dashboard: valid JSON, and every metric its queries name is one the daemon exports.
+python3 - "$IT_ROOT/etc/grafana-bucketnfs.json" "$IT_TMP/metrics.txt" >"$IT_TMP/dash.out" 2>&1 <<'PY'
+import json, re, sys
+dash = json.load(open(sys.argv[1]))
+exported = {re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", l).group(0)
+            for l in open(sys.argv[2]).read().splitlines() if l and not l.startswith("#")}
+KEYWORDS = {"and", "or", "unless", "bool", "offset"}
+def metrics_of(expr):
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # strings
+    e = re.sub(r"\{[^}]*\}", "", e)                # label matchers
+    e = re.sub(r"\[[^\]]*\]", "", e)               # range selectors
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", e)
+    names = set()
+    for m in re.finditer(r"(?<![\w.$])[a-zA-Z_:][\w:]*", e):
+        if not e[m.end():].lstrip().startswith("(") and m.group(0) not in KEYWORDS:
+            names.add(m.group(0))  # not a function, not a keyword: a metric
+    return names
+assert metrics_of('sum by (a) (rate(x_total{b="c"}[5m])) / clamp_min(y, 1e-9) and time() - z') == {"x_total", "y", "z"}
+used, ids, queries = set(), set(), 0
+for p in dash["panels"]:
+    assert p["id"] not in ids, "panel id %d twice" % p["id"]
+    ids.add(p["id"])
+    g = p["gridPos"]
+    assert g["x"] + g["w"] <= 24 and g["h"] > 0, p["title"]
+    if p["type"] == "row":
+        continue
+    assert p["targets"] and p["datasource"]["uid"] == "${datasource}", p["title"]
+    for t in p["targets"]:
+        names = metrics_of(t["expr"])
+        assert names, (p["title"], t["expr"])
+        used |= names
+        queries += 1
+for v in dash["templating"]["list"]:
+    if v["type"] == "query":
+        m = re.fullmatch(r"label_values\((\w+)(\{.*\})?, *\w+\)", v["query"]["query"])
+        assert m, v["query"]
+        used.add(m.group(1))
+missing = sorted(used - exported)
+assert not missing, "the dashboard queries metrics the daemon does not export: %s" % missing
+# What an operator looks for: calls, latency, errors, hit ratio, cache vs store, read-ahead,
+# evictions, write-back, store, process.
+want = {"bucketnfs_nfs3_calls_total", "bucketnfs_nfs3_call_duration_seconds_bucket",
+        "bucketnfs_nfs3_replies_total", "bucketnfs_export_cache_hits_total", "bucketnfs_export_cache_misses_total",
+        "bucketnfs_export_cache_bytes_hit_total", "bucketnfs_export_cache_bytes_miss_total",
+        "bucketnfs_export_cache_ra_issued_total", "bucketnfs_export_cache_ra_used_total",
+        "bucketnfs_export_cache_evictions_total", "bucketnfs_dirty_bytes", "bucketnfs_oldest_dirty_age_seconds",
+        "bucketnfs_uploads_total", "bucketnfs_upload_failures_total", "bucketnfs_upload_conflicts_total",
+        "bucketnfs_store_requests_total", "process_resident_memory_bytes", "process_open_fds"}
+assert want <= used, "not on the dashboard: %s" % sorted(want - used)
+print("%d panels, %d queries over %d metrics, all exported" % (len(ids), queries, len(used)))
+PY
+prc=$?
+if [ $prc = 0 ]; then ok "Grafana dashboard: $(cat "$IT_TMP/dash.out")"
+else fail "Grafana dashboard parses and queries exported metrics" "$(tail -5 "$IT_TMP/dash.out")"; fi
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$METRICS_PORT/other")
 code2=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$METRICS_PORT/metrics")
 if [ "$code" = 404 ] && [ "$code2" = 405 ]; then ok "/other is 404, POST is 405"

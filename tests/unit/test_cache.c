@@ -8,7 +8,8 @@
  * never served mixed or stale once its new version is named; sequential
  * readers get read-ahead and random ones do not; a shuffle-mode export stops
  * replacing once the cache is full; a miss does not hold back a hit; a full
- * cache disk (a small tmpfs) still serves every read.
+ * cache disk (a small tmpfs) still serves every read; cache_evict drops
+ * every version of the inodes it names, and only those, for good.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -316,19 +317,26 @@ static void test_scan_resistance(void)
     obj_destroy(s);
 }
 
-/* Find the data file of the (only) shard and flip a byte of the first record's data. */
-static void corrupt_first_block(void)
+/* The data file of the (only) shard of the cache in cdir, into path (PATH_MAX). */
+static void shard_file(char *path)
 {
     char cmd[PATH_MAX * 2];
     snprintf(cmd, sizeof(cmd), "ls %s/shard-00-*.dat", cdir);
     FILE *p = popen(cmd, "r");
-    char path[PATH_MAX] = "";
-    if (!p || !fgets(path, sizeof(path), p)) {
+    path[0] = '\0';
+    if (!p || !fgets(path, PATH_MAX, p)) {
         fprintf(stderr, "no shard file\n");
         exit(2);
     }
     pclose(p);
     path[strcspn(path, "\n")] = '\0';
+}
+
+/* Flip a byte of the first record's data in the shard file. */
+static void corrupt_first_block(void)
+{
+    char path[PATH_MAX];
+    shard_file(path);
     int fd = open(path, O_RDWR);
     unsigned char ch;
     /* The first region's first record: 64-byte header, then data. */
@@ -634,6 +642,147 @@ static void test_segments(void)
     obj_destroy(s);
 }
 
+/*
+ * As after a crash: wipe every region's summary header in the (only)
+ * shard file, so that the next start scans record headers instead.
+ */
+static void forget_summaries(void)
+{
+    char path[PATH_MAX];
+    shard_file(path);
+    unsigned nregions = 0, rsize = 0;
+    const char *name = strrchr(path, '/');
+    if (sscanf(name, "/shard-00-%ux%u.dat", &nregions, &rsize) != 2 || rsize < 8192) {
+        fprintf(stderr, "%s: unexpected name\n", path);
+        exit(2);
+    }
+    int fd = open(path, O_RDWR);
+    static const char zero[4096];
+    for (unsigned i = 0; fd >= 0 && i < nregions; i++)
+        if (pwrite(fd, zero, sizeof(zero), (off_t)i * rsize + rsize - sizeof(zero)) != sizeof(zero))
+            exit(2);
+    if (fd < 0)
+        exit(2);
+    close(fd);
+}
+
+/* Whether every block of b is cached and verified: a hits-only read of all of it succeeds. */
+static bool all_cached(struct cache *c, struct obj *b)
+{
+    unsigned char *buf = malloc(b->o.size ? b->o.size : 1);
+    size_t got = 0;
+    int err = cache_read_async(c, &b->o, 0, b->o.size, buf, &got, NULL, NULL);
+    free(buf);
+    return err == 0;
+}
+
+/*
+ * cache_evict drops every version of the named inodes and nothing else, a
+ * restart does not bring them back (blocks in sealed and in open regions),
+ * their disk space goes back, segments held for sendfile in the same region
+ * keep their bytes, and the next read of an evicted file fetches again.
+ */
+static void test_evict(void)
+{
+    struct objstore *s = store_new(0, NULL);
+    put_raw("ev/a.bin", 5 * BS + 100, 70);
+    put_raw("ev/b.bin", 3 * BS, 71);
+    put_raw("ev/c.txt", 1000, 72);
+    put_raw("ev/big.bin", 40 * BS, 73); /* 1 MiB regions: fills and seals a few */
+    struct obj a, b, t, big;
+    obj_load(s, &a, "ev/a.bin", 7000, 70);
+    obj_load(s, &b, "ev/b.bin", 7001, 71);
+    obj_load(s, &t, "ev/c.txt", 7002, 72);
+    obj_load(s, &big, "ev/big.bin", 7003, 73);
+    struct cache *c = cache_new(cdir, 32u << 20, false);
+    CHECK(read_all(c, &big) && read_all(c, &a) && read_all(c, &b) && read_all(c, &t));
+    struct cache_stats st = stats(c);
+    CHECK_EQ_INT(st.blocks, 40 + 6 + 3 + 1);
+    uint64_t disk0 = st.disk_bytes;
+
+    /* Another export's inode of the same number: nothing. */
+    uint64_t blocks = 9, bytes = 9;
+    uint64_t ino_b = 7001;
+    CHECK_EQ_INT(cache_evict(c, 8, &ino_b, 1, &blocks, &bytes), 0);
+    CHECK_EQ_INT(blocks, 0);
+    CHECK_EQ_INT(bytes, 0);
+
+    /* Segments of b held (a reply being sent) while a, in the same region, goes. */
+    struct cache_seg segs[CACHE_SEGS_MAX];
+    unsigned nsegs = 0;
+    size_t got = 0;
+    CHECK_EQ_INT(cache_get_segs(c, &b.o, 0, 2 * BS, segs, CACHE_SEGS_MAX, &nsegs, &got), 0);
+    uint64_t two[2] = {7002, 7000};
+    CHECK_EQ_INT(cache_evict(c, 7, two, 2, &blocks, &bytes), 0);
+    CHECK_EQ_INT(blocks, 6 + 1);
+    CHECK_EQ_INT(bytes, a.o.size + t.o.size);
+    bool same = true;
+    for (unsigned i = 0, at = 0; i < nsegs; at += segs[i].len, i++) {
+        unsigned char *buf = malloc(segs[i].len);
+        same = same && pread(segs[i].fd, buf, segs[i].len, (off_t)segs[i].off) == (ssize_t)segs[i].len;
+        for (uint32_t k = 0; same && k < segs[i].len; k++)
+            same = buf[k] == byte_at(71, at + k);
+        free(buf);
+    }
+    CHECK(same);
+    cache_put_segs(c, segs, nsegs);
+    CHECK(!all_cached(c, &a) && !all_cached(c, &t));
+    CHECK(all_cached(c, &b) && all_cached(c, &big));
+    st = stats(c);
+    CHECK_EQ_INT(st.blocks, 40 + 3);
+    CHECK_EQ_INT(st.dropped, 7);
+
+    /* big, with no reader: its pages go back to the disk at once. */
+    uint64_t ino_big = 7003;
+    CHECK_EQ_INT(cache_evict(c, 7, &ino_big, 1, &blocks, &bytes), 0);
+    CHECK_EQ_INT(blocks, 40);
+    st = stats(c);
+    printf("evict: disk %llu -> %llu bytes after dropping %llu\n", (unsigned long long)disk0,
+           (unsigned long long)st.disk_bytes, (unsigned long long)(big.o.size + a.o.size));
+    CHECK(st.disk_bytes + big.o.size / 2 <= disk0);
+    CHECK(!all_cached(c, &big));
+
+    /* Read a again, then a new version of it: both versions go with one call. */
+    CHECK(read_all(c, &a));
+    usleep(20000);
+    put_raw("ev/a.bin", 2 * BS, 74);
+    struct obj a2;
+    obj_load(s, &a2, "ev/a.bin", 7000, 74);
+    CHECK(read_all(c, &a2));
+    uint64_t ino_a = 7000;
+    CHECK_EQ_INT(cache_evict(c, 7, &ino_a, 1, &blocks, &bytes), 0);
+    CHECK_EQ_INT(blocks, 6 + 2);
+    CHECK_EQ_INT(stats(c).blocks, 3);
+    cache_destroy(c);
+
+    /* After a restart: only b is cached; the others are fetched again. */
+    c = cache_new(cdir, 32u << 20, false);
+    CHECK_EQ_INT(stats(c).blocks, 3);
+    uint64_t gets0 = stats(c).gets;
+    CHECK(read_all(c, &b));
+    CHECK_EQ_INT(stats(c).gets - gets0, 0);
+    CHECK(read_all(c, &big) && read_all(c, &t) && read_all(c, &a2));
+    CHECK_EQ_INT(stats(c).gets - gets0, 40 + 1 + 2);
+    CHECK_EQ_INT(cache_evict(c, 7, NULL, 0, &blocks, &bytes), 0); /* nothing named */
+    CHECK_EQ_INT(blocks, 0);
+
+    /* The same after a crash (record headers scanned, no summaries): b stays, t goes. */
+    uint64_t ino_t = 7002;
+    CHECK_EQ_INT(cache_evict(c, 7, &ino_t, 1, &blocks, &bytes), 0);
+    CHECK_EQ_INT(blocks, 1);
+    cache_destroy(c);
+    forget_summaries();
+    c = cache_new(cdir, 32u << 20, false);
+    CHECK_EQ_INT(stats(c).blocks, 3 + 40 + 2);
+    gets0 = stats(c).gets;
+    CHECK(read_all(c, &b) && read_all(c, &big) && read_all(c, &a2));
+    CHECK_EQ_INT(stats(c).gets - gets0, 0);
+    CHECK(read_all(c, &t));
+    CHECK_EQ_INT(stats(c).gets - gets0, 1);
+    cache_destroy(c);
+    obj_destroy(s);
+}
+
 /* A cache directory on a 6 MiB tmpfs with a 32 MiB cache.size: every read is still right. */
 static void test_full_disk(void)
 {
@@ -678,7 +827,7 @@ int main(void)
     snprintf(b, sizeof(b), "%s/b", root);
     mkdir(b, 0755);
     const char *dirs[] = {"frames", "big", "hot", "scan", "c", "v", "ra", "shuf", "slow", "fast",
-                          "cold", "full"};
+                          "cold", "full", "ev"};
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         char d[PATH_MAX * 2];
         snprintf(d, sizeof(d), "%s/b/%s", root, dirs[i]);
@@ -709,6 +858,8 @@ int main(void)
     test_async();
     FRESH_CACHE();
     test_segments();
+    FRESH_CACHE();
+    test_evict();
     test_full_disk();
 
     char cmd[PATH_MAX + 16];

@@ -393,6 +393,28 @@ static const struct rpc_proc tprocs[NPROCS] = {
                 h_file, 64, NULL},
 };
 
+/*
+ * rpc_program.observe of version 1: calls per procedure, the shortest
+ * P_SLOW (its handler sleeps 1.5 s) and the P_FAST results seen.
+ */
+static uint64_t obs_calls[NPROCS], obs_slow_min_ns = UINT64_MAX, obs_max_ns;
+static uint32_t obs_fast_sum;
+static pthread_mutex_t obs_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void observe(void *ctx, uint32_t proc, const void *res, uint64_t nsec)
+{
+    pthread_mutex_lock(&obs_mu);
+    if (proc < NPROCS)
+        obs_calls[proc]++;
+    if (proc == P_SLOW && nsec < obs_slow_min_ns)
+        obs_slow_min_ns = nsec;
+    if (proc == P_FAST)
+        obs_fast_sum += *(const uint32_t *)res;
+    if (nsec > obs_max_ns)
+        obs_max_ns = nsec;
+    pthread_mutex_unlock(&obs_mu);
+}
+
 /* ---- raw wire helpers -------------------------------------------------- */
 
 struct wbuf {
@@ -1795,7 +1817,7 @@ int main(void)
     log_init("test_rpc", 1, LOG_ERR);
 
     struct rpc_program progs[2] = {
-        {.prog = TPROG, .vers = 1, .procs = tprocs, .nprocs = NPROCS},
+        {.prog = TPROG, .vers = 1, .procs = tprocs, .nprocs = NPROCS, .observe = observe},
         {.prog = TPROG, .vers = 3, .procs = tprocs, .nprocs = NPROCS},
     };
     struct rpc_server_conf c = {.threads = 4, .max_record = MAX_RECORD, .max_inflight = 2,
@@ -1838,6 +1860,20 @@ int main(void)
     CHECK(st.garbage >= 1);
     CHECK(st.bad_records >= 4);
     CHECK_EQ_INT(st.inflight, 0);
+    /*
+     * observe saw the calls handlers answered, with their results, served
+     * by the loop or a worker, and the time from arrival to reply.
+     */
+    pthread_mutex_lock(&obs_mu);
+    uint64_t observed = 0;
+    for (int i = 0; i < NPROCS; i++)
+        observed += obs_calls[i];
+    CHECK(observed > 0 && observed <= st.replies);
+    CHECK(obs_calls[P_SLOW] > 0 && obs_slow_min_ns >= 1500000000u);
+    CHECK(obs_max_ns < 60000000000u);
+    CHECK(obs_calls[P_FAST] >= 2 && obs_fast_sum >= 1004 + 2005);
+    CHECK_EQ_INT(obs_calls[P_HOLE], 0); /* no handler: PROC_UNAVAIL, nothing to observe */
+    pthread_mutex_unlock(&obs_mu);
     rpc_server_stop(s);
     rpc_server_destroy(s);
 

@@ -346,12 +346,39 @@ int meta_commit(const struct meta_io *io, const struct meta_export *e, uint64_t 
     return rc;
 }
 
+/*
+ * name in dir is about to take an object key a silly-renamed (removed but
+ * open) file keeps its bytes under: copy them into the stage first, so the
+ * open file keeps reading its own bytes after the new one is uploaded.
+ */
+static int save_hidden(const struct meta_io *io, const struct meta_export *e, uint64_t dir,
+                       const char *name)
+{
+    uint64_t ino;
+    if (inode_hidden_by(io->t, dir, name, &ino) != 0)
+        return 0;
+    wb_lock(io->wb, ino, true);
+    int rc = stage_fill(io, e, ino, false);
+    wb_unlock(io->wb, ino);
+    if (rc == ESTALE || rc == ENOENT)
+        rc = 0; /* gone already: nothing to keep */
+    if (rc)
+        LOG_AT(LOG_WARNING, "fileio: keeping the bytes of removed-but-open inode %llu before "
+                            "%s takes its name: %s", (unsigned long long)ino, name, strerror(rc));
+    return rc;
+}
+
 int meta_create(const struct meta_io *io, const struct meta_export *e, uint64_t dir,
                 const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
                 enum inode_how how, uint64_t verf, const char *target,
                 struct inode_attr *out, bool *existed, struct inode_attr *dir_before,
                 struct inode_attr *dir_after)
 {
+    if (!S_ISDIR(mode)) {
+        int sr = save_hidden(io, e, dir, name);
+        if (sr)
+            return sr;
+    }
     uint64_t size = target ? strlen(target) : 0;
     int rc = inode_create(io->t, e, dir, name, mode, uid, gid, size, how, verf, out, existed,
                           dir_before, dir_after);
@@ -399,7 +426,10 @@ int meta_rename(const struct meta_io *io, const struct meta_export *e, uint64_t 
                 struct inode_attr *tdir_before, struct inode_attr *tdir_after)
 {
     struct inode_attr replaced;
-    int rc = inode_rename(io->t, e, fdir, fname, tdir, tname, &replaced, fdir_before,
+    int rc = save_hidden(io, e, tdir, tname);
+    if (rc)
+        return rc;
+    rc = inode_rename(io->t, e, fdir, fname, tdir, tname, &replaced, fdir_before,
                           fdir_after, tdir_before, tdir_after);
     if (rc == 0 && replaced.ino && !S_ISDIR(replaced.mode)) {
         int sr = stage_remove(io->stage, e->id, replaced.ino);

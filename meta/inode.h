@@ -280,6 +280,14 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
  */
 int inode_journal_replay(struct inode_table *t, const struct meta_export *const *v, size_t n);
 
+/*
+ * The inode a silly rename hides under the object key that name would have
+ * in dir (ENOENT: none).  Before something new takes that key, the caller
+ * copies the hidden file's bytes into the stage: the open file still reads
+ * them after the bucket's object is replaced.
+ */
+int inode_hidden_by(struct inode_table *t, uint64_t dir, const char *name, uint64_t *ino);
+
 /* Apply c to ino (a local change; see struct inode_change).  INODE_ENOTSYNC, ESTALE. */
 int inode_change(struct inode_table *t, const struct meta_export *e, uint64_t ino,
                  const struct inode_change *c, struct inode_attr *before,

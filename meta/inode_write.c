@@ -117,6 +117,29 @@ bool silly_hidden(struct inode_table *t, DB_TXN *txn, const char *key)
     return misc_get(t, txn, kb, hide_key(kb, key), &ino, sizeof(ino), &len, 0) == 0;
 }
 
+int inode_hidden_by(struct inode_table *t, uint64_t dir, const char *name, uint64_t *ino)
+{
+    struct inode_rec *d = malloc(sizeof(*d));
+    uint8_t kb[1 + OBJ_KEY_MAX];
+    size_t len = 0;
+    if (!d)
+        return ENOMEM;
+    int r = public_errno(rec_get(t, NULL, dir, d, 0));
+    size_t dl = r == 0 ? strlen(d->key) : 0, nl = strlen(name);
+    if (r == 0 && 1 + dl + nl > sizeof(kb))
+        r = ENOENT;
+    if (r == 0) {
+        kb[0] = 'K';
+        memcpy(kb + 1, d->key, dl);
+        memcpy(kb + 1 + dl, name, nl);
+        r = public_errno(misc_get(t, NULL, kb, 1 + dl + nl, ino, sizeof(*ino), &len, 0));
+        if (r == 0 && len != sizeof(*ino))
+            r = ENOENT;
+    }
+    free(d);
+    return r;
+}
+
 static bool is_silly_name(const char *name)
 {
     return strncmp(name, ".nfs", 4) == 0;

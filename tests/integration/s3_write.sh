@@ -11,9 +11,10 @@
 #     rmdir; symlinks are small objects marked as links;
 #   - an object changed in the bucket under local changes: the gateway's
 #     version wins at upload, and the conflict is counted;
-#   - outage: every store request fails (faultproxy answers 503) while files
-#     are written; the writes succeed, cached reads keep working, and once
-#     the store answers again everything arrives.
+#   - outage: every store request fails (faultproxy answers 503), then the
+#     store is stopped for 60 s (connections refused), while files are
+#     written; the writes succeed, cached reads keep working, and once the
+#     store answers again everything arrives.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/moto_lib.sh"
@@ -172,6 +173,34 @@ faultproxy_arm none 0
 check "after the outage, flush --wait" flush
 for i in 1 2 3 4 5; do
     check "file $i written during the outage is in the bucket" check_obj "out$i.bin" "$IT_TMP/out$i" 0100660
+done
+
+# The store stopped for 60 s (nothing listens on its port: connections are
+# refused), while files are written every few seconds; then it is started
+# again on the same port and everything written arrives.
+kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null
+t0=$SECONDS
+n=0
+while [ $((SECONDS - t0)) -lt 60 ] && [ $n -lt 12 ]; do
+    n=$((n + 1))
+    head -c $((n * 100000)) /dev/urandom >"$IT_TMP/down$n"
+    if ! nfs_tool nfs-cp "$IT_TMP/down$n" "$(u down$n.bin)" >/dev/null 2>&1; then
+        fail "write $n while the store is stopped"
+    fi
+    sleep 4
+done
+check "a cached read while the store is stopped" bash -c "nfs-cat '$(u big.bin)' | cmp - '$IT_TMP/big'"
+check "a file written while the store is stopped reads back" bash -c "nfs-cat '$(u down2.bin)' | cmp - '$IT_TMP/down2'"
+while [ $((SECONDS - t0)) -lt 60 ]; do sleep 1; done
+ok "$n files written while the store was stopped for $((SECONDS - t0)) s"
+python3 "$(dirname "$0")/faultproxy.py" "$PROXY_PORT" "$MOTO_PORT" &
+PROXY_PID=$!
+MOTO_LIB_PIDS+=("$PROXY_PID")
+for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$PROXY_PORT/__fault__" && break; sleep 0.1; done
+check "the store is back: flush --wait" flush
+for i in $(seq 1 "$n"); do
+    check "file $i written while the store was stopped is in the bucket" \
+        check_obj "down$i.bin" "$IT_TMP/down$i" 0100660
 done
 it_stop w || fail "daemon stopped cleanly"
 it_done

@@ -130,6 +130,24 @@ static void render_stores(const struct opstats *s, struct sbuf *b)
             }
         }
     }
+    /* HTTP answers by status class (every attempt: retries show as 5xx or failed, then 2xx). */
+    static const char *const cls[] = {"http_2xx", "http_3xx", "http_4xx", "http_5xx",
+                                      "http_failed"};
+    family(b, "bucketnfs_store_responses_total", "counter",
+           "Object-store HTTP answers by status class (S3); class=\"none\": no answer.");
+    for (size_t i = 0; i < s->nstores; i++) {
+        for (size_t c = 0; c < sizeof(cls) / sizeof(cls[0]); c++) {
+            for (size_t k = 0; k < opstats_nstore_fields; k++) {
+                const struct opstats_field *f = &opstats_store_fields[k];
+                if (strcmp(f->name, cls[c]) != 0)
+                    continue;
+                sbuf_adds(b, "bucketnfs_store_responses_total{store=\"");
+                add_label(b, s->stores[i].name);
+                sbuf_printf(b, "\",class=\"%s\"} %" PRIu64 "\n",
+                            c == 4 ? "none" : cls[c] + 5, opstats_field_get(&s->stores[i].st, f));
+            }
+        }
+    }
     for (size_t o = 0; o < sizeof(other) / sizeof(other[0]); o++) {
         family(b, other[o].metric, "counter", other[o].help);
         for (size_t k = 0; k < opstats_nstore_fields; k++) {

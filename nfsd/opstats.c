@@ -71,9 +71,14 @@ const struct opstats_field opstats_store_fields[] = {
     SF(bytes_out, "Bytes sent to the store."),
     SF(errors, "Requests that failed after their retries."),
     SF(retries, "Requests retried."),
+    SF(http_2xx, "HTTP answers 2xx (S3)."),
+    SF(http_3xx, "HTTP answers 3xx (S3)."),
+    SF(http_4xx, "HTTP answers 4xx (S3)."),
+    SF(http_5xx, "HTTP answers 5xx (S3)."),
+    SF(http_failed, "Attempts without an HTTP answer (S3: refused, reset, timed out)."),
 };
 const size_t opstats_nstore_fields = sizeof(opstats_store_fields) / sizeof(opstats_store_fields[0]);
-_Static_assert(sizeof(struct obj_stats) == 11 * sizeof(uint64_t),
+_Static_assert(sizeof(struct obj_stats) == 16 * sizeof(uint64_t),
                "an obj_stats field is missing from opstats_store_fields");
 
 static char *dup_or_empty(const char *s)

@@ -170,6 +170,8 @@ struct obj_stats {
     /* As the gateway sees them: in = read from the store (GET), out = written (PUT, parts). */
     uint64_t bytes_in, bytes_out;
     uint64_t errors, retries;
+    /* HTTP answers by status class (S3; every attempt, retries included); failed: no answer. */
+    uint64_t http_2xx, http_3xx, http_4xx, http_5xx, http_failed;
 };
 
 struct objstore {

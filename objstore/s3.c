@@ -655,6 +655,12 @@ static CURLcode attempt(struct s3 *s, struct s3_call *c, const char *payload_has
     c->curl_err[0] = '\0';
     cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
+    {
+        struct obj_stats *st = &s->os.stats;
+        long k = c->status / 100;
+        stat_add(k == 2 ? &st->http_2xx : k == 3 ? &st->http_3xx : k == 4 ? &st->http_4xx
+                 : k == 5 ? &st->http_5xx : &st->http_failed, 1);
+    }
     if (c->xml) {
         if (!c->xml_err)
             c->xml_err = s3xml_feed(c->xml, "", 0, true);

@@ -202,5 +202,9 @@ for i in $(seq 1 "$n"); do
     check "file $i written while the store was stopped is in the bucket" \
         check_obj "down$i.bin" "$IT_TMP/down$i" 0100660
 done
+"$TOOL" -c "$conf" stats >"$IT_TMP/stats.txt"
+st() { awk -v n="$1" '$1 == "store" && $3 == n {print $4}' "$IT_TMP/stats.txt"; }
+check "the store's answers are counted by HTTP status: 2xx, 5xx (SlowDown), none (stopped)" \
+    test "$(st http_2xx)" -gt 0 -a "$(st http_5xx)" -gt 0 -a "$(st http_failed)" -gt 0
 it_stop w || fail "daemon stopped cleanly"
 it_done

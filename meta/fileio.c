@@ -240,7 +240,9 @@ static int stage_fill(const struct meta_io *io, const struct meta_export *e, uin
     if (rc == 0)
         rc = stage_truncate(io->stage, e->id, ino, to_zero ? 0 : a.size);
     if (rc == 0) {
-        struct inode_change c = {.staged = true};
+        /* Copied from the object: what stays unchanged of it can be copied in the store. */
+        struct inode_change c = {.staged = true, .set_base = !to_zero && a.in_bucket,
+                                 .base_size = to_zero ? 0 : a.size};
         rc = inode_change(io->t, e, ino, &c, NULL, NULL);
     }
     if (rc) {
@@ -294,7 +296,7 @@ int meta_write(const struct meta_io *io, const struct meta_export *e, uint64_t i
         if (rc == 0 && sync)
             rc = stage_sync(io->stage, e->id, ino);
         if (rc == 0) {
-            struct inode_change c = {.write_end = off + len, .sync = sync};
+            struct inode_change c = {.write_start = off, .write_end = off + len, .sync = sync};
             rc = inode_change(io->t, e, ino, &c, before, after);
         }
         break;

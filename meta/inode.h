@@ -224,7 +224,10 @@ struct inode_change {
     uint32_t mtime_nsec;
     bool touch_ctime;          /* an atime-only change: ctime moves, nothing else */
     uint64_t write_end;        /* a WRITE ended at this offset: size grows to it, mtime = now */
+    uint64_t write_start;      /* ... and began at this one */
     bool staged;               /* the bytes are in the stage from now on */
+    bool set_base;             /* staged copied from the bucket's object: base_size bytes of it */
+    uint64_t base_size;
     bool guard;                /* apply only if ctime is still guard_sec.guard_nsec */
     int64_t guard_sec;
     uint32_t guard_nsec;
@@ -304,6 +307,8 @@ struct inode_dirty {
     uint64_t dver;      /* data version: moves with every change */
     int64_t first_ns;   /* the oldest change not uploaded */
     int64_t last_ns;    /* the latest change */
+    uint64_t base_size;   /* the staged bytes came from the bucket's object of this size ... */
+    uint64_t clean_below; /* ... and [0, clean_below) of them are still that object's */
 };
 
 /* Up to max local inodes with numbers > after, in order; *n how many. */

@@ -267,7 +267,16 @@ struct wbrec {
     uint64_t dver;
     int64_t first_ns, last_ns;
     uint32_t export_id, spare;
+    /*
+     * The staged bytes were copied from the bucket's object (of the
+     * record's ETag) of base_size bytes, and [0, clean_below) is still that
+     * object's: the upload copies it in the store (UploadPartCopy) instead
+     * of sending it.  0 and 0 for a file made here.  (Absent in records of
+     * the first layout, WBREC_V1_SIZE bytes: read as 0.)
+     */
+    uint64_t base_size, clean_below;
 };
+#define WBREC_V1_SIZE 32
 
 struct ino_busy {
     uint64_t ino;

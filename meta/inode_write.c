@@ -64,13 +64,20 @@ static int wb_get(struct inode_table *t, DB_TXN *txn, uint64_t ino, struct wbrec
     size_t len = 0;
     ino_key(kb, 'W', ino);
     int r = misc_get(t, txn, kb, sizeof(kb), w, sizeof(*w), &len, flags);
-    if (r == 0 && len != sizeof(*w))
+    if (r == 0 && len == WBREC_V1_SIZE)
+        w->base_size = w->clean_below = 0;
+    else if (r == 0 && len != sizeof(*w))
         return EIO;
     return r;
 }
 
-/* A local change of r at now: r becomes LOCAL, its "W" record's version moves. */
-static int wb_touch(struct inode_table *t, DB_TXN *txn, struct inode_rec *r, int64_t now)
+/*
+ * A local change of r at now: r becomes LOCAL, its "W" record's version
+ * moves.  low: the lowest byte offset the change touched (UINT64_MAX: no
+ * bytes); c (may be NULL): a change that says where the staged bytes came from.
+ */
+static int wb_touch_at(struct inode_table *t, DB_TXN *txn, struct inode_rec *r, int64_t now,
+                       uint64_t low, const struct inode_change *c)
 {
     struct wbrec w;
     uint8_t kb[9];
@@ -84,9 +91,20 @@ static int wb_touch(struct inode_table *t, DB_TXN *txn, struct inode_rec *r, int
     }
     w.dver++;
     w.last_ns = now;
+    if (c && c->set_base) {
+        w.base_size = c->base_size;
+        w.clean_below = c->base_size;
+    }
+    if (low < w.clean_below)
+        w.clean_below = low;
     r->h.flags |= IREC_LOCAL;
     ino_key(kb, 'W', r->ino);
     return misc_put(t, txn, kb, sizeof(kb), &w, sizeof(w));
+}
+
+static int wb_touch(struct inode_table *t, DB_TXN *txn, struct inode_rec *r, int64_t now)
+{
+    return wb_touch_at(t, txn, r, now, 0, NULL);
 }
 
 /* Forget what the write path kept of ino (it is gone). */
@@ -1273,6 +1291,11 @@ static int change_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     if (c->set_gid)
         r->h.gid = c->gid;
     bool data = false;
+    uint64_t low = UINT64_MAX; /* the lowest byte this change touches */
+    if (c->set_size)
+        low = c->size < r->h.size ? c->size : r->h.size;
+    if (c->write_end && c->write_start < low)
+        low = c->write_start;
     if (c->set_size && c->size != r->h.size) {
         r->h.size = c->size;
         data = true;
@@ -1298,7 +1321,7 @@ static int change_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     if (dir && (c->set_mtime || data))
         r->h.flags &= ~IREC_MTIME_LISTED; /* the marker carries it now */
     bool changes = c->set_mode || c->set_uid || c->set_gid || data || c->set_mtime || c->staged;
-    if (changes && (rc = wb_touch(t, txn, r, a->now)))
+    if (changes && (rc = wb_touch_at(t, txn, r, a->now, low, c)))
         return rc;
     return rec_put(t, txn, r);
 }
@@ -1366,11 +1389,14 @@ int inode_dirty_scan(struct inode_table *t, uint64_t after, struct inode_dirty *
         }
         if (r)
             break;
-        if (v.size != sizeof(w))
+        if (v.size == WBREC_V1_SIZE)
+            w.base_size = w.clean_below = 0;
+        else if (v.size != sizeof(w))
             continue;
         out[*n] = (struct inode_dirty){.ino = get_be64(kb + 1), .export_id = w.export_id,
                                        .dver = w.dver, .first_ns = w.first_ns,
-                                       .last_ns = w.last_ns};
+                                       .last_ns = w.last_ns, .base_size = w.base_size,
+                                       .clean_below = w.clean_below};
         (*n)++;
     }
     c->close(c);
@@ -1393,7 +1419,8 @@ int inode_upload_get(struct inode_table *t, uint64_t ino, struct inode_attr *a, 
         rec_to_attr(r, a);
         memcpy(key, r->key, (size_t)r->h.key_len + 1);
         *d = (struct inode_dirty){.ino = ino, .export_id = w.export_id, .dver = w.dver,
-                                  .first_ns = w.first_ns, .last_ns = w.last_ns};
+                                  .first_ns = w.first_ns, .last_ns = w.last_ns,
+                                  .base_size = w.base_size, .clean_below = w.clean_below};
         if (r->h.flags & IREC_SILLY)
             rc = EBUSY; /* removed while open: never uploaded under its .nfs name */
         else if (is_silly_name(r->name) && (r->h.flags & IREC_NEW))

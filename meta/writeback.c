@@ -78,7 +78,7 @@ struct wb {
     bool scanner_started;
 
     _Atomic uint64_t n_uploads, n_bytes, n_parts, n_resumed, n_failures, n_conflicts,
-        n_superseded, n_inflight;
+        n_superseded, n_inflight, n_copied;
 };
 
 static int64_t now_ns(void)
@@ -228,6 +228,7 @@ struct upload {
     char key[OBJ_KEY_MAX + 1];
     char etag[OBJ_ETAG_MAX];
     struct obj_meta meta;
+    bool conflict; /* the object changed in the bucket: nothing of it is copied */
 };
 
 static int upload_single(struct upload *u, int fd, uint64_t size)
@@ -244,6 +245,7 @@ struct part_run {
     struct upload *u;
     int fd;
     uint64_t psize;
+    uint64_t copy_len; /* parts below this are copied from the object in the store */
     struct obj_part *parts;
     uint32_t nparts;
     const char *upload_id;
@@ -268,20 +270,29 @@ static void *part_main(void *arg)
             atomic_compare_exchange_strong(&pr->err, &z, ECANCELED);
             break; /* removed or renamed meanwhile, or stopping: resume later */
         }
-        int r = obj_mp_put_part_file(u->store, u->bucket, u->key, pr->upload_id, p->number,
-                                     pr->fd, (uint64_t)i * pr->psize, p->size, p->etag);
+        uint64_t off = (uint64_t)i * pr->psize;
+        bool copy = off + p->size <= pr->copy_len;
+        int r = copy ? obj_mp_copy_part(u->store, u->bucket, u->key, pr->upload_id, p->number,
+                                        u->key, u->a.etag, off, p->size, p->etag)
+                     : obj_mp_put_part_file(u->store, u->bucket, u->key, pr->upload_id,
+                                            p->number, pr->fd, off, p->size, p->etag);
         if (r) {
             int z = 0;
             atomic_compare_exchange_strong(&pr->err, &z, r);
             break;
         }
         atomic_fetch_add(&w->n_parts, 1);
-        atomic_fetch_add(&w->n_bytes, p->size);
+        atomic_fetch_add(copy ? &w->n_copied : &w->n_bytes, p->size);
     }
     return NULL;
 }
 
-static int upload_multipart(struct upload *u, int fd, uint64_t size)
+/*
+ * copy_below: [0, copy_below) of the file is the bucket's object of the
+ * record's ETag: whole parts of it are copied in the store (UploadPartCopy,
+ * If-Match on that ETag) instead of sent; 0: everything is sent.
+ */
+static int upload_multipart(struct upload *u, int fd, uint64_t size, uint64_t copy_below)
 {
     struct wb *w = u->w;
     const struct obj_ops *ops = u->store->ops;
@@ -346,8 +357,10 @@ static int upload_multipart(struct upload *u, int fd, uint64_t size)
             }
     }
     /* The parts not in the store yet, PART_THREADS at a time. */
+    uint64_t copy_len = copy_below / psize * psize;
     struct part_run pr = {.u = u, .fd = fd, .psize = psize, .parts = parts, .nparts = nparts,
-                          .upload_id = mp->upload_id};
+                          .upload_id = mp->upload_id,
+                          .copy_len = copy_len >= PART_MIN ? copy_len : 0};
     unsigned nt = nparts < PART_THREADS ? nparts : PART_THREADS;
     pthread_t th[PART_THREADS];
     unsigned started = 0;
@@ -402,20 +415,32 @@ static int upload_staged(struct upload *u)
         close(fd);
         return r;
     }
+    /*
+     * What is still the bucket's object (a big file appended to or patched
+     * near its end) is copied in the store rather than sent again; if the
+     * object changed meanwhile (a conflict: If-Match fails), everything is
+     * sent from the stage, which has it all.
+     */
+    uint64_t copy_below = 0;
+    if (u->a.in_bucket && u->a.etag[0] && u->d.base_size && !u->conflict)
+        copy_below = u->d.clean_below < u->d.base_size ? u->d.clean_below : u->d.base_size;
     if (size <= w->c.single_max)
         r = upload_single(u, fd, size);
-    else
-        r = upload_multipart(u, fd, size);
+    else if ((r = upload_multipart(u, fd, size, copy_below)) == ESTALE && copy_below)
+        r = upload_multipart(u, fd, size, 0);
     if (fd >= 0)
         close(fd);
     return r;
 }
 
-/* Did the object change in the bucket under our changes?  Logged and counted; we win. */
-static void check_conflict(struct upload *u)
+/*
+ * Did the object change in the bucket under our changes?  Logged and
+ * counted; we win (true: it did, or it is gone).
+ */
+static bool check_conflict(struct upload *u)
 {
     if (!u->a.in_bucket || S_ISDIR(u->a.mode) || !u->a.etag[0])
-        return;
+        return false;
     struct obj_meta m;
     int r = obj_head(u->store, u->bucket, u->key, &m);
     if ((r == 0 && strcmp(m.etag, u->a.etag) != 0) || r == ENOENT) {
@@ -423,7 +448,9 @@ static void check_conflict(struct upload *u)
         LOG_AT(LOG_WARNING, "writeback: %s:%s was %s in the bucket while it had changes here; "
                             "the changes made here are uploaded over it",
                u->bucket, u->key, r == ENOENT ? "deleted" : "changed");
+        return true;
     }
+    return false;
 }
 
 /* Upload ino if it is still local and due; returns the store's error, if any. */
@@ -462,7 +489,7 @@ static int upload_one(struct wb *w, uint64_t ino)
     meta_of(&u->a, &u->meta);
     atomic_fetch_add(&w->n_inflight, 1);
 
-    check_conflict(u);
+    u->conflict = check_conflict(u);
     if (S_ISDIR(u->a.mode)) {
         r = u->key[0] ? obj_put(u->store, u->bucket, u->key, "", 0, &u->meta, u->etag) : 0;
     } else if (u->a.staged) {
@@ -673,6 +700,7 @@ void wb_get_stats(struct wb *w, struct wb_stats *out)
     out->failures = atomic_load(&w->n_failures);
     out->conflicts = atomic_load(&w->n_conflicts);
     out->superseded = atomic_load(&w->n_superseded);
+    out->copied_bytes = atomic_load(&w->n_copied);
     out->inflight = atomic_load(&w->n_inflight);
     inode_dirty_summary(w->t, &out->pending, &out->oldest_ns);
 }

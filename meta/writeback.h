@@ -15,6 +15,11 @@
  *   - a file whose attributes alone changed: CopyObject onto itself with
  *     the new attributes;
  *   - a directory: its marker object ("dir/") with its attributes.
+ * A big file that was copied into the stage from the bucket (to be
+ * appended to or patched) is uploaded as multipart where whole parts below
+ * the lowest byte changed since are copied in the store (UploadPartCopy of
+ * the object's own key, If-Match on its ETag) instead of sent again; if the
+ * object changed in the bucket meanwhile, everything is sent.
  * Then, if the inode did not change meanwhile (same data version), it is
  * marked clean and its staged bytes are dropped; otherwise it stays local
  * and is uploaded again later.
@@ -97,6 +102,7 @@ struct wb_stats {
     uint64_t failures;       /* uploads that failed (retried later) */
     uint64_t conflicts;      /* objects changed in the bucket under local changes */
     uint64_t superseded;     /* uploads that ended after a newer change (uploaded again) */
+    uint64_t copied_bytes;   /* bytes copied in the store (UploadPartCopy) instead of sent */
     uint64_t pending;        /* local inodes now */
     int64_t oldest_ns;       /* when the oldest local change was made (0: none) */
     uint64_t inflight;       /* uploads running now */

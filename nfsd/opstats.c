@@ -251,6 +251,7 @@ int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
         {"writeback", "oldest_dirty_seconds", dirty_age},
         {"writeback", "uploads", s->wb.uploads},
         {"writeback", "upload_bytes", s->wb.upload_bytes},
+        {"writeback", "copied_bytes", s->wb.copied_bytes},
         {"writeback", "uploading", s->wb.inflight},
         {"writeback", "parts", s->wb.parts},
         {"writeback", "parts_resumed", s->wb.parts_resumed},

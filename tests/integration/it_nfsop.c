@@ -5,6 +5,7 @@
  *              | chmod MODE PATH | symlink TARGET PATH | readlink PATH
  *              | truncate SIZE PATH | stat PATH
  *              | put LOCAL PATH     (overwrite: open O_TRUNC, or create)
+ *              | append LOCAL PATH  (write LOCAL's bytes at PATH's end)
  *
  * URL is nfs://127.0.0.1/EXPORT?nfsport=P&mountport=M; paths are relative
  * to the export's root ("/dir/file").  Prints what readlink and stat return
@@ -60,6 +61,28 @@ int main(int argc, char **argv)
             r = nfs_creat(nfs, argv[4], 0644, &fh);
         char buf[65536];
         uint64_t off = 0;
+        size_t n;
+        while (r == 0 && (n = fread(buf, 1, sizeof(buf), f)) > 0) {
+            if (nfs_pwrite(nfs, fh, off, n, buf) != (int)n)
+                r = -1;
+            off += n;
+        }
+        if (r == 0)
+            r = nfs_fsync(nfs, fh);
+        if (fh)
+            nfs_close(nfs, fh);
+        fclose(f);
+    } else if (strcmp(op, "append") == 0 && argc == 5) {
+        FILE *f = fopen(argv[3], "rb");
+        struct nfsfh *fh = NULL;
+        struct nfs_stat_64 st;
+        if (!f)
+            return 2;
+        r = nfs_open(nfs, argv[4], O_WRONLY, &fh);
+        if (r == 0)
+            r = nfs_fstat64(nfs, fh, &st);
+        char buf[65536];
+        uint64_t off = r == 0 ? st.nfs_size : 0;
         size_t n;
         while (r == 0 && (n = fread(buf, 1, sizeof(buf), f)) > 0) {
             if (nfs_pwrite(nfs, fh, off, n, buf) != (int)n)

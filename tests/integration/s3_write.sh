@@ -71,6 +71,26 @@ check "small file: same bytes, attributes, one version" check_obj small.bin "$IT
 check "40 MiB file (multipart): same bytes, attributes, one version" check_obj big.bin "$IT_TMP/big" 0100660
 check "read back through NFS after upload" bash -c "nfs-cat '$(u big.bin)' | cmp - '$IT_TMP/big'"
 
+# Appending to a big uploaded file: what is still the object is copied in the store.
+head -c 1000000 /dev/urandom >"$IT_TMP/tail"
+cat "$IT_TMP/big" "$IT_TMP/tail" >"$IT_TMP/big2"
+copied0=$("$TOOL" -c "$conf" stats | awk '$1 == "writeback" && $3 == "copied_bytes" {print $4}')
+check "append 1 MB to the 40 MiB file" "$OP" "$url" append "$IT_TMP/tail" /big.bin
+check "flush the append" flush
+copied1=$("$TOOL" -c "$conf" stats | awk '$1 == "writeback" && $3 == "copied_bytes" {print $4}')
+check "the append's upload copied 32 MiB in the store (UploadPartCopy) instead of sending it" \
+    test "$((${copied1:-0} - ${copied0:-0}))" = $((32 << 20))
+check "the appended object is byte-identical" s3py big.bin "$IT_TMP/big2" <<'PY'
+import sys, boto3
+ep, key, local = sys.argv[1:]
+s3 = boto3.client("s3", endpoint_url=ep, region_name="us-east-1")
+got = s3.get_object(Bucket="bnfs-w", Key=key)["Body"].read()
+assert got == open(local, "rb").read(), len(got)
+v = [x for x in s3.list_object_versions(Bucket="bnfs-w", Prefix=key).get("Versions", []) if x["Key"] == key]
+assert len(v) == 2, f"{len(v)} versions"
+PY
+cp "$IT_TMP/big2" "$IT_TMP/big"
+
 check "chmod an uploaded file" "$OP" "$url" chmod 600 /small.bin
 flush
 check "chmod: the object has the new mode and the same bytes" s3py small.bin "$IT_TMP/small" <<'PY'

@@ -20,6 +20,19 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Copy f's bytes to fh from offset off on, then COMMIT.  0 or -1. */
+static int write_from(struct nfs_context *nfs, struct nfsfh *fh, FILE *f, uint64_t off)
+{
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        if (nfs_pwrite(nfs, fh, off, n, buf) != (int)n)
+            return -1;
+        off += n;
+    }
+    return nfs_fsync(nfs, fh);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
@@ -81,16 +94,8 @@ int main(int argc, char **argv)
         r = nfs_open(nfs, argv[4], O_WRONLY, &fh);
         if (r == 0)
             r = nfs_fstat64(nfs, fh, &st);
-        char buf[65536];
-        uint64_t off = r == 0 ? st.nfs_size : 0;
-        size_t n;
-        while (r == 0 && (n = fread(buf, 1, sizeof(buf), f)) > 0) {
-            if (nfs_pwrite(nfs, fh, off, n, buf) != (int)n)
-                r = -1;
-            off += n;
-        }
         if (r == 0)
-            r = nfs_fsync(nfs, fh);
+            r = write_from(nfs, fh, f, st.nfs_size);
         if (fh)
             nfs_close(nfs, fh);
         fclose(f);

@@ -1,5 +1,5 @@
 /*
- * nfsbench.c - NFSv3 metadata and read benchmark on one TCP connection.
+ * nfsbench.c - NFSv3 metadata, read and write benchmark.
  *
  * What it measures (one "key value" line per result on stdout, so scripts
  * can compare servers; diagnostics go to stderr):
@@ -11,6 +11,10 @@
  *   seqread, randread, multiread, smallfiles
  *             reads over several connections (-C), as nconnect mounts
  *             make them: see "multi-connection tests" below
+ *   seqwrite, smallcreate
+ *             WRITEs over several connections: large files written
+ *             sequentially with COMMITs, and small files each CREATEd,
+ *             written and COMMITted: see "write tests" below
  *
  * getattr and lookup run twice: with `depth` requests in flight on the one
  * connection (the Linux client multiplexes a mount over a single socket the
@@ -46,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* libnfs.h first: the raw headers use its EXTERN and rpc_cb. */
 #include <nfsc/libnfs.h>
@@ -96,6 +101,11 @@ struct bench_conf {
     uint32_t rand_io;        /* randread request size */
     unsigned streams;        /* multiread: files read at once */
     unsigned stream_depth;   /* multiread: requests in flight per file */
+    const char *write_dir;   /* seqwrite, smallcreate: where their directory goes */
+    uint64_t write_bytes;    /* seqwrite: bytes per file at most (0: -t decides) */
+    uint32_t create_min;     /* smallcreate: file sizes, bytes */
+    uint32_t create_max;
+    bool keep; /* keep what the write tests made */
 };
 
 enum bench_op { BENCH_GETATTR, BENCH_LOOKUP, BENCH_READ };
@@ -159,6 +169,8 @@ struct bench_call {
     uint64_t size;   /* LOOKUP: object size when attributes came back */
     uint32_t rtmax;  /* FSINFO */
     uint32_t dtpref; /* FSINFO */
+    uint32_t wtmax;  /* FSINFO */
+    uint32_t wtpref; /* FSINFO */
 };
 
 struct bench {
@@ -167,6 +179,8 @@ struct bench {
     nfs_fh3 root;
     uint32_t rtmax;
     uint32_t dtpref;
+    uint32_t wtmax;
+    uint32_t wtpref;
     nfs_fh3 files_fh; /* the directory of getattr/lookup */
     unsigned nfiles;
     char **names;
@@ -221,22 +235,58 @@ static void bench_fh_free(nfs_fh3 *fh)
     fh->data.data_len = 0;
 }
 
-/*
- * Service the connection once: wait at most 100 ms for it to become ready.
- * Returns 0, or a positive errno when the connection is unusable.
- */
-static int bench_poll_once(struct rpc_context *rpc)
+/* Service `n` connections once (at most 100 ms).  Returns 0 or errno. */
+static int bench_poll_conns(struct rpc_context *const *rpc, unsigned n)
 {
-    struct pollfd pfd = {.fd = rpc_get_fd(rpc), .events = (short)rpc_which_events(rpc)};
-    int n = poll(&pfd, 1, 100);
+    struct pollfd pfd[BENCH_MAX_CONNS];
+    unsigned i;
+    int ready;
 
-    if (n < 0)
+    for (i = 0; i < n; i++)
+        pfd[i] =
+            (struct pollfd){.fd = rpc_get_fd(rpc[i]), .events = (short)rpc_which_events(rpc[i])};
+    ready = poll(pfd, n, 100);
+    if (ready < 0)
         return errno == EINTR ? 0 : errno;
-    if (rpc_service(rpc, n > 0 ? pfd.revents : 0) < 0) {
-        fprintf(stderr, "nfsbench: connection failed: %s\n", rpc_get_error(rpc));
-        return ECONNRESET;
+    for (i = 0; i < n; i++) {
+        if (rpc_service(rpc[i], ready > 0 ? pfd[i].revents : 0) < 0) {
+            fprintf(stderr, "nfsbench: connection %u failed: %s\n", i, rpc_get_error(rpc[i]));
+            return ECONNRESET;
+        }
     }
     return 0;
+}
+
+/*
+ * Service `n` connections until *inflight drops to 0, setting *stop once
+ * `deadline` has passed (no new requests after it).  Gives up at `hard`.
+ * Returns 0 or errno.
+ */
+static int bench_drain(struct rpc_context *const *rpc, unsigned n, const unsigned *inflight,
+                       bool *stop, double deadline, double hard)
+{
+    while (*inflight > 0) {
+        double t = bench_now();
+        int err;
+
+        if (t > deadline)
+            *stop = true;
+        if (t > hard) {
+            fprintf(stderr, "nfsbench: %u requests unanswered %.0f s after the deadline\n",
+                    *inflight, hard - deadline);
+            return ETIMEDOUT;
+        }
+        err = bench_poll_conns(rpc, n);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+/* Service the one connection once (at most 100 ms).  Returns 0 or errno. */
+static int bench_poll_once(struct rpc_context *rpc)
+{
+    return bench_poll_conns(&rpc, 1);
 }
 
 /* Run the connection until *done or `timeout` seconds.  Returns 0 or errno. */
@@ -355,6 +405,8 @@ static void bench_fsinfo_cb(struct rpc_context *rpc, int status, void *data, voi
         return;
     }
     c->rtmax = res->FSINFO3res_u.resok.rtmax;
+    c->wtmax = res->FSINFO3res_u.resok.wtmax;
+    c->wtpref = res->FSINFO3res_u.resok.wtpref;
     c->dtpref = res->FSINFO3res_u.resok.dtpref;
 }
 
@@ -374,6 +426,8 @@ static int bench_fsinfo(struct bench *b)
         return err;
     b->rtmax = c->rtmax;
     b->dtpref = c->dtpref;
+    b->wtmax = c->wtmax;
+    b->wtpref = c->wtpref;
     return 0;
 }
 
@@ -469,7 +523,155 @@ fail:
     return err;
 }
 
+/*
+ * The end of a setup call's callback: marks it done and records a failed
+ * RPC or NFS status in c->err.  Every NFSv3 result starts with its
+ * nfsstat3.  Returns 0 when the call succeeded.
+ */
+BENCH_READS_LIBNFS_REPLY
+static int bench_call_status(struct bench_call *c, int status, void *data, const char *what)
+{
+    nfsstat3 st;
+
+    c->done = true;
+    if (status != RPC_STATUS_SUCCESS) {
+        fprintf(stderr, "nfsbench: %s: %s\n", what,
+                status == RPC_STATUS_ERROR ? (char *)data : "cancelled");
+        return c->err = EIO;
+    }
+    st = *(nfsstat3 *)data;
+    if (st != NFS3_OK) {
+        fprintf(stderr, "nfsbench: %s: NFS error %d\n", what, (int)st);
+        return c->err = bench_nfs_errno(st);
+    }
+    return 0;
+}
+
+/* Keep the handle a CREATE or MKDIR returned in c->fh.  0 or errno. */
+BENCH_READS_LIBNFS_REPLY
+static int bench_call_handle(struct bench_call *c, const post_op_fh3 *obj)
+{
+    if (!obj->handle_follows) {
+        fprintf(stderr, "nfsbench: the server returned no handle for a new object\n");
+        return EPROTO;
+    }
+    return bench_fh_copy(&c->fh, &obj->post_op_fh3_u.handle);
+}
+
+BENCH_READS_LIBNFS_REPLY
+static void bench_create_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    struct bench_call *c = priv;
+
+    if (bench_call_status(c, status, data, "CREATE") == 0)
+        c->err = bench_call_handle(c, &((CREATE3res *)data)->CREATE3res_u.resok.obj);
+}
+
+BENCH_READS_LIBNFS_REPLY
+static void bench_mkdir_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    struct bench_call *c = priv;
+
+    if (bench_call_status(c, status, data, "MKDIR") == 0)
+        c->err = bench_call_handle(c, &((MKDIR3res *)data)->MKDIR3res_u.resok.obj);
+}
+
+static void bench_remove_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    bench_call_status(priv, status, data, "REMOVE or RMDIR");
+}
+
+/* Wait for the setup call just queued (rc: what queueing it returned).  0 or errno. */
+static int bench_call_wait(struct bench *b, int rc)
+{
+    int err;
+
+    if (rc != 0) {
+        fprintf(stderr, "nfsbench: cannot queue request: %s\n", rpc_get_error(b->rpc));
+        return EIO;
+    }
+    err = bench_wait(b->rpc, &b->call.done, BENCH_SETUP_SECONDS);
+    return err ? err : b->call.err;
+}
+
+/*
+ * Make `name` in `dir`: a directory (mode 0755) or an empty regular file
+ * (UNCHECKED, mode 0644).  On success *out is its new handle.  0 or errno.
+ */
+static int bench_make(struct bench *b, const nfs_fh3 *dir, const char *name, bool is_dir,
+                      nfs_fh3 *out)
+{
+    struct bench_call *c = &b->call;
+    int rc, err;
+
+    memset(c, 0, sizeof(*c));
+    if (is_dir) {
+        MKDIR3args a;
+
+        memset(&a, 0, sizeof(a));
+        a.where.dir = *dir;
+        a.where.name = (char *)name;
+        a.attributes.mode.set_it = 1;
+        a.attributes.mode.set_mode3_u.mode = 0755;
+        rc = rpc_nfs3_mkdir_async(b->rpc, bench_mkdir_cb, &a, c);
+    } else {
+        CREATE3args a;
+
+        memset(&a, 0, sizeof(a));
+        a.where.dir = *dir;
+        a.where.name = (char *)name;
+        a.how.mode = UNCHECKED;
+        a.how.createhow3_u.obj_attributes.mode.set_it = 1;
+        a.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = 0644;
+        rc = rpc_nfs3_create_async(b->rpc, bench_create_cb, &a, c);
+    }
+    err = bench_call_wait(b, rc);
+    if (err) {
+        if (c->done)
+            bench_fh_free(&c->fh);
+        fprintf(stderr, "nfsbench: making %s: %s\n", name, strerror(err));
+        return err;
+    }
+    *out = c->fh;
+    c->fh.data.data_val = NULL;
+    c->fh.data.data_len = 0;
+    return 0;
+}
+
+/* REMOVE (or RMDIR) `name` in `dir`.  0 or errno. */
+static int bench_remove(struct bench *b, const nfs_fh3 *dir, const char *name, bool is_dir)
+{
+    struct bench_call *c = &b->call;
+    diropargs3 what = {.dir = *dir, .name = (char *)name};
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    if (is_dir) {
+        RMDIR3args a = {.object = what};
+
+        rc = rpc_nfs3_rmdir_async(b->rpc, bench_remove_cb, &a, c);
+    } else {
+        REMOVE3args a = {.object = what};
+
+        rc = rpc_nfs3_remove_async(b->rpc, bench_remove_cb, &a, c);
+    }
+    return bench_call_wait(b, rc);
+}
+
 /* ---- pipelined tests ------------------------------------------------- */
+
+/* Count one completion that took t - t0 seconds in histogram `lat`. */
+static void bench_lat_add(uint32_t *lat, uint64_t *over, double t0, double t)
+{
+    double us = (t - t0) * 1e6;
+
+    if (us < BENCH_LAT_BUCKETS)
+        lat[(unsigned)us]++;
+    else if (us < BENCH_LAT_BUCKETS + 1000.0 * BENCH_SLOW_BUCKETS)
+        lat[BENCH_LAT_BUCKETS + (unsigned)((us - BENCH_LAT_BUCKETS) / 1000)]++;
+    else
+        (*over)++;
+}
 
 static int bench_run_issue(struct bench_slot *slot);
 
@@ -511,16 +713,7 @@ static void bench_run_cb(struct rpc_context *rpc, int status, void *data, void *
         run->stop = true;
         return;
     }
-    {
-        double us = (t - slot->t0) * 1e6;
-
-        if (us < BENCH_LAT_BUCKETS)
-            run->lat[(unsigned)us]++;
-        else if (us < BENCH_LAT_BUCKETS + 1000.0 * BENCH_SLOW_BUCKETS)
-            run->lat[BENCH_LAT_BUCKETS + (unsigned)((us - BENCH_LAT_BUCKETS) / 1000)]++;
-        else
-            run->lat_over++;
-    }
+    bench_lat_add(run->lat, &run->lat_over, slot->t0, t);
     run->completed++;
     run->t_last = t;
     if (t > run->deadline)
@@ -611,22 +804,11 @@ static int bench_run(struct bench *b, enum bench_op op, unsigned depth)
             break;
         }
     }
-    while (run->inflight > 0) {
-        double t = bench_now();
-        int err;
+    {
+        int err = bench_drain(&b->rpc, 1, &run->inflight, &run->stop, run->deadline, hard);
 
-        if (t > run->deadline)
-            run->stop = true;
-        if (t > hard) {
-            fprintf(stderr, "nfsbench: %u requests unanswered %.0f s after the deadline\n",
-                    run->inflight, BENCH_DRAIN_SECONDS);
-            return ETIMEDOUT;
-        }
-        err = bench_poll_once(b->rpc);
-        if (err)
-            return err;
+        return err ? err : run->err;
     }
-    return run->err;
 }
 
 /* Latency at quantile q (0..1) of the last run, in microseconds. */
@@ -1043,14 +1225,7 @@ static int bench_missue(struct bench_mslot *s);
 
 static void bench_mlat(struct bench_mrun *m, double t0, double t)
 {
-    double us = (t - t0) * 1e6;
-
-    if (us < BENCH_LAT_BUCKETS)
-        m->lat[(unsigned)us]++;
-    else if (us < BENCH_LAT_BUCKETS + 1000.0 * BENCH_SLOW_BUCKETS)
-        m->lat[BENCH_LAT_BUCKETS + (unsigned)((us - BENCH_LAT_BUCKETS) / 1000)]++;
-    else
-        m->lat_over++;
+    bench_lat_add(m->lat, &m->lat_over, t0, t);
 }
 
 BENCH_READS_LIBNFS_REPLY
@@ -1231,28 +1406,6 @@ static int bench_missue(struct bench_mslot *s)
     return 0;
 }
 
-/* Service every connection once (at most 100 ms).  Returns 0 or errno. */
-static int bench_mpoll(struct bench_mrun *m)
-{
-    struct pollfd pfd[BENCH_MAX_CONNS];
-    unsigned i;
-    int n;
-
-    for (i = 0; i < m->conns; i++)
-        pfd[i] = (struct pollfd){.fd = rpc_get_fd(m->rpc[i]),
-                                 .events = (short)rpc_which_events(m->rpc[i])};
-    n = poll(pfd, m->conns, 100);
-    if (n < 0)
-        return errno == EINTR ? 0 : errno;
-    for (i = 0; i < m->conns; i++) {
-        if (rpc_service(m->rpc[i], n > 0 ? pfd[i].revents : 0) < 0) {
-            fprintf(stderr, "nfsbench: connection %u failed: %s\n", i, rpc_get_error(m->rpc[i]));
-            return ECONNRESET;
-        }
-    }
-    return 0;
-}
-
 /*
  * Run one multi-connection test on m (mode, conns, slots and the mode's
  * fields set; connections open).  Returns 0 or errno.
@@ -1272,22 +1425,11 @@ static int bench_mrun_go(struct bench_mrun *m)
         if (err)
             bench_mfail(m, err, "queueing a request");
     }
-    while (m->inflight > 0) {
-        double t = bench_now();
-        int err;
+    {
+        int err = bench_drain(m->rpc, m->conns, &m->inflight, &m->stop, m->deadline, hard);
 
-        if (t > m->deadline)
-            m->stop = true;
-        if (t > hard) {
-            fprintf(stderr, "nfsbench: %u requests unanswered %.0f s after the deadline\n",
-                    m->inflight, BENCH_DRAIN_SECONDS);
-            return ETIMEDOUT;
-        }
-        err = bench_mpoll(m);
-        if (err)
-            return err;
+        return err ? err : m->err;
     }
-    return m->err;
 }
 
 /* Latency at quantile q of the last multi-connection run, microseconds. */
@@ -1409,6 +1551,531 @@ out:
     return err;
 }
 
+/* ---- write tests ------------------------------------------------------ */
+
+/*
+ * seqwrite and smallcreate write over conf.conns connections, as an
+ * nconnect mount does, into a directory of their own that each run makes
+ * under -w (nfsbench-TEST-PID-N) and, unless -K, removes afterwards, out of
+ * the measured time.
+ *
+ *   seqwrite     one file per connection, CREATEd first.  Each file has
+ *                read_depth WRITEs of wsize in flight (UNSTABLE, as the
+ *                Linux client's writeback sends them), its next offset
+ *                taken by whichever of its slots is free.  Every
+ *                BENCH_COMMIT_EVERY bytes a file's WRITEs acknowledge, a
+ *                COMMIT of that file goes out alongside them (the client's
+ *                writeback does the same); when issuing stops (-t seconds,
+ *                or -B bytes per file) every file gets a last COMMIT.  The
+ *                rate is the bytes acknowledged over the time from the
+ *                first WRITE to the reply of the last COMMIT: data on the
+ *                server's stable storage.
+ *   smallcreate  in each slot, file after file: CREATE (UNCHECKED, mode
+ *                0644), one UNSTABLE WRITE of -z MIN,MAX bytes (sizes drawn
+ *                from a fixed seed per file number: the same for every
+ *                server), COMMIT, as an application writing a small file
+ *                and closing it; files/s over whole files.  With -O exactly
+ *                -N files; a file begun before the deadline is finished.
+ *
+ * A WRITE shorter than asked, a COMMIT or WRITE whose verifier differs
+ * from the first one (the server restarted and may have lost unstable
+ * data), and any NFS error fail the run.  NFS3ERR_JUKEBOX (bucketnfs says
+ * it when cache.dirty_max is full) is reported, not retried as the kernel
+ * would: the run was then measuring the limit, not the write path.
+ */
+#define BENCH_COMMIT_EVERY    (64ull << 20)
+#define BENCH_COMMIT_SECONDS  300.0 /* the last COMMITs: all that was written reaches the disk */
+#define BENCH_NFS3ERR_JUKEBOX 10008
+
+struct bench_wrun;
+
+/* seqwrite: one file per connection. */
+struct bench_wfile {
+    struct bench_wrun *w;
+    unsigned conn;
+    nfs_fh3 fh;
+    uint64_t next;      /* next offset to issue */
+    uint64_t acked;     /* bytes its WRITE replies acknowledged */
+    uint64_t commit_at; /* acknowledged bytes that send its next COMMIT */
+    bool committing;    /* a COMMIT in flight */
+};
+
+struct bench_wslot {
+    struct bench_wrun *w;
+    unsigned conn;
+    struct bench_wfile *file; /* seqwrite */
+    uint64_t fileno;          /* smallcreate: the file being made */
+    nfs_fh3 fh;               /* smallcreate: its handle (owned) */
+    uint32_t count;           /* bytes of the WRITE in flight */
+    double t0;                /* smallcreate: when its CREATE went out */
+};
+
+struct bench_wrun {
+    struct bench *b;
+    bool create; /* smallcreate; else seqwrite */
+    unsigned conns;
+    struct rpc_context *rpc[BENCH_MAX_CONNS];
+    nfs_fh3 parent, dir; /* -w, and the run's directory in it */
+    char dirname[64];
+    bool dir_made;
+    struct bench_wfile files[BENCH_MAX_CONNS];
+    unsigned nfiles;
+    unsigned nslots;
+    struct bench_wslot *slots;
+    uint32_t io_size;
+    char *buf; /* what every WRITE sends: BENCH_MAX_IO pseudo-random bytes */
+    bool have_verf;
+    char verf[NFS3_WRITEVERFSIZE];
+    uint64_t cursor; /* smallcreate: next file number */
+    bool stop;
+    int err;
+    unsigned inflight;
+    uint64_t bytes, files_done, commits;
+    double t_start, t_last, deadline;
+    uint32_t *lat; /* smallcreate: per file, CREATE to COMMIT reply */
+    uint64_t lat_over;
+};
+
+/* The WRITE size a Linux mount would use: wtpref, at most wtmax and 1 MiB. */
+static uint32_t bench_wsize(const struct bench *b)
+{
+    uint32_t ws = bench_block_size(b->wtpref ? b->wtpref : b->wtmax);
+
+    if (b->wtmax >= BENCH_MIN_IO && ws > bench_block_size(b->wtmax))
+        ws = bench_block_size(b->wtmax);
+    return ws;
+}
+
+/* smallcreate: the size of file n, the same sequence for every server. */
+static uint32_t bench_create_size(const struct bench *b, uint64_t n)
+{
+    uint64_t s = 0x736d616c6cull + n;
+    uint32_t lo = b->conf.create_min, hi = b->conf.create_max;
+
+    return lo + (uint32_t)(bench_rand(&s) % (hi - lo + 1));
+}
+
+static void bench_wfail(struct bench_wrun *w, int err, const char *what)
+{
+    if (w->err == 0) {
+        fprintf(stderr, "nfsbench: %s: %s\n", what, strerror(err));
+        w->err = err;
+    }
+    w->stop = true;
+}
+
+/*
+ * A reply arrived for a request of w: is it a success?  Otherwise the run
+ * fails, saying why.  Every NFSv3 result starts with its nfsstat3.
+ */
+BENCH_READS_LIBNFS_REPLY
+static bool bench_wok(struct bench_wrun *w, int status, void *data, const char *what)
+{
+    nfsstat3 st;
+
+    w->inflight--;
+    if (status != RPC_STATUS_SUCCESS) {
+        if (w->err == 0)
+            fprintf(stderr, "nfsbench: %s: %s\n", what,
+                    status == RPC_STATUS_ERROR ? (char *)data : "cancelled");
+        bench_wfail(w, EIO, what);
+        return false;
+    }
+    st = *(nfsstat3 *)data;
+    if (st != NFS3_OK) {
+        if (w->err == 0)
+            fprintf(stderr, "nfsbench: %s: NFS error %d%s\n", what, (int)st,
+                    (int)st == BENCH_NFS3ERR_JUKEBOX
+                        ? " (JUKEBOX: the server cannot take more now, e.g. its dirty limit)"
+                        : "");
+        bench_wfail(w, bench_nfs_errno(st), what);
+        return false;
+    }
+    return true;
+}
+
+/* Check a WRITE or COMMIT verifier against the first one of the run.  0 or EPROTO. */
+static int bench_wverf(struct bench_wrun *w, const char *verf)
+{
+    if (!w->have_verf) {
+        memcpy(w->verf, verf, sizeof(w->verf));
+        w->have_verf = true;
+        return 0;
+    }
+    if (memcmp(w->verf, verf, sizeof(w->verf)) == 0)
+        return 0;
+    fprintf(stderr, "nfsbench: the write verifier changed: the server restarted and may have "
+                    "lost unstable WRITEs\n");
+    return EPROTO;
+}
+
+/* A request was just queued on w (rc: what queueing returned).  0 or EIO. */
+static int bench_wqueued(struct bench_wrun *w, unsigned conn, int rc)
+{
+    if (rc != 0) {
+        fprintf(stderr, "nfsbench: cannot queue request: %s\n", rpc_get_error(w->rpc[conn]));
+        return EIO;
+    }
+    w->inflight++;
+    return 0;
+}
+
+static int bench_wissue(struct bench_wslot *s);
+
+BENCH_READS_LIBNFS_REPLY
+static void bench_wfile_commit_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    struct bench_wfile *f = priv;
+    struct bench_wrun *w = f->w;
+    COMMIT3res *res = data;
+    int err;
+
+    f->committing = false;
+    if (!bench_wok(w, status, data, "COMMIT"))
+        return;
+    err = bench_wverf(w, res->COMMIT3res_u.resok.verf);
+    if (err) {
+        bench_wfail(w, err, "COMMIT");
+        return;
+    }
+    w->commits++;
+    w->t_last = bench_now();
+}
+
+/* COMMIT all of seqwrite's file f (offset 0, count 0).  0 or errno. */
+static int bench_wcommit_file(struct bench_wfile *f)
+{
+    struct bench_wrun *w = f->w;
+    COMMIT3args a = {.file = f->fh};
+    int err;
+
+    f->commit_at = (f->acked / BENCH_COMMIT_EVERY + 1) * BENCH_COMMIT_EVERY;
+    err = bench_wqueued(w, f->conn,
+                        rpc_nfs3_commit_async(w->rpc[f->conn], bench_wfile_commit_cb, &a, f));
+    if (err == 0)
+        f->committing = true;
+    return err;
+}
+
+BENCH_READS_LIBNFS_REPLY
+static void bench_wcommit_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    struct bench_wslot *s = priv;
+    struct bench_wrun *w = s->w;
+    COMMIT3res *res = data;
+    double t = bench_now();
+    int err;
+
+    if (!bench_wok(w, status, data, "COMMIT"))
+        return;
+    err = bench_wverf(w, res->COMMIT3res_u.resok.verf);
+    if (err == 0) {
+        w->commits++;
+        w->files_done++;
+        w->bytes += s->count;
+        w->t_last = t;
+        bench_lat_add(w->lat, &w->lat_over, s->t0, t);
+        bench_fh_free(&s->fh);
+        if (t > w->deadline)
+            w->stop = true;
+        err = bench_wissue(s);
+    }
+    if (err)
+        bench_wfail(w, err, "COMMIT");
+}
+
+BENCH_READS_LIBNFS_REPLY
+static void bench_wwrite_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    struct bench_wslot *s = priv;
+    struct bench_wrun *w = s->w;
+    WRITE3res *res = data;
+    double t = bench_now();
+    int err;
+
+    if (!bench_wok(w, status, data, "WRITE"))
+        return;
+    if (res->WRITE3res_u.resok.count != s->count) {
+        fprintf(stderr, "nfsbench: WRITE of %u bytes wrote %u\n", s->count,
+                res->WRITE3res_u.resok.count);
+        bench_wfail(w, EPROTO, "short WRITE");
+        return;
+    }
+    err = bench_wverf(w, res->WRITE3res_u.resok.verf);
+    if (err == 0 && w->create) {
+        /* The file is written: COMMIT it, as close() does after UNSTABLE WRITEs. */
+        COMMIT3args a = {.file = s->fh};
+
+        err = bench_wqueued(w, s->conn,
+                            rpc_nfs3_commit_async(w->rpc[s->conn], bench_wcommit_cb, &a, s));
+    } else if (err == 0) {
+        struct bench_wfile *f = s->file;
+
+        w->bytes += s->count;
+        w->t_last = t;
+        f->acked += s->count;
+        if (t > w->deadline)
+            w->stop = true;
+        if (!w->stop && f->acked >= f->commit_at && !f->committing)
+            err = bench_wcommit_file(f);
+        if (err == 0)
+            err = bench_wissue(s);
+    }
+    if (err)
+        bench_wfail(w, err, "WRITE");
+}
+
+BENCH_READS_LIBNFS_REPLY
+static void bench_wcreate_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+    struct bench_wslot *s = priv;
+    struct bench_wrun *w = s->w;
+    CREATE3res *res = data;
+    WRITE3args a = {.offset = 0, .stable = UNSTABLE};
+    int err;
+
+    if (!bench_wok(w, status, data, "CREATE"))
+        return;
+    if (!res->CREATE3res_u.resok.obj.handle_follows) {
+        bench_wfail(w, EPROTO, "CREATE returned no handle");
+        return;
+    }
+    err = bench_fh_copy(&s->fh, &res->CREATE3res_u.resok.obj.post_op_fh3_u.handle);
+    if (err) {
+        bench_wfail(w, err, "CREATE");
+        return;
+    }
+    s->count = bench_create_size(w->b, s->fileno);
+    a.file = s->fh;
+    a.count = s->count;
+    a.data.data_len = s->count;
+    a.data.data_val = w->buf;
+    err = bench_wqueued(w, s->conn, rpc_nfs3_write_async(w->rpc[s->conn], bench_wwrite_cb, &a, s));
+    if (err)
+        bench_wfail(w, err, "WRITE");
+}
+
+/*
+ * Give slot s its next request, if there is one: seqwrite, the next WRITE
+ * of its file; smallcreate, the CREATE of the next file.  Returns 0 (also
+ * when the slot retires) or errno.
+ */
+static int bench_wissue(struct bench_wslot *s)
+{
+    struct bench_wrun *w = s->w;
+    const struct bench_conf *c = &w->b->conf;
+
+    if (w->stop)
+        return 0;
+    if (!w->create) {
+        struct bench_wfile *f = s->file;
+        WRITE3args a = {.file = f->fh, .offset = f->next, .count = w->io_size, .stable = UNSTABLE};
+
+        if (c->write_bytes != 0 && f->next >= c->write_bytes)
+            return 0; /* the file has all its bytes: the slot retires */
+        if (c->write_bytes != 0 && c->write_bytes - f->next < a.count)
+            a.count = (count3)(c->write_bytes - f->next);
+        a.data.data_len = a.count;
+        a.data.data_val = w->buf;
+        f->next += a.count;
+        s->count = a.count;
+        return bench_wqueued(w, s->conn,
+                             rpc_nfs3_write_async(w->rpc[s->conn], bench_wwrite_cb, &a, s));
+    }
+    if (c->once && w->cursor >= c->max_files)
+        return 0; /* every file made */
+    {
+        char name[32];
+        CREATE3args a;
+
+        memset(&a, 0, sizeof(a));
+        s->fileno = w->cursor++;
+        snprintf(name, sizeof(name), "f%08" PRIu64, s->fileno);
+        a.where.dir = w->dir;
+        a.where.name = name;
+        a.how.mode = UNCHECKED;
+        a.how.createhow3_u.obj_attributes.mode.set_it = 1;
+        a.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = 0644;
+        s->t0 = bench_now();
+        return bench_wqueued(w, s->conn,
+                             rpc_nfs3_create_async(w->rpc[s->conn], bench_wcreate_cb, &a, s));
+    }
+}
+
+/*
+ * Remove what the run made, one call at a time on the main connection:
+ * the files, then the directory.  Returns 0 or the first errno.
+ */
+static int bench_wclean(struct bench_wrun *w)
+{
+    struct bench *b = w->b;
+    char name[32];
+    uint64_t i, n = w->create ? w->cursor : w->nfiles;
+    int err;
+
+    for (i = 0; i < n; i++) {
+        if (w->create)
+            snprintf(name, sizeof(name), "f%08" PRIu64, i);
+        else
+            snprintf(name, sizeof(name), "seqwrite_%02u", (unsigned)i);
+        err = bench_remove(b, &w->dir, name, false);
+        if (err)
+            return err;
+    }
+    return bench_remove(b, &w->parent, w->dirname, true);
+}
+
+static int bench_test_write(struct bench *b, bool create, const char *name)
+{
+    static unsigned runs;
+    struct bench_wrun *w;
+    double hard, t_writes = 0;
+    unsigned i;
+    int err = 0;
+
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return ENOMEM;
+    w->b = b;
+    w->create = create;
+    w->conns = b->conf.conns;
+    w->lat = b->run.lat;
+    w->io_size = bench_wsize(b);
+    w->buf = malloc(BENCH_MAX_IO);
+    if (w->buf == NULL) {
+        err = ENOMEM;
+        goto out;
+    }
+    {
+        uint64_t s = 0x7772697465ull; /* "write": the same bytes for every server */
+
+        for (i = 0; i + 8 <= BENCH_MAX_IO; i += 8) {
+            uint64_t v = bench_rand(&s);
+
+            memcpy(w->buf + i, &v, 8);
+        }
+    }
+    if (create && b->conf.create_max > w->io_size) {
+        fprintf(stderr, "nfsbench: -z: %u bytes do not fit one WRITE of %u\n", b->conf.create_max,
+                w->io_size);
+        err = EINVAL;
+        goto out;
+    }
+    err = bench_resolve(b, b->conf.write_dir, &w->parent, NULL);
+    if (err)
+        goto out;
+    snprintf(w->dirname, sizeof(w->dirname), "nfsbench-%s-%ld-%u", name, (long)getpid(), runs++);
+    err = bench_make(b, &w->parent, w->dirname, true, &w->dir);
+    if (err)
+        goto out;
+    w->dir_made = true;
+    if (!create) {
+        w->nfiles = w->conns;
+        for (i = 0; i < w->nfiles; i++) {
+            char fname[32];
+
+            snprintf(fname, sizeof(fname), "seqwrite_%02u", i);
+            w->files[i].w = w;
+            w->files[i].conn = i;
+            w->files[i].commit_at = BENCH_COMMIT_EVERY;
+            err = bench_make(b, &w->dir, fname, false, &w->files[i].fh);
+            if (err)
+                goto out;
+        }
+    }
+    w->nslots = w->conns * b->conf.read_depth;
+    w->slots = calloc(w->nslots, sizeof(*w->slots));
+    if (w->slots == NULL) {
+        err = ENOMEM;
+        goto out;
+    }
+    for (i = 0; i < w->nslots; i++) {
+        w->slots[i].w = w;
+        w->slots[i].conn = i % w->conns;
+        w->slots[i].file = create ? NULL : &w->files[i % w->conns];
+    }
+    for (i = 0; i < w->conns; i++) {
+        w->rpc[i] = rpc_init_context();
+        if (w->rpc[i] == NULL) {
+            err = ENOMEM;
+            goto out;
+        }
+        err = bench_connect(b, w->rpc[i], b->conf.nfs_port, NFS_PROGRAM, NFS_V3);
+        if (err)
+            goto out;
+    }
+
+    memset(w->lat, 0, (BENCH_LAT_BUCKETS + BENCH_SLOW_BUCKETS) * sizeof(*w->lat));
+    w->t_start = w->t_last = bench_now();
+    w->deadline = w->t_start + b->conf.seconds;
+    hard = w->deadline + BENCH_DRAIN_SECONDS;
+    for (i = 0; i < w->nslots && !w->stop; i++) {
+        err = bench_wissue(&w->slots[i]);
+        if (err)
+            bench_wfail(w, err, "queueing a request");
+    }
+    err = bench_drain(w->rpc, w->conns, &w->inflight, &w->stop, w->deadline, hard);
+    if (err == 0)
+        err = w->err;
+    if (err == 0 && !create) {
+        /* What is written must reach stable storage before it counts. */
+        t_writes = w->t_last;
+        for (i = 0; i < w->nfiles && err == 0; i++)
+            err = bench_wcommit_file(&w->files[i]);
+        if (err == 0)
+            err = bench_drain(w->rpc, w->conns, &w->inflight, &w->stop, bench_now(),
+                              bench_now() + BENCH_COMMIT_SECONDS);
+        if (err == 0)
+            err = w->err;
+    }
+    if (err)
+        goto out;
+    {
+        double el = w->t_last - w->t_start;
+        double mib = (double)w->bytes / (1024.0 * 1024.0);
+
+        printf("%s_dir %s\n%s_conns %u\n%s_in_flight %u\n%s_io_size %u\n", name, w->dirname, name,
+               w->conns, name, w->nslots, name, w->io_size);
+        printf("%s_bytes %" PRIu64 "\n%s_seconds %.3f\n", name, w->bytes, name, el);
+        printf("%s_mib_per_s %.1f\n%s_commits %" PRIu64 "\n", name, el > 0 ? mib / el : 0, name,
+               w->commits);
+        if (create) {
+            struct bench_run r = {.completed = w->files_done, .lat = w->lat};
+
+            printf("%s_files %" PRIu64 "\n%s_files_per_s %.0f\n", name, w->files_done, name,
+                   el > 0 ? (double)w->files_done / el : 0);
+            printf("%s_lat_p50_us %.1f\n%s_lat_p99_us %.1f\n", name, bench_run_quantile(&r, 0.50),
+                   name, bench_run_quantile(&r, 0.99));
+        } else {
+            printf("%s_write_seconds %.3f\n%s_last_commit_seconds %.3f\n", name,
+                   t_writes - w->t_start, name, w->t_last - t_writes);
+        }
+        fflush(stdout);
+    }
+out:
+    /* Contexts first: cancelled requests call back into the slots. */
+    for (i = 0; i < w->conns; i++)
+        if (w->rpc[i] != NULL)
+            rpc_destroy_context(w->rpc[i]);
+    if (err == 0 && w->dir_made && !b->conf.keep) {
+        err = bench_wclean(w);
+        if (err)
+            fprintf(stderr, "nfsbench: removing %s: %s\n", w->dirname, strerror(err));
+    } else if (w->dir_made && !b->conf.keep) {
+        fprintf(stderr, "nfsbench: left %s behind (the run failed)\n", w->dirname);
+    }
+    for (i = 0; i < w->nslots && w->slots != NULL; i++)
+        bench_fh_free(&w->slots[i].fh);
+    for (i = 0; i < w->nfiles; i++)
+        bench_fh_free(&w->files[i].fh);
+    bench_fh_free(&w->dir);
+    bench_fh_free(&w->parent);
+    free(w->slots);
+    free(w->buf);
+    free(w);
+    return err;
+}
+
 static bool bench_wants(const struct bench *b, const char *test)
 {
     const char *p = b->conf.tests;
@@ -1429,7 +2096,7 @@ static void bench_usage(FILE *f)
     fprintf(f, "usage: nfsbench -p NFS_PORT -m MOUNT_PORT -e EXPORT [options]\n"
                "  -s HOST      server address (127.0.0.1)\n"
                "  -T TESTS     comma list of getattr,lookup,readdirplus,read,\n"
-               "               seqread,randread,multiread,smallfiles\n"
+               "               seqread,randread,multiread,smallfiles,seqwrite,smallcreate\n"
                "               (default: every test whose path is given)\n"
                "  -f DIR       directory of files for getattr/lookup, relative to the export\n"
                "  -N COUNT     use at most COUNT of its files (10000)\n"
@@ -1442,13 +2109,20 @@ static void bench_usage(FILE *f)
                "  -Q DEPTH     requests in flight for read (8)\n"
                "  -t SECONDS   time limit per test (10)\n"
                "  -n OPS       operation limit per test (5000000)\n"
-               "  -C CONNS     connections of seqread/randread/multiread/smallfiles (1);\n"
-               "               each has -Q requests in flight (multiread: -S x -W in all)\n"
+               "  -C CONNS     connections of seqread/randread/multiread/smallfiles/seqwrite/\n"
+               "               smallcreate (1); each has -Q requests in flight (multiread:\n"
+               "               -S x -W in all)\n"
                "  -O           seqread: one pass, stop at EOF (fails unless it gets there);\n"
-               "               smallfiles: each file once\n"
+               "               smallfiles: each file once; smallcreate: exactly -N files\n"
                "  -I BYTES     randread request size (4096)\n"
                "  -S STREAMS   multiread: files of -f read at once, each once to EOF (64)\n"
-               "  -W DEPTH     multiread: requests in flight per file (2)\n");
+               "  -W DEPTH     multiread: requests in flight per file (2)\n"
+               "  -w DIR       seqwrite/smallcreate: make their directory in DIR, relative\n"
+               "               to the export (the export's root)\n"
+               "  -B BYTES     seqwrite: bytes per file (one per connection) at most\n"
+               "               (default: -t alone decides)\n"
+               "  -z MIN,MAX   smallcreate: file sizes in bytes (4096,65536)\n"
+               "  -K           keep what seqwrite/smallcreate wrote (default: removed)\n");
 }
 
 static int bench_parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -1488,8 +2162,11 @@ int main(int argc, char **argv)
                                   .conns = 1,
                                   .rand_io = 4096,
                                   .streams = 64,
-                                  .stream_depth = 2};
-    while ((opt = getopt(argc, argv, "s:p:m:e:T:f:N:D:E:P:M:b:q:Q:t:n:C:OI:S:W:h")) != -1) {
+                                  .stream_depth = 2,
+                                  .write_dir = "",
+                                  .create_min = 4096,
+                                  .create_max = 65536};
+    while ((opt = getopt(argc, argv, "s:p:m:e:T:f:N:D:E:P:M:b:q:Q:t:n:C:OI:S:W:w:B:z:Kh")) != -1) {
         err = 0;
         switch (opt) {
         case 's': b->conf.server = optarg; break;
@@ -1575,6 +2252,31 @@ int main(int argc, char **argv)
             if (err == 0)
                 b->conf.stream_depth = (unsigned)v;
             break;
+        case 'w': b->conf.write_dir = optarg; break;
+        case 'K': b->conf.keep = true; break;
+        case 'B':
+            if ((err = bench_parse_uint(optarg, UINT64_MAX, &v)) == 0 && v == 0)
+                err = EINVAL;
+            if (err == 0)
+                b->conf.write_bytes = v;
+            break;
+        case 'z': {
+            unsigned long long lo, hi;
+            char *comma = strchr(optarg, ',');
+
+            err = EINVAL;
+            if (comma != NULL) {
+                *comma = '\0';
+                if (bench_parse_uint(optarg, BENCH_MAX_IO, &lo) == 0 &&
+                    bench_parse_uint(comma + 1, BENCH_MAX_IO, &hi) == 0 && lo <= hi) {
+                    b->conf.create_min = (uint32_t)lo;
+                    b->conf.create_max = (uint32_t)hi;
+                    err = 0;
+                }
+                *comma = ',';
+            }
+            break;
+        }
         case 'h':
             bench_usage(stdout);
             status = 0;
@@ -1645,7 +2347,8 @@ int main(int argc, char **argv)
                 strerror(err));
         goto out;
     }
-    printf("server_rtmax %u\nserver_dtpref %u\n", b->rtmax, b->dtpref);
+    printf("server_rtmax %u\nserver_dtpref %u\nserver_wtmax %u\nserver_wtpref %u\n", b->rtmax,
+           b->dtpref, b->wtmax, b->wtpref);
 
     if (bench_wants(b, "getattr") && (err = bench_test_meta(b, BENCH_GETATTR, "getattr")))
         goto fail;
@@ -1662,6 +2365,10 @@ int main(int argc, char **argv)
     if (bench_wants(b, "multiread") && (err = bench_test_multi(b, BENCH_M_MULTI, "multiread")))
         goto fail;
     if (bench_wants(b, "smallfiles") && (err = bench_test_multi(b, BENCH_M_SMALL, "smallfiles")))
+        goto fail;
+    if (bench_wants(b, "seqwrite") && (err = bench_test_write(b, false, "seqwrite")))
+        goto fail;
+    if (bench_wants(b, "smallcreate") && (err = bench_test_write(b, true, "smallcreate")))
         goto fail;
     status = 0;
     goto out;

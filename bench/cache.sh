@@ -143,10 +143,7 @@ if ((s3)); then
     command -v ip >/dev/null || die2 "ip (iproute2) not found"
     command -v node >/dev/null && command -v npm >/dev/null || die2 "node and npm are needed for s3rver"
     python3 -c 'import boto3' 2>/dev/null || die2 "python3 boto3 is needed (python3-boto3)"
-    if [ ! -x bench/s3emu/node_modules/.bin/s3rver ]; then
-        echo "cache.sh: installing s3rver (npm ci in bench/s3emu)" >&2
-        (cd bench/s3emu && retry 5 npm ci --no-audit --no-fund >/dev/null)
-    fi
+    bench_s3emu_install
 fi
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -154,128 +151,17 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/bnfs-cache-bench.XXXXXX")
 pids=()  # every process started here, stopped by id at exit
 names=()
 netns=
-cleanup() {
-    local i
-    for i in "${!pids[@]}"; do stop_pid "${pids[$i]}" "${names[$i]}"; done
-    [ -z "$netns" ] || ip netns delete "$netns" 2>/dev/null || true
-    if ((keep)); then echo "cache.sh: kept configs and logs in $tmp" >&2; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 1' INT TERM
-
-# stop_pid PID NAME: SIGTERM, SIGKILL after 10 s.
-stop_pid() {
-    local n
-    kill -TERM "$1" 2>/dev/null || return 0
-    for ((n = 0; n < 100; n++)); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$1" 2>/dev/null; then
-        echo "cache.sh: $2 ignored SIGTERM for 10 s, killing it" >&2
-        kill -KILL "$1" 2>/dev/null || true
-    fi
-    wait "$1" 2>/dev/null || true
-}
-# forget PID: it was stopped already.
-forget() {
-    local i
-    for i in "${!pids[@]}"; do
-        [ "${pids[$i]}" != "$1" ] || unset 'pids[i]' 'names[i]'
-    done
-}
-
-free_ports() { # N
-    python3 -c '
-import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])' "$1"
-}
-
-# wait_port PID HOST PORT NAME: until it accepts TCP (30 s), or die.
-wait_port() {
-    local n
-    for ((n = 0; ; n++)); do
-        if ! kill -0 "$1" 2>/dev/null; then
-            echo "cache.sh: $4 exited during start-up; its log:" >&2
-            tail -n 20 "$tmp/$4.log" >&2 || true
-            exit 1
-        fi
-        (exec 3<>"/dev/tcp/$2/$3") 2>/dev/null && return 0
-        ((n < 300)) || { echo "cache.sh: $4 is not listening on $2:$3 after 30 s" >&2; exit 1; }
-        sleep 0.1
-    done
-}
-
-# median KEY FILE...: the median of KEY's values in the FILEs ("-" if none).
-median() {
-    local key=$1
-    shift
-    cat "$@" 2>/dev/null | awk -v k="$key" '$1 == k { print $2 }' | sort -g |
-        awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 
 # ---- bucketnfsd and ganesha ---------------------------------------------
 
-# start_bucketnfsd NAME STORE_LINE BUCKET CACHE_SIZE: a fresh daemon (new
-# state and cache folders: its cache is cold); sets PORT_NFS PORT_MNT DPID.
+# start_bucketnfsd NAME STORE_KEYS BUCKET CACHE_SIZE: a fresh daemon, its
+# cache cold, read-only; sets PORT_NFS PORT_MNT DPID.
 start_bucketnfsd() {
-    local dir=$tmp/$1
-    rm -rf "$dir"
-    mkdir -p "$dir/state" "$dir/cache"
-    read -r PORT_NFS PORT_MNT < <(free_ports 2)
-    cat >"$dir/bucketnfs.conf" <<EOF
-server = { listen = "127.0.0.1"; nfs_port = $PORT_NFS; mount_port = $PORT_MNT; rpcbind = false;
-           threads = 16; state_dir = "$dir/state"; log_level = "notice"; };
-cache  = { dirs = ( "$dir/cache" ); size = "$4"; block_size = "$block_size";
-           readahead_max = "$readahead_max"; prefetch_budget = "$prefetch_budget";
-           fetch_max = $fetch_max; };
-stores = ( { $2 } );
-exports_file = "exports.conf";
-EOF
-    cat >"$dir/exports.conf" <<EOF
-exports = ( { path = "/bench"; store = "st"; bucket = "$3"; prefix = "";
-              access = "ro"; clients = ( "127.0.0.0/8" ); squash = "none";
-              metadata_ttl = 3600; } );
-EOF
-    "$bucketnfsd" -c "$dir/bucketnfs.conf" -f 2>"$tmp/$1.log" &
-    DPID=$!
-    pids+=("$DPID")
-    names+=("$1")
-    wait_port "$DPID" 127.0.0.1 "$PORT_NFS" "$1"
-    wait_port "$DPID" 127.0.0.1 "$PORT_MNT" "$1"
-}
-
-# start_ganesha NAME EXPORT_DIR: configured as for bench/run.sh (bench/lib.sh);
-# sets PORT_NFS PORT_MNT GPID.
-start_ganesha() {
-    local dir=$tmp/$1
-    mkdir -p "$dir/recovery"
-    read -r PORT_NFS PORT_MNT < <(free_ports 2)
-    bench_norpcbind "$dir/norpcbind.so"
-    bench_ganesha_conf "$dir/ganesha.conf" "$PORT_NFS" "$PORT_MNT" "$2" "$dir/recovery"
-    LD_PRELOAD=$dir/norpcbind.so ganesha.nfsd -F -L "$tmp/$1.log" -f "$dir/ganesha.conf" \
-        -p "$dir/ganesha.pid" &
-    GPID=$!
-    pids+=("$GPID")
-    names+=("$1")
-    wait_port "$GPID" 127.0.0.1 "$PORT_NFS" "$1"
-    wait_port "$GPID" 127.0.0.1 "$PORT_MNT" "$1"
-}
-
-# nfsb OUT LIMIT_S NFS_PORT MOUNT_PORT ARGS...: one nfsbench run, or die.
-nfsb() {
-    local o=$1 lim=$2 np=$3 mp=$4 rc=0
-    shift 4
-    timeout -k 5 "$lim" "$nfsbench" -s 127.0.0.1 -p "$np" -m "$mp" -e /bench "$@" >"$o" 2>"$o.err" || rc=$?
-    if ((rc)); then
-        echo "cache.sh: nfsbench $* failed (status $rc):" >&2
-        cat "$o.err" >&2
-        exit 1
-    fi
+    bench_start_bucketnfsd "$1" "$2" "$3" "size = \"$4\"; block_size = \"$block_size\";
+           readahead_max = \"$readahead_max\"; prefetch_budget = \"$prefetch_budget\";
+           fetch_max = $fetch_max;" 'access = "ro"; metadata_ttl = 3600;'
 }
 
 # ---- 1, 2: cached reads against ganesha ---------------------------------
@@ -312,7 +198,7 @@ EOF
 # iperf3 one stream over loopback for --seconds: MiB/s.
 iperf_once() {
     local port rc=0 sp
-    read -r port < <(free_ports 1)
+    read -r port < <(bench_free_ports 1)
     iperf3 -s -1 -B 127.0.0.1 -p "$port" >"$tmp/iperf3-server.log" 2>&1 &
     sp=$!
     pids+=("$sp")
@@ -325,8 +211,7 @@ iperf_once() {
         sleep 0.1
     done
     timeout -k 5 $((seconds + 30)) iperf3 -c 127.0.0.1 -p "$port" -t "$seconds" -J >"$tmp/iperf3.json" || rc=$?
-    stop_pid "$sp" iperf3-server
-    forget "$sp"
+    bench_stop "$sp" iperf3-server
     ((rc == 0)) || { echo "cache.sh: iperf3 failed (status $rc)" >&2; cat "$tmp/iperf3-server.log" >&2; exit 1; }
     python3 -c 'import json, sys
 print("iperf3_loopback_mib_per_s %.1f" %
@@ -344,7 +229,7 @@ run_cached() {
     local list g_np g_mp b_np b_mp r k who lim=$((4 * seconds + 120))
     list=$(cached_tests)
     build_local_tree
-    start_ganesha ganesha "$bucket"
+    bench_start_ganesha ganesha "$bucket"
     g_np=$PORT_NFS g_mp=$PORT_MNT
     start_bucketnfsd bucketnfs 'name = "st"; type = "dir"; root = "'"$data/buckets"'";' bench 4G
     b_np=$PORT_NFS b_mp=$PORT_MNT
@@ -358,10 +243,10 @@ run_cached() {
         [ $who = ganesha ] || np=$b_np mp=$b_mp
         echo "cache.sh: $who: warm-up (one pass over big.bin and small/)" >&2
         if want seqread || want randread; then
-            nfsb "$tmp/$who.warm1" 600 "$np" "$mp" "${args[@]}" -T seqread -O -t 300
+            bench_nfsb "$tmp/$who.warm1" 600 "$np" "$mp" "${args[@]}" -T seqread -O -t 300
         fi
         if want smallfiles; then
-            nfsb "$tmp/$who.warm2" 600 "$np" "$mp" "${args[@]}" -T smallfiles -O -t 300
+            bench_nfsb "$tmp/$who.warm2" 600 "$np" "$mp" "${args[@]}" -T smallfiles -O -t 300
         fi
     done
     for ((r = 1; r <= rounds; r++)); do
@@ -376,78 +261,35 @@ run_cached() {
             local np=$g_np mp=$g_mp
             [ $who = ganesha ] || np=$b_np mp=$b_mp
             echo "cache.sh: round $r/$rounds: $who ($list, up to $seconds s each)" >&2
-            nfsb "$tmp/$who.round$r" "$lim" "$np" "$mp" "${args[@]}" -T "$list" -t "$seconds"
+            bench_nfsb "$tmp/$who.round$r" "$lim" "$np" "$mp" "${args[@]}" -T "$list" -t "$seconds"
         done
     done
     local key
     for key in seqread_mib_per_s randread_ops_per_s randread_lat_p50_us smallfiles_files_per_s \
         smallfiles_mib_per_s; do
         want "${key%%_*}" || continue
-        emit cached "$key" "$(median "$key" "$tmp"/ganesha.round*)" \
-            "$(median "$key" "$tmp"/bucketnfs.round*)"
+        emit cached "$key" "$(bench_median "$key" "$tmp"/ganesha.round*)" \
+            "$(bench_median "$key" "$tmp"/bucketnfs.round*)"
     done
     if want seqread; then
-        emit iperf3 iperf3_loopback_mib_per_s "$(median iperf3_loopback_mib_per_s "$tmp"/iperf3.round*)"
+        emit iperf3 iperf3_loopback_mib_per_s "$(bench_median iperf3_loopback_mib_per_s "$tmp"/iperf3.round*)"
     fi
-    stop_pid "$b_pid" bucketnfs
-    stop_pid "$g_pid" ganesha
-    forget "$b_pid"
-    forget "$g_pid"
+    bench_stop "$b_pid" bucketnfs
+    bench_stop "$g_pid" ganesha
 }
 
 # ---- 3, 4, 5: cold reads through a shaped link ---------------------------
 
 s3data=$data/s3
 emu_ports=()
-proxy_port=
 endpoint=
 emu_log_count() { # requests answered so far, every emulator together
     cat "$tmp"/s3rver-*.log 2>/dev/null | grep -c -E ' (200|206|304|404|416) ' || true
 }
 
 setup_s3() {
-    local i n=$(($$ % 250 + 1))
-    netns=bnfsbench-$$
-    local vh=bnb$$h vn=bnb$$n host_ip=198.18.$n.1 ns_ip=198.18.$n.2
-    ip netns add "$netns"
-    ip link add "$vh" type veth peer name "$vn"
-    ip link set "$vn" netns "$netns"
-    ip addr add "$host_ip/30" dev "$vh"
-    ip link set "$vh" up
-    ip -n "$netns" addr add "$ns_ip/30" dev "$vn"
-    ip -n "$netns" link set "$vn" up
-    ip -n "$netns" link set lo up
-    mkdir -p "$s3data"
-    read -r -a emu_ports < <(free_ports "$emulators")
-    for ((i = 0; i < emulators; i++)); do
-        # Only the first creates the bucket; all serve the same folder.
-        local cfg=()
-        ((i)) || cfg=(--configure-bucket cold)
-        ip netns exec "$netns" bench/s3emu/node_modules/.bin/s3rver -d "$s3data" \
-            -a 127.0.0.1 -p "${emu_ports[$i]}" "${cfg[@]}" >"$tmp/s3rver-$i.log" 2>&1 &
-        pids+=($!)
-        names+=("s3rver-$i")
-        local n2
-        for ((n2 = 0; n2 < 300; n2++)); do
-            grep -q 'listening' "$tmp/s3rver-$i.log" 2>/dev/null && break
-            kill -0 "${pids[-1]}" 2>/dev/null || { cat "$tmp/s3rver-$i.log" >&2; exit 1; }
-            sleep 0.1
-        done
-        ((n2 < 300)) || { echo "cache.sh: s3rver-$i did not start in 30 s" >&2; exit 1; }
-    done
-    read -r proxy_port < <(free_ports 1)
-    local ups
-    ups=$(IFS=,; echo "${emu_ports[*]}")
-    # The proxy lives no longer than a run can: 2 h.
-    ip netns exec "$netns" "$shapeproxy" "$ns_ip" "$proxy_port" 127.0.0.1 "$ups" \
-        "$delay_ms" "$rate_mbs" 7200 2>"$tmp/shapeproxy.log" &
-    pids+=($!)
-    names+=(shapeproxy)
-    wait_port "${pids[-1]}" "$ns_ip" "$proxy_port" shapeproxy
-    endpoint=http://$ns_ip:$proxy_port
-    # s3rver's default credentials; it checks SigV4 against them.
-    export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
-    unset AWS_SESSION_TOKEN AWS_PROFILE
+    local i
+    bench_s3_setup "$s3data" cold
 
     local stamp="cache-bench s3 v1 log_mb=$log_mb streams=$nstreams stream_mb=$stream_mb"
     if [ "$(cat "$data/s3.stamp" 2>/dev/null)" != "$stamp" ]; then
@@ -485,9 +327,9 @@ bnfs_cold_round() { # r what
     local dpid=$DPID np=$PORT_NFS mp=$PORT_MNT
     o=$tmp/bnfs-$what.round$r
     if [ "$what" = cold ]; then
-        nfsb "$o" "$lim" "$np" "$mp" -C "$conns" -Q "$depth" -b log.bin -T seqread -O -t 1200
+        bench_nfsb "$o" "$lim" "$np" "$mp" -C "$conns" -Q "$depth" -b log.bin -T seqread -O -t 1200
     else
-        nfsb "$o" "$lim" "$np" "$mp" -C "$conns" -Q "$depth" -f streams -N "$nstreams" \
+        bench_nfsb "$o" "$lim" "$np" "$mp" -C "$conns" -Q "$depth" -f streams -N "$nstreams" \
             -S "$nstreams" -W 2 -T multiread -t 1200
     fi
     echo "vmhwm_kib $(awk '/VmHWM/ { print $2 }' /proc/"$dpid"/status)" >>"$o"
@@ -500,17 +342,16 @@ bnfs_cold_round() { # r what
         sleep 1
         n0=$(emu_log_count)
         if [ "$what" = cold ]; then
-            nfsb "$o.again" "$lim" "$np" "$mp" -C "$conns" -Q "$depth" -b log.bin -T seqread -O -t 1200
+            bench_nfsb "$o.again" "$lim" "$np" "$mp" -C "$conns" -Q "$depth" -b log.bin -T seqread -O -t 1200
         else
-            nfsb "$o.again" "$lim" "$np" "$mp" -C "$conns" -Q "$depth" -f streams -N "$nstreams" \
+            bench_nfsb "$o.again" "$lim" "$np" "$mp" -C "$conns" -Q "$depth" -f streams -N "$nstreams" \
                 -S "$nstreams" -W 2 -T multiread -t 1200
         fi
         sleep 1
         n1=$(emu_log_count)
         echo "store_requests_during_reread $((n1 - n0))" >>"$o.again"
     fi
-    stop_pid "$dpid" "bnfs-$what-r$r"
-    forget "$dpid"
+    bench_stop "$dpid" "bnfs-$what-r$r"
     rm -rf "$tmp/bnfs-$what-r$r/cache" # 2 GB per round otherwise
 }
 
@@ -546,20 +387,20 @@ run_s3() {
         fi
     done
     if want cold || want regets; then
-        emit cold bnfs_mib_per_s "$(median seqread_mib_per_s "$tmp"/bnfs-cold.round?)"
-        emit cold parallel_mib_per_s "$(median parallel_mib_per_s "$tmp"/parallel.round*)"
-        emit cold single_mib_per_s "$(median single_mib_per_s "$tmp"/single.round*)"
-        emit cold bnfs_vmhwm_kib "$(median vmhwm_kib "$tmp"/bnfs-cold.round?)"
-        emit cold bnfs_cpu "$(median cpu_s_per_gib "$tmp"/bnfs-cold.round?)"
-        emit cold parallel_cpu "$(median parallel_cpu_s_per_gib "$tmp"/parallel.round*)"
-        emit cold single_cpu "$(median single_cpu_s_per_gib "$tmp"/single.round*)"
+        emit cold bnfs_mib_per_s "$(bench_median seqread_mib_per_s "$tmp"/bnfs-cold.round?)"
+        emit cold parallel_mib_per_s "$(bench_median parallel_mib_per_s "$tmp"/parallel.round*)"
+        emit cold single_mib_per_s "$(bench_median single_mib_per_s "$tmp"/single.round*)"
+        emit cold bnfs_vmhwm_kib "$(bench_median vmhwm_kib "$tmp"/bnfs-cold.round?)"
+        emit cold bnfs_cpu "$(bench_median cpu_s_per_gib "$tmp"/bnfs-cold.round?)"
+        emit cold parallel_cpu "$(bench_median parallel_cpu_s_per_gib "$tmp"/parallel.round*)"
+        emit cold single_cpu "$(bench_median single_cpu_s_per_gib "$tmp"/single.round*)"
     fi
     if want streams; then
-        emit streams bnfs_mib_per_s "$(median multiread_mib_per_s "$tmp"/bnfs-streams.round?)"
-        emit streams files_mib_per_s "$(median files_mib_per_s "$tmp"/files.round*)"
-        emit streams bnfs_vmhwm_kib "$(median vmhwm_kib "$tmp"/bnfs-streams.round?)"
-        emit streams bnfs_cpu "$(median cpu_s_per_gib "$tmp"/bnfs-streams.round?)"
-        emit streams files_cpu "$(median files_cpu_s_per_gib "$tmp"/files.round*)"
+        emit streams bnfs_mib_per_s "$(bench_median multiread_mib_per_s "$tmp"/bnfs-streams.round?)"
+        emit streams files_mib_per_s "$(bench_median files_mib_per_s "$tmp"/files.round*)"
+        emit streams bnfs_vmhwm_kib "$(bench_median vmhwm_kib "$tmp"/bnfs-streams.round?)"
+        emit streams bnfs_cpu "$(bench_median cpu_s_per_gib "$tmp"/bnfs-streams.round?)"
+        emit streams files_cpu "$(bench_median files_cpu_s_per_gib "$tmp"/files.round*)"
     fi
     if want regets; then
         local f
@@ -582,8 +423,7 @@ report() {
         "--streams $nstreams --stream-mb $stream_mb --delay-ms $delay_ms --rate-mbs $rate_mbs" \
         "--emulators $emulators --direct-threads $direct_threads --block-size $block_size" \
         "--readahead-max $readahead_max --fetch-max $fetch_max --prefetch-budget $prefetch_budget"
-    echo "# machine: nproc=$(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')," \
-        "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)"
+    bench_machine
     echo "# load average before the run: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# values are medians of $rounds rounds; the order of the contenders alternates"
     awk -v conns="$conns" -v depth="$depth" '

@@ -1,9 +1,9 @@
-# lib.sh - what bench/run.sh and bench/cache.sh share: the peer, ganesha,
+# lib.sh - what the bench scripts share: the peer, ganesha,
 # configured the same way for every benchmark.  Source it from the top of
 # the repository.
 #
-#   bench_ganesha_conf FILE NFS_PORT MOUNT_PORT EXPORT_DIR RECOVERY_DIR
-#       write ganesha's configuration
+#   bench_ganesha_conf FILE NFS_PORT MOUNT_PORT EXPORT_DIR RECOVERY_DIR [RW]
+#       write ganesha's configuration (read-only, or read-write with RW)
 #   bench_norpcbind OUT
 #       build bench/peer/norpcbind.c as OUT, to preload into ganesha
 
@@ -11,6 +11,8 @@
 # fixed ports, no NLM/RQUOTA (both need rpcbind), MNT of the pseudo path so
 # every server mounts "/bench", a private recovery dir.
 bench_ganesha_conf() {
+    local access=RO
+    [ "${6:-}" != RW ] || access=RW
     cat >"$1" <<EOF
 NFS_CORE_PARAM {
     NFS_Port = $2;
@@ -30,12 +32,12 @@ EXPORT {
     Export_Id = 1;
     Path = "$4";
     Pseudo = "/bench";
-    Access_Type = RO;
+    Access_Type = $access;
     Squash = No_Root_Squash;
     Protocols = 3;
     Transports = TCP;
     SecType = sys;
-    CLIENT { Clients = 127.0.0.0/8; Access_Type = RO; }
+    CLIENT { Clients = 127.0.0.0/8; Access_Type = $access; }
     FSAL { Name = VFS; }
 }
 EOF
@@ -45,4 +47,215 @@ EOF
 # makes rpcb_set/rpcb_unset succeed without contacting anyone.
 bench_norpcbind() {
     cc -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC -o "$1" bench/peer/norpcbind.c
+}
+
+# ---- what bench/cache.sh and bench/write.sh share ------------------------
+#
+# The caller sets, before using these:
+#   tmp        a folder of its own for configs and logs
+#   pids=()    every process it starts (stopped by id by bench_cleanup),
+#   names=()   and their names, for messages
+#   netns=     the namespace bench_s3_setup makes (deleted by bench_cleanup)
+#   keep       1: bench_cleanup leaves $tmp
+# and, for bench_nfsb, nfsbench; for bench_s3_setup, shapeproxy, emulators,
+# delay_ms and rate_mbs.  Messages start with the script's name.
+
+bench_me=${0##*/}
+
+# bench_cleanup: stop every process started, delete the namespace, $tmp.
+bench_cleanup() {
+    local i
+    for i in "${!pids[@]}"; do bench_stop_pid "${pids[$i]}" "${names[$i]}"; done
+    [ -z "${netns:-}" ] || ip netns delete "$netns" 2>/dev/null || true
+    if ((keep)); then echo "$bench_me: kept configs and logs in $tmp" >&2; else rm -rf "$tmp"; fi
+}
+
+# bench_stop_pid PID NAME: SIGTERM, SIGKILL after 10 s.
+bench_stop_pid() {
+    local n
+    kill -TERM "$1" 2>/dev/null || return 0
+    for ((n = 0; n < 100; n++)); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$1" 2>/dev/null; then
+        echo "$bench_me: $2 ignored SIGTERM for 10 s, killing it" >&2
+        kill -KILL "$1" 2>/dev/null || true
+    fi
+    wait "$1" 2>/dev/null || true
+}
+
+# bench_forget PID: it was stopped already.
+bench_forget() {
+    local i
+    for i in "${!pids[@]}"; do
+        [ "${pids[$i]}" != "$1" ] || unset 'pids[i]' 'names[i]'
+    done
+}
+
+# bench_stop PID NAME: stop it now, and forget it.
+bench_stop() {
+    bench_stop_pid "$1" "$2"
+    bench_forget "$1"
+}
+
+# bench_free_ports N: N TCP ports on 127.0.0.1 nobody listens on.
+bench_free_ports() {
+    python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])' "$1"
+}
+
+# bench_wait_port PID HOST PORT NAME: until it accepts TCP (30 s), or die.
+bench_wait_port() {
+    local n
+    for ((n = 0; ; n++)); do
+        if ! kill -0 "$1" 2>/dev/null; then
+            echo "$bench_me: $4 exited during start-up; its log:" >&2
+            tail -n 20 "$tmp/$4.log" >&2 || true
+            exit 1
+        fi
+        (exec 3<>"/dev/tcp/$2/$3") 2>/dev/null && return 0
+        ((n < 300)) || { echo "$bench_me: $4 is not listening on $2:$3 after 30 s" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+# bench_median KEY FILE...: the median of KEY's values in the FILEs ("-" if none).
+bench_median() {
+    local key=$1
+    shift
+    cat "$@" 2>/dev/null | awk -v k="$key" '$1 == k { print $2 }' | sort -g |
+        awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }'
+}
+
+# bench_ratio A B: A / B with two decimals, "-" when either is missing.
+bench_ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
+
+# bench_start_ganesha NAME EXPORT_DIR [RW]: configured as for bench/run.sh
+# (bench_ganesha_conf); sets PORT_NFS PORT_MNT GPID.
+bench_start_ganesha() {
+    local dir=$tmp/$1
+    mkdir -p "$dir/recovery"
+    read -r PORT_NFS PORT_MNT < <(bench_free_ports 2)
+    bench_norpcbind "$dir/norpcbind.so"
+    bench_ganesha_conf "$dir/ganesha.conf" "$PORT_NFS" "$PORT_MNT" "$2" "$dir/recovery" "${3:-}"
+    LD_PRELOAD=$dir/norpcbind.so ganesha.nfsd -F -L "$tmp/$1.log" -f "$dir/ganesha.conf" \
+        -p "$dir/ganesha.pid" &
+    GPID=$!
+    pids+=("$GPID")
+    names+=("$1")
+    bench_wait_port "$GPID" 127.0.0.1 "$PORT_NFS" "$1"
+    bench_wait_port "$GPID" 127.0.0.1 "$PORT_MNT" "$1"
+}
+
+# bench_nfsb OUT LIMIT_S NFS_PORT MOUNT_PORT ARGS...: one nfsbench run, or die.
+bench_nfsb() {
+    local o=$1 lim=$2 np=$3 mp=$4 rc=0
+    shift 4
+    timeout -k 5 "$lim" "$nfsbench" -s 127.0.0.1 -p "$np" -m "$mp" -e /bench "$@" >"$o" 2>"$o.err" || rc=$?
+    if ((rc)); then
+        echo "$bench_me: nfsbench $* failed (status $rc):" >&2
+        cat "$o.err" >&2
+        exit 1
+    fi
+}
+
+# bench_s3_setup DATA_DIR BUCKET: a network namespace with a veth pair
+# (198.18.N.1/.2, the RFC 2544 benchmarking range), $emulators s3rver
+# processes on 127.0.0.1 inside it serving DATA_DIR (the first creates
+# BUCKET), and $shapeproxy on the veth address in front of them: $delay_ms
+# each way, $rate_mbs per connection.  Sets netns, emu_ports, endpoint, and
+# exports s3rver's credentials for bucketnfsd and boto3.
+bench_s3_setup() {
+    local i n=$(($$ % 250 + 1)) proxy_port ups
+    netns=bnfsbench-$$
+    local vh=bnb$$h vn=bnb$$n host_ip=198.18.$n.1 ns_ip=198.18.$n.2
+    ip netns add "$netns"
+    ip link add "$vh" type veth peer name "$vn"
+    ip link set "$vn" netns "$netns"
+    ip addr add "$host_ip/30" dev "$vh"
+    ip link set "$vh" up
+    ip -n "$netns" addr add "$ns_ip/30" dev "$vn"
+    ip -n "$netns" link set "$vn" up
+    ip -n "$netns" link set lo up
+    mkdir -p "$1"
+    read -r -a emu_ports < <(bench_free_ports "$emulators")
+    for ((i = 0; i < emulators; i++)); do
+        # Only the first creates the bucket; all serve the same folder.
+        local cfg=()
+        ((i)) || cfg=(--configure-bucket "$2")
+        ip netns exec "$netns" bench/s3emu/node_modules/.bin/s3rver -d "$1" \
+            -a 127.0.0.1 -p "${emu_ports[$i]}" "${cfg[@]}" >"$tmp/s3rver-$i.log" 2>&1 &
+        pids+=($!)
+        names+=("s3rver-$i")
+        local n2
+        for ((n2 = 0; n2 < 300; n2++)); do
+            grep -q 'listening' "$tmp/s3rver-$i.log" 2>/dev/null && break
+            kill -0 "${pids[-1]}" 2>/dev/null || { cat "$tmp/s3rver-$i.log" >&2; exit 1; }
+            sleep 0.1
+        done
+        ((n2 < 300)) || { echo "$bench_me: s3rver-$i did not start in 30 s" >&2; exit 1; }
+    done
+    read -r proxy_port < <(bench_free_ports 1)
+    ups=$(IFS=,; echo "${emu_ports[*]}")
+    # The proxy lives no longer than a run can: 2 h.
+    ip netns exec "$netns" "$shapeproxy" "$ns_ip" "$proxy_port" 127.0.0.1 "$ups" \
+        "$delay_ms" "$rate_mbs" 7200 2>"$tmp/shapeproxy.log" &
+    pids+=($!)
+    names+=(shapeproxy)
+    bench_wait_port "${pids[-1]}" "$ns_ip" "$proxy_port" shapeproxy
+    endpoint=http://$ns_ip:$proxy_port
+    # s3rver's default credentials; it checks SigV4 against them.
+    export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+    unset AWS_SESSION_TOKEN AWS_PROFILE
+}
+
+# bench_s3emu_install: s3rver into bench/s3emu (npm ci) when it is missing.
+bench_s3emu_install() {
+    if [ ! -x bench/s3emu/node_modules/.bin/s3rver ]; then
+        echo "$bench_me: installing s3rver (npm ci in bench/s3emu)" >&2
+        (cd bench/s3emu && retry 5 npm ci --no-audit --no-fund >/dev/null)
+    fi
+}
+
+# bench_machine: the "# machine:" line of a report.
+bench_machine() {
+    echo "# machine: nproc=$(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')," \
+        "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)"
+}
+
+# bench_start_bucketnfsd NAME STORE_KEYS BUCKET CACHE_KEYS EXPORT_KEYS: a
+# fresh $bucketnfsd (new state and cache folders in $tmp/NAME: its cache is
+# cold) serving BUCKET of the store STORE_KEYS describe (named "st") as
+# /bench, with the cache and export keys given (libconfig text, e.g.
+# 'size = "8G";' and 'access = "ro";').  Its configuration is
+# $tmp/NAME/bucketnfs.conf; sets PORT_NFS PORT_MNT DPID.
+bench_start_bucketnfsd() {
+    local dir=$tmp/$1
+    rm -rf "$dir"
+    mkdir -p "$dir/state" "$dir/cache"
+    read -r PORT_NFS PORT_MNT < <(bench_free_ports 2)
+    cat >"$dir/bucketnfs.conf" <<EOC
+server = { listen = "127.0.0.1"; nfs_port = $PORT_NFS; mount_port = $PORT_MNT; rpcbind = false;
+           threads = 16; state_dir = "$dir/state"; log_level = "notice"; };
+cache  = { dirs = ( "$dir/cache" ); $4 };
+stores = ( { $2 } );
+exports_file = "exports.conf";
+EOC
+    cat >"$dir/exports.conf" <<EOC
+exports = ( { path = "/bench"; store = "st"; bucket = "$3"; prefix = "";
+              clients = ( "127.0.0.0/8" ); squash = "none"; $5 } );
+EOC
+    "$bucketnfsd" -c "$dir/bucketnfs.conf" -f 2>"$tmp/$1.log" &
+    DPID=$!
+    pids+=("$DPID")
+    names+=("$1")
+    bench_wait_port "$DPID" 127.0.0.1 "$PORT_NFS" "$1"
+    bench_wait_port "$DPID" 127.0.0.1 "$PORT_MNT" "$1"
 }

@@ -150,20 +150,8 @@ pids=()
 names=()
 
 stop_servers() {
-    local i pid n
-    for i in "${!pids[@]}"; do
-        pid=${pids[$i]}
-        kill -TERM "$pid" 2>/dev/null || continue
-        for ((n = 0; n < 100; n++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            echo "run.sh: ${names[$i]} ignored SIGTERM for 10 s, killing it" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    done
+    local i
+    for i in "${!pids[@]}"; do bench_stop_pid "${pids[$i]}" "${names[$i]}"; done
     pids=()
 }
 

@@ -78,33 +78,27 @@ nfsbench=${NFSBENCH:-$here/build/bench/nfsbench}
 shapeproxy=${SHAPEPROXY:-$here/build/bench/shapeproxy}
 bucketnfsd=${BUCKETNFSD:-$here/bin/bucketnfsd}
 
-usage() {
-    sed -n '5,10p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 2
-}
-need_uint() { # name value
-    [[ $2 =~ ^[0-9]+$ ]] && (($2 > 0)) || { echo "cache.sh: $1 needs a positive integer" >&2; exit 2; }
-}
+usage() { bench_usage 5 10; }
 while (($#)); do
     case $1 in
         --tests) tests=${2:?--tests needs a list}; shift ;;
-        --rounds) need_uint "$1" "${2:-}"; rounds=$2; shift ;;
-        --seconds) need_uint "$1" "${2:-}"; seconds=$2; shift ;;
-        --conns) need_uint "$1" "${2:-}"; conns=$2; shift ;;
-        --depth) need_uint "$1" "${2:-}"; depth=$2; shift ;;
-        --seq-mb) need_uint "$1" "${2:-}"; seq_mb=$2; shift ;;
-        --small-files) need_uint "$1" "${2:-}"; small_files=$2; shift ;;
-        --small-kb) need_uint "$1" "${2:-}"; small_kb=$2; shift ;;
-        --log-mb) need_uint "$1" "${2:-}"; log_mb=$2; shift ;;
-        --streams) need_uint "$1" "${2:-}"; nstreams=$2; shift ;;
-        --stream-mb) need_uint "$1" "${2:-}"; stream_mb=$2; shift ;;
+        --rounds) bench_need_uint "$1" "${2:-}"; rounds=$2; shift ;;
+        --seconds) bench_need_uint "$1" "${2:-}"; seconds=$2; shift ;;
+        --conns) bench_need_uint "$1" "${2:-}"; conns=$2; shift ;;
+        --depth) bench_need_uint "$1" "${2:-}"; depth=$2; shift ;;
+        --seq-mb) bench_need_uint "$1" "${2:-}"; seq_mb=$2; shift ;;
+        --small-files) bench_need_uint "$1" "${2:-}"; small_files=$2; shift ;;
+        --small-kb) bench_need_uint "$1" "${2:-}"; small_kb=$2; shift ;;
+        --log-mb) bench_need_uint "$1" "${2:-}"; log_mb=$2; shift ;;
+        --streams) bench_need_uint "$1" "${2:-}"; nstreams=$2; shift ;;
+        --stream-mb) bench_need_uint "$1" "${2:-}"; stream_mb=$2; shift ;;
         --delay-ms) [[ ${2:-} =~ ^[0-9]+$ ]] || usage; delay_ms=$2; shift ;;
-        --rate-mbs) need_uint "$1" "${2:-}"; rate_mbs=$2; shift ;;
-        --emulators) need_uint "$1" "${2:-}"; emulators=$2; shift ;;
-        --direct-threads) need_uint "$1" "${2:-}"; direct_threads=$2; shift ;;
+        --rate-mbs) bench_need_uint "$1" "${2:-}"; rate_mbs=$2; shift ;;
+        --emulators) bench_need_uint "$1" "${2:-}"; emulators=$2; shift ;;
+        --direct-threads) bench_need_uint "$1" "${2:-}"; direct_threads=$2; shift ;;
         --block-size) [[ ${2:-} =~ ^[0-9]+[KMG]?$ ]] || usage; block_size=$2; shift ;;
         --readahead-max) [[ ${2:-} =~ ^[0-9]+[KMG]?$ ]] || usage; readahead_max=$2; shift ;;
-        --fetch-max) need_uint "$1" "${2:-}"; fetch_max=$2; shift ;;
+        --fetch-max) bench_need_uint "$1" "${2:-}"; fetch_max=$2; shift ;;
         --prefetch-budget) [[ ${2:-} =~ ^[0-9]+[KMG]?$ ]] || usage; prefetch_budget=$2; shift ;;
         --data) data=${2:?--data needs a directory}; shift ;;
         --out) out=${2:?--out needs a file}; shift ;;

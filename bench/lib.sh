@@ -259,3 +259,15 @@ EOC
     bench_wait_port "$DPID" 127.0.0.1 "$PORT_NFS" "$1"
     bench_wait_port "$DPID" 127.0.0.1 "$PORT_MNT" "$1"
 }
+
+# bench_usage FIRST LAST: print lines FIRST..LAST of the script's header
+# comment (its synopsis) and exit 2.
+bench_usage() {
+    sed -n "$1,$2p" "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+# bench_need_uint OPTION VALUE: exit 2 unless VALUE is a positive integer.
+bench_need_uint() {
+    [[ $2 =~ ^[0-9]+$ ]] && (($2 > 0)) || { echo "$bench_me: $1 needs a positive integer" >&2; exit 2; }
+}

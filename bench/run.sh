@@ -51,26 +51,20 @@ bucketnfsd=${BUCKETNFSD:-$here/bin/bucketnfsd}
 # The cold case is measured separately: the warm-up's first listing.
 ttl=${BNFS_BENCH_TTL:-3600}
 
-usage() {
-    sed -n '5,7p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 2
-}
+usage() { bench_usage 5 7; }
 
-need_uint() { # name value
-    [[ $2 =~ ^[0-9]+$ ]] && (( $2 > 0 )) || { echo "run.sh: $1 needs a positive integer" >&2; exit 2; }
-}
 
 while (($#)); do
     case $1 in
         --peer-only) peer_only=1 ;;
         --calibrate) calibrate=1 ;;
-        --seconds) need_uint "$1" "${2:-}"; seconds=$2; shift ;;
-        --rounds) need_uint "$1" "${2:-}"; rounds=$2; shift ;;
-        --depth) need_uint "$1" "${2:-}"; depth=$2; shift ;;
-        --read-depth) need_uint "$1" "${2:-}"; read_depth=$2; shift ;;
-        --files) need_uint "$1" "${2:-}"; nfiles=$2; shift ;;
-        --entries) need_uint "$1" "${2:-}"; entries=$2; shift ;;
-        --bigfile-mb) need_uint "$1" "${2:-}"; bigfile_mb=$2; shift ;;
+        --seconds) bench_need_uint "$1" "${2:-}"; seconds=$2; shift ;;
+        --rounds) bench_need_uint "$1" "${2:-}"; rounds=$2; shift ;;
+        --depth) bench_need_uint "$1" "${2:-}"; depth=$2; shift ;;
+        --read-depth) bench_need_uint "$1" "${2:-}"; read_depth=$2; shift ;;
+        --files) bench_need_uint "$1" "${2:-}"; nfiles=$2; shift ;;
+        --entries) bench_need_uint "$1" "${2:-}"; entries=$2; shift ;;
+        --bigfile-mb) bench_need_uint "$1" "${2:-}"; bigfile_mb=$2; shift ;;
         --data) data=${2:?--data needs a directory}; shift ;;
         --out) out=${2:?--out needs a file}; shift ;;
         --keep) keep=1 ;;

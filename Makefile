@@ -163,14 +163,18 @@ check: deps
 	@BNFS_SAN=1 tests/run.sh build-san
 
 # Benchmarks against nfs-ganesha (needs root: ganesha's VFS FSAL opens by handle).
-# make bench [BENCH="meta cache"] [BENCH_ARGS=...] [CACHE_BENCH_ARGS=...]
+# make bench [BENCH="meta cache write"] [BENCH_ARGS=...] [CACHE_BENCH_ARGS=...]
+#            [WRITE_BENCH_ARGS=...]
 # meta: bench/run.sh (metadata ops vs ganesha); cache: bench/cache.sh (the
-# read path: cached reads vs ganesha, cold reads through a shaped link).
+# read path: cached reads vs ganesha, cold reads through a shaped link);
+# write: bench/write.sh (the write path: writes and creates vs ganesha,
+# uploads vs boto3 through a shaped link, untar with the kernel client).
 BENCH ?= meta cache
 bench: $(B)/bench/nfsbench $(B)/bench/shapeproxy $(PROGS)
 	@tools/install-deps.sh bench
 	$(if $(filter meta,$(BENCH)),@bench/run.sh $(BENCH_ARGS))
 	$(if $(filter cache,$(BENCH)),@bench/cache.sh $(CACHE_BENCH_ARGS))
+	$(if $(filter write,$(BENCH)),@bench/write.sh $(WRITE_BENCH_ARGS))
 
 # ---- Installing
 #

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""s3direct.py - read or fill an S3 bucket directly, for bench/cache.sh: the
-peers a gateway's cold reads are measured against.
+"""s3direct.py - read, fill or empty an S3 bucket directly, for bench/cache.sh
+and bench/write.sh: the peers a gateway's cold reads and uploads are
+measured against.
 
     s3direct.py ENDPOINT BUCKET upload DIR
         upload every file under DIR as the key of its relative path
@@ -13,12 +14,23 @@ peers a gateway's cold reads are measured against.
     s3direct.py ENDPOINT BUCKET files PREFIX COUNT
         COUNT threads, each one GET of one of the first COUNT keys under
         PREFIX, all at once
+    s3direct.py ENDPOINT BUCKET put DIR FILES PARTS PART_MB
+        upload every file under DIR (key: its relative path), FILES files at
+        once, in name order; a file of more than PART_MB goes multipart
+        (boto3 upload_file, parts of PART_MB, PARTS of them in flight), a
+        smaller one in one PUT: what a gateway uploading FILES files at a
+        time, parts one after the other when PARTS is 1, is measured against
+    s3direct.py ENDPOINT BUCKET count PREFIX
+        the objects under PREFIX and their bytes (count_objects, count_bytes)
+    s3direct.py ENDPOINT BUCKET clear
+        delete every object of BUCKET
 
 Prints "name value" lines (bytes, seconds, mib_per_s, cpu_s_per_gib); exits 1 when fewer
 bytes arrived than the objects hold.  Credentials come from the environment
 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); path-style addressing.
 Every request has connect and read timeouts, so no read hangs.
 """
+import concurrent.futures
 import os
 import resource
 import sys
@@ -44,9 +56,12 @@ class Sink:
 
 
 def client(endpoint, pool):
+    # No CRC32 of every body (boto3's default since 1.36): the gateway sends
+    # none, and both sign the payload's SHA-256 over plain HTTP.
     cfg = botocore.config.Config(s3={"addressing_style": "path"}, max_pool_connections=pool,
                                  connect_timeout=10, read_timeout=60,
-                                 retries={"max_attempts": 3, "mode": "standard"})
+                                 retries={"max_attempts": 3, "mode": "standard"},
+                                 request_checksum_calculation="when_required")
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=cfg)
 
 
@@ -70,6 +85,31 @@ def upload(s3, bucket, root):
             s3.upload_file(path, bucket, os.path.relpath(path, root), Config=cfg)
 
 
+def put_tree(s3, bucket, root, files, parts, part):
+    """Upload the tree under root, `files` files at once; returns (bytes, seconds)."""
+    paths = []
+    for dirpath, _, names in os.walk(root):
+        paths += [os.path.join(dirpath, n) for n in names]
+    paths.sort()
+    total = sum(os.path.getsize(p) for p in paths)
+    cfg = TransferConfig(multipart_threshold=part + 1, multipart_chunksize=part,
+                         max_concurrency=parts, use_threads=parts > 1)
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=files) as pool:
+        futs = [pool.submit(s3.upload_file, p, bucket, os.path.relpath(p, root), Config=cfg)
+                for p in paths]
+        for f in futs:
+            f.result(timeout=3600)  # raises what the upload raised: the run fails
+    return total, time.monotonic() - t0, len(paths)
+
+
+def list_all(s3, bucket, prefix=""):
+    objs = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        objs += page.get("Contents", [])
+    return objs
+
+
 def read_body(body, chunk=MIB):
     n = 0
     while True:
@@ -85,6 +125,27 @@ def main():
     endpoint, bucket, mode, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     if mode == "upload":
         upload(client(endpoint, 16), bucket, args[0])
+        return
+    if mode == "put":
+        files, parts, part = int(args[1]), int(args[2]), int(args[3]) * MIB
+        nbytes, secs, nfiles = put_tree(client(endpoint, files * parts + 4), bucket, args[0],
+                                        files, parts, part)
+        report("put", nbytes, secs)
+        print("put_files %d" % nfiles)
+        return
+    if mode == "count":
+        objs = list_all(client(endpoint, 4), bucket, args[0])
+        print("count_objects %d" % len(objs))
+        print("count_bytes %d" % sum(o["Size"] for o in objs))
+        return
+    if mode == "clear":
+        s3 = client(endpoint, 4)
+        keys = [{"Key": o["Key"]} for o in list_all(s3, bucket)]
+        for i in range(0, len(keys), 1000):
+            r = s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})
+            if r.get("Errors"):
+                sys.exit("s3direct: clear: %s" % r["Errors"][0])
+        print("cleared_objects %d" % len(keys))
         return
     if mode == "parallel":
         key, threads, chunk = args[0], int(args[1]), int(args[2]) * MIB

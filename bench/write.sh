@@ -24,7 +24,7 @@
 #               (every file uploaded as soon as it is quiet: the cost of
 #               uploads running).  Caches, stage and exports share one disk.
 #   upload      --up-large files of --up-large-mb MiB and --up-small files
-#               of --up-small-kb KiB written into a bucketnfsd (S3 store,
+#               (0: none) of --up-small-kb KiB written into a bucketnfsd (S3 store,
 #               writeback_delay one day: all staged), then `bucketnfs flush
 #               --wait` timed until it is all in the bucket; against boto3
 #               uploading the same files straight to the store through the
@@ -93,7 +93,7 @@ while (($#)); do
         --delay) bench_need_uint "$1" "${2:-}"; delay=$2; shift ;;
         --up-large) bench_need_uint "$1" "${2:-}"; up_large=$2; shift ;;
         --up-large-mb) bench_need_uint "$1" "${2:-}"; up_large_mb=$2; shift ;;
-        --up-small) bench_need_uint "$1" "${2:-}"; up_small=$2; shift ;;
+        --up-small) [[ ${2:-} =~ ^[0-9]+$ ]] || usage; up_small=$2; shift ;;
         --up-small-kb) bench_need_uint "$1" "${2:-}"; up_small_kb=$2; shift ;;
         --upload-threads) bench_need_uint "$1" "${2:-}"; upload_threads=$2; shift ;;
         --direct-parts) bench_need_uint "$1" "${2:-}"; direct_parts=$2; shift ;;
@@ -334,8 +334,12 @@ bnfs_upload_round() { # r
         "$up_small x $up_small_kb KiB in bucketnfsd" >&2
     bench_nfsb "$o.stage1" 1800 "$PORT_NFS" "$PORT_MNT" -T seqwrite -C "$up_large" -Q 8 \
         -B "$((up_large_mb << 20))" -t 1200 -K
-    bench_nfsb "$o.stage2" 1800 "$PORT_NFS" "$PORT_MNT" -T smallcreate -C 4 -Q 8 -O -N "$up_small" \
-        -z "$((up_small_kb << 10)),$((up_small_kb << 10))" -t 1200 -K
+    if ((up_small)); then
+        bench_nfsb "$o.stage2" 1800 "$PORT_NFS" "$PORT_MNT" -T smallcreate -C 4 -Q 8 -O -N "$up_small" \
+            -z "$((up_small_kb << 10)),$((up_small_kb << 10))" -t 1200 -K
+    else
+        echo "smallcreate_bytes 0" >"$o.stage2"
+    fi
     local staged
     staged=$(($(awk '$1 == "seqwrite_bytes" { print $2 }' "$o.stage1") +
         $(awk '$1 == "smallcreate_bytes" { print $2 }' "$o.stage2")))

@@ -204,6 +204,10 @@ wb_stats() {
         awk '$1 == "writeback" && $3 ~ /^(upload_bytes|uploads|superseded|failures)$/ { print $3, $4 }'
 }
 
+# The 1-minute load average now, as a "load1 X" line: each round says how
+# busy the machine was when it began.
+load1() { echo "load1 $(cut -d' ' -f1 /proc/loadavg)"; }
+
 # The daemon's CPU time (user + system) so far, seconds.
 cpu_of() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$1/stat"
@@ -244,11 +248,13 @@ run_local() {
                 wb_stats "${conf[$who]}" >"$tmp/$who.stats0"
             fi
             echo "write.sh: round $r/$rounds: $who ($local_tests, up to $seconds s each)" >&2
+            load1 >"$tmp/$who.load$r"
             bench_nfsb "$tmp/$who.round$r" "$lim" "$np" "$mp" "${args[@]}" -T "$local_tests" -t "$seconds"
+            cat "$tmp/$who.load$r" >>"$tmp/$who.round$r"
             if [ "$who" = bnfs0 ]; then
                 # What the uploader did while the client wrote (and cleaned up).
                 wb_stats "${conf[$who]}" | awk 'NR == FNR { a[$1] = $2; next }
-                    { print "wb0_" $1, $2 - a[$1] }' "$tmp/$who.stats0" - >>"$tmp/$who.round$r"
+                    { printf "wb0_%s %d\n", $1, $2 - a[$1] }' "$tmp/$who.stats0" - >>"$tmp/$who.round$r"
             fi
         done
     done
@@ -261,6 +267,8 @@ run_local() {
         emit rounds "$key" "$(rounds_of "$key" "$tmp"/ganesha.round[0-9])" \
             "| $(rounds_of "$key" "$tmp"/bnfs.round[0-9]) | $(rounds_of "$key" "$tmp"/bnfs0.round[0-9])"
     done
+    emit rounds load1 "$(rounds_of load1 "$tmp"/ganesha.round[0-9]) | $(rounds_of load1 "$tmp"/bnfs.round[0-9])" \
+        "| $(rounds_of load1 "$tmp"/bnfs0.round[0-9])"
     for key in wb0_upload_bytes wb0_uploads wb0_superseded wb0_failures seqwrite_cleanup_errno \
         smallcreate_cleanup_errno; do
         grep -q "^$key " "$tmp"/bnfs0.round[0-9] || continue
@@ -345,6 +353,7 @@ bnfs_upload_round() { # r
         $(awk '$1 == "smallcreate_bytes" { print $2 }' "$o.stage2")))
     ((staged == up_bytes)) || { echo "write.sh: staged $staged bytes, not $up_bytes" >&2; exit 1; }
     echo "write.sh: round $r/$rounds: upload: bucketnfs flush --wait" >&2
+    load1 >"$o.load"
     c0=$(cpu_of "$pid")
     t0=$(date +%s.%N)
     timeout 3600 "$bucketnfs" -c "$tmp/$name/bucketnfs.conf" flush --wait >"$o.flush" 2>&1 ||
@@ -354,6 +363,7 @@ bnfs_upload_round() { # r
     awk -v b="$up_bytes" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" 'BEGIN {
         printf "flush_seconds %.3f\nflush_mib_per_s %.1f\ncpu_s_per_gib %.2f\n", t1 - t0,
             b / 1048576 / (t1 - t0), (c1 - c0) / (b / 1073741824) }' >"$o"
+    cat "$o.load" >>"$o"
     echo "parts $(bnfs_stat "$tmp/$name/bucketnfs.conf" writeback parts)" >>"$o"
     echo "uploads $(bnfs_stat "$tmp/$name/bucketnfs.conf" writeback uploads)" >>"$o"
     bench_stop "$pid" "$name"
@@ -364,7 +374,9 @@ bnfs_upload_round() { # r
 direct_upload_round() { # r parts
     local o=$tmp/up-direct$2.round$1
     echo "write.sh: round $1/$rounds: upload: boto3, $upload_threads files at once x $2 part(s)" >&2
+    load1 >"$o.load"
     s3py "$o" "$endpoint" put "$up_src" "$upload_threads" "$2" 16
+    cat "$o.load" >>"$o"
     check_and_clear "$o"
 }
 
@@ -394,6 +406,8 @@ run_upload() {
         "$(bench_median put_cpu_s_per_gib "$tmp/up-direct$direct_parts".round[0-9])" \
         "$(rounds_of put_mib_per_s "$tmp/up-direct$direct_parts".round[0-9])"
     emit upload parts "$(bench_median parts "$tmp"/up-bnfs.round[0-9])" "$(bench_median uploads "$tmp"/up-bnfs.round[0-9])"
+    emit upload load "- -" "$(rounds_of load1 "$tmp"/up-bnfs.round[0-9]) | $(rounds_of load1 "$tmp"/up-direct1.round[0-9])" \
+        "| $(rounds_of load1 "$tmp/up-direct$direct_parts".round[0-9])"
 }
 
 # ---- 3: untar through the kernel client --------------------------------------
@@ -441,6 +455,7 @@ untar_once() {
         sp=$DPID
     fi
     echo "write.sh: round $r/$rounds: untar: $who (kernel client in QEMU)" >&2
+    load1 >"$o.load"
     timeout -k 10 2400 tests/kernel/run.sh --kernel "$kernel" --initrd "$initrd" \
         --nfs-port "$PORT_NFS" --mount-port "$PORT_MNT" --export /bench \
         --env BNFS_UNTAR_TAR="$untar_tar" --env BNFS_UNTAR_FILES="$untar_files" \
@@ -456,6 +471,7 @@ untar_once() {
     sed -n 's/^BNFS-UNTAR //p' "$o.console" | tr ' ' '\n' | tr '=' ' ' >"$o"
     awk '$1 == "tar_seconds" { t = $2 } $1 == "sync_seconds" { s = $2 }
          END { printf "untar_seconds %.2f\n", t + s }' "$o" >>"$o"
+    cat "$o.load" >>"$o"
 }
 
 run_untar() {
@@ -465,7 +481,7 @@ run_untar() {
         for who in $(rotate $((r - 1)) ganesha bnfs); do untar_once "$who" "$r"; done
     done
     local key
-    for key in untar_seconds tar_seconds sync_seconds; do
+    for key in untar_seconds tar_seconds sync_seconds load1; do
         emit untar "$key" "$(bench_median "$key" "$tmp"/untar-ganesha.round[0-9])" \
             "$(bench_median "$key" "$tmp"/untar-bnfs.round[0-9])" \
             "$(rounds_of "$key" "$tmp"/untar-ganesha.round[0-9])" "| $(rounds_of "$key" "$tmp"/untar-bnfs.round[0-9])"
@@ -520,6 +536,7 @@ report() {
                 printf "rounds: bnfs %s; boto3 x1 %s; boto3 x%s %s\n", ur["bnfs"], ur["direct1"], parts, ur["directP"]
                 split(u["parts"], v, " ")
                 printf "bucketnfs: %s multipart parts, %s uploads per flush\n", v[1], v[2]
+                printf "load1 at the start of each (bnfs | x1 | x%s): %s\n", parts, ur["load"]
             }
             if ("untar_seconds" in t) {
                 printf "\n%-30s %10s %10s %10s\n", "untar " nfiles " files, kernel", "ganesha", "bnfs",

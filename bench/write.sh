@@ -7,7 +7,8 @@
 #                  [--up-large N] [--up-large-mb N] [--up-small N]
 #                  [--up-small-kb N] [--upload-threads N] [--direct-parts N]
 #                  [--delay-ms N] [--rate-mbs N] [--emulators N]
-#                  [--untar-files N] [--data DIR] [--out FILE] [--keep]
+#                  [--untar-files N] [--wait-load X] [--data DIR] [--out FILE]
+#                  [--keep]
 #
 # Tests (--tests, comma-separated; default all):
 #   seqwrite    nfsbench seqwrite: one file per connection (--conns), 1 MiB
@@ -42,7 +43,11 @@
 #               time.
 #
 # Rounds rotate the order of the contenders; the table has medians and
-# every round's value.  Every wait is bounded: servers must listen within
+# every round's value, and the 1-minute load average when each began.
+# --wait-load X: before each measurement, wait until that load is below X
+# (at most 5 minutes, then go on and say so): on a machine shared with
+# other jobs, measure in their quiet moments.  Threads waiting on the disk
+# count in the load too, so a write benchmark raises it itself.  Every wait is bounded: servers must listen within
 # 30 s, every client run is killed by timeout, servers get 10 s to stop.
 # Exit status: 0 success, 1 a benchmark or server failed, 2 bad usage or a
 # missing prerequisite.
@@ -72,6 +77,7 @@ delay_ms=15
 rate_mbs=100
 emulators=3
 untar_files=10000
+wait_load=0
 data=${BNFS_BENCH_WRITE_DATA:-$here/build/bench-write-data}
 out=
 keep=0
@@ -80,7 +86,7 @@ shapeproxy=${SHAPEPROXY:-$here/build/bench/shapeproxy}
 bucketnfsd=${BUCKETNFSD:-$here/bin/bucketnfsd}
 bucketnfs=${BUCKETNFS:-$here/bin/bucketnfs}
 
-usage() { bench_usage 5 10; }
+usage() { bench_usage 5 11; }
 while (($#)); do
     case $1 in
         --tests) tests=${2:?--tests needs a list}; shift ;;
@@ -101,6 +107,7 @@ while (($#)); do
         --rate-mbs) bench_need_uint "$1" "${2:-}"; rate_mbs=$2; shift ;;
         --emulators) bench_need_uint "$1" "${2:-}"; emulators=$2; shift ;;
         --untar-files) bench_need_uint "$1" "${2:-}"; untar_files=$2; shift ;;
+        --wait-load) [[ ${2:-} =~ ^[0-9]+(\.[0-9]+)?$ ]] || usage; wait_load=$2; shift ;;
         --data) data=${2:?--data needs a directory}; shift ;;
         --out) out=${2:?--out needs a file}; shift ;;
         --keep) keep=1 ;;
@@ -205,8 +212,19 @@ wb_stats() {
 }
 
 # The 1-minute load average now, as a "load1 X" line: each round says how
-# busy the machine was when it began.
-load1() { echo "load1 $(cut -d' ' -f1 /proc/loadavg)"; }
+# busy the machine was when it began.  With --wait-load, first wait (5
+# minutes at most) until it is below that.
+load1() {
+    local n l
+    for ((n = 0; n < 60; n++)); do
+        l=$(cut -d' ' -f1 /proc/loadavg)
+        awk -v l="$l" -v w="$wait_load" 'BEGIN { exit !(w == 0 || l < w) }' && break
+        ((n)) || echo "write.sh: waiting for the load average ($l) to drop below $wait_load" >&2
+        sleep 5
+    done
+    ((n < 60)) || echo "write.sh: the load average is still $l after 5 minutes: measuring anyway" >&2
+    echo "load1 $(cut -d' ' -f1 /proc/loadavg)"
+}
 
 # The daemon's CPU time (user + system) so far, seconds.
 cpu_of() {
@@ -500,7 +518,7 @@ report() {
         "--depth $depth --write-mb $write_mb --create-kb $create_kb --delay $delay --up-large $up_large" \
         "--up-large-mb $up_large_mb --up-small $up_small --up-small-kb $up_small_kb" \
         "--upload-threads $upload_threads --direct-parts $direct_parts --delay-ms $delay_ms" \
-        "--rate-mbs $rate_mbs --emulators $emulators --untar-files $untar_files"
+        "--rate-mbs $rate_mbs --emulators $emulators --untar-files $untar_files --wait-load $wait_load"
     bench_machine
     echo "# load average before the run: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# values are medians of $rounds rounds; the order of the contenders rotates"

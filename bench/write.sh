@@ -272,7 +272,7 @@ run_local() {
             if [ "$who" = bnfs0 ]; then
                 # What the uploader did while the client wrote (and cleaned up).
                 wb_stats "${conf[$who]}" | awk 'NR == FNR { a[$1] = $2; next }
-                    { printf "wb0_%s %d\n", $1, $2 - a[$1] }' "$tmp/$who.stats0" - >>"$tmp/$who.round$r"
+                    { printf "wb0_%s %.0f\n", $1, $2 - a[$1] }' "$tmp/$who.stats0" - >>"$tmp/$who.round$r"
             fi
         done
     done

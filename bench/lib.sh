@@ -148,10 +148,16 @@ bench_start_ganesha() {
     LD_PRELOAD=$dir/norpcbind.so ganesha.nfsd -F -L "$tmp/$1.log" -f "$dir/ganesha.conf" \
         -p "$dir/ganesha.pid" &
     GPID=$!
-    pids+=("$GPID")
-    names+=("$1")
-    bench_wait_port "$GPID" 127.0.0.1 "$PORT_NFS" "$1"
-    bench_wait_port "$GPID" 127.0.0.1 "$PORT_MNT" "$1"
+    bench_server_started "$GPID" "$1"
+}
+
+# bench_server_started PID NAME: remember the NFS server just started, and
+# wait until it accepts connections on PORT_NFS and PORT_MNT.
+bench_server_started() {
+    pids+=("$1")
+    names+=("$2")
+    bench_wait_port "$1" 127.0.0.1 "$PORT_NFS" "$2"
+    bench_wait_port "$1" 127.0.0.1 "$PORT_MNT" "$2"
 }
 
 # bench_nfsb OUT LIMIT_S NFS_PORT MOUNT_PORT ARGS...: one nfsbench run, or die.
@@ -254,10 +260,7 @@ exports = ( { path = "/bench"; store = "st"; bucket = "$3"; prefix = "";
 EOC
     "$bucketnfsd" -c "$dir/bucketnfs.conf" -f 2>"$tmp/$1.log" &
     DPID=$!
-    pids+=("$DPID")
-    names+=("$1")
-    bench_wait_port "$DPID" 127.0.0.1 "$PORT_NFS" "$1"
-    bench_wait_port "$DPID" 127.0.0.1 "$PORT_MNT" "$1"
+    bench_server_started "$DPID" "$1"
 }
 
 # bench_usage FIRST LAST: print lines FIRST..LAST of the script's header

@@ -65,6 +65,11 @@ int public_errno(int r)
  */
 int txn_run(struct inode_table *t, txn_fn fn, void *arg, bool sync)
 {
+    return txn_run_sync_if(t, fn, arg, &sync);
+}
+
+int txn_run_sync_if(struct inode_table *t, txn_fn fn, void *arg, const bool *sync)
+{
     for (int attempt = 0; attempt < TXN_RETRIES; attempt++) {
         DB_TXN *txn;
         int r = t->env->txn_begin(t->env, NULL, &txn, 0);
@@ -72,7 +77,7 @@ int txn_run(struct inode_table *t, txn_fn fn, void *arg, bool sync)
             return public_errno(db_errno(r));
         r = fn(t, txn, arg);
         if (r == 0) {
-            r = txn->commit(txn, sync ? DB_TXN_SYNC : 0);
+            r = txn->commit(txn, *sync ? DB_TXN_SYNC : 0);
             return r ? public_errno(db_errno(r)) : 0;
         }
         txn->abort(txn);

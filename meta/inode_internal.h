@@ -227,6 +227,12 @@ int public_errno(int r);
  * sync: commit with DB_TXN_SYNC (for what cannot be derived from the store).
  */
 int txn_run(struct inode_table *t, txn_fn fn, void *arg, bool sync);
+/*
+ * The same, with the commit's durability decided by fn: *sync is read after
+ * fn returns 0 (fn may clear it when its transaction changed nothing a
+ * crash must keep).
+ */
+int txn_run_sync_if(struct inode_table *t, txn_fn fn, void *arg, const bool *sync);
 
 int rec_get(struct inode_table *t, DB_TXN *txn, uint64_t ino, struct inode_rec *r,
             uint32_t flags);

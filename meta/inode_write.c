@@ -1264,6 +1264,7 @@ struct change_arg {
     uint64_t ino;
     const struct inode_change *c;
     int64_t now;
+    bool sync; /* commit durably: c->sync, unless nothing but ctime changed */
     struct inode_rec r;
     struct inode_attr before;
 };
@@ -1274,6 +1275,7 @@ static int change_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     const struct inode_change *c = a->c;
     struct inode_rec *r = &a->r;
     int rc;
+    a->sync = c->sync;
     if ((rc = rec_get(t, txn, a->ino, r, DB_RMW)))
         return rc == ENOENT ? ESTALE : rc;
     if (r->h.export_id != a->e->id)
@@ -1284,8 +1286,19 @@ static int change_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     bool dir = S_ISDIR(r->h.mode);
     if ((c->set_size || c->write_end || c->staged) && dir)
         return EISDIR;
+    /*
+     * What really changes: `tar x` and `chown -R` set owners and modes a
+     * file already has.  Such a call moves ctime only (POSIX), which is not
+     * worth an upload of the file nor a sync of the log: a crash may take
+     * the new ctime back, never a value a client set.
+     */
+    uint32_t mode = (r->h.mode & S_IFMT) | (c->mode & 07777);
+    bool changes = (c->set_mode && mode != r->h.mode) || (c->set_uid && c->uid != r->h.uid) ||
+                   (c->set_gid && c->gid != r->h.gid) || c->staged ||
+                   (c->set_mtime &&
+                    (c->mtime_sec != r->h.mtime_sec || c->mtime_nsec != r->h.mtime_nsec));
     if (c->set_mode)
-        r->h.mode = (r->h.mode & S_IFMT) | (c->mode & 07777);
+        r->h.mode = mode;
     if (c->set_uid)
         r->h.uid = c->uid;
     if (c->set_gid)
@@ -1320,9 +1333,11 @@ static int change_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     r->h.validated_at = a->now;
     if (dir && (c->set_mtime || data))
         r->h.flags &= ~IREC_MTIME_LISTED; /* the marker carries it now */
-    bool changes = c->set_mode || c->set_uid || c->set_gid || data || c->set_mtime || c->staged;
+    changes = changes || data;
     if (changes && (rc = wb_touch_at(t, txn, r, a->now, low, c)))
         return rc;
+    if (!changes)
+        a->sync = false;
     return rec_put(t, txn, r);
 }
 
@@ -1337,7 +1352,7 @@ int inode_change(struct inode_table *t, const struct meta_export *e, uint64_t in
     a->ino = ino;
     a->c = c;
     a->now = now_ns();
-    int rc = txn_run(t, change_fn, a, c->sync);
+    int rc = txn_run_sync_if(t, change_fn, a, &a->sync);
     if (rc == ENOENT)
         rc = ESTALE;
     if (rc == 0) {

@@ -204,6 +204,22 @@ static void test_local_wins(struct inode_table *t, struct tstore *s)
     CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "new", &a, NULL), ENOENT);
     CHECK_EQ_INT(inode_getattr(t, &e, f.ino, &a), ESTALE);
 
+    /*
+     * A chmod, chown or utimes to what the file has already changes its
+     * ctime only: nothing to upload (tar x and chown -R do it to every file).
+     */
+    struct inode_attr b;
+    CHECK_EQ_INT(inode_getattr(t, &e, old.ino, &b), 0);
+    struct inode_change same = {.set_mode = true, .mode = b.mode & 07777, .set_uid = true,
+                                .uid = b.uid, .set_gid = true, .gid = b.gid,
+                                .set_mtime = true, .mtime_sec = b.mtime_sec,
+                                .mtime_nsec = b.mtime_nsec, .sync = true};
+    usleep(2000);
+    CHECK_EQ_INT(inode_change(t, &e, old.ino, &same, NULL, &a), 0);
+    CHECK(!a.local && a.in_bucket && a.mode == b.mode && a.uid == b.uid);
+    CHECK(a.ctime_sec > b.ctime_sec || (a.ctime_sec == b.ctime_sec && a.ctime_nsec > b.ctime_nsec));
+    CHECK(a.change > b.change);
+
     /* A listed file changed here (chmod), then deleted in the bucket: kept until uploaded. */
     struct inode_change chmod = {.set_mode = true, .mode = 0600};
     CHECK_EQ_INT(inode_change(t, &e, old.ino, &chmod, NULL, &a), 0);

@@ -44,8 +44,10 @@
  * Threads and locks: callers only (no threads of its own).  Lock order:
  * f->lock, then s->lock.  s->lock is held for table and counter updates
  * only, never across a system call; f->lock is held across open, unlink,
- * fstat and the directory fsync of a first sync, never across pwrite,
- * pread or fdatasync, so writers of one file run in parallel.
+ * fstat, never across pwrite, pread or fdatasync, so writers of one file
+ * run in parallel.  dsync_mu (before s->lock) is held across the folder's
+ * fsync: one at a time, and whoever waited for it finds its file covered
+ * when created_gen had passed it before the fsync began.
  * `removed` and `on_disk` change under both locks and are read under
  * either.
  */
@@ -80,7 +82,7 @@ struct sfile {
     int fd;         /* cached O_RDWR descriptor or -1 */
     unsigned users; /* calls using the entry now */
     bool on_disk, removed;
-    bool dir_synced;      /* its name was made durable by a directory fsync */
+    uint64_t dir_gen;     /* its name is durable once synced_gen reaches this */
     uint64_t size, space; /* st_size, st_blocks * 512 as last measured */
     pthread_mutex_t lock; /* name operations and measurements (see the top) */
 };
@@ -97,6 +99,9 @@ struct stage {
     struct sfile lru; /* sentinel of the LRU list */
     unsigned nopen;
     uint64_t reserved;     /* spans of writes in progress */
+    uint64_t created_gen;  /* files created so far (each entry's dir_gen) */
+    uint64_t synced_gen;   /* the names of files up to this one are durable */
+    pthread_mutex_t dsync_mu; /* one directory fsync at a time (group sync) */
     struct stage_stats st; /* files, bytes and the counters */
     struct log_rate rate;  /* failure lines */
 };
@@ -390,6 +395,7 @@ static int sf_get(struct stage *s, uint32_t exp, uint64_t ino, bool create, stru
             s->nopen++;
             if (creating) {
                 f->on_disk = true;
+                f->dir_gen = ++s->created_gen; /* its name exists now */
                 f->size = (uint64_t)st.st_size;
                 f->space = (uint64_t)st.st_blocks * 512;
                 s->st.bytes += f->space;
@@ -574,6 +580,33 @@ bool stage_exists(struct stage *s, uint32_t exp, uint64_t ino)
     return yes;
 }
 
+/*
+ * Make the name of a file created with dir_gen durable: one fsync of the
+ * folder covers every file created before it began, so concurrent callers
+ * (COMMITs of many new files) share it instead of queueing a sync each.
+ */
+static int dir_sync(struct stage *s, uint64_t dir_gen)
+{
+    int err = 0;
+    pthread_mutex_lock(&s->dsync_mu);
+    pthread_mutex_lock(&s->lock);
+    bool covered = dir_gen <= s->synced_gen;
+    uint64_t target = s->created_gen;
+    pthread_mutex_unlock(&s->lock);
+    if (!covered) {
+        if (fsync(s->dirfd) != 0) {
+            err = errno;
+        } else {
+            pthread_mutex_lock(&s->lock);
+            s->synced_gen = target;
+            s->st.dir_syncs++;
+            pthread_mutex_unlock(&s->lock);
+        }
+    }
+    pthread_mutex_unlock(&s->dsync_mu);
+    return err;
+}
+
 int stage_sync(struct stage *s, uint32_t exp, uint64_t ino)
 {
     struct sfile *f;
@@ -584,21 +617,16 @@ int stage_sync(struct stage *s, uint32_t exp, uint64_t ino)
     if (fdatasync(f->fd) != 0)
         err = errno;
     pthread_mutex_lock(&s->lock);
-    bool dir_synced = f->dir_synced;
+    bool dir_synced = f->dir_gen <= s->synced_gen;
     pthread_mutex_unlock(&s->lock);
-    if (!err && !dir_synced) {
-        /* The file's fsync does not make its name durable: the folder's does. */
-        if (fsync(s->dirfd) != 0) {
-            err = errno;
-            what = "sync the folder of";
-        }
-    }
-    pthread_mutex_lock(&s->lock);
+    /* The file's fsync does not make its name durable: the folder's does. */
+    if (!err && !dir_synced && (err = dir_sync(s, f->dir_gen)))
+        what = "sync the folder of";
     if (!err) {
-        f->dir_synced = true;
+        pthread_mutex_lock(&s->lock);
         s->st.syncs++;
+        pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->lock);
     sf_put(s, f);
     return err ? io_failed(s, what, exp, ino, err) : 0;
 }
@@ -771,7 +799,7 @@ static int scan(struct stage *s)
         f->ino = ino;
         f->fd = -1;
         f->on_disk = true;
-        f->dir_synced = true; /* by the fsync below */
+        f->dir_gen = 0; /* made durable by the fsync below */
         f->size = (uint64_t)st.st_size;
         f->space = (uint64_t)st.st_blocks * 512;
         pthread_mutex_init(&f->lock, NULL);
@@ -796,6 +824,7 @@ struct stage *stage_create(const struct stage_conf *c)
     s->dirfd = -1;
     s->lru.next = s->lru.prev = &s->lru;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->dsync_mu, NULL);
     s->max_bytes = c->max_bytes;
     s->st.max_bytes = c->max_bytes;
     s->nbuckets = BUCKETS_MIN;
@@ -859,6 +888,7 @@ void stage_destroy(struct stage *s)
     if (s->dirfd >= 0)
         close(s->dirfd);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->dsync_mu);
     free(s->buckets);
     free(s->path);
     free(s);

@@ -106,7 +106,9 @@ bool stage_exists(struct stage *s, uint32_t exp, uint64_t ino);
 /*
  * Make the file's data and size durable (fdatasync); the first sync after
  * the file was created also syncs the dirty/ folder, so that its name
- * survives a crash.  ENOENT if there is no staged file.
+ * survives a crash (one folder sync serves every file created before it
+ * began: concurrent first syncs share it).  ENOENT if there is no staged
+ * file.
  */
 int stage_sync(struct stage *s, uint32_t exp, uint64_t ino);
 
@@ -141,6 +143,7 @@ struct stage_stats {
     uint64_t writes;      /* stage_write calls that succeeded */
     uint64_t write_bytes; /* and their bytes */
     uint64_t syncs;       /* stage_sync calls that succeeded (stage_sync_all's included) */
+    uint64_t dir_syncs;   /* folder syncs they made (fewer: shared by new files) */
     uint64_t over_limit;  /* writes refused with EAGAIN (max_bytes) */
     uint64_t nospc;       /* operations that failed with ENOSPC (disk or quota full) */
     uint64_t errors;      /* operations that failed with another system error */

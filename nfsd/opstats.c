@@ -260,6 +260,8 @@ int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
         {"writeback", "superseded", s->wb.superseded},
         {"writeback", "over_limit", s->stage.over_limit},
         {"writeback", "nospc", s->stage.nospc},
+        {"writeback", "stage_syncs", s->stage.syncs},
+        {"writeback", "stage_dir_syncs", s->stage.dir_syncs},
         {"rpc", "calls", s->rpc.calls},
         {"rpc", "replies", s->rpc.replies},
         {"rpc", "garbage", s->rpc.garbage},

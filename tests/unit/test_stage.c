@@ -479,6 +479,45 @@ static void test_concurrent_writers(void)
     stage_destroy(s);
 }
 
+static pthread_barrier_t sync_barrier;
+
+static void *syncer(void *arg)
+{
+    struct worker *w = arg;
+    pthread_barrier_wait(&sync_barrier);
+    w->errs += stage_sync(w->s, 7, 200 + w->t) != 0;
+    return NULL;
+}
+
+/*
+ * New files synced at once share one sync of the folder: the first covers
+ * every file created before it began.  A file created later needs its own;
+ * a file synced before needs none.
+ */
+static void test_group_sync(void)
+{
+    struct stage *s = stage_new(0);
+    for (unsigned t = 0; t < THREADS; t++)
+        CHECK_EQ_INT(stage_write(s, 7, 200 + t, 0, "new", 3), 0);
+    pthread_barrier_init(&sync_barrier, NULL, THREADS);
+    CHECK_EQ_INT(run_workers(s, THREADS, syncer), 0);
+    pthread_barrier_destroy(&sync_barrier);
+    struct stage_stats st;
+    stage_get_stats(s, &st);
+    CHECK_EQ_INT(st.syncs, THREADS);
+    CHECK_EQ_INT(st.dir_syncs, 1);
+    CHECK_EQ_INT(stage_write(s, 7, 300, 0, "later", 5), 0);
+    CHECK_EQ_INT(stage_sync(s, 7, 300), 0);
+    CHECK_EQ_INT(stage_sync(s, 7, 200), 0);
+    CHECK_EQ_INT(stage_write(s, 7, 200, 3, "more", 4), 0);
+    CHECK_EQ_INT(stage_sync(s, 7, 200), 0);
+    stage_get_stats(s, &st);
+    CHECK_EQ_INT(st.syncs, THREADS + 3);
+    CHECK_EQ_INT(st.dir_syncs, 2);
+    check_accounting(s, "group sync");
+    stage_destroy(s);
+}
+
 /*
  * Writers (t < 2), a remover (t == 2) and an opener (t == 3) on the same few
  * files: nothing may fail, crash or be miscounted.
@@ -660,6 +699,8 @@ int main(void)
     test_remove_open();
     FRESH_DIR();
     test_concurrent_writers();
+    FRESH_DIR();
+    test_group_sync();
     FRESH_DIR();
     test_remove_race();
     FRESH_DIR();

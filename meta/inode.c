@@ -788,6 +788,7 @@ void inode_get_stats(struct inode_table *t, struct inode_stats *out)
     out->heads = atomic_load(&t->n_heads);
     out->lists_background = atomic_load(&t->n_bg_lists);
     out->lists_skipped = atomic_load(&t->n_bg_skipped);
+    out->sync_commits = atomic_load(&t->n_sync_commits);
     pthread_mutex_lock(&t->flight_mu);
     uint64_t pending = 0;
     for (struct listing *f = t->flights; f; f = f->next)

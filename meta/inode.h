@@ -360,6 +360,7 @@ struct inode_stats {
     uint64_t lists_background; /* listings run by the background threads */
     uint64_t lists_skipped;    /* background listings not started: export at its limit */
     uint64_t lists_pending;    /* listings queued or in progress now */
+    uint64_t sync_commits;     /* transactions committed with a sync of the log */
 };
 void inode_get_stats(struct inode_table *t, struct inode_stats *out);
 

@@ -77,7 +77,10 @@ int txn_run_sync_if(struct inode_table *t, txn_fn fn, void *arg, const bool *syn
             return public_errno(db_errno(r));
         r = fn(t, txn, arg);
         if (r == 0) {
-            r = txn->commit(txn, *sync ? DB_TXN_SYNC : 0);
+            bool synced = *sync;
+            r = txn->commit(txn, synced ? DB_TXN_SYNC : 0);
+            if (r == 0 && synced)
+                atomic_fetch_add(&t->n_sync_commits, 1);
             return r ? public_errno(db_errno(r)) : 0;
         }
         txn->abort(txn);

@@ -185,6 +185,7 @@ struct inode_table {
     _Atomic int64_t n_inodes;
     _Atomic uint64_t n_lists, n_list_entries, n_heads;
     _Atomic uint64_t n_bg_lists, n_bg_skipped;
+    _Atomic uint64_t n_sync_commits;
 };
 
 enum list_want { LIST_IF_NEEDED, LIST_IF_EXPIRED };

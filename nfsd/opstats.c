@@ -245,6 +245,7 @@ int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
         {"inode", "lists", s->inodes.lists},
         {"inode", "list_entries", s->inodes.list_entries},
         {"inode", "heads", s->inodes.heads},
+        {"inode", "sync_commits", s->inodes.sync_commits},
         {"writeback", "dirty_files", s->wb.pending},
         {"writeback", "dirty_bytes", s->stage.bytes},
         {"writeback", "dirty_max", s->stage.max_bytes},

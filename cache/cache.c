@@ -249,7 +249,7 @@ struct shard {
 struct counters {
     _Atomic uint64_t hits, misses, bytes_hit, bytes_miss, gets, get_bytes, waits, ra_issued,
         ra_used, pf_issued, pf_used, pf_skipped, evictions, reinserted, not_admitted, corrupt,
-        write_errors, stale, dropped;
+        write_errors, stale, dropped, inserted;
 };
 
 struct exp_slot {
@@ -2234,6 +2234,35 @@ void cache_destroy(struct cache *c)
     free(c);
 }
 
+/* ---- insertion of known bytes ------------------------------------------ */
+
+uint32_t cache_block_size(const struct cache *c)
+{
+    return c->bs;
+}
+
+int cache_insert(struct cache *c, const struct cache_obj *o, uint64_t off, const void *data,
+                 size_t len)
+{
+    if (off % c->bs)
+        return EINVAL;
+    const char *p = data;
+    int mode = o->noevict_when_full ? AP_NOEVICT : AP_NORMAL;
+    for (uint64_t b = off / c->bs; off < o->size; b++, off += c->bs) {
+        uint32_t blen = (uint32_t)(o->size - off < c->bs ? o->size - off : c->bs);
+        if (len < blen)
+            break; /* a partial block is not kept */
+        struct cache_key k = key_of(c, o, b);
+        int err = append(c, shard_of(c, &k), &k, p, blen, crc32c(p, blen), Q_S, 0, 0, mode, 0);
+        if (err)
+            return err;
+        COUNT(c, o->export_id, inserted, 1);
+        p += blen;
+        len -= blen;
+    }
+    return 0;
+}
+
 /* ---- statistics -------------------------------------------------------- */
 
 void cache_get_stats(struct cache *c, uint32_t export_id, struct cache_stats *out)
@@ -2252,6 +2281,7 @@ void cache_get_stats(struct cache *c, uint32_t export_id, struct cache_stats *ou
     G(hits); G(misses); G(bytes_hit); G(bytes_miss); G(gets); G(get_bytes); G(waits);
     G(ra_issued); G(ra_used); G(pf_issued); G(pf_used); G(pf_skipped); G(evictions);
     G(reinserted); G(not_admitted); G(corrupt); G(write_errors); G(stale); G(dropped);
+    G(inserted);
 #undef G
     if (export_id != UINT32_MAX)
         return;

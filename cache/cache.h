@@ -149,6 +149,22 @@ int cache_read(struct cache *c, const struct cache_obj *o, uint64_t off, size_t 
 void cache_prefetch(struct cache *c, const struct cache_obj *o, uint64_t off, uint64_t len);
 
 /*
+ * Keep len bytes at off of object version o, which the caller has and knows
+ * to be exactly that version's bytes (a file just uploaded from the stage:
+ * its next read is a hit, not a download).  off is a multiple of the block
+ * size; only whole blocks are kept (the object's last block may be short).
+ * Best effort: 0 when every block was kept, else ENOSPC, EIO or EAGAIN (a
+ * full disk, a write error, the index still loading) and the rest is left
+ * out, which only costs a fetch later.  Blocks enter like fetched ones (the
+ * small queue: evicted first unless read again).  stats.inserted counts them.
+ */
+int cache_insert(struct cache *c, const struct cache_obj *o, uint64_t off, const void *data,
+                 size_t len);
+
+/* The block size (cache_insert's unit). */
+uint32_t cache_block_size(const struct cache *c);
+
+/*
  * Pinned objects are never evicted (every version of ino).  Pins are kept in
  * the index and survive restarts.
  */
@@ -187,6 +203,7 @@ struct cache_stats {
     uint64_t write_errors;           /* cache disk writes that failed (ENOSPC, EIO) */
     uint64_t stale;                  /* fetches refused by If-Match (object changed) */
     uint64_t dropped;                /* blocks dropped by cache_evict */
+    uint64_t inserted;               /* blocks kept by cache_insert (uploaded files) */
     uint64_t blocks, bytes;          /* blocks indexed and their bytes */
     uint64_t disk_bytes;             /* bytes the cache files hold on disk (<= size) */
     uint64_t capacity;               /* cache.size */

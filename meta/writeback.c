@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "cache/stage.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -42,12 +43,14 @@
 #define PARTS_MAX 10000u
 #define PART_MIN (5ull << 20)
 #define PART_THREADS 4 /* parts of one file in flight at once */
+#define FLUSH_EXPORTS 64 /* export flushes at once (more: they flush everything) */
 
 struct wb_export {
     uint32_t id;
     struct objstore *store;
     char *bucket;
     unsigned delay;          /* seconds */
+    bool shuffle;            /* the cache keeps what it has when full (cache_obj) */
     int64_t backoff_until;   /* ns: no uploads before */
     int64_t backoff_ns;      /* current backoff step */
 };
@@ -60,14 +63,18 @@ struct wb {
     pthread_mutex_t mu;
     pthread_cond_t work;     /* workers: queue not empty, or stopping */
     pthread_cond_t scan;     /* scanner: kicked, or stopping */
+    pthread_cond_t scanned;  /* a scan ended (scans moved) */
+    uint64_t scans;          /* scans ended so far */
     atomic_bool stopping;
     bool kicked;
     uint64_t *queue;         /* ring of inode numbers */
     size_t qhead, qlen;
     uint64_t *busy;          /* queued or being uploaded (sorted? no: small linear set) */
     size_t nbusy, capbusy;
-    bool flush_all;
+    unsigned flush_all;      /* flushes of everything in progress */
     uint64_t flush_ino;      /* one inode to upload now (0: none) */
+    uint32_t flush_exp[FLUSH_EXPORTS]; /* exports being flushed (one entry per flush) */
+    size_t nflush_exp;
     struct wb_export *ex;
     size_t nex;
 
@@ -119,6 +126,7 @@ int wb_set_exports(struct wb *w, const struct meta_export *const *v, size_t n)
         ex[i].id = v[i]->id;
         ex[i].store = v[i]->store;
         ex[i].delay = v[i]->writeback_delay;
+        ex[i].shuffle = v[i]->shuffle;
         if (!(ex[i].bucket = strdup(v[i]->bucket))) {
             for (size_t j = 0; j < i; j++)
                 free(ex[j].bucket);
@@ -229,6 +237,8 @@ struct upload {
     char etag[OBJ_ETAG_MAX];
     struct obj_meta meta;
     bool conflict; /* the object changed in the bucket: nothing of it is copied */
+    bool shuffle;  /* the export's cache mode */
+    bool cached;   /* keep_in_cache put blocks of the new version in the cache */
 };
 
 static int upload_single(struct upload *u, int fd, uint64_t size)
@@ -434,6 +444,64 @@ static int upload_staged(struct upload *u)
 }
 
 /*
+ * The bytes just uploaded are the new object version's: put them into the
+ * block cache, so that reading the file back is a hit, not a download (a
+ * checkpoint written, then evaluated).  Before the upload is recorded, with
+ * no lock: a write meanwhile makes the upload not clean, and the caller
+ * drops these blocks again before anyone reads that version (reads of a
+ * local file come from the stage).  Best effort.
+ */
+static void keep_in_cache(struct upload *u)
+{
+    struct wb *w = u->w;
+    struct cache *c = w->c.cache;
+    uint64_t size = u->a.size;
+    int fd;
+    if (!c || !size || !u->etag[0] || stage_open(w->st, u->a.export_id, u->a.ino, &fd))
+        return;
+    uint32_t bs = cache_block_size(c);
+    size_t chunk = bs >= (4u << 20) ? bs : (4u << 20) / bs * bs;
+    char *buf = malloc(chunk);
+    struct cache_obj o = {
+        .export_id = u->a.export_id,
+        .gen = u->a.gen,
+        .ino = u->a.ino,
+        .version = cache_version(u->etag, size),
+        .size = size,
+        .store = u->store,
+        .bucket = u->bucket,
+        .key = u->key,
+        .etag = u->etag,
+        .noevict_when_full = u->shuffle,
+    };
+    for (uint64_t off = 0; buf && off < size;) {
+        size_t want = size - off < chunk ? (size_t)(size - off) : chunk, got = 0;
+        while (got < want) {
+            ssize_t n = pread(fd, buf + got, want - got, (off_t)(off + got));
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        if (got < want)
+            break; /* the upload truncated it to size: a short read is an error here */
+        u->cached = true;
+        if (cache_insert(c, &o, off, buf, want))
+            break;
+        off += want;
+    }
+    free(buf);
+    close(fd);
+}
+
+/* Drop every cached block of ino (blocks keep_in_cache may have put there). */
+static void drop_cached(struct wb *w, uint32_t export_id, uint64_t ino)
+{
+    if (w->c.cache && cache_evict(w->c.cache, export_id, &ino, 1, NULL, NULL))
+        LOG_AT(LOG_WARNING, "writeback: dropping the cached blocks of inode %llu failed",
+               (unsigned long long)ino);
+}
+
+/*
  * Did the object change in the bucket under our changes?  Logged and
  * counted; we win (true: it did, or it is gone).
  */
@@ -477,6 +545,7 @@ static int upload_one(struct wb *w, uint64_t ino)
     struct wb_export *x = export_find(w, u->d.export_id);
     if (x) {
         u->store = x->store;
+        u->shuffle = x->shuffle;
         bucket = strdup(x->bucket);
     }
     pthread_mutex_unlock(&w->mu);
@@ -503,6 +572,8 @@ static int upload_one(struct wb *w, uint64_t ino)
                 snprintf(u->etag, sizeof(u->etag), "%s", m.etag);
         }
     }
+    if (r == 0 && u->a.staged && S_ISREG(u->a.mode))
+        keep_in_cache(u);
     if (r == 0) {
         bool clean = false, moved = false;
         wb_lock(w, ino, true);
@@ -515,6 +586,8 @@ static int upload_one(struct wb *w, uint64_t ino)
                        (unsigned long long)ino, strerror(sr));
         }
         wb_unlock(w, ino);
+        if (u->cached && (r || !clean))
+            drop_cached(w, u->a.export_id, ino);
         if (r == 0) {
             atomic_fetch_add(&w->n_uploads, 1);
             if (!clean)
@@ -565,6 +638,15 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Whether an export flush of export_id is in progress.  w->mu held. */
+static bool flushing_export(const struct wb *w, uint32_t export_id)
+{
+    for (size_t i = 0; i < w->nflush_exp; i++)
+        if (w->flush_exp[i] == export_id)
+            return true;
+    return false;
+}
+
 /* One pass over the local inodes: queue what is due. */
 static void scan_once(struct wb *w)
 {
@@ -574,7 +656,7 @@ static void scan_once(struct wb *w)
     uint64_t after = 0;
     size_t n;
     pthread_mutex_lock(&w->mu);
-    bool all = w->flush_all;
+    bool all = w->flush_all > 0;
     uint64_t one = w->flush_ino;
     pthread_mutex_unlock(&w->mu);
     /*
@@ -596,7 +678,7 @@ static void scan_once(struct wb *w)
             struct wb_export *x = export_find(w, d[i].export_id);
             if (!x || now < x->backoff_until)
                 continue;
-            bool due = all || one == d[i].ino ||
+            bool due = all || one == d[i].ino || flushing_export(w, d[i].export_id) ||
                        now - d[i].last_ns >= (int64_t)x->delay * 1000000000LL;
             if (due)
                 full = !enqueue(w, d[i].ino);
@@ -618,6 +700,8 @@ static void *scanner_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         scan_once(w);
         pthread_mutex_lock(&w->mu);
+        w->scans++;
+        pthread_cond_broadcast(&w->scanned);
         if (w->stopping || w->kicked)
             continue;
         struct timespec ts;
@@ -640,54 +724,108 @@ void wb_kick(struct wb *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-int wb_flush(struct wb *w, uint64_t ino, unsigned wait_ms)
+/* What a flush covers: one inode, one export, or everything. */
+struct flush_scope {
+    uint64_t ino;       /* 0: not one inode */
+    bool one_export;
+    uint32_t export_id;
+};
+
+/* Whether nothing in scope is local any more. */
+static bool flushed(struct wb *w, const struct flush_scope *f)
+{
+    if (f->ino) {
+        struct inode_attr a;
+        struct inode_dirty d;
+        char *key = malloc(OBJ_KEY_MAX + 1);
+        int gr = key ? inode_upload_get(w->t, f->ino, &a, key, &d) : ENOMEM;
+        free(key);
+        return gr == ENOENT;
+    }
+    struct inode_dirty d[256];
+    size_t n = 0;
+    uint64_t after = 0;
+    do {
+        if (inode_dirty_scan(w->t, after, d, 256, &n))
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            if (!f->one_export || d[i].export_id == f->export_id)
+                return false;
+            after = d[i].ino;
+        }
+    } while (n == 256);
+    return true;
+}
+
+static int flush_run(struct wb *w, const struct flush_scope *f, unsigned wait_ms)
 {
     pthread_mutex_lock(&w->mu);
-    if (ino)
-        w->flush_ino = ino;
+    bool as_export = false;
+    if (f->ino)
+        w->flush_ino = f->ino;
+    else if (f->one_export && w->nflush_exp < FLUSH_EXPORTS)
+        w->flush_exp[w->nflush_exp++] = f->export_id, as_export = true;
     else
-        w->flush_all = true;
+        w->flush_all++;
     /* A flush goes now, backoff or not: the operator asked. */
     for (size_t i = 0; i < w->nex; i++)
-        w->ex[i].backoff_until = 0;
+        if (!f->one_export || w->ex[i].id == f->export_id)
+            w->ex[i].backoff_until = 0;
     w->kicked = true;
     pthread_cond_signal(&w->scan);
     pthread_mutex_unlock(&w->mu);
-    if (!wait_ms)
-        return 0;
-    int64_t until = now_ns() + (int64_t)wait_ms * 1000000LL;
-    int r = ETIMEDOUT;
-    for (;;) {
-        bool clean;
-        if (ino) {
-            struct inode_attr a;
-            struct inode_dirty d;
-            char *key = malloc(OBJ_KEY_MAX + 1);
-            int gr = key ? inode_upload_get(w->t, ino, &a, key, &d) : ENOMEM;
-            free(key);
-            clean = gr == ENOENT;
-        } else {
-            uint64_t count;
-            int64_t oldest;
-            inode_dirty_summary(w->t, &count, &oldest);
-            clean = count == 0;
+    int r = 0;
+    if (wait_ms) {
+        int64_t until = now_ns() + (int64_t)wait_ms * 1000000LL;
+        while (!flushed(w, f) && (r = now_ns() >= until ? ETIMEDOUT : 0) == 0) {
+            usleep(20000);
+            wb_kick(w);
         }
-        if (clean) {
-            r = 0;
-            break;
-        }
-        if (now_ns() >= until)
-            break;
-        usleep(20000);
-        wb_kick(w);
     }
     pthread_mutex_lock(&w->mu);
-    if (ino && w->flush_ino == ino)
+    if (!wait_ms) {
+        /*
+         * The request must outlive a whole scan that began after it (the
+         * one in progress may have read the flags before): that scan queues
+         * everything in scope.  Bounded: a stuck scan does not hold us.
+         */
+        uint64_t target = w->scans + 2;
+        for (int i = 0; i < 50 && w->scans < target && !atomic_load(&w->stopping); i++) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&w->scanned, &w->mu, &ts);
+        }
+    }
+    if (f->ino && w->flush_ino == f->ino) {
         w->flush_ino = 0;
-    if (!ino)
-        w->flush_all = false;
+    } else if (as_export) {
+        for (size_t i = 0; i < w->nflush_exp; i++)
+            if (w->flush_exp[i] == f->export_id) {
+                w->flush_exp[i] = w->flush_exp[--w->nflush_exp];
+                break;
+            }
+    } else if (!f->ino) {
+        w->flush_all--;
+    }
     pthread_mutex_unlock(&w->mu);
     return r;
+}
+
+int wb_flush(struct wb *w, uint64_t ino, unsigned wait_ms)
+{
+    struct flush_scope f = {.ino = ino};
+    return flush_run(w, &f, wait_ms);
+}
+
+int wb_flush_export(struct wb *w, uint32_t export_id, unsigned wait_ms)
+{
+    struct flush_scope f = {.one_export = true, .export_id = export_id};
+    return flush_run(w, &f, wait_ms);
 }
 
 void wb_get_stats(struct wb *w, struct wb_stats *out)
@@ -703,6 +841,60 @@ void wb_get_stats(struct wb *w, struct wb_stats *out)
     out->copied_bytes = atomic_load(&w->n_copied);
     out->inflight = atomic_load(&w->n_inflight);
     inode_dirty_summary(w->t, &out->pending, &out->oldest_ns);
+}
+
+struct staged_list {
+    uint32_t *exp;
+    uint64_t *ino;
+    size_t n, cap;
+};
+
+static int collect_staged(void *arg, uint32_t exp, uint64_t ino, uint64_t size)
+{
+    struct staged_list *l = arg;
+    (void)size;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 256;
+        uint32_t *e = realloc(l->exp, cap * sizeof(*e));
+        if (e)
+            l->exp = e;
+        uint64_t *i = e ? realloc(l->ino, cap * sizeof(*i)) : NULL;
+        if (!i)
+            return ENOMEM;
+        l->ino = i;
+        l->cap = cap;
+    }
+    l->exp[l->n] = exp;
+    l->ino[l->n++] = ino;
+    return 0;
+}
+
+/*
+ * A staged file's data is the stage's: blocks of it that keep_in_cache put
+ * into the cache before a crash (its upload not recorded) may hold bytes of
+ * a later write under the uploaded version's name.  Drop them, export by
+ * export, in batches (one pass over the cache index per call).
+ */
+static int drop_staged_from_cache(struct wb *w)
+{
+    struct staged_list l = {0};
+    int r = stage_list(w->st, collect_staged, &l);
+    for (size_t i = 0; r == 0 && i < l.n;) {
+        uint64_t batch[4096];
+        size_t n = 0;
+        uint32_t exp = l.exp[i];
+        for (size_t j = i; j < l.n && n < 4096; j++)
+            if (l.exp[j] == exp && l.ino[j] != UINT64_MAX) {
+                batch[n++] = l.ino[j];
+                l.ino[j] = UINT64_MAX; /* done */
+            }
+        r = cache_evict(w->c.cache, exp, batch, n, NULL, NULL);
+        while (i < l.n && l.ino[i] == UINT64_MAX)
+            i++;
+    }
+    free(l.exp);
+    free(l.ino);
+    return r;
 }
 
 struct wb *wb_create(const struct wb_conf *c, struct inode_table *t, struct stage *st)
@@ -725,9 +917,18 @@ struct wb *wb_create(const struct wb_conf *c, struct inode_table *t, struct stag
         w->c.scan_ms = 500;
     w->t = t;
     w->st = st;
+    if (w->c.cache) {
+        int r = drop_staged_from_cache(w);
+        if (r) {
+            free(w);
+            errno = r;
+            return NULL;
+        }
+    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->work, NULL);
     pthread_cond_init(&w->scan, NULL);
+    pthread_cond_init(&w->scanned, NULL);
     for (int i = 0; i < STRIPES; i++)
         pthread_rwlock_init(&w->stripes[i], NULL);
     w->queue = calloc(QUEUE_MAX, sizeof(*w->queue));
@@ -781,6 +982,7 @@ void wb_destroy(struct wb *w)
         pthread_rwlock_destroy(&w->stripes[i]);
     pthread_cond_destroy(&w->work);
     pthread_cond_destroy(&w->scan);
+    pthread_cond_destroy(&w->scanned);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }

@@ -20,9 +20,14 @@
  * the lowest byte changed since are copied in the store (UploadPartCopy of
  * the object's own key, If-Match on its ETag) instead of sent again; if the
  * object changed in the bucket meanwhile, everything is sent.
- * Then, if the inode did not change meanwhile (same data version), it is
- * marked clean and its staged bytes are dropped; otherwise it stays local
- * and is uploaded again later.
+ * The uploaded bytes are then put into the block cache (wb_conf.cache) as
+ * the new object version's blocks, so reading a file back after its upload
+ * is a hit, not a download.  Then, if the inode did not change meanwhile
+ * (same data version), it is marked clean and its staged bytes are
+ * dropped; otherwise it stays local and is uploaded again later, and the
+ * blocks just kept are dropped from the cache (they may hold a later
+ * write's bytes).  At start, the cached blocks of every staged file are
+ * dropped for the same reason (a crash between the two).
  *
  * Multipart uploads resume: the upload id is recorded in the inode table
  * before the first part, and after a restart an upload of the same data
@@ -64,6 +69,7 @@ struct wb_conf {
     uint64_t single_max;  /* largest file sent with one PUT (0: 16 MiB) */
     uint64_t part_size;   /* multipart part size (0: 16 MiB; at least 5 MiB) */
     unsigned scan_ms;     /* how often local inodes are looked at (0: 500 ms) */
+    struct cache *cache;  /* the block cache uploaded files go into (NULL: none) */
 };
 
 struct wb;
@@ -91,9 +97,13 @@ void wb_kick(struct wb *w);
 /*
  * Upload now what is local, without waiting for writeback_delay: ino's
  * changes, or everything (ino 0).  wait_ms > 0: return when it is all in
- * the bucket (0) or after wait_ms (ETIMEDOUT).
+ * the bucket (0) or after wait_ms (ETIMEDOUT); 0: return once a scan has
+ * queued it (the request ends there: later changes wait their delay).
  */
 int wb_flush(struct wb *w, uint64_t ino, unsigned wait_ms);
+
+/* The same for everything local of one export. */
+int wb_flush_export(struct wb *w, uint32_t export_id, unsigned wait_ms);
 
 struct wb_stats {
     uint64_t uploads;        /* objects written (PUT, multipart, copy, marker) */

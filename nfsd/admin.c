@@ -738,10 +738,46 @@ out:
     export_set_put(c->a->c.src.exports, set);
 }
 
+/* One flush call of cmd_flush's scope: a file, an export, or everything. */
+static int flush_scope(struct wb *wb, uint64_t ino, bool one_export, uint32_t export_id,
+                       unsigned wait_ms)
+{
+    if (ino)
+        return wb_flush(wb, ino, wait_ms);
+    if (one_export)
+        return wb_flush_export(wb, export_id, wait_ms);
+    return wb_flush(wb, 0, wait_ms);
+}
+
+/* Local inodes of the scope now: ino's 1 or 0, else those of one export or of all. */
+static uint64_t local_count(struct conn *c, uint64_t ino, bool one_export, uint32_t export_id)
+{
+    struct wb_stats ws;
+    wb_get_stats(c->a->c.src.wb, &ws);
+    if (ino)
+        return 1;
+    if (!one_export)
+        return ws.pending;
+    struct inode_dirty d[256];
+    size_t n = 0;
+    uint64_t after = 0, count = 0;
+    do {
+        if (inode_dirty_scan(c->a->c.src.inodes, after, d, 256, &n))
+            break;
+        for (size_t i = 0; i < n; i++) {
+            count += d[i].export_id == export_id;
+            after = d[i].ino;
+        }
+    } while (n == 256);
+    return count;
+}
+
 /*
- * flush [EXPORT [PATH]] [--wait]: upload now what is local (PATH naming a
- * file: that file; otherwise everything).  --wait: "flushing FILES BYTES"
- * every half second until nothing is left, then "ok waited 1".
+ * flush [EXPORT [PATH]] [--wait]: upload now what is local: PATH naming a
+ * file, that file; else EXPORT's local files and folders (PATH naming a
+ * folder too); no EXPORT, everything.  --wait: "flushing FILES BYTES" every
+ * half second until nothing in scope is left (BYTES: all staged bytes),
+ * then "ok waited 1".
  */
 static void cmd_flush(struct conn *c)
 {
@@ -750,6 +786,8 @@ static void cmd_flush(struct conn *c)
     bool wait = m->n >= 2 && strcmp(m->w[m->n - 1], "--wait") == 0;
     size_t nargs = m->n - 1 - (wait ? 1 : 0);
     uint64_t ino = 0;
+    bool one_export = false;
+    uint32_t export_id = 0;
     if (!wb) {
         send_error(c, ENOTSUP, "no uploader");
         return;
@@ -764,6 +802,8 @@ static void cmd_flush(struct conn *c)
         if (!ex)
             return;
         int rc = 0;
+        one_export = true;
+        export_id = ex->m.id;
         if (nargs == 2) {
             struct inode_attr at;
             rc = resolve(c->a, ex, m->w[2], &at);
@@ -776,25 +816,24 @@ static void cmd_flush(struct conn *c)
         if (rc)
             return;
     }
-    wb_flush(wb, ino, 0);
+    flush_scope(wb, ino, one_export, export_id, 0);
     if (!wait) {
         SEND(c, "ok");
         return;
     }
     for (;;) {
-        int rc = wb_flush(wb, ino, 500);
+        int rc = flush_scope(wb, ino, one_export, export_id, 500);
         if (rc == 0)
             break;
         if (cancelled(c)) {
             send_error(c, ECANCELED, "cancelled");
             return;
         }
-        struct wb_stats ws;
         struct stage_stats ss;
-        wb_get_stats(wb, &ws);
         stage_get_stats(c->a->c.src.stage, &ss);
         char b[2][24];
-        SEND(c, "flushing", u64s(b[0], ino ? 1 : ws.pending), u64s(b[1], ss.bytes));
+        SEND(c, "flushing", u64s(b[0], local_count(c, ino, one_export, export_id)),
+             u64s(b[1], ss.bytes));
     }
     SEND(c, "ok", "waited", "1");
 }

@@ -293,7 +293,7 @@ int main(int argc, char **argv)
         LOG_AT(LOG_ERR, "stage: recovery: %s", strerror(rc));
         goto out;
     }
-    struct wb_conf wc = {.threads = conf->cache.upload_threads};
+    struct wb_conf wc = {.threads = conf->cache.upload_threads, .cache = cache};
     wb = wb_create(&wc, inodes, stage);
     if (!wb) {
         LOG_AT(LOG_ERR, "uploader: %s", strerror(errno));

@@ -45,6 +45,7 @@ const struct opstats_field opstats_cache_fields[] = {
     CC(write_errors, "Cache disk writes that failed."),
     CC(stale, "Fetches refused by If-Match (the object changed)."),
     CC(dropped, "Blocks dropped on request (bucketnfs evict)."),
+    CC(inserted, "Blocks of uploaded files kept from the stage (read back without a download)."),
     CG(blocks, "Blocks in the cache index."),
     CG(bytes, "Bytes of the blocks in the cache index."),
     CG(disk_bytes, "Bytes the cache files hold on disk."),
@@ -55,7 +56,7 @@ const struct opstats_field opstats_cache_fields[] = {
     CG(loading, "1 while the cache index is still loading at start."),
 };
 const size_t opstats_ncache_fields = sizeof(opstats_cache_fields) / sizeof(opstats_cache_fields[0]);
-_Static_assert(sizeof(struct cache_stats) == 28 * sizeof(uint64_t),
+_Static_assert(sizeof(struct cache_stats) == 29 * sizeof(uint64_t),
                "a cache_stats field is missing from opstats_cache_fields");
 
 #define SF(f, h) {#f, offsetof(struct obj_stats, f), false, false, h}

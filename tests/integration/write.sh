@@ -106,6 +106,60 @@ for i in 0 1 2; do
         >"$IT_TMP/dur-$i.read" 2>/dev/null
     check "nfs-cat reads dur-$i.bin back after the restart" cmp "$IT_TMP/dur-$i" "$IT_TMP/dur-$i.read"
 done
+# Uploaded files go into the block cache: reading them back is no download.
+cstat() {
+    "$IT_ROOT/bin/bucketnfs" -c "$IT_TMP/w/bucketnfs.conf" stats --json |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["cache"][sys.argv[1]])' "$1"
+}
+check "flush --wait returns once everything is uploaded" \
+    "$IT_ROOT/bin/bucketnfs" -c "$IT_TMP/w/bucketnfs.conf" flush --wait
+for i in 0 1 2; do
+    nfs_tool nfs-cat "nfs://127.0.0.1/demo/dur-$i.bin?nfsport=$NFS_PORT&mountport=$MOUNT_PORT" \
+        >"$IT_TMP/dur-$i.read" 2>/dev/null
+    check "dur-$i.bin reads back intact once uploaded" cmp "$IT_TMP/dur-$i" "$IT_TMP/dur-$i.read"
+done
+gets=$(cstat gets) inserted=$(cstat inserted) hits=$(cstat hits)
+if [ "$gets" = 0 ] && [ "$inserted" -ge 28 ] && [ "$hits" -ge 28 ]; then
+    ok "uploaded files were kept in the cache: read back with 0 GETs ($inserted blocks kept, $hits hits)"
+else
+    fail "uploaded files are read back from the cache" "gets $gets, inserted $inserted, hits $hits"
+fi
+it_stop w || fail "daemon stops" ""
+
+# flush's scope: two read-write exports that upload nothing by themselves.
+# `flush EXPORT --wait` uploads that export's files only; a plain `flush`
+# (no --wait) everything, and a file written after it waits its delay.
+mkdir -p "$buckets/other"
+cat >"$IT_TMP/w/exports.conf" <<CONF
+exports = ( { path = "/demo"; store = "local"; bucket = "demo"; access = "rw";
+              clients = ( "127.0.0.0/8" ); squash = "none"; writeback_delay = 3600; },
+            { path = "/other"; store = "local"; bucket = "other"; access = "rw";
+              clients = ( "127.0.0.0/8" ); squash = "none"; writeback_delay = 3600; } );
+CONF
+it_start w || { fail "daemon starts with two rw exports" "see above"; it_done; exit 1; }
+OP=$IT_BUILD/tests/it_nfsop
+head -c 100000 /dev/urandom >"$IT_TMP/scope-a"
+head -c 200000 /dev/urandom >"$IT_TMP/scope-b"
+check "flush scope: a file written to /demo" \
+    "$OP" "nfs://127.0.0.1/demo?nfsport=$NFS_PORT&mountport=$MOUNT_PORT" put "$IT_TMP/scope-a" /scope-a
+check "flush scope: a file written to /other" \
+    "$OP" "nfs://127.0.0.1/other?nfsport=$NFS_PORT&mountport=$MOUNT_PORT" put "$IT_TMP/scope-b" /scope-b
+check "flush /other --wait" "$IT_ROOT/bin/bucketnfs" -c "$IT_TMP/w/bucketnfs.conf" flush /other --wait
+if cmp -s "$IT_TMP/scope-b" "$buckets/other/scope-b" && [ ! -e "$buckets/demo/scope-a" ]; then
+    ok "flush /other uploaded /other's file and not /demo's"
+else
+    fail "flush /other uploads /other's file only" "$(ls -l "$buckets/other" "$buckets/demo" | grep scope)"
+fi
+check "flush (everything, no --wait)" "$IT_ROOT/bin/bucketnfs" -c "$IT_TMP/w/bucketnfs.conf" flush
+in_bucket "after a plain flush, /demo's file reaches the bucket" "$IT_TMP/scope-a" scope-a
+check "flush scope: a file written after the flush" \
+    "$OP" "nfs://127.0.0.1/demo?nfsport=$NFS_PORT&mountport=$MOUNT_PORT" put "$IT_TMP/scope-b" /scope-late
+sleep 2
+if [ -e "$buckets/demo/scope-late" ]; then
+    fail "a file written after a flush waits its writeback_delay" "it was uploaded at once"
+else
+    ok "a file written after a flush waits its writeback_delay (not uploaded 2 s later)"
+fi
 it_stop w || fail "daemon stops" ""
 
 # cache.dirty_max: a small stage, nothing uploaded (writeback_delay 3600).

@@ -19,6 +19,14 @@ buckets=$IT_TMP/buckets
 # A tree whose every request waits 300 ms: a preload of it is slow enough to interrupt.
 mkdir -p "$buckets/demo/slowtree"
 for i in $(seq -w 1 12); do head -c 200000 /dev/urandom >"$buckets/demo/slowtree/f$i.bin"; done
+# 1,000 files of 32 KiB (one folder): a preload of them shows its progress and leaves them cached.
+python3 - "$buckets/demo/thousand" <<'PY'
+import os, sys
+os.makedirs(sys.argv[1])
+for i in range(1000):
+    with open(os.path.join(sys.argv[1], "f%04d.bin" % i), "wb") as f:
+        f.write(os.urandom(32768))
+PY
 it_write_conf admin "$buckets" 'latency_ms = 300; latency_match = "slowtree/";'
 conf=$IT_TMP/admin/bucketnfs.conf
 sed -i 's|log_level = "info"; };|log_level = "info"; metrics = "127.0.0.1:0"; };|' "$conf"
@@ -172,6 +180,25 @@ if [ $rc = 0 ] && grep -q $'\r' "$IT_TMP/tty.out" && grep -qE '\[#{30}\] 100%' "
     grep -q 'files' "$IT_TMP/tty.out" && grep -q 'ETA' "$IT_TMP/tty.out" && grep -q '/s' "$IT_TMP/tty.out"; then
     ok "preload on a terminal draws a progress bar (files, bytes, rate, ETA)"
 else fail "preload on a terminal draws a progress bar" "rc=$rc $(tr '\r' '\n' <"$IT_TMP/tty.out" | tail -3)"; fi
+
+# 1,000 files under a pseudo-terminal: what a person sees, then a read of every one of them.
+script -qc "'$TOOL' -c '$conf' preload /demo thousand" /dev/null >"$IT_TMP/tty1k.out" 2>&1; rc=$?
+tr '\r' '\n' <"$IT_TMP/tty1k.out" | sed 's/\x1b\[K//g' >"$IT_TMP/tty1k.frames"
+if [ $rc = 0 ] && grep -qE '^\[-{30}\] +0%  0/1000 files ' "$IT_TMP/tty1k.frames" &&
+    grep -qE '^\[#{30}\] 100%  1000/1000 files  31\.2 MiB/31\.2 MiB  .*/s  ETA ' "$IT_TMP/tty1k.frames" &&
+    grep -q 'preloaded 1000 file(s)' "$IT_TMP/tty1k.frames"; then
+    ok "preload of 1,000 files on a terminal: the bar goes from 0/1000 to 1000/1000 files ($(grep -c . "$IT_TMP/tty1k.frames") frames)"
+else fail "preload of 1,000 files on a terminal" "rc=$rc $(head -3 "$IT_TMP/tty1k.frames"; tail -3 "$IT_TMP/tty1k.frames")"; fi
+stats k1
+for i in $(seq 0 999); do printf "read /thousand/f%04d.bin\n" "$i"; done |
+    "$IT_BUILD/tests/it_nfsop" "$(url '')" session >"$IT_TMP/read1k.out" 2>&1
+stats k2
+reads=$(grep -cx 32768 "$IT_TMP/read1k.out")
+kg1=$(jget "$IT_TMP/k1.json" 'd["stores"]["local"]["gets"]'); kg2=$(jget "$IT_TMP/k2.json" 'd["stores"]["local"]["gets"]')
+kc1=$(jget "$IT_TMP/k1.json" 'd["cache"]["gets"]'); kc2=$(jget "$IT_TMP/k2.json" 'd["cache"]["gets"]')
+if [ "$reads" = 1000 ] && [ "$kg1" = "$kg2" ] && [ "$kc1" = "$kc2" ]; then
+    ok "reading the 1,000 preloaded files makes zero store GETs (store gets $kg1 -> $kg2)"
+else fail "reading the 1,000 preloaded files makes zero store GETs" "$reads read whole; store gets $kg1 -> $kg2, cache gets $kc1 -> $kc2"; fi
 
 bnfs preload --json /demo a >"$IT_TMP/pj.out" 2>&1; rc=$?
 if [ $rc = 0 ] && python3 -c '

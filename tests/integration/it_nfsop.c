@@ -3,7 +3,7 @@
  *
  *   it_nfsop URL mkdir PATH | rmdir PATH | rm PATH | mv FROM TO
  *              | chmod MODE PATH | symlink TARGET PATH | readlink PATH
- *              | truncate SIZE PATH | stat PATH
+ *              | truncate SIZE PATH | stat PATH | read PATH (prints its size)
  *              | put LOCAL PATH     (overwrite: open O_TRUNC, or create)
  *              | append LOCAL PATH  (write LOCAL's bytes at PATH's end)
  *   it_nfsop URL session
@@ -106,6 +106,18 @@ static int run_op(struct nfs_context *nfs, int argc, char **argv)
         r = nfs_readlink(nfs, argv[3], buf, sizeof(buf));
         if (r == 0)
             printf("%s\n", buf);
+    } else if (strcmp(op, "read") == 0 && argc == 4) {
+        struct nfsfh *fh = NULL;
+        char buf[65536];
+        uint64_t total = 0;
+        r = nfs_open(nfs, argv[3], O_RDONLY, &fh);
+        for (int n; r == 0 && (n = nfs_read(nfs, fh, sizeof(buf), buf)) != 0; total += (uint64_t)n)
+            if (n < 0)
+                r = n;
+        if (fh)
+            nfs_close(nfs, fh);
+        if (r == 0)
+            printf("%llu\n", (unsigned long long)total);
     } else if (strcmp(op, "stat") == 0 && argc == 4) {
         struct nfs_stat_64 st;
         r = nfs_stat64(nfs, argv[3], &st);

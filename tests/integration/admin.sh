@@ -385,7 +385,10 @@ want = {"bucketnfs_nfs3_calls_total", "bucketnfs_nfs3_call_duration_seconds_buck
         "bucketnfs_export_cache_ra_issued_total", "bucketnfs_export_cache_ra_used_total",
         "bucketnfs_export_cache_evictions_total", "bucketnfs_dirty_bytes", "bucketnfs_oldest_dirty_age_seconds",
         "bucketnfs_uploads_total", "bucketnfs_upload_failures_total", "bucketnfs_upload_conflicts_total",
-        "bucketnfs_store_requests_total", "process_resident_memory_bytes", "process_open_fds"}
+        "bucketnfs_store_requests_total", "process_resident_memory_bytes", "process_open_fds",
+        "bucketnfs_store_last_error_timestamp_seconds", "bucketnfs_store_last_success_timestamp_seconds",
+        "bucketnfs_store_consecutive_errors", "bucketnfs_store_requests_retrying",
+        "bucketnfs_export_upload_backoff_seconds", "bucketnfs_export_mounts", "bucketnfs_clients_connected"}
 assert want <= used, "not on the dashboard: %s" % sorted(want - used)
 print("%d panels, %d queries over %d metrics, all exported" % (len(ids), queries, len(used)))
 PY

@@ -219,6 +219,31 @@ const struct export *export_by_path(const struct export_set *s, const char *path
     return NULL;
 }
 
+const struct export *export_for_mount_path(const struct export_set *s, const char *path,
+                                           const char **rest)
+{
+    const struct export *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const char *ep = s->v[i].path;
+        size_t n = strlen(ep);
+        if (strcmp(ep, "/") == 0)
+            n = 0; /* "/" is a prefix of everything */
+        if (strncmp(path, ep, n) != 0 || (path[n] != 0 && path[n] != '/'))
+            continue;
+        if (!best || n >= best_len) {
+            best = &s->v[i];
+            best_len = n;
+        }
+    }
+    if (best && rest) {
+        *rest = path + best_len;
+        while (**rest == '/')
+            (*rest)++;
+    }
+    return best;
+}
+
 bool export_client_opts(const struct export *e, const struct sockaddr *peer, bool *rw,
                         enum conf_squash *squash)
 {

@@ -62,6 +62,15 @@ void export_set_put(struct export_ctx *x, const struct export_set *s);
 const struct export *export_by_id(const struct export_set *s, uint32_t id);
 const struct export *export_by_path(const struct export_set *s, const char *path);
 
+/*
+ * The export a mount path falls in: an export's own path, or a directory
+ * below it ("/demo/drive-0001", as Linux mounts a subtree); the longest
+ * export path wins.  *rest (if rest is not NULL) points at what follows
+ * the export's path, without leading '/' ("" or "drive-0001").  NULL: none.
+ */
+const struct export *export_for_mount_path(const struct export_set *s, const char *path,
+                                           const char **rest);
+
 /* Is the peer address allowed by the export's clients list? */
 bool export_client_allowed(const struct export *e, const struct sockaddr *peer);
 

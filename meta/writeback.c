@@ -843,6 +843,16 @@ void wb_get_stats(struct wb *w, struct wb_stats *out)
     inode_dirty_summary(w->t, &out->pending, &out->oldest_ns);
 }
 
+int wb_export_backoff(struct wb *w, uint32_t id, int64_t *until_ns, int64_t *step_ns)
+{
+    pthread_mutex_lock(&w->mu);
+    struct wb_export *x = export_find(w, id);
+    *until_ns = x ? x->backoff_until : 0;
+    *step_ns = x ? x->backoff_ns : 0;
+    pthread_mutex_unlock(&w->mu);
+    return x ? 0 : ENOENT;
+}
+
 struct staged_list {
     uint32_t *exp;
     uint64_t *ino;

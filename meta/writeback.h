@@ -119,4 +119,12 @@ struct wb_stats {
 };
 void wb_get_stats(struct wb *w, struct wb_stats *out);
 
+/*
+ * The upload backoff of export id: *until_ns is when its uploads may go
+ * again (CLOCK_REALTIME ns; 0: not backing off), *step_ns the current step
+ * (1 s doubling to 60 s; 0: none).  0, or ENOENT for an export the
+ * uploader does not know.
+ */
+int wb_export_backoff(struct wb *w, uint32_t id, int64_t *until_ns, int64_t *step_ns);
+
 #endif

@@ -444,6 +444,25 @@ static void cmd_stats(struct conn *c)
         SEND(c, "export", e->path, e->store, e->bucket, e->prefix, e->rw ? "rw" : "ro",
              u64s(b[0], e->id));
     }
+    for (size_t i = 0; i < s.nmounts; i++) {
+        const struct opstats_mount *m = &s.mounts[i];
+        SEND(c, "mount", m->export_index >= 0 ? s.exports[m->export_index].path : "-",
+             m->m.host, m->m.path, u64s(b[0], (uint64_t)m->m.since));
+    }
+    for (size_t i = 0; i < s.nclients; i++) {
+        const struct opstats_client *k = &s.clients[i];
+        SEND(c, "client", k->host, u64s(b[0], k->connections), u64s(b[1], k->calls),
+             u64s(b[2], k->idle_ms), u64s(b[3], k->age_ms));
+    }
+    for (size_t i = 0; i < s.nstores; i++) {
+        const struct obj_health *h = &s.stores[i].health;
+        char nb[16];
+        if (h->last_error_ns)
+            SEND(c, "storeerror", s.stores[i].name,
+                 u64s(b[0], (uint64_t)(h->last_error_ns / 1000000000LL)), h->last_error_op,
+                 u64s(b[1], (uint64_t)h->last_error_status),
+                 admin_errno_name(h->last_error_errno, nb, sizeof(nb)), h->last_error_msg);
+    }
     opstats_each(&s, emit_stat, c);
     opstats_free(&s);
     SEND(c, "ok");

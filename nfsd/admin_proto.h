@@ -34,6 +34,17 @@
  *   store NAME TYPE
  *   export PATH STORE BUCKET PREFIX ACCESS ID
  *   stat SECTION INSTANCE NAME VALUE         one counter (see opstats_each)
+ *   mount EXPORT HOST PATH SINCE             a mount-list entry (EXPORT "-": the
+ *                                            path is in no export now); SINCE:
+ *                                            seconds since the epoch
+ *   client HOST CONNECTIONS CALLS IDLE_MS AGE_MS
+ *                                            RPC connections open now from HOST:
+ *                                            calls they brought, since the last
+ *                                            call, since the oldest was made
+ *   storeerror STORE TIME OP STATUS CODE MESSAGE
+ *                                            the store's last failed call: TIME
+ *                                            (epoch seconds), operation, HTTP
+ *                                            status (0: none), errno name, text
  *   progress PHASE FILES FILES_TOTAL BYTES BYTES_TOTAL ELAPSED_MS
  *                                            preload: PHASE "scan" (totals
  *                                            still growing) or "read"

@@ -305,7 +305,7 @@ int main(int argc, char **argv)
         LOG_AT(LOG_ERR, "cross-file prefetch: %s", strerror(errno));
         goto out;
     }
-    mnt = mnt_server_create(exports, key, inodes);
+    mnt = mnt_server_create(exports, key, inodes, conf->server.state_dir);
     if (!mnt) {
         LOG_AT(LOG_ERR, "mount server: %s", strerror(errno));
         goto out;
@@ -369,7 +369,8 @@ int main(int argc, char **argv)
     struct admin_conf ac = {
         .state_dir = conf->server.state_dir,
         .src = {.conf = conf, .inodes = inodes, .exports = exports, .cache = cache, .rpc = rpc,
-                .stage = stage, .wb = wb, .nfs3 = &nfs, .start_time_sec = started.tv_sec},
+                .stage = stage, .wb = wb, .mnt = mnt, .nfs3 = &nfs,
+                .start_time_sec = started.tv_sec},
         .reload = admin_reload,
         .reload_arg = &reloader,
     };

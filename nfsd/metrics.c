@@ -161,6 +161,49 @@ static void render_stores(const struct opstats *s, struct sbuf *b)
     }
 }
 
+/* Each store's health, each export's mounts and upload backoff, the clients connected. */
+static void render_health(const struct opstats *s, struct sbuf *b)
+{
+    static const struct {
+        const char *metric, *help;
+    } hm[] = {
+        {"bucketnfs_store_last_success_timestamp_seconds",
+         "When a store call last got an answer (seconds since the epoch; 0: never)."},
+        {"bucketnfs_store_last_error_timestamp_seconds",
+         "When a store call last failed (seconds since the epoch; 0: never)."},
+        {"bucketnfs_store_consecutive_errors",
+         "Store calls failed since the last one that got an answer."},
+        {"bucketnfs_store_requests_retrying",
+         "Store requests waiting before another try now."},
+    };
+    for (size_t k = 0; k < sizeof(hm) / sizeof(hm[0]); k++) {
+        family(b, hm[k].metric, "gauge", hm[k].help);
+        for (size_t i = 0; i < s->nstores; i++) {
+            const struct obj_health *h = &s->stores[i].health;
+            uint64_t v = k == 0   ? (uint64_t)(h->last_ok_ns / 1000000000LL)
+                         : k == 1 ? (uint64_t)(h->last_error_ns / 1000000000LL)
+                         : k == 2 ? h->errors_in_a_row
+                                  : h->retrying;
+            sample(b, hm[k].metric, "store", s->stores[i].name, v);
+        }
+    }
+    family(b, "bucketnfs_export_mounts", "gauge",
+           "Entries of the mount list (MNT not yet undone by UMNT) in each export.");
+    for (size_t i = 0; i < s->nexports; i++)
+        sample(b, "bucketnfs_export_mounts", "export", s->exports[i].path, s->exports[i].mounts);
+    family(b, "bucketnfs_export_upload_backoff_seconds", "gauge",
+           "Seconds left before an export's uploads go again after store failures (0: not paused).");
+    int64_t now_ns = s->time_sec * 1000000000LL;
+    for (size_t i = 0; i < s->nexports; i++) {
+        int64_t until = s->exports[i].backoff_until_ns;
+        sample(b, "bucketnfs_export_upload_backoff_seconds", "export", s->exports[i].path,
+               until > now_ns ? (uint64_t)((until - now_ns + 999999999LL) / 1000000000LL) : 0);
+    }
+    family(b, "bucketnfs_clients_connected", "gauge",
+           "Client addresses with an RPC connection open now.");
+    sample(b, "bucketnfs_clients_connected", NULL, NULL, s->nclients);
+}
+
 static void render_procs(struct sbuf *b, const char *metric, const char *help,
                          const struct rpc_proc_stat *p, uint32_t n)
 {
@@ -247,6 +290,7 @@ void metrics_render(const struct opstats *s, struct sbuf *b)
     }
     render_cache(s, b);
     render_stores(s, b);
+    render_health(s, b);
     family(b, "bucketnfs_inodes", "gauge", "Inodes in the inode table.");
     sample(b, "bucketnfs_inodes", NULL, NULL, s->inodes.inodes);
     family(b, "bucketnfs_inode_lists_total", "counter", "Directory listings made.");

@@ -9,8 +9,10 @@
  */
 #include "nfsd/opstats.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +117,95 @@ static uint64_t proc_fds(void)
     return n ? n - 1 : 0;
 }
 
+/* Seconds from now to until_ns, rounded up (0: past or none). */
+static uint64_t secs_left(int64_t until_ns, int64_t now_sec)
+{
+    int64_t now_ns = now_sec * 1000000000LL;
+    return until_ns > now_ns ? (uint64_t)((until_ns - now_ns + 999999999LL) / 1000000000LL) : 0;
+}
+
+static void peer_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+    const void *addr = ss->ss_family == AF_INET6
+                           ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+                           : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+    if (!inet_ntop(ss->ss_family, addr, buf, (socklen_t)len))
+        snprintf(buf, len, "unknown");
+}
+
+/* The RPC connections open now, grouped by client address.  0 or ENOMEM. */
+static int collect_clients(const struct opstats_src *src, struct opstats *out)
+{
+    size_t max = 64, n;
+    struct rpc_conn_info *v = NULL;
+    for (;;) {
+        struct rpc_conn_info *nv = realloc(v, max * sizeof(*v));
+        if (!nv) {
+            free(v);
+            return ENOMEM;
+        }
+        v = nv;
+        n = rpc_server_get_conns(src->rpc, v, max);
+        if (n <= max)
+            break;
+        max = n + 16; /* more came meanwhile: ask again with room for them */
+    }
+    out->clients = calloc(n ? n : 1, sizeof(*out->clients));
+    if (!out->clients) {
+        free(v);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char host[sizeof(out->clients[0].host)];
+        peer_text(&v[i].peer, host, sizeof(host));
+        struct opstats_client *c = NULL;
+        for (size_t k = 0; k < out->nclients && !c; k++)
+            if (strcmp(out->clients[k].host, host) == 0)
+                c = &out->clients[k];
+        if (!c) {
+            c = &out->clients[out->nclients++];
+            memcpy(c->host, host, sizeof(c->host));
+            c->idle_ms = UINT64_MAX;
+        }
+        c->connections++;
+        c->calls += v[i].calls;
+        if (v[i].idle_ms < c->idle_ms)
+            c->idle_ms = v[i].idle_ms;
+        if (v[i].age_ms > c->age_ms)
+            c->age_ms = v[i].age_ms;
+    }
+    free(v);
+    return 0;
+}
+
+/* The mount list, each entry with its export (set is the current export set).  0 or ENOMEM. */
+static int collect_mounts(const struct opstats_src *src, const struct export_set *set,
+                          struct opstats *out)
+{
+    struct mnt_listed *v;
+    size_t n;
+    if (!src->mnt)
+        return 0;
+    int rc = mnt_list_get(src->mnt, &v, &n);
+    if (rc)
+        return rc;
+    out->mounts = calloc(n ? n : 1, sizeof(*out->mounts));
+    if (!out->mounts) {
+        mnt_list_free(v, n);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct export *e = export_for_mount_path(set, v[i].path, NULL);
+        out->mounts[i].m = v[i]; /* takes the path */
+        out->mounts[i].export_index = e ? (long)(e - set->v) : -1;
+        if (e && (size_t)(e - set->v) < out->nexports)
+            out->exports[e - set->v].mounts++;
+    }
+    out->nmounts = n;
+    free(v); /* the paths now belong to out->mounts */
+    return 0;
+}
+
 int opstats_collect(const struct opstats_src *src, struct opstats *out)
 {
     memset(out, 0, sizeof(*out));
@@ -149,7 +240,10 @@ int opstats_collect(const struct opstats_src *src, struct opstats *out)
         o->rw = e->rw;
         o->id = e->m.id;
         cache_get_stats(src->cache, e->m.id, &o->cache);
+        if (src->wb)
+            wb_export_backoff(src->wb, e->m.id, &o->backoff_until_ns, &o->backoff_step_ns);
     }
+    rc = collect_mounts(src, set, out);
 put:
     export_set_put(src->exports, set);
     if (rc)
@@ -175,7 +269,10 @@ put:
             uint64_t *from = (uint64_t *)((char *)&s->stats + off);
             *(uint64_t *)((char *)&o->st + off) = __atomic_load_n(from, __ATOMIC_RELAXED);
         }
+        obj_health_get(s, &o->health);
     }
+    if ((rc = collect_clients(src, out)))
+        return rc;
 
     inode_get_stats(src->inodes, &out->inodes);
     if (src->wb)
@@ -204,6 +301,10 @@ void opstats_free(struct opstats *s)
     for (size_t i = 0; i < s->nstores; i++)
         free(s->stores[i].name);
     free(s->stores);
+    free(s->clients);
+    for (size_t i = 0; i < s->nmounts; i++)
+        free(s->mounts[i].m.path);
+    free(s->mounts);
     memset(s, 0, sizeof(*s));
 }
 
@@ -229,11 +330,33 @@ int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
     for (size_t i = 0; i < s->nexports; i++)
         if ((rc = each_cache(&s->exports[i].cache, s->exports[i].path, false, fn, arg)))
             return rc;
-    for (size_t i = 0; i < s->nstores; i++)
+    for (size_t i = 0; i < s->nstores; i++) {
+        const struct opstats_store *st = &s->stores[i];
         for (size_t k = 0; k < opstats_nstore_fields; k++)
-            if ((rc = fn(arg, "store", s->stores[i].name, opstats_store_fields[k].name,
-                         opstats_field_get(&s->stores[i].st, &opstats_store_fields[k]))))
+            if ((rc = fn(arg, "store", st->name, opstats_store_fields[k].name,
+                         opstats_field_get(&st->st, &opstats_store_fields[k]))))
                 return rc;
+        const struct {
+            const char *name;
+            uint64_t value;
+        } health[] = {
+            {"last_success_time", (uint64_t)(st->health.last_ok_ns / 1000000000LL)},
+            {"last_error_time", (uint64_t)(st->health.last_error_ns / 1000000000LL)},
+            {"last_error_status", (uint64_t)st->health.last_error_status},
+            {"errors_in_a_row", st->health.errors_in_a_row},
+            {"retrying", st->health.retrying},
+        };
+        for (size_t k = 0; k < sizeof(health) / sizeof(health[0]); k++)
+            if ((rc = fn(arg, "store", st->name, health[k].name, health[k].value)))
+                return rc;
+    }
+    for (size_t i = 0; i < s->nexports; i++) {
+        const struct opstats_export *e = &s->exports[i];
+        if ((rc = fn(arg, "export", e->path, "mounts", e->mounts)) ||
+            (rc = fn(arg, "export", e->path, "upload_backoff_seconds",
+                     secs_left(e->backoff_until_ns, s->time_sec))))
+            return rc;
+    }
 
     uint64_t up = s->time_sec > s->start_time_sec ? (uint64_t)(s->time_sec - s->start_time_sec) : 0;
     int64_t oldest = s->wb.oldest_ns / 1000000000LL;
@@ -272,6 +395,7 @@ int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
         {"rpc", "inflight", s->rpc.inflight},
         {"rpc", "async_calls", s->rpc.async_calls},
         {"rpc", "async_pending", s->rpc.async_pending},
+        {"rpc", "clients", s->nclients},
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if ((rc = fn(arg, fixed[i].section, "-", fixed[i].name, fixed[i].value)))

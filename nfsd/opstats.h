@@ -3,9 +3,12 @@
  * socket (`bucketnfs stats`, `status`) and the Prometheus endpoint.
  *
  * A snapshot copies: the cache's totals and each export's share
- * (cache_get_stats), each store's obj_stats, the inode table's counters,
- * the RPC server's counters and its per-procedure call counts for NFS v3
- * and MOUNT v3, and the process's resident memory and open descriptors
+ * (cache_get_stats), each store's obj_stats and health (its last error,
+ * last answer, calls waiting to retry), the inode table's counters, the
+ * RPC server's counters, its per-procedure call counts for NFS v3 and
+ * MOUNT v3 and its open connections (grouped by client address), the
+ * mount list (each entry with the export it falls in), each export's
+ * upload backoff, and the process's resident memory and open descriptors
  * (from /proc/self).  Taking one costs what those getters cost (the cache
  * takes each shard lock briefly) and never waits on the object store, so
  * it may run beside the NFS service at any time.
@@ -25,6 +28,7 @@
 #include "cache/stage.h"
 #include "meta/inode.h"
 #include "meta/writeback.h"
+#include "mountd/mount3.h"
 #include "nfsd/nfs3.h"
 #include "objstore/objstore.h"
 #include "rpc/oncrpc.h"
@@ -41,6 +45,7 @@ struct opstats_src {
     struct rpc_server *rpc;
     struct stage *stage;    /* written bytes not yet uploaded */
     struct wb *wb;          /* the uploader */
+    struct mnt_server *mnt; /* the mount list (NULL: none) */
     const struct nfs3_server *nfs3; /* NFS call latencies and reply statuses (NULL: none) */
     int64_t start_time_sec; /* when the daemon started (CLOCK_REALTIME) */
 };
@@ -50,12 +55,31 @@ struct opstats_export {
     bool rw;
     uint32_t id;
     struct cache_stats cache; /* this export's share (index fields are totals only) */
+    uint64_t mounts;          /* mount-list entries in this export */
+    int64_t backoff_until_ns; /* uploads paused until (CLOCK_REALTIME; 0: not paused) */
+    int64_t backoff_step_ns;  /* the current backoff step (0: none) */
+};
+
+/* The connections of one client address. */
+struct opstats_client {
+    char host[48];
+    uint64_t connections;
+    uint64_t calls;    /* calls its open connections brought */
+    uint64_t idle_ms;  /* since its last call (the least over its connections) */
+    uint64_t age_ms;   /* since its oldest open connection was made */
+};
+
+/* A mount-list entry and the export it falls in (-1: in none now, after a reload). */
+struct opstats_mount {
+    struct mnt_listed m;
+    long export_index;
 };
 
 struct opstats_store {
     char *name;
     const char *type; /* "dir" or "s3" */
     struct obj_stats st;
+    struct obj_health health;
 };
 
 #define OPSTATS_MAX_PROCS 32 /* NFS v3 has 22 procedures, MOUNT v3 6 */
@@ -77,6 +101,10 @@ struct opstats {
     struct rpc_proc_stat mount3[OPSTATS_MAX_PROCS];
     uint32_t nmount3;
     struct nfs3_stats nfs3_calls; /* latency per procedure, replies by status (zeros: none) */
+    struct opstats_client *clients; /* by address, in the order their connections were listed */
+    size_t nclients;
+    struct opstats_mount *mounts;
+    size_t nmounts;
     uint64_t rss_bytes;       /* resident set size; 0 if /proc is not readable */
     uint64_t open_fds;        /* descriptors open; 0 if /proc is not readable */
 };
@@ -89,9 +117,15 @@ void opstats_free(struct opstats *s);
  * Every counter of a snapshot, one call each, in a fixed order:
  *   section "cache"   instance "total" or an export path (an export: the
  *                     counters only, not the total_only fields)
- *   section "store"   instance the store's name
+ *   section "store"   instance the store's name (the counters, then its
+ *                     health: last_success_time and last_error_time in
+ *                     seconds since the epoch or 0, last_error_status,
+ *                     errors_in_a_row, retrying)
+ *   section "export"  instance an export path: mounts, upload_backoff_seconds
+ *                     (left of the current pause; 0: none)
  *   section "inode", "writeback", "rpc", "nfs3", "mount3", "nfs3_status",
- *           "process"   instance "-"
+ *           "process"   instance "-" (rpc also has "clients": addresses
+ *                     connected now)
  * name is the counter's name ("hits", "gets", a procedure name in nfs3 /
  * mount3, a status name such as "NFS3ERR_NOENT" in nfs3_status: replies).  Return non-zero from fn to stop; that value is returned.
  */

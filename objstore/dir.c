@@ -147,12 +147,24 @@ static bool inject_failure(struct dirstore *d)
 static int done(struct objstore *s, const char *method, const char *bucket, const char *key,
                 int rc)
 {
+    /* An If-Match refused, or an absent object read, is an answer, as S3 gives it. */
+    bool answer = rc == 0 || rc == ESTALE ||
+                  (rc == ENOENT && (strcmp(method, "head") == 0 || strcmp(method, "get") == 0));
+    if (answer)
+        obj_health_ok(s);
     if (rc == 0)
         return 0;
     STAT_ADD(s, errors, 1);
     const char *why = rc == INJECTED ? " (injected: fail_rate)" : "";
     if (rc == INJECTED)
         rc = EIO;
+    if (!answer) {
+        /* The reason first: a long key is what the record's length limit cuts. */
+        char msg[2 * OBJ_KEY_MAX];
+        snprintf(msg, sizeof(msg), "%s%s: %s/%s", strerror(rc), why, bucket ? bucket : "-",
+                 key ? key : "");
+        obj_health_error(s, method, 0, rc, msg);
+    }
     int level = (rc == ENOENT && strcmp(method, "head") == 0) ? LOG_DEBUG : LOG_WARNING;
     LOG_AT(level, "dir store %s: %s %s/%s failed: %s (errno %d)%s", s->name, method,
            bucket ? bucket : "-", key ? key : "", strerror(rc), rc, why);

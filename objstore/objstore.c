@@ -1,6 +1,12 @@
 /*
- * objstore.c - what every backend shares: creation by type, and the
- * encoding of the POSIX attributes carried as x-amz-meta-file-* metadata.
+ * objstore.c - what every backend shares: creation by type, the health
+ * record of a store (struct obj_health), and the encoding of the POSIX
+ * attributes carried as x-amz-meta-file-* metadata.
+ *
+ * The health record's error fields are written by the thread whose call
+ * failed and read by the admin and metrics threads; a spin flag in the
+ * record guards them (held for a copy of under 200 bytes, never across a
+ * call).  The last-answer time and the retrying count are relaxed atomics.
  */
 #include "objstore/objstore.h"
 
@@ -9,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/conf.h"
 
@@ -28,6 +35,69 @@ void obj_destroy(struct objstore *s)
 {
     if (s)
         s->ops->destroy(s);
+}
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void health_lock(struct obj_health *h)
+{
+    while (__atomic_exchange_n(&h->lock, 1, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&h->lock, __ATOMIC_RELAXED))
+            ;
+}
+
+static void health_unlock(struct obj_health *h)
+{
+    __atomic_store_n(&h->lock, 0, __ATOMIC_RELEASE);
+}
+
+void obj_health_ok(struct objstore *s)
+{
+    struct obj_health *h = &s->health;
+    __atomic_store_n(&h->last_ok_ns, realtime_ns(), __ATOMIC_RELAXED);
+    /* Read first: most calls succeed, and then there is nothing to reset. */
+    if (__atomic_load_n(&h->errors_in_a_row, __ATOMIC_RELAXED))
+        __atomic_store_n(&h->errors_in_a_row, 0, __ATOMIC_RELAXED);
+}
+
+void obj_health_error(struct objstore *s, const char *op, int http_status, int err,
+                      const char *msg)
+{
+    struct obj_health *h = &s->health;
+    int64_t now = realtime_ns();
+    health_lock(h);
+    h->last_error_ns = now;
+    h->last_error_status = http_status;
+    h->last_error_errno = err;
+    snprintf(h->last_error_op, sizeof(h->last_error_op), "%s", op ? op : "?");
+    snprintf(h->last_error_msg, sizeof(h->last_error_msg), "%s", msg ? msg : strerror(err));
+    /* One line: a message from the store must not break a line-based display. */
+    for (char *p = h->last_error_msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    health_unlock(h);
+    __atomic_fetch_add(&h->errors_in_a_row, 1, __ATOMIC_RELAXED);
+}
+
+void obj_health_get(struct objstore *s, struct obj_health *out)
+{
+    struct obj_health *h = &s->health;
+    memset(out, 0, sizeof(*out));
+    health_lock(h);
+    out->last_error_ns = h->last_error_ns;
+    out->last_error_status = h->last_error_status;
+    out->last_error_errno = h->last_error_errno;
+    memcpy(out->last_error_op, h->last_error_op, sizeof(out->last_error_op));
+    memcpy(out->last_error_msg, h->last_error_msg, sizeof(out->last_error_msg));
+    health_unlock(h);
+    out->last_ok_ns = __atomic_load_n(&h->last_ok_ns, __ATOMIC_RELAXED);
+    out->retrying = __atomic_load_n(&h->retrying, __ATOMIC_RELAXED);
+    out->errors_in_a_row = __atomic_load_n(&h->errors_in_a_row, __ATOMIC_RELAXED);
 }
 
 /* x-amz-meta-file-permissions: octal type+mode, as FSx / File Cache write it ("0100644"). */

@@ -174,6 +174,32 @@ struct obj_stats {
     uint64_t http_2xx, http_3xx, http_4xx, http_5xx, http_failed;
 };
 
+/*
+ * Health of a store, as the backend saw its own calls: when a call last got
+ * an answer (an absent object or a refused If-Match is an answer), and the
+ * last call that failed (after its retries, or each failed try for S3):
+ * when, which operation, the HTTP status (0: no answer, or not HTTP), the
+ * errno it returned and a one-line message.  `retrying` counts calls
+ * sleeping before another try now.  The backend records with
+ * obj_health_ok / obj_health_error and the retrying counter; readers take
+ * a copy with obj_health_get.  Times are CLOCK_REALTIME nanoseconds (0:
+ * never).  `lock` is a spin flag (0: free) held only to copy the error
+ * fields, so a zeroed struct is ready to use.
+ */
+#define OBJ_HEALTH_OP_MAX 16
+#define OBJ_HEALTH_MSG_MAX 160
+struct obj_health {
+    int64_t last_ok_ns;  /* relaxed atomic */
+    uint64_t retrying;   /* relaxed atomic: calls waiting before a retry */
+    int lock;            /* guards the fields below */
+    int64_t last_error_ns;
+    int last_error_status;
+    int last_error_errno;
+    uint64_t errors_in_a_row; /* failed calls since the last answer */
+    char last_error_op[OBJ_HEALTH_OP_MAX];
+    char last_error_msg[OBJ_HEALTH_MSG_MAX];
+};
+
 struct objstore {
     const struct obj_ops *ops;
     char *name;          /* the store's name in bucketnfs.conf */
@@ -185,7 +211,20 @@ struct objstore {
      */
     bool list_is_head;
     struct obj_stats stats;
+    struct obj_health health;
 };
+
+/* A call of s got an answer: the store is reachable and working. */
+void obj_health_ok(struct objstore *s);
+/*
+ * A call of s failed: op ("GET", "put", ...), http_status (0: none), err
+ * (the errno returned or to be returned), msg (one line; may be NULL: the
+ * errno's text).  Never a secret in msg.
+ */
+void obj_health_error(struct objstore *s, const char *op, int http_status, int err,
+                      const char *msg);
+/* A consistent copy of s's health (lock not meaningful in the copy). */
+void obj_health_get(struct objstore *s, struct obj_health *out);
 
 /* Create the backend a store section describes (dir or s3).  NULL + errno on failure. */
 struct objstore *obj_create(const struct conf_store *c);

@@ -683,6 +683,27 @@ out:
 }
 
 /*
+ * The store's health after a failed try: a refused If-Match (412) is an
+ * answer; anything else is the store's last error, with what the log line
+ * says (S3 code or curl's reason, attempt).
+ */
+static void note_failure(struct s3 *s, const struct s3_call *c, CURLcode cc, int rc, unsigned n)
+{
+    if (rc == ESTALE) {
+        obj_health_ok(&s->os);
+        return;
+    }
+    /* The reason first: a long key is what the record's length limit cuts. */
+    char msg[2 * OBJ_KEY_MAX];
+    const char *why = c->info.code[0] ? c->info.code : NULL;
+    if (!why && cc != CURLE_OK && !c->buf_full)
+        why = c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc);
+    snprintf(msg, sizeof(msg), "%s (attempt %u/%u): %s/%s", why ? why : strerror(rc), n,
+             s->tun.max_attempts, c->bucket, c->key ? c->key : "");
+    obj_health_error(&s->os, c->op, (int)c->status, rc, msg);
+}
+
+/*
  * Run an operation with retries.  Returns 0 or a positive errno (see the
  * mapping at the top).  On return c->status / c->meta / c->info describe
  * the last attempt.
@@ -745,14 +766,17 @@ static int s3_perform(struct s3 *s, struct s3_call *c)
             break;
         }
         rc = classify(c, cc, &temporary);
-        if (rc == 0 || rc == ERANGE || stopped_by_caller)
+        if (rc == 0 || rc == ERANGE || stopped_by_caller) {
+            obj_health_ok(&s->os);
             break; /* success, "past the end", or the listing callback said stop */
+        }
         if (rc == EBADMSG && c->op && strcmp(c->op, "LIST") == 0)
             break; /* the caller asks again with encoding-type=url */
         if (rc == ENOENT && c->status == 404 &&
             (strcmp(c->method, "HEAD") == 0 || strcmp(c->method, "GET") == 0)) {
             /* An absent object is an answer (a LOOKUP miss), not a failure. */
             LOG_AT(LOG_DEBUG, "s3: %s %s/%s: not found", c->op, c->bucket, c->key);
+            obj_health_ok(&s->os);
             break;
         }
 
@@ -765,6 +789,7 @@ static int s3_perform(struct s3 *s, struct s3_call *c)
             cc != CURLE_OK && !c->buf_full ? ": " : "",
             cc != CURLE_OK && !c->buf_full ? (c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc))
                                            : "");
+        note_failure(s, c, cc, rc, n);
         if (!temporary)
             break;
         if (n >= s->tun.max_attempts)
@@ -776,7 +801,9 @@ static int s3_perform(struct s3 *s, struct s3_call *c)
         if (now_ms() + delay - start >= s->tun.deadline_ms)
             break;
         stat_add(&s->os.stats.retries, 1);
+        __atomic_fetch_add(&s->os.health.retrying, 1, __ATOMIC_RELAXED);
         sleep_ms(delay);
+        __atomic_fetch_sub(&s->os.health.retrying, 1, __ATOMIC_RELAXED);
         /* A handle whose transfer failed may hold a broken connection: curl
          * drops it itself; the handle stays usable. */
     }

@@ -243,6 +243,23 @@ struct rpc_stats {
 };
 void rpc_server_get_stats(struct rpc_server *s, struct rpc_stats *out);
 
+/* One TCP connection open now. */
+struct rpc_conn_info {
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    uint16_t local_port; /* the port of the listener it came in on */
+    uint64_t calls;      /* call records it brought */
+    uint64_t age_ms;     /* since it was accepted */
+    uint64_t idle_ms;    /* since its last call arrived (age_ms if it brought none) */
+};
+
+/*
+ * The TCP connections open now, into out[0..max).  Returns how many are
+ * open (more than max: the rest were not written).  Takes the connection
+ * list's lock briefly; safe from any thread.
+ */
+size_t rpc_server_get_conns(struct rpc_server *s, struct rpc_conn_info *out, size_t max);
+
 /* Calls run by one procedure (answered, or taken by an async handler). */
 struct rpc_proc_stat {
     uint32_t proc;

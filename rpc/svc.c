@@ -74,7 +74,9 @@
  * output is queued) is set only under conn->lock, from the current state,
  * so the loop and the workers may both change it.
  *
- * Lock order: conn->send_lock, then conn->lock, then srv->lock.  No lock
+ * Lock order: conn->send_lock, then conn->lock, then srv->lock;
+ * srv->conns_lock (the connection list, for rpc_server_get_conns) is a
+ * leaf, taken with none of the others held.  No lock
  * is held across a handler call, an encoder or a release hook; send_lock
  * is held across nonblocking writes only, and srv->lock across the
  * nonblocking sendto of an async UDP reply (so stop cannot close the
@@ -163,6 +165,10 @@ struct rpc_conn {
     int fd;
     struct sockaddr_storage peer;
     socklen_t peerlen;
+    uint16_t local_port;  /* of the listener it came in on */
+    uint64_t opened_ms;   /* CLOCK_MONOTONIC at accept */
+    uint64_t calls;       /* records read: written by the loop, read with relaxed atomics */
+    uint64_t last_call_ms; /* when the last one arrived (0: none): likewise */
 
     pthread_mutex_t send_lock; /* one reply on the wire at a time; the output queue */
     struct out_item *out_head, *out_tail;
@@ -224,7 +230,13 @@ struct rpc_server {
     bool loop_done;
     bool lis_closed;           /* stop closed the listeners: late UDP replies are dropped */
 
-    /* Loop thread only (and rpc_server_stop after the loop is joined). */
+    /*
+     * Changed by the loop thread only (and rpc_server_stop after the loop is
+     * joined), under conns_lock so that rpc_server_get_conns may walk the
+     * list from another thread; the loop reads it without the lock.
+     * conns_lock is a leaf: nothing else is taken while it is held.
+     */
+    pthread_mutex_t conns_lock;
     struct rpc_conn *conns;
     unsigned nconns;
 
@@ -370,6 +382,7 @@ static void conn_close(struct rpc_server *s, struct rpc_conn *c)
     /* The peer learns at once; the fd stays open until the last put, so a worker
      * finishing a call never writes to a reused descriptor. */
     shutdown(c->fd, SHUT_RDWR);
+    pthread_mutex_lock(&s->conns_lock);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -377,6 +390,7 @@ static void conn_close(struct rpc_server *s, struct rpc_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
+    pthread_mutex_unlock(&s->conns_lock);
     STAT_SUB(s, connections, 1);
     conn_put(c);
 }
@@ -1187,6 +1201,13 @@ static void loop_accept(struct rpc_server *s, int lfd)
         c->fd = fd;
         c->peer = peer;
         c->peerlen = plen;
+        c->opened_ms = now_ms();
+        struct sockaddr_storage local;
+        socklen_t llen = sizeof(local);
+        if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+            c->local_port = ntohs(local.ss_family == AF_INET6
+                                      ? ((struct sockaddr_in6 *)&local)->sin6_port
+                                      : ((struct sockaddr_in *)&local)->sin_port);
         c->refs = 1;
         c->rbuf = rbuf;
         pthread_mutex_init(&c->lock, NULL);
@@ -1199,11 +1220,13 @@ static void loop_accept(struct rpc_server *s, int lfd)
             conn_put(c);
             continue;
         }
+        pthread_mutex_lock(&s->conns_lock);
         c->next = s->conns;
         if (s->conns)
             s->conns->prev = c;
         s->conns = c;
         s->nconns++;
+        pthread_mutex_unlock(&s->conns_lock);
         STAT_ADD(s, connections, 1);
     }
 }
@@ -1288,6 +1311,8 @@ static void conn_read(struct rpc_server *s, struct rpc_conn *c)
         w->rec = rec;
         w->len = rec_len;
         w->t0_ns = now_ns();
+        __atomic_store_n(&c->calls, c->calls + 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->last_call_ms, w->t0_ns / 1000000u, __ATOMIC_RELAXED);
         pthread_mutex_lock(&c->lock);
         c->refs++;
         c->inflight++;
@@ -1494,6 +1519,7 @@ struct rpc_server *rpc_server_create(const struct rpc_server_conf *c)
     if (!s->drc)
         goto fail_wake;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->conns_lock, NULL);
     pthread_cond_init(&s->queue_room, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1718,6 +1744,7 @@ void rpc_server_destroy(struct rpc_server *s)
     pthread_cond_destroy(&s->async_idle);
     pthread_cond_destroy(&s->queue_room);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->conns_lock);
     for (unsigned i = 0; i < s->nprogs; i++)
         free(s->proc_calls[i]);
     free(s);
@@ -1740,6 +1767,28 @@ void rpc_server_get_stats(struct rpc_server *s, struct rpc_stats *out)
     out->drc_replayed = d.replayed;
     out->drc_dropped = d.dropped;
     out->drc_entries = d.entries;
+}
+
+size_t rpc_server_get_conns(struct rpc_server *s, struct rpc_conn_info *out, size_t max)
+{
+    uint64_t now = now_ms();
+    size_t n = 0;
+    pthread_mutex_lock(&s->conns_lock);
+    for (struct rpc_conn *c = s->conns; c; c = c->next, n++) {
+        if (n >= max)
+            continue;
+        uint64_t last = __atomic_load_n(&c->last_call_ms, __ATOMIC_RELAXED);
+        out[n] = (struct rpc_conn_info){
+            .peer = c->peer,
+            .peerlen = c->peerlen,
+            .local_port = c->local_port,
+            .calls = __atomic_load_n(&c->calls, __ATOMIC_RELAXED),
+            .age_ms = now > c->opened_ms ? now - c->opened_ms : 0,
+        };
+        out[n].idle_ms = last && now > last ? now - last : last ? 0 : out[n].age_ms;
+    }
+    pthread_mutex_unlock(&s->conns_lock);
+    return n;
 }
 
 uint32_t rpc_server_get_proc_stats(struct rpc_server *s, uint32_t prog, uint32_t vers,

@@ -264,6 +264,21 @@ struct info_rec {
     char *key, *value;
 };
 
+struct mount_rec {
+    char *export, *host, *path;
+    uint64_t since;
+};
+
+struct client_rec {
+    char *host;
+    uint64_t connections, calls, idle_ms, age_ms;
+};
+
+struct storeerr_rec {
+    char *store, *op, *code, *message;
+    uint64_t time, status;
+};
+
 struct answer {
     struct stat_rec *st;
     size_t nst, capst;
@@ -273,6 +288,12 @@ struct answer {
     size_t nso;
     struct info_rec *in;
     size_t nin;
+    struct mount_rec *mo;
+    size_t nmo;
+    struct client_rec *cl;
+    size_t ncl;
+    struct storeerr_rec *se;
+    size_t nse;
 };
 
 static void *grow(void *p, size_t n, size_t size)
@@ -311,6 +332,22 @@ static bool keep(struct answer *a, const struct admin_msg *m)
     } else if (strcmp(k, "store") == 0 && m->n == 3) {
         a->so = grow(a->so, a->nso, sizeof(*a->so));
         a->so[a->nso++] = (struct store_rec){xstrdup(m->w[1]), xstrdup(m->w[2])};
+    } else if (strcmp(k, "mount") == 0 && m->n == 5) {
+        a->mo = grow(a->mo, a->nmo, sizeof(*a->mo));
+        a->mo[a->nmo++] = (struct mount_rec){xstrdup(m->w[1]), xstrdup(m->w[2]), xstrdup(m->w[3]),
+                                             strtoull(m->w[4], NULL, 10)};
+    } else if (strcmp(k, "client") == 0 && m->n == 6) {
+        a->cl = grow(a->cl, a->ncl, sizeof(*a->cl));
+        a->cl[a->ncl++] = (struct client_rec){xstrdup(m->w[1]), strtoull(m->w[2], NULL, 10),
+                                              strtoull(m->w[3], NULL, 10),
+                                              strtoull(m->w[4], NULL, 10),
+                                              strtoull(m->w[5], NULL, 10)};
+    } else if (strcmp(k, "storeerror") == 0 && m->n == 7) {
+        a->se = grow(a->se, a->nse, sizeof(*a->se));
+        a->se[a->nse++] = (struct storeerr_rec){xstrdup(m->w[1]), xstrdup(m->w[3]),
+                                                xstrdup(m->w[5]), xstrdup(m->w[6]),
+                                                strtoull(m->w[2], NULL, 10),
+                                                strtoull(m->w[4], NULL, 10)};
     } else if (strcmp(k, "info") == 0 && m->n == 3) {
         a->in = grow(a->in, a->nin, sizeof(*a->in));
         a->in[a->nin++] = (struct info_rec){xstrdup(m->w[1]), xstrdup(m->w[2])};
@@ -328,6 +365,22 @@ static uint64_t stat_of(const struct answer *a, const char *section, const char 
             strcmp(a->st[i].name, name) == 0)
             return a->st[i].value;
     return 0;
+}
+
+static const struct storeerr_rec *storeerr_of(const struct answer *a, const char *store)
+{
+    for (size_t i = 0; i < a->nse; i++)
+        if (strcmp(a->se[i].store, store) == 0)
+            return &a->se[i];
+    return NULL;
+}
+
+static const struct client_rec *client_of(const struct answer *a, const char *host)
+{
+    for (size_t i = 0; i < a->ncl; i++)
+        if (strcmp(a->cl[i].host, host) == 0)
+            return &a->cl[i];
+    return NULL;
 }
 
 static const char *info_of(const struct answer *a, const char *key)
@@ -358,6 +411,24 @@ static void json_group(FILE *f, const struct answer *a, const char *section, con
         first = false;
     }
     fputc('}', f);
+}
+
+/* The mounts of export path (or "-": of no export) as JSON objects, comma-separated. */
+static void json_mounts(FILE *f, const struct answer *a, const char *path)
+{
+    bool first = true;
+    for (size_t i = 0; i < a->nmo; i++) {
+        const struct mount_rec *m = &a->mo[i];
+        if (strcmp(m->export, path) != 0)
+            continue;
+        fputs(first ? "{\"host\": " : ", {\"host\": ", f);
+        json_str(f, m->host);
+        fputs(", \"path\": ", f);
+        json_str(f, m->path);
+        fprintf(f, ", \"since\": %" PRIu64 ", \"connected\": %s}", m->since,
+                client_of(a, m->host) ? "true" : "false");
+        first = false;
+    }
 }
 
 static void print_json(const struct answer *a)
@@ -393,7 +464,10 @@ static void print_json(const struct answer *a)
         json_str(f, e->access);
         fprintf(f, ", \"id\": %" PRIu64 ", \"cache\": ", e->id);
         json_group(f, a, "cache", e->path, NULL);
-        fputc('}', f);
+        fprintf(f, ", \"upload_backoff_seconds\": %" PRIu64 ", \"mounts\": [",
+                stat_of(a, "export", e->path, "upload_backoff_seconds"));
+        json_mounts(f, a, e->path);
+        fputs("]}", f);
     }
     fputs(a->nex ? "\n  ],\n  \"stores\": {" : "],\n  \"stores\": {", f);
     for (size_t i = 0; i < a->nso; i++) {
@@ -403,6 +477,33 @@ static void print_json(const struct answer *a)
         json_group(f, a, "store", a->so[i].name, a->so[i].type);
     }
     fputs(a->nso ? "\n  }" : "}", f);
+    fputs(",\n  \"store_errors\": {", f);
+    for (size_t i = 0; i < a->nse; i++) {
+        const struct storeerr_rec *se = &a->se[i];
+        fputs(i ? ",\n    " : "\n    ", f);
+        json_str(f, se->store);
+        fprintf(f, ": {\"time\": %" PRIu64 ", \"op\": ", se->time);
+        json_str(f, se->op);
+        fprintf(f, ", \"status\": %" PRIu64 ", \"error\": ", se->status);
+        json_str(f, se->code);
+        fputs(", \"message\": ", f);
+        json_str(f, se->message);
+        fputc('}', f);
+    }
+    fputs(a->nse ? "\n  }" : "}", f);
+    fputs(",\n  \"clients\": [", f);
+    for (size_t i = 0; i < a->ncl; i++) {
+        const struct client_rec *c = &a->cl[i];
+        fputs(i ? ",\n    {\"address\": " : "\n    {\"address\": ", f);
+        json_str(f, c->host);
+        fprintf(f, ", \"connections\": %" PRIu64 ", \"calls\": %" PRIu64
+                   ", \"idle_ms\": %" PRIu64 ", \"age_ms\": %" PRIu64 "}",
+                c->connections, c->calls, c->idle_ms, c->age_ms);
+    }
+    fputs(a->ncl ? "\n  ]" : "]", f);
+    fputs(",\n  \"unexported_mounts\": [", f);
+    json_mounts(f, a, "-");
+    fputc(']', f);
     static const char *const singles[] = {"inode", "writeback", "rpc", "nfs3", "nfs3_status",
                                           "mount3", "process"};
     for (size_t i = 0; i < sizeof(singles) / sizeof(singles[0]); i++) {
@@ -442,6 +543,88 @@ static void print_nonzero(const struct answer *a, const char *title, const char 
     printf("%s\n", any ? "" : none);
 }
 
+/* "Xs ago" for an epoch time t seen at now ("never" for 0). */
+static const char *ago(char *buf, size_t len, uint64_t t, uint64_t now)
+{
+    char d[24];
+    if (!t)
+        return snprintf(buf, len, "never"), buf;
+    snprintf(buf, len, "%s ago", duration(d, sizeof(d), now > t ? (double)(now - t) : 0));
+    return buf;
+}
+
+/* Who mounted what (per export), and the clients connected now. */
+static void print_mounts(const struct answer *a, uint64_t now)
+{
+    char b1[32], b2[32];
+    printf("\n%-20s %-39s %-28s %s\n", "MOUNTS OF", "CLIENT", "PATH", "MOUNTED");
+    size_t shown = 0;
+    for (size_t pass = 0; pass <= a->nex; pass++) {
+        /* Export by export, in the exports' order; last those no export holds now. */
+        const char *ex = pass < a->nex ? a->ex[pass].path : "-";
+        for (size_t i = 0; i < a->nmo; i++) {
+            const struct mount_rec *m = &a->mo[i];
+            if (strcmp(m->export, ex) != 0)
+                continue;
+            printf("%-20s %-39s %-28s %s%s\n", pass < a->nex ? ex : "(no export)", m->host,
+                   m->path, ago(b1, sizeof(b1), m->since, now),
+                   client_of(a, m->host) ? "" : ", not connected now");
+            shown++;
+        }
+    }
+    if (!shown)
+        printf("(no client has mounted an export)\n");
+
+    printf("\n%-39s %6s %10s %12s %10s  %s\n", "CONNECTED CLIENT", "CONNS", "CALLS",
+           "LAST CALL", "FOR", "MOUNTS");
+    for (size_t i = 0; i < a->ncl; i++) {
+        const struct client_rec *c = &a->cl[i];
+        printf("%-39s %6" PRIu64 " %10" PRIu64 " %12s %10s ", c->host, c->connections, c->calls,
+               c->calls ? ago(b1, sizeof(b1), now - c->idle_ms / 1000, now) : "none",
+               duration(b2, sizeof(b2), (double)c->age_ms / 1000));
+        size_t n = 0;
+        for (size_t k = 0; k < a->nmo; k++)
+            if (strcmp(a->mo[k].host, c->host) == 0)
+                printf("%s%s", n++ ? ", " : " ", a->mo[k].path);
+        printf("%s\n", n ? "" : " -");
+    }
+    if (!a->ncl)
+        printf("(no client connected)\n");
+}
+
+/* Each store's health, and the exports whose uploads wait out a backoff. */
+static void print_health(const struct answer *a, uint64_t now)
+{
+    char b1[32], b2[32];
+    for (size_t i = 0; i < a->nso; i++) {
+        const char *n = a->so[i].name;
+        uint64_t ok = stat_of(a, "store", n, "last_success_time");
+        uint64_t retrying = stat_of(a, "store", n, "retrying");
+        uint64_t in_a_row = stat_of(a, "store", n, "errors_in_a_row");
+        const struct storeerr_rec *se = storeerr_of(a, n);
+        const char *state = in_a_row ? "FAILING" : retrying ? "retrying" : ok ? "ok" : "not used yet";
+        printf("store %s: %s; last answer %s", n, state, ago(b1, sizeof(b1), ok, now));
+        if (in_a_row)
+            printf("; %" PRIu64 " failed call(s) since", in_a_row);
+        if (retrying)
+            printf("; %" PRIu64 " request(s) waiting to retry now", retrying);
+        printf("\n");
+        if (se) {
+            char status[32] = "";
+            if (se->status)
+                snprintf(status, sizeof(status), " HTTP %" PRIu64, se->status);
+            printf("  last error %s: %s%s %s: %s\n", ago(b1, sizeof(b1), se->time, now), se->op,
+                   status, se->code, se->message);
+        }
+    }
+    for (size_t i = 0; i < a->nex; i++) {
+        uint64_t left = stat_of(a, "export", a->ex[i].path, "upload_backoff_seconds");
+        if (left)
+            printf("uploads of %s paused %s more after store failures (backoff)\n", a->ex[i].path,
+                   duration(b2, sizeof(b2), (double)left));
+    }
+}
+
 static void print_status(const struct answer *a)
 {
     char b1[32], b2[32], b3[32];
@@ -460,6 +643,8 @@ static void print_status(const struct answer *a)
                e->store, e->bucket, e->prefix[0] ? e->prefix : "-", e->access, h, m,
                ratio(h, h + m));
     }
+
+    print_mounts(a, now);
 
     uint64_t hits = stat_of(a, "cache", "total", "hits"), misses = stat_of(a, "cache", "total", "misses");
     uint64_t disk = stat_of(a, "cache", "total", "disk_bytes");
@@ -487,6 +672,8 @@ static void print_status(const struct answer *a)
                stat_of(a, "store", n, "errors"), stat_of(a, "store", n, "retries"),
                human(b1, sizeof(b1), (double)stat_of(a, "store", n, "bytes_in")));
     }
+
+    print_health(a, now);
 
     printf("\nrpc:    %" PRIu64 " calls, %" PRIu64 " connections open, %" PRIu64
            " in flight, %" PRIu64 " malformed\n",
@@ -537,6 +724,22 @@ static void answer_free(struct answer *a)
         free(a->in[i].key);
         free(a->in[i].value);
     }
+    for (size_t i = 0; i < a->nmo; i++) {
+        free(a->mo[i].export);
+        free(a->mo[i].host);
+        free(a->mo[i].path);
+    }
+    for (size_t i = 0; i < a->ncl; i++)
+        free(a->cl[i].host);
+    for (size_t i = 0; i < a->nse; i++) {
+        free(a->se[i].store);
+        free(a->se[i].op);
+        free(a->se[i].code);
+        free(a->se[i].message);
+    }
+    free(a->mo);
+    free(a->cl);
+    free(a->se);
     free(a->st);
     free(a->ex);
     free(a->so);

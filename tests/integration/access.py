@@ -4,12 +4,17 @@ whose exports.conf is access.sh's:
 
   /open    clients 127.0.0.1 (ro) and { 127.0.0.3: rw, squash all }
   /secure  clients 127.0.0.0/8, secure = true
+  /sqroot  rw, squash root, anon 4242:4343, dir_mode 0777
+  /sqall   rw, squash all, anon 5151:5252, dir_mode 0777
 
 Raw ONC RPC from chosen source addresses (127.0.0.1, 127.0.0.2, 127.0.0.3)
 and ports: a client outside `clients` is refused at MNT and when it replays
 a valid handle; the most specific `clients` entry decides access and
 squashing; a `secure` export refuses an unprivileged source port and serves
-a privileged one.  Prints "N passed, N failed"; exits non-zero on failure."""
+a privileged one; what uid 0 (root squash) and any uid (squash all) create
+belongs to the export's anon_uid:anon_gid, checked with GETATTR.  Prints "N passed, N failed"; exits non-zero on failure."""
+import random
+import socket
 import struct
 import sys
 
@@ -55,6 +60,56 @@ def access_read(fh, uid, **kw):
     return 0, got & 1
 
 
+def sattr_mode(mode):
+    """sattr3: the mode set; uid, gid, size, times left alone."""
+    return struct.pack(">II", 1, mode) + struct.pack(">IIIII", 0, 0, 0, 0, 0)
+
+
+def new_entry(dirfh, name, uid, directory=False, **kw):
+    """CREATE (UNCHECKED, 0644) or MKDIR (0755) as uid:uid; (status, handle)."""
+    args = xdr_opaque(name.encode())
+    args += sattr_mode(0o755) if directory else struct.pack(">I", 0) + sattr_mode(0o644)
+    st, rest = nfs(9 if directory else 8, dirfh, args, uid=uid, **kw)
+    if st != 0:
+        return st, None
+    follows, n = struct.unpack(">II", rest[:8])
+    return (0, rest[8:8 + n]) if follows else ("no handle", None)
+
+
+def owner(fh, **kw):
+    """GETATTR: (status, (uid, gid))."""
+    st, rest = nfs(1, fh, **kw)
+    if st != 0:
+        return st, None
+    return 0, struct.unpack(">II", rest[12:20])  # fattr3: type, mode, nlink, uid, gid
+
+
+def check_owner(export_root, what, name, uid, want, directory=False):
+    st, fh = new_entry(export_root, name, uid, directory)
+    kind = "MKDIR" if directory else "CREATE"
+    result("%s %s as uid %d (%s)" % (kind, name, uid, what), st == 0 and fh, st)
+    if fh:
+        st, got = owner(fh)
+        result("GETATTR: %s belongs to %d:%d" % (name, want[0], want[1]),
+               st == 0 and got == want, (st, got))
+
+
+def privileged_port():
+    """A privileged source port no socket here holds now: other tests on this
+    machine bind fixed ones too (a fixed port failed with EADDRINUSE)."""
+    for p in random.sample(range(600, 1024), 424):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise OSError("no free privileged port")
+
+
 NFS3ERR_ACCES, MNT3ERR_ACCES, AUTH_ERROR_DENIED = 13, 13, None
 
 # /open from its own client: a handle, read-only
@@ -85,13 +140,29 @@ if root:
 # /secure: privileged source ports only
 st, _ = mnt("/secure")
 result("MNT /secure from an unprivileged port is MNT3ERR_ACCES", st == MNT3ERR_ACCES, st)
-st, sroot = mnt("/secure", sport=812)
-result("MNT /secure from port 812", st == 0 and sroot, st)
+port = privileged_port()
+st, sroot = mnt("/secure", sport=port)
+result("MNT /secure from privileged port %d" % port, st == 0 and sroot, st)
 if sroot:
-    st, _ = nfs(1, sroot, sport=813)
-    result("GETATTR on /secure from port 813", st == 0, st)
+    port = privileged_port()
+    st, _ = nfs(1, sroot, sport=port)
+    result("GETATTR on /secure from privileged port %d" % port, st == 0, st)
     st, _ = nfs(1, sroot)
     result("GETATTR on /secure from an unprivileged port is NFS3ERR_ACCES", st == NFS3ERR_ACCES,
            st)
+
+# Squashing of what is created: root squash maps uid 0 alone, squash all any uid.
+st, sq = mnt("/sqroot")
+result("MNT /sqroot", st == 0 and sq, st)
+if sq:
+    check_owner(sq, "root squash", "by-root", 0, (4242, 4343))
+    check_owner(sq, "root squash", "dir-by-root", 0, (4242, 4343), directory=True)
+    check_owner(sq, "root squash leaves it alone", "by-1000", 1000, (1000, 1000))
+st, sa = mnt("/sqall")
+result("MNT /sqall", st == 0 and sa, st)
+if sa:
+    check_owner(sa, "squash all", "by-root", 0, (5151, 5252))
+    check_owner(sa, "squash all", "by-1000", 1000, (5151, 5252))
+    check_owner(sa, "squash all", "dir-by-1234", 1234, (5151, 5252), directory=True)
 
 sys.exit(done("access.py"))

@@ -5,6 +5,9 @@
 # under a pseudo-terminal, JSON lines, Ctrl-C), the not-running error, a
 # malformed request, /metrics parsed by prometheus_client's own parser,
 # and the Grafana dashboard in etc/ querying only metrics /metrics has.
+# Clients and mounts (admin_clients.py: MNT and UMNT, a connected client),
+# the mount list kept across a restart, and the health of a store made to
+# fail (a dir store with fail_rate = 1 behind the export /flaky).
 # Prints "N passed, N failed".
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -16,9 +19,21 @@ buckets=$IT_TMP/buckets
 # A tree whose every request waits 300 ms: a preload of it is slow enough to interrupt.
 mkdir -p "$buckets/demo/slowtree"
 for i in $(seq -w 1 12); do head -c 200000 /dev/urandom >"$buckets/demo/slowtree/f$i.bin"; done
+# 1,000 files of 32 KiB (one folder): a preload of them shows its progress and leaves them cached.
+python3 - "$buckets/demo/thousand" <<'PY'
+import os, sys
+os.makedirs(sys.argv[1])
+for i in range(1000):
+    with open(os.path.join(sys.argv[1], "f%04d.bin" % i), "wb") as f:
+        f.write(os.urandom(32768))
+PY
 it_write_conf admin "$buckets" 'latency_ms = 300; latency_match = "slowtree/";'
 conf=$IT_TMP/admin/bucketnfs.conf
 sed -i 's|log_level = "info"; };|log_level = "info"; metrics = "127.0.0.1:0"; };|' "$conf"
+# A second store whose every call fails, behind its own export.
+sed -i "s|^stores = ( \(.*\) );\$|stores = ( \1, { name = \"flaky\"; type = \"dir\"; root = \"$buckets\"; fail_rate = 1.0; } );|" "$conf"
+sed -i 's|^exports = (|exports = ( { path = "/flaky"; store = "flaky"; bucket = "demo"; access = "ro"; clients = ( "127.0.0.0/8" ); },|' \
+    "$IT_TMP/admin/exports.conf"
 bnfs() { "$TOOL" -c "$conf" "$@"; }
 # Debian's python3 (python3-prometheus-client is a Debian package), not a pyenv or venv one.
 PY=python3
@@ -83,6 +98,9 @@ if [ $rc = 0 ] && grep -qE '^/demo +local +demo ' "$IT_TMP/status.out" && grep -
     grep -q 'READ ' "$IT_TMP/status.out"; then
     ok "status: exports, cache, store, RPC tables"
 else fail "status: exports, cache, store, RPC tables" "rc=$rc $(cat "$IT_TMP/status.out")"; fi
+# ---- clients and mounts
+it_sub clients $PY "$IT_ROOT/tests/integration/admin_clients.py" "$TOOL" "$conf" "$NFS_PORT" \
+    "$MOUNT_PORT" "$METRICS_PORT"
 bnfs stats >"$IT_TMP/plain.out" 2>&1
 if grep -qE '^cache +total +hits +[0-9]+' "$IT_TMP/plain.out" && grep -qE '^nfs3 +- +READ ' "$IT_TMP/plain.out"; then
     ok "stats: one counter a line"; else fail "stats: one counter a line" "$(head -3 "$IT_TMP/plain.out")"; fi
@@ -163,6 +181,25 @@ if [ $rc = 0 ] && grep -q $'\r' "$IT_TMP/tty.out" && grep -qE '\[#{30}\] 100%' "
     ok "preload on a terminal draws a progress bar (files, bytes, rate, ETA)"
 else fail "preload on a terminal draws a progress bar" "rc=$rc $(tr '\r' '\n' <"$IT_TMP/tty.out" | tail -3)"; fi
 
+# 1,000 files under a pseudo-terminal: what a person sees, then a read of every one of them.
+script -qc "'$TOOL' -c '$conf' preload /demo thousand" /dev/null >"$IT_TMP/tty1k.out" 2>&1; rc=$?
+tr '\r' '\n' <"$IT_TMP/tty1k.out" | sed 's/\x1b\[K//g' >"$IT_TMP/tty1k.frames"
+if [ $rc = 0 ] && grep -qE '^\[-{30}\] +0%  0/1000 files ' "$IT_TMP/tty1k.frames" &&
+    grep -qE '^\[#{30}\] 100%  1000/1000 files  31\.2 MiB/31\.2 MiB  .*/s  ETA ' "$IT_TMP/tty1k.frames" &&
+    grep -q 'preloaded 1000 file(s)' "$IT_TMP/tty1k.frames"; then
+    ok "preload of 1,000 files on a terminal: the bar goes from 0/1000 to 1000/1000 files ($(grep -c . "$IT_TMP/tty1k.frames") frames)"
+else fail "preload of 1,000 files on a terminal" "rc=$rc $(head -3 "$IT_TMP/tty1k.frames"; tail -3 "$IT_TMP/tty1k.frames")"; fi
+stats k1
+for i in $(seq 0 999); do printf "read /thousand/f%04d.bin\n" "$i"; done |
+    "$IT_BUILD/tests/it_nfsop" "$(url '')" session >"$IT_TMP/read1k.out" 2>&1
+stats k2
+reads=$(grep -cx 32768 "$IT_TMP/read1k.out")
+kg1=$(jget "$IT_TMP/k1.json" 'd["stores"]["local"]["gets"]'); kg2=$(jget "$IT_TMP/k2.json" 'd["stores"]["local"]["gets"]')
+kc1=$(jget "$IT_TMP/k1.json" 'd["cache"]["gets"]'); kc2=$(jget "$IT_TMP/k2.json" 'd["cache"]["gets"]')
+if [ "$reads" = 1000 ] && [ "$kg1" = "$kg2" ] && [ "$kc1" = "$kc2" ]; then
+    ok "reading the 1,000 preloaded files makes zero store GETs (store gets $kg1 -> $kg2)"
+else fail "reading the 1,000 preloaded files makes zero store GETs" "$reads read whole; store gets $kg1 -> $kg2, cache gets $kc1 -> $kc2"; fi
+
 bnfs preload --json /demo a >"$IT_TMP/pj.out" 2>&1; rc=$?
 if [ $rc = 0 ] && python3 -c '
 import json, sys
@@ -239,6 +276,21 @@ prc=$?
 if [ $prc = 0 ] && bnfs status >/dev/null 2>&1; then ok "malformed and oversized requests: clear errors, the socket keeps serving"
 else fail "malformed and oversized requests" "$(tail -5 "$IT_TMP/bad.out")"; fi
 
+# ---- a store that fails: its last error in status, stats --json and /metrics
+nfs_tool nfs-ls "nfs://127.0.0.1/flaky/?nfsport=$NFS_PORT&mountport=$MOUNT_PORT" >"$IT_TMP/flaky.out" 2>&1
+bnfs status >"$IT_TMP/health.out" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -qE '^store flaky: FAILING; last answer never; [1-9][0-9]* failed call' "$IT_TMP/health.out" &&
+    grep -qE '^  last error [0-9]+s ago: list EIO: Input/output error \(injected: fail_rate\): demo/' "$IT_TMP/health.out" &&
+    grep -qE '^store local: ok; last answer [0-9]+s ago$' "$IT_TMP/health.out"; then
+    ok "status: the failing store's last error (op, errno, message), the other store ok"
+else fail "status: a failing store's last error" "rc=$rc $(grep -A1 '^store' "$IT_TMP/health.out")"; fi
+stats h1
+if [ "$(jget "$IT_TMP/h1.json" 'd["store_errors"]["flaky"]["op"]')" = list ] &&
+    [ "$(jget "$IT_TMP/h1.json" 'd["stores"]["flaky"]["last_error_time"] > 0 and d["stores"]["flaky"]["errors_in_a_row"] > 0')" = True ] &&
+    [ "$(jget "$IT_TMP/h1.json" '"local" not in d["store_errors"] and d["stores"]["local"]["last_success_time"] > 0')" = True ]; then
+    ok "stats --json: store_errors and each store's last success / last error"
+else fail "stats --json: store health" "$(jget "$IT_TMP/h1.json" 'd["store_errors"]')"; fi
+
 # ---- Prometheus
 nfs-cat "$(url no-such-file)" >/dev/null 2>&1 # a LOOKUP answered NFS3ERR_NOENT
 curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" -o "$IT_TMP/metrics.txt"; rc=$?
@@ -273,6 +325,14 @@ assert reads["+Inf"] == count > 0 and len(reads) == 17, (reads, count)
 assert all(a <= b for a, b in zip(list(reads.values()), list(reads.values())[1:]))
 assert val("bucketnfs_nfs3_replies", status="NFS3_OK") > 0
 assert val("bucketnfs_nfs3_replies", status="NFS3ERR_NOENT") >= 1
+# Store health: the failing store's last error, none for the other.
+import time
+assert 0 <= time.time() - val("bucketnfs_store_last_error_timestamp_seconds", store="flaky") < 600
+assert val("bucketnfs_store_last_error_timestamp_seconds", store="local") == 0
+assert val("bucketnfs_store_consecutive_errors", store="flaky") > 0
+assert val("bucketnfs_store_last_success_timestamp_seconds", store="local") > 0
+assert val("bucketnfs_store_requests_retrying", store="local") == 0
+assert val("bucketnfs_export_upload_backoff_seconds", export="/demo") == 0
 print(len(fams), "families")
 PY
 prc=$?
@@ -325,7 +385,10 @@ want = {"bucketnfs_nfs3_calls_total", "bucketnfs_nfs3_call_duration_seconds_buck
         "bucketnfs_export_cache_ra_issued_total", "bucketnfs_export_cache_ra_used_total",
         "bucketnfs_export_cache_evictions_total", "bucketnfs_dirty_bytes", "bucketnfs_oldest_dirty_age_seconds",
         "bucketnfs_uploads_total", "bucketnfs_upload_failures_total", "bucketnfs_upload_conflicts_total",
-        "bucketnfs_store_requests_total", "process_resident_memory_bytes", "process_open_fds"}
+        "bucketnfs_store_requests_total", "process_resident_memory_bytes", "process_open_fds",
+        "bucketnfs_store_last_error_timestamp_seconds", "bucketnfs_store_last_success_timestamp_seconds",
+        "bucketnfs_store_consecutive_errors", "bucketnfs_store_requests_retrying",
+        "bucketnfs_export_upload_backoff_seconds", "bucketnfs_export_mounts", "bucketnfs_clients_connected"}
 assert want <= used, "not on the dashboard: %s" % sorted(want - used)
 print("%d panels, %d queries over %d metrics, all exported" % (len(ids), queries, len(used)))
 PY
@@ -352,6 +415,15 @@ PY
 prc=$?
 if [ $prc = 0 ] && curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null; then ok "a silent scraper is dropped ($(cat "$IT_TMP/slow.out"))"
 else fail "a silent scraper is dropped" "$(tail -3 "$IT_TMP/slow.out")"; fi
+
+# ---- the mount list survives a restart (admin_clients.py left /demo mounted from 127.0.0.1)
+if it_stop admin && it_start admin; then
+    bnfs status >"$IT_TMP/restart.out" 2>&1
+    if grep -qE '^/demo +127\.0\.0\.1 +/demo +[0-9hms]+ ago, not connected now$' "$IT_TMP/restart.out" &&
+        grep -q ' /demo$' "$IT_TMP/admin/state/rmtab"; then
+        ok "after a restart the mount list still holds 127.0.0.1's mount (state_dir/rmtab)"
+    else fail "after a restart the mount list still holds the mount" "$(sed -n '/MOUNTS OF/,/^$/p' "$IT_TMP/restart.out"; cat "$IT_TMP/admin/state/rmtab")"; fi
+else fail "restart the daemon" "see the log"; fi
 
 if it_stop admin; then ok "SIGTERM stops the daemon cleanly"; else fail "SIGTERM stops the daemon cleanly" "exit status"; fi
 if [ ! -e "$sock" ]; then ok "the admin socket is removed at stop"; else fail "the admin socket is removed at stop" ""; fi

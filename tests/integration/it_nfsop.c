@@ -3,9 +3,15 @@
  *
  *   it_nfsop URL mkdir PATH | rmdir PATH | rm PATH | mv FROM TO
  *              | chmod MODE PATH | symlink TARGET PATH | readlink PATH
- *              | truncate SIZE PATH | stat PATH
+ *              | truncate SIZE PATH | stat PATH | read PATH (prints its size)
  *              | put LOCAL PATH     (overwrite: open O_TRUNC, or create)
  *              | append LOCAL PATH  (write LOCAL's bytes at PATH's end)
+ *   it_nfsop URL session
+ *              one mount, then operations read from stdin, one a line
+ *              ("stat /f", "put /tmp/x /f"; words split at spaces), each
+ *              answered "ok" or "err ERRNO MESSAGE" on a line of its own
+ *              after what it prints: a client that stays mounted while the
+ *              server changes (reload.sh)
  *
  * URL is nfs://127.0.0.1/EXPORT?nfsport=P&mountport=M; paths are relative
  * to the export's root ("/dir/file").  Prints what readlink and stat return
@@ -33,18 +39,14 @@ static int write_from(struct nfs_context *nfs, struct nfsfh *fh, FILE *f, uint64
     return nfs_fsync(nfs, fh);
 }
 
-int main(int argc, char **argv)
+/*
+ * One operation: argv[2] is its name, argv[3..argc) its arguments (argv[0]
+ * and argv[1] are not used).  libnfs's result (0, or a negative errno), or
+ * USAGE.
+ */
+#define USAGE 1000
+static int run_op(struct nfs_context *nfs, int argc, char **argv)
 {
-    if (argc < 4) {
-        fprintf(stderr, "usage: it_nfsop URL OP ARGS...\n");
-        return 2;
-    }
-    struct nfs_context *nfs = nfs_init_context();
-    struct nfs_url *u = nfs ? nfs_parse_url_dir(nfs, argv[1]) : NULL;
-    if (!u || nfs_mount(nfs, u->server, u->path) != 0) {
-        fprintf(stderr, "mount %s: %s\n", argv[1], nfs ? nfs_get_error(nfs) : "no context");
-        return 2;
-    }
     const char *op = argv[2];
     int r = -1;
     if (strcmp(op, "mkdir") == 0 && argc == 4) {
@@ -65,7 +67,7 @@ int main(int argc, char **argv)
         FILE *f = fopen(argv[3], "rb");
         struct nfsfh *fh = NULL;
         if (!f)
-            return 2;
+            return USAGE;
         /* libnfs 4.0's open does not truncate for O_TRUNC: ftruncate says it. */
         r = nfs_open(nfs, argv[4], O_WRONLY, &fh);
         if (r == 0)
@@ -90,7 +92,7 @@ int main(int argc, char **argv)
         struct nfsfh *fh = NULL;
         struct nfs_stat_64 st;
         if (!f)
-            return 2;
+            return USAGE;
         r = nfs_open(nfs, argv[4], O_WRONLY, &fh);
         if (r == 0)
             r = nfs_fstat64(nfs, fh, &st);
@@ -104,6 +106,18 @@ int main(int argc, char **argv)
         r = nfs_readlink(nfs, argv[3], buf, sizeof(buf));
         if (r == 0)
             printf("%s\n", buf);
+    } else if (strcmp(op, "read") == 0 && argc == 4) {
+        struct nfsfh *fh = NULL;
+        char buf[65536];
+        uint64_t total = 0;
+        r = nfs_open(nfs, argv[3], O_RDONLY, &fh);
+        for (int n; r == 0 && (n = nfs_read(nfs, fh, sizeof(buf), buf)) != 0; total += (uint64_t)n)
+            if (n < 0)
+                r = n;
+        if (fh)
+            nfs_close(nfs, fh);
+        if (r == 0)
+            printf("%llu\n", (unsigned long long)total);
     } else if (strcmp(op, "stat") == 0 && argc == 4) {
         struct nfs_stat_64 st;
         r = nfs_stat64(nfs, argv[3], &st);
@@ -113,10 +127,58 @@ int main(int argc, char **argv)
                    (unsigned long long)st.nfs_gid);
     } else {
         fprintf(stderr, "it_nfsop: unknown operation or wrong arguments: %s\n", op);
+        return USAGE;
+    }
+    return r;
+}
+
+/* Operations from stdin until it ends; 0. */
+static int session(struct nfs_context *nfs)
+{
+    char line[4096];
+    while (fgets(line, sizeof(line), stdin)) {
+        char *words[8] = {"it_nfsop", "-"};
+        int n = 2;
+        for (char *w = strtok(line, " \n"); w && n < 8; w = strtok(NULL, " \n"))
+            words[n++] = w;
+        if (n == 2)
+            continue;
+        int r = run_op(nfs, n, words);
+        if (r == 0)
+            printf("ok\n");
+        else if (r == USAGE)
+            printf("err 0 usage\n");
+        else
+            printf("err %d %s\n", r < 0 ? -r : r, nfs_get_error(nfs));
+        fflush(stdout);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3 || (argc < 4 && strcmp(argv[2], "session") != 0)) {
+        fprintf(stderr, "usage: it_nfsop URL OP ARGS... | it_nfsop URL session\n");
         return 2;
     }
-    if (r != 0)
-        fprintf(stderr, "it_nfsop %s: %s\n", op, nfs_get_error(nfs));
+    struct nfs_context *nfs = nfs_init_context();
+    struct nfs_url *u = nfs ? nfs_parse_url_dir(nfs, argv[1]) : NULL;
+    if (!u || nfs_mount(nfs, u->server, u->path) != 0) {
+        fprintf(stderr, "mount %s: %s\n", argv[1], nfs ? nfs_get_error(nfs) : "no context");
+        return 2;
+    }
+    int r;
+    if (strcmp(argv[2], "session") == 0) {
+        printf("mounted\n");
+        fflush(stdout);
+        r = session(nfs);
+    } else {
+        r = run_op(nfs, argc, argv);
+        if (r == USAGE)
+            return 2;
+        if (r != 0)
+            fprintf(stderr, "it_nfsop %s: %s\n", argv[2], nfs_get_error(nfs));
+    }
     nfs_destroy_url(u);
     nfs_destroy_context(nfs);
     return r == 0 ? 0 : 1;

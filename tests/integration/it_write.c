@@ -22,7 +22,8 @@
  *                      bucket has), chmod / chown / utimes, mkdir, symlink.
  *   errors RO_EXPORT   the status of calls that must fail: EXIST, NOTEMPTY,
  *                      ISDIR, NOTDIR, NOENT, INVAL, ACCES and PERM (uid 1000),
- *                      ROFS (on RO_EXPORT, which holds seed.txt), NOTSUPP
+ *                      ROFS (on RO_EXPORT, which holds seed.txt and the empty
+ *                      folder empty-dir), NOTSUPP
  *                      (LINK, MKNOD), NOT_SYNC, NAMETOOLONG; EXCLUSIVE create;
  *                      the bits ACCESS grants (write bits where writes are
  *                      allowed).
@@ -1300,10 +1301,14 @@ static void mode_errors(const char *ro_export)
                     "read-only export: SETATTR: NFS3ERR_ROFS");
         expect_stat(r_remove(ro, &ro_root, "seed.txt", false), NFS3ERR_ROFS,
                     "read-only export: REMOVE: NFS3ERR_ROFS");
+        expect_stat(r_remove(ro, &ro_root, "empty-dir", true), NFS3ERR_ROFS,
+                    "read-only export: RMDIR of an empty folder: NFS3ERR_ROFS");
         expect_stat(r_rename(ro, &ro_root, "seed.txt", &ro_root, "moved"), NFS3ERR_ROFS,
                     "read-only export: RENAME: NFS3ERR_ROFS");
         expect_stat(r_lookup(ro, &ro_root, "seed.txt", NULL), NFS3_OK,
                     "read-only export: seed.txt is still there");
+        expect_stat(r_lookup(ro, &ro_root, "empty-dir", NULL), NFS3_OK,
+                    "read-only export: empty-dir is still there");
     }
     if (ro) {
         nfs_umount(ro);

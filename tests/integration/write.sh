@@ -20,9 +20,9 @@ set -u
 it_setup
 
 buckets=$IT_TMP/buckets
-mkdir -p "$buckets/demo/bdir" "$buckets/robkt"
+mkdir -p "$buckets/demo/bdir" "$buckets/robkt/empty-dir"
 # A folder with a child only the bucket has (rmdir must see it), and the
-# read-only export's file.
+# read-only export's file and empty folder.
 echo "only in the bucket" >"$buckets/demo/bdir/only-in-bucket"
 echo "read-only seed" >"$buckets/robkt/seed.txt"
 

@@ -1088,7 +1088,7 @@ static int fixture_open(struct mnt_fixture *f)
         fprintf(stderr, "export_ctx_create: %s\n", err);
         return rc;
     }
-    if (!(f->mnt = mnt_server_create(f->exports, f->key, f->inodes)))
+    if (!(f->mnt = mnt_server_create(f->exports, f->key, f->inodes, f->conf->server.state_dir)))
         return errno;
     mnt_program(f->mnt, &f->prog);
     f->nfs.inodes = f->inodes;
@@ -1553,6 +1553,49 @@ static void test_nfs_readdir(struct mnt_fixture *f)
     free(w);
 }
 
+/* The mount-list file's lines: what is written reads back; damaged lines are refused. */
+static void test_rmtab_lines(void)
+{
+    char line[8192], host[48], path[MNT_RMTAB_PATH_MAX + 1];
+    int64_t since;
+    const char *odd = "/demo/a b\\c\n\x7f\x01\xc3\xa9";
+    CHECK_EQ_INT(mnt_rmtab_format("10.0.2.15", 1700000000, odd, line, sizeof(line)), 0);
+    CHECK(strchr(line, ' ') != NULL && strchr(line, '\n') == line + strlen(line) - 1);
+    CHECK_EQ_INT(strcmp(line, "10.0.2.15 1700000000 /demo/a\\040b\\134c\\012\\177\\001\xc3\xa9\n"), 0);
+    CHECK_EQ_INT(mnt_rmtab_parse(line, strlen(line) - 1, host, &since, path), 0);
+    CHECK_EQ_INT(strcmp(host, "10.0.2.15"), 0);
+    CHECK_EQ_INT(since, 1700000000);
+    CHECK_EQ_INT(strcmp(path, odd), 0);
+    CHECK_EQ_INT(mnt_rmtab_format("::1", 5, "/x", line, sizeof(line)), 0);
+    CHECK_EQ_INT(mnt_rmtab_parse(line, strlen(line) - 1, host, &since, path), 0);
+    CHECK(strcmp(host, "::1") == 0 && since == 5 && strcmp(path, "/x") == 0);
+    CHECK_EQ_INT(mnt_rmtab_format("::1", 5, "/x", line, 8), ENAMETOOLONG);
+    static const char *const bad[] = {
+        "",                                /* empty */
+        "10.0.0.1 5",                      /* no path */
+        "10.0.0.1 5 ",                     /* empty path */
+        "not-an-address 5 /x",             /* host */
+        "10.0.0.1 x5 /x",                  /* since */
+        "10.0.0.1 1234567890123456789 /x", /* since too long */
+        "10.0.0.1 5 /a b",                 /* a raw space */
+        "10.0.0.1 5 /a\\000",              /* NUL */
+        "10.0.0.1 5 /a\\400",              /* over a byte */
+        "10.0.0.1 5 /a\\12",               /* cut escape */
+        "10.0.0.1 5 /a\\9zz",              /* not octal */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_EQ_INT(mnt_rmtab_parse(bad[i], strlen(bad[i]), host, &since, path), EINVAL);
+    /* A path of MNTPATHLEN bytes is the longest. */
+    char lp[MNT_RMTAB_PATH_MAX + 2];
+    memset(lp, 'a', sizeof(lp) - 1);
+    lp[sizeof(lp) - 1] = '\0';
+    CHECK_EQ_INT(mnt_rmtab_format("10.0.0.1", 5, lp, line, sizeof(line)), 0);
+    CHECK_EQ_INT(mnt_rmtab_parse(line, strlen(line) - 1, host, &since, path), EINVAL);
+    lp[MNT_RMTAB_PATH_MAX] = '\0';
+    CHECK_EQ_INT(mnt_rmtab_format("10.0.0.1", 5, lp, line, sizeof(line)), 0);
+    CHECK_EQ_INT(mnt_rmtab_parse(line, strlen(line) - 1, host, &since, path), 0);
+}
+
 static void test_mount(void)
 {
     struct mnt_fixture f;
@@ -1662,6 +1705,26 @@ static void test_mount(void)
     CHECK(mnt_call(&f, MOUNTPROC3_NULL, NULL, "127.0.0.1", &buf, &len));
     free(buf);
 
+    /* The mount list survives a restart (state_dir/rmtab), with when each was mounted. */
+    struct mnt_listed *ml;
+    size_t nl;
+    CHECK_EQ_INT(mnt_list_get(f.mnt, &ml, &nl), 0);
+    CHECK_EQ_INT(nl, 2);
+    int64_t since0 = nl ? ml[0].since : 0;
+    CHECK(since0 > 1600000000);
+    mnt_list_free(ml, nl);
+    mnt_server_destroy(f.mnt);
+    f.mnt = mnt_server_create(f.exports, f.key, f.inodes, f.conf->server.state_dir);
+    CHECK(f.mnt != NULL);
+    mnt_program(f.mnt, &f.prog);
+    do_dump(&f, text, sizeof(text), &n);
+    CHECK_EQ_INT(n, 2);
+    CHECK(dump_has(text, "::1 /demo"));
+    CHECK(dump_has(text, "10.9.8.7 /archive"));
+    CHECK_EQ_INT(mnt_list_get(f.mnt, &ml, &nl), 0);
+    CHECK(nl == 2 && (ml[0].since == since0 || ml[1].since == since0));
+    mnt_list_free(ml, nl);
+
     /* An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d. */
     CHECK_EQ_INT(do_mnt(&f, "/demo", "::ffff:127.0.0.1", fh, &fhlen), MNT3_OK);
     CHECK_EQ_INT(do_mnt(&f, "/archive", "::ffff:10.1.1.1", fh, &fhlen), MNT3_OK);
@@ -1713,6 +1776,7 @@ int main(void)
         perror("mkdtemp");
         return 2;
     }
+    test_rmtab_lines();
     test_mount();
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);

@@ -22,7 +22,10 @@
  *
  * Threads and locks.  Berkeley DB does the page locking (DB_THREAD, deadlock
  * detection on every conflict); a transaction that loses a deadlock is
- * retried up to TXN_RETRIES times.  Two mutexes, never held together and
+ * retried up to TXN_RETRIES times.  Write-path transactions lock an inode's
+ * record before its "W" write-back record (inode_write.c).  A durable
+ * commit releases its locks before it syncs the log (txn_run), so commits
+ * that touch one record (creates in one folder) share their syncs.  Two mutexes, never held together and
  * never held across a store call:
  *   alloc_mu   the reserved inode-number block and the generation pool
  *              (inode_db.c)

@@ -77,9 +77,19 @@ int txn_run_sync_if(struct inode_table *t, txn_fn fn, void *arg, const bool *syn
             return public_errno(db_errno(r));
         r = fn(t, txn, arg);
         if (r == 0) {
+            /*
+             * A durable commit releases its locks before the log sync, then
+             * syncs (early lock release): creates in one directory all
+             * update its record, and holding that lock across the sync
+             * made them wait for each other's syncs, one after the other.
+             * Now they wait together, and one sync covers every commit
+             * before it (group commit).  The caller answers only after the
+             * sync; another caller may see the change a moment before it
+             * is durable, as readers of any file system's metadata may.
+             */
             bool synced = *sync;
-            r = txn->commit(txn, synced ? DB_TXN_SYNC : 0);
-            if (r == 0 && synced)
+            r = txn->commit(txn, 0);
+            if (r == 0 && synced && (r = t->env->log_flush(t->env, NULL)) == 0)
                 atomic_fetch_add(&t->n_sync_commits, 1);
             return r ? public_errno(db_errno(r)) : 0;
         }

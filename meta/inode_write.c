@@ -392,7 +392,14 @@ static int create_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     if (isdir)
         c->key[dlen + nlen++] = '/';
     c->key[dlen + nlen] = '\0';
-    if ((r = wb_touch(t, txn, c, a->now)) || (r = rec_put(t, txn, c)))
+    /*
+     * The record before its write-back record: the lock order of every
+     * write-path transaction is an inode's page, then the "W" record's
+     * (change_fn, a WRITE to a file just made, takes them so; the other
+     * order deadlocked with it under concurrent creates).
+     */
+    c->h.flags |= IREC_LOCAL;
+    if ((r = rec_put(t, txn, c)) || (r = wb_touch(t, txn, c, a->now)))
         return r;
     dv.ino = c->ino;
     dv.epoch = d->h.epoch;

@@ -457,7 +457,15 @@ static void keep_in_cache(struct upload *u)
     struct cache *c = w->c.cache;
     uint64_t size = u->a.size;
     int fd;
-    if (!c || !size || !u->etag[0] || stage_open(w->st, u->a.export_id, u->a.ino, &fd))
+    if (!c || !size || !u->etag[0])
+        return;
+    /* Written again during the upload: not clean, nothing worth keeping. */
+    struct inode_attr now;
+    struct inode_dirty d;
+    char *key = malloc(OBJ_KEY_MAX + 1);
+    int r = key ? inode_upload_get(w->t, u->a.ino, &now, key, &d) : ENOMEM;
+    free(key);
+    if (r || d.dver != u->d.dver || stage_open(w->st, u->a.export_id, u->a.ino, &fd))
         return;
     uint32_t bs = cache_block_size(c);
     size_t chunk = bs >= (4u << 20) ? bs : (4u << 20) / bs * bs;

@@ -111,6 +111,8 @@ static const struct conf_key {
     {"export", "secure", "false", OPT},
     {"export", "writeback_delay", "5", OPT},
     {"export", "rename_dir_max", "10000", OPT},
+    {"export", "consistency", "ttl", OPT},
+    {"export", "posix_metadata", "any", OPT},
 
     {"client", "match", NULL, REQ},
     {"client", "access", NULL, OPT},
@@ -825,6 +827,16 @@ static int parse_export(struct pctx *p, const config_setting_t *g, const struct 
     if ((rc = get_int(p, g, "export", "rename_dir_max", 0, 10000000, &n)))
         return rc;
     x->rename_dir_max = (unsigned)n;
+    static const char *const consistency_names[] = {"ttl", "immutable", "strict", NULL};
+    if ((rc = get_enum(p, g, "export", "consistency", consistency_names, &idx)))
+        return rc;
+    x->consistency = idx == 0   ? CONF_CONSISTENCY_TTL
+                     : idx == 1 ? CONF_CONSISTENCY_IMMUTABLE
+                                : CONF_CONSISTENCY_STRICT;
+    static const char *const posix_names[] = {"any", "own", NULL};
+    if ((rc = get_enum(p, g, "export", "posix_metadata", posix_names, &idx)))
+        return rc;
+    x->posix_own = idx == 1;
     return 0;
 }
 

@@ -43,6 +43,13 @@ struct conf_store {
 
 enum conf_squash { CONF_SQUASH_NONE, CONF_SQUASH_ROOT, CONF_SQUASH_ALL };
 
+/* An export's `consistency` (see meta/inode.h, enum inode_consistency). */
+enum conf_consistency {
+    CONF_CONSISTENCY_TTL,
+    CONF_CONSISTENCY_IMMUTABLE,
+    CONF_CONSISTENCY_STRICT,
+};
+
 struct conf_cidr {
     uint8_t family; /* AF_INET or AF_INET6 */
     uint8_t prefix_len;
@@ -69,6 +76,8 @@ struct conf_export {
     bool secure;                  /* calls only from privileged source ports (< 1024) */
     unsigned writeback_delay;     /* seconds a written file stays quiet before upload (5) */
     unsigned rename_dir_max;      /* objects a directory RENAME copies at most (10000) */
+    enum conf_consistency consistency; /* consistency = "ttl" | "immutable" | "strict" */
+    bool posix_own;               /* posix_metadata = "own": only objects we wrote carry it */
     int line;
 };
 

@@ -80,6 +80,7 @@ static const struct conf_key {
     {"dir", "latency_ms", "0", OPT},
     {"dir", "latency_match", NULL, OPT},
     {"dir", "fail_rate", "0", OPT},
+    {"dir", "list_posix", "true", OPT},
 
     {"s3", "endpoint", NULL, REQ},
     {"s3", "region", "us-east-1", OPT},
@@ -1128,6 +1129,10 @@ static int parse_store_dir(struct pctx *p, const config_setting_t *g, struct con
         return perr(p, w, "latency_match: must not be empty (leave it out to delay every key)");
     if ((rc = dup_str(p, v, &s->latency_match)))
         return rc;
+    bool list_posix;
+    if ((rc = get_bool(p, g, "dir", "list_posix", &list_posix)))
+        return rc;
+    s->list_bare = !list_posix;
     return get_float(p, g, "dir", "fail_rate", 0.0, 1.0, &s->fail_rate);
 }
 

@@ -28,6 +28,7 @@ struct conf_store {
     unsigned latency_ms;  /* injected delay before each get/head/list (0 = none) */
     char *latency_match;  /* only keys containing this substring are delayed (NULL = all) */
     double fail_rate;     /* 0..1: share of operations that fail with EIO (injected) */
+    bool list_bare;       /* list_posix = false: listings carry no POSIX metadata, as S3's */
 
     /* type = "s3" (filled for issue 3; validated here). */
     char *endpoint;       /* "https://s3.us-west-2.amazonaws.com" */

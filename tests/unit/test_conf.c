@@ -125,6 +125,7 @@ static void test_valid(void)
     snprintf(want, sizeof(want), "%s/buckets", tmp);
     CHECK(s && strcmp(s->root, want) == 0);
     CHECK(s && s->latency_ms == 0 && s->latency_match == NULL && s->fail_rate == 0.0);
+    CHECK(s && !s->list_bare);
     CHECK(conf_store_find(c, "nope") == NULL);
     snprintf(want, sizeof(want), "%s/exports.conf", tmp);
     CHECK(strcmp(c->exports.file, want) == 0);
@@ -268,6 +269,8 @@ static void test_errors(void)
                  "bucketnfs.conf", 5, "at least 4 regions");
     expect_error(6, "stores = ( { name = \"l\"; type = \"dir\"; root = \"b\"; fail_rate = 1.5; } );",
                  0, NULL, "bucketnfs.conf", 6, "fail_rate");
+    expect_error(6, "stores = ( { name = \"l\"; type = \"dir\"; root = \"b\"; list_posix = \"no\"; } );",
+                 0, NULL, "bucketnfs.conf", 6, "list_posix");
     expect_error(6, "stores = ( { name = \"l\"; type = \"dir\"; root = \"b\"; }, { name = \"l\"; type = \"dir\"; root = \"c\"; } );",
                  0, NULL, "bucketnfs.conf", 6, "duplicate store name 'l'");
     expect_error(6, "stores = ( { name = \"l\"; type = \"nfs\"; root = \"b\"; } );", 0, NULL,

@@ -18,20 +18,23 @@
  *
  * Threads and locks.  Berkeley DB does the page locking (DB_THREAD, deadlock
  * detection on every conflict); a transaction that loses a deadlock is
- * retried up to TXN_RETRIES times.  Two mutexes, never held together and
- * never held across a store call:
+ * retried up to TXN_RETRIES times.  Mutexes, never two held together and
+ * none held across a store call:
  *   alloc_mu   the reserved inode-number block and the generation pool
  *              (inode_db.c)
  *   flight_mu  the listings queued or in progress and the background
  *              queue (inode_list.c)
+ *   head_mu    the HEADs in progress (single flight, inode_reval.c)
+ *   ahead_mu   the HEAD pool's queue and per-export loads (inode_ahead.c)
  * No transaction is kept open across a store call or a caller's callback.
  * The _nowait lookups read without a transaction and never call the store
  * or wait on flight_mu's listings (they may queue a background listing
  * under flight_mu); at most they wait for a page lock held by a
  * transaction in progress, which never spans a store call.
  *
- * Threads of its own: BG_THREADS background-listing threads, started in
- * inode_open and joined in inode_quiesce / inode_close (inode_list.c).
+ * Threads of its own: BG_THREADS background-listing threads (inode_list.c)
+ * and AHEAD_THREADS HEAD threads for READDIRPLUS (inode_ahead.c), started
+ * in inode_open and joined in inode_quiesce / inode_close.
  */
 #include "meta/inode.h"
 

@@ -94,6 +94,13 @@ static bool observe_file(struct inode_rec *c, const struct observed *o)
      * record had (a mode or owner set here must not stick to it).
      */
     bool own = o->source == OBS_LIST && o->e->posix_own && !posix;
+    /*
+     * Unless the record awaits a HEAD (validated_at 0: a copy this server
+     * made by a rename, whose ETag only the store knows): then the listing
+     * cannot tell our object from another tool's, and HEAD decides.
+     */
+    if (own && content && c->h.validated_at == 0)
+        own = false;
     if (posix || (own && content)) {
         uint32_t mode = posix ? file_mode_of(m) : S_IFREG | (o->e->file_mode & 07777);
         uint32_t uid = posix ? m->uid : o->e->uid, gid = posix ? m->gid : o->e->gid;

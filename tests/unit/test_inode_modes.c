@@ -216,6 +216,26 @@ static void test_own_written_here(struct inode_table *t, struct tstore *s, uint3
     CHECK_EQ_INT(a.gid, 8);
     CHECK(!a.unconfirmed);
 
+    /*
+     * Renamed here: the copy's ETag is the store's to say (multipart copies
+     * get new ones), so a listing showing another ETag for it does not reset
+     * the mode and owner this server set; its HEAD decides.
+     */
+    struct inode_attr none, r;
+    CHECK_EQ_INT(inode_rename(t, &e, root.ino, "mine", root.ino, "moved", &none, NULL, NULL,
+                              NULL, NULL),
+                 0);
+    ts_put(s, "ownw/moved", 0, "copy-etag"); /* POSIX metadata kept by the copy */
+    CHECK_EQ_INT(inode_refresh(t, &e, root.ino, true), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "moved", &r, NULL), 0);
+    CHECK_EQ_INT(r.mode, S_IFREG | 0600);
+    CHECK_EQ_INT(r.uid, 7);
+    CHECK(strcmp(r.etag, "copy-etag") == 0);
+    CHECK_EQ_INT(inode_rename(t, &e, root.ino, "moved", root.ino, "mine", &none, NULL, NULL,
+                              NULL, NULL),
+                 0);
+    CHECK_EQ_INT(inode_getattr(t, &e, f.ino, &a), 0);
+
     /* Rewritten by another tool: new size, the export's mode and owner. */
     ts_put(s, "ownw/mine", 4096, "m2");
     pthread_mutex_lock(&s->mu);

@@ -80,6 +80,7 @@ static const struct conf_key {
     {"dir", "latency_ms", "0", OPT},
     {"dir", "latency_match", NULL, OPT},
     {"dir", "fail_rate", "0", OPT},
+    {"dir", "list_posix", "true", OPT},
 
     {"s3", "endpoint", NULL, REQ},
     {"s3", "region", "us-east-1", OPT},
@@ -111,6 +112,8 @@ static const struct conf_key {
     {"export", "secure", "false", OPT},
     {"export", "writeback_delay", "5", OPT},
     {"export", "rename_dir_max", "10000", OPT},
+    {"export", "consistency", "ttl", OPT},
+    {"export", "posix_metadata", "any", OPT},
 
     {"client", "match", NULL, REQ},
     {"client", "access", NULL, OPT},
@@ -825,6 +828,16 @@ static int parse_export(struct pctx *p, const config_setting_t *g, const struct 
     if ((rc = get_int(p, g, "export", "rename_dir_max", 0, 10000000, &n)))
         return rc;
     x->rename_dir_max = (unsigned)n;
+    static const char *const consistency_names[] = {"ttl", "immutable", "strict", NULL};
+    if ((rc = get_enum(p, g, "export", "consistency", consistency_names, &idx)))
+        return rc;
+    x->consistency = idx == 0   ? CONF_CONSISTENCY_TTL
+                     : idx == 1 ? CONF_CONSISTENCY_IMMUTABLE
+                                : CONF_CONSISTENCY_STRICT;
+    static const char *const posix_names[] = {"any", "own", NULL};
+    if ((rc = get_enum(p, g, "export", "posix_metadata", posix_names, &idx)))
+        return rc;
+    x->posix_own = idx == 1;
     return 0;
 }
 
@@ -1116,6 +1129,10 @@ static int parse_store_dir(struct pctx *p, const config_setting_t *g, struct con
         return perr(p, w, "latency_match: must not be empty (leave it out to delay every key)");
     if ((rc = dup_str(p, v, &s->latency_match)))
         return rc;
+    bool list_posix;
+    if ((rc = get_bool(p, g, "dir", "list_posix", &list_posix)))
+        return rc;
+    s->list_bare = !list_posix;
     return get_float(p, g, "dir", "fail_rate", 0.0, 1.0, &s->fail_rate);
 }
 

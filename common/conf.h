@@ -28,6 +28,7 @@ struct conf_store {
     unsigned latency_ms;  /* injected delay before each get/head/list (0 = none) */
     char *latency_match;  /* only keys containing this substring are delayed (NULL = all) */
     double fail_rate;     /* 0..1: share of operations that fail with EIO (injected) */
+    bool list_bare;       /* list_posix = false: listings carry no POSIX metadata, as S3's */
 
     /* type = "s3" (filled for issue 3; validated here). */
     char *endpoint;       /* "https://s3.us-west-2.amazonaws.com" */
@@ -42,6 +43,13 @@ struct conf_store {
 };
 
 enum conf_squash { CONF_SQUASH_NONE, CONF_SQUASH_ROOT, CONF_SQUASH_ALL };
+
+/* An export's `consistency` (see meta/inode.h, enum inode_consistency). */
+enum conf_consistency {
+    CONF_CONSISTENCY_TTL,
+    CONF_CONSISTENCY_IMMUTABLE,
+    CONF_CONSISTENCY_STRICT,
+};
 
 struct conf_cidr {
     uint8_t family; /* AF_INET or AF_INET6 */
@@ -69,6 +77,8 @@ struct conf_export {
     bool secure;                  /* calls only from privileged source ports (< 1024) */
     unsigned writeback_delay;     /* seconds a written file stays quiet before upload (5) */
     unsigned rename_dir_max;      /* objects a directory RENAME copies at most (10000) */
+    enum conf_consistency consistency; /* consistency = "ttl" | "immutable" | "strict" */
+    bool posix_own;               /* posix_metadata = "own": only objects we wrote carry it */
     int line;
 };
 

@@ -94,6 +94,10 @@ static struct set_holder *set_build(struct export_ctx *x, const struct conf_expo
         e->m.shuffle = c->shuffle;
         e->m.writeback_delay = c->writeback_delay;
         e->m.rename_dir_max = c->rename_dir_max;
+        e->m.consistency = c->consistency == CONF_CONSISTENCY_IMMUTABLE ? INODE_IMMUTABLE
+                           : c->consistency == CONF_CONSISTENCY_STRICT  ? INODE_STRICT
+                                                                        : INODE_TTL;
+        e->m.posix_own = c->posix_own;
         e->m.file_mode = c->file_mode;
         e->m.dir_mode = c->dir_mode;
         e->m.uid = c->uid;

@@ -25,20 +25,23 @@
  * retried up to TXN_RETRIES times.  Write-path transactions lock an inode's
  * record before its "W" write-back record (inode_write.c).  A durable
  * commit releases its locks before it syncs the log (txn_run), so commits
- * that touch one record (creates in one folder) share their syncs.  Two mutexes, never held together and
- * never held across a store call:
+ * that touch one record (creates in one folder) share their syncs.
+ * Mutexes, never two held together and none held across a store call:
  *   alloc_mu   the reserved inode-number block and the generation pool
  *              (inode_db.c)
  *   flight_mu  the listings queued or in progress and the background
  *              queue (inode_list.c)
+ *   head_mu    the HEADs in progress (single flight, inode_reval.c)
+ *   ahead_mu   the HEAD pool's queue and per-export loads (inode_ahead.c)
  * No transaction is kept open across a store call or a caller's callback.
  * The _nowait lookups read without a transaction and never call the store
  * or wait on flight_mu's listings (they may queue a background listing
  * under flight_mu); at most they wait for a page lock held by a
  * transaction in progress, which never spans a store call.
  *
- * Threads of its own: BG_THREADS background-listing threads, started in
- * inode_open and joined in inode_quiesce / inode_close (inode_list.c).
+ * Threads of its own: BG_THREADS background-listing threads (inode_list.c)
+ * and AHEAD_THREADS HEAD threads for READDIRPLUS (inode_ahead.c), started
+ * in inode_open and joined in inode_quiesce / inode_close.
  */
 #include "meta/inode.h"
 
@@ -86,6 +89,10 @@ struct inode_table *inode_open(const char *state_dir)
     pthread_cond_init(&t->work_ready, NULL);
     pthread_mutex_init(&t->busy_mu, NULL);
     pthread_cond_init(&t->busy_cv, NULL);
+    head_flights_init(t);
+    pthread_mutex_init(&t->ahead_mu, NULL);
+    pthread_cond_init(&t->ahead_ready, NULL);
+    t->ahead_tail = &t->ahead_queue;
     t->opened_at = now_ns();
 
     r = db_env_create(&t->env, 0);
@@ -129,6 +136,11 @@ struct inode_table *inode_open(const char *state_dir)
     if (r)
         LOG_AT(LOG_WARNING, "inode: %u of %d background listing threads started: %s", t->nbg,
                BG_THREADS, strerror(r));
+    /* Without them READDIRPLUS HEADs its entries one after the other. */
+    r = ahead_pool_start(t);
+    if (r)
+        LOG_AT(LOG_WARNING, "inode: %u of %d HEAD threads started: %s", t->nahead,
+               AHEAD_THREADS, strerror(r));
     return t;
 
 fail_dbs:
@@ -150,6 +162,9 @@ fail:
     pthread_mutex_destroy(&t->alloc_mu);
     pthread_mutex_destroy(&t->flight_mu);
     pthread_cond_destroy(&t->work_ready);
+    head_flights_destroy(t);
+    pthread_mutex_destroy(&t->ahead_mu);
+    pthread_cond_destroy(&t->ahead_ready);
     free(t);
     errno = r > 0 ? r : EIO;
     return NULL;
@@ -160,6 +175,7 @@ void inode_close(struct inode_table *t)
     if (!t)
         return;
     list_pool_stop(t);
+    ahead_pool_stop(t);
     /* A checkpoint makes the next open's recovery short and lets old logs go. */
     t->env->txn_checkpoint(t->env, 0, 0, 0);
     t->counters->close(t->counters, 0);
@@ -171,13 +187,23 @@ void inode_close(struct inode_table *t)
     pthread_mutex_destroy(&t->alloc_mu);
     pthread_mutex_destroy(&t->flight_mu);
     pthread_cond_destroy(&t->work_ready);
+    head_flights_destroy(t);
+    while (t->ahead_loads) {
+        struct ahead_load *l = t->ahead_loads;
+        t->ahead_loads = l->next;
+        free(l);
+    }
+    pthread_mutex_destroy(&t->ahead_mu);
+    pthread_cond_destroy(&t->ahead_ready);
     free(t);
 }
 
 void inode_quiesce(struct inode_table *t)
 {
-    if (t)
+    if (t) {
         list_pool_stop(t);
+        ahead_pool_stop(t);
+    }
 }
 
 /* ---- exports and roots ---------------------------------------------------- */
@@ -413,14 +439,15 @@ static int getattr_impl(struct inode_table *t, const struct meta_export *e, uint
     if (S_ISDIR(r->h.mode)) {
         if (!nowait)
             rc = ensure_listed(t, e, r, LIST_IF_EXPIRED);
-        else if (list_must_wait(t, e, r, LIST_IF_EXPIRED) || dir_marker_stale(e, r, now_ns()))
+        else if (list_must_wait(t, e, r, LIST_IF_EXPIRED) ||
+                 dir_marker_stale(e, r, now_ns(), true))
             rc = EWOULDBLOCK;
-        else if (list_stale(e, r, now_ns()))
+        else if (list_bg_due(e, r, now_ns()))
             list_in_background(t, e, ino); /* no pool (quiesced): a blocking call lists it */
         /* As for a file, a failed HEAD fails GETATTR (EAGAIN: the client retries). */
-        if (rc == 0 && !nowait && dir_marker_stale(e, r, now_ns()))
+        if (rc == 0 && !nowait && dir_marker_stale(e, r, now_ns(), true))
             rc = dir_revalidate(t, e, r);
-    } else if (file_stale(e, r, now_ns())) {
+    } else if (file_stale(t, e, r, now_ns())) {
         rc = nowait ? EWOULDBLOCK : file_revalidate(t, e, r);
     }
     if (rc == 0)
@@ -486,7 +513,7 @@ static int dir_ready(struct inode_table *t, const struct meta_export *e, uint64_
 static int dir_refresh_lookup(struct inode_table *t, const struct meta_export *e,
                               struct inode_rec *r, bool nowait)
 {
-    if (nowait && dir_marker_stale(e, r, now_ns()))
+    if (nowait && dir_marker_stale(e, r, now_ns(), false))
         return EWOULDBLOCK;
     dir_refresh_quiet(t, e, r);
     return 0;
@@ -503,6 +530,7 @@ static int lookup_impl(struct inode_table *t, const struct meta_export *e, uint6
 
     if (!r)
         return ENOMEM;
+    int64_t begun = now_ns();
     if ((rc = name_check(name)))
         goto out;
     if ((rc = dir_ready(t, e, dir, r, nowait)))
@@ -510,7 +538,7 @@ static int lookup_impl(struct inode_table *t, const struct meta_export *e, uint6
     if ((rc = dir_refresh_lookup(t, e, r, nowait)))
         goto out;
     /* The table answers: a stale listing is redone in the background (nowait: only now). */
-    if (nowait && list_stale(e, r, now_ns()))
+    if (nowait && list_bg_due(e, r, now_ns()))
         list_in_background(t, e, dir);
     if (dir_attr)
         rec_to_attr(r, dir_attr);
@@ -527,12 +555,14 @@ static int lookup_impl(struct inode_table *t, const struct meta_export *e, uint6
         goto out;
     }
     rc = public_errno(dirent_get(t, NULL, dir, name, &dv, 0));
-    if (rc == ENOENT && list_stale(e, r, now_ns())) {
+    /* (A listing that ended after this call began is as new as a strict export asks.) */
+    if (rc == ENOENT && list_stale(e, r, now_ns()) && r->h.listed_at < begun) {
         /*
          * A name the stale listing lacks may have been created since: wait
          * for the re-listing (joining the one just started) rather than say
          * ENOENT, so an object put in the bucket is found by name once the
-         * TTL has passed.  Within the TTL a missing name costs nothing.
+         * TTL has passed.  Within the TTL a missing name costs nothing
+         * (immutable: ever; strict: it always waits for a listing).
          */
         if (nowait) {
             rc = EWOULDBLOCK;
@@ -546,7 +576,7 @@ static int lookup_impl(struct inode_table *t, const struct meta_export *e, uint6
     }
     if (rc == 0)
         rc = public_errno(rec_get(t, NULL, dv.ino, r, 0));
-    if (rc == 0 && file_stale(e, r, now_ns())) {
+    if (rc == 0 && file_stale(t, e, r, now_ns())) {
         /*
          * A file known from a listing without POSIX metadata (S3), or whose
          * attributes are older than the TTL (its directory may be answering
@@ -635,13 +665,37 @@ static int readdir_batch(struct inode_table *t, uint64_t dir, const char *after,
     return r;
 }
 
-int inode_readdir(struct inode_table *t, const struct meta_export *e, uint64_t dir,
-                  uint64_t cookie, inode_readdir_cb cb, void *arg, bool *eof, uint64_t *verf)
+/*
+ * Must READDIRPLUS HEAD entry r before handing out its attributes?  When
+ * they are unconfirmed or expired (file_stale) -- except, with
+ * posix_metadata "own" in ttl mode, attributes a listing confirmed: those
+ * are served from the stale listing like the names beside them (stale-
+ * while-revalidate; the re-listing refreshes both).
+ */
+static bool readdirplus_heads(struct inode_table *t, const struct meta_export *e,
+                              const struct inode_rec *r, int64_t now)
+{
+    if (e->posix_own && e->consistency == INODE_TTL && r->h.validated_at != 0)
+        return false;
+    return file_stale(t, e, r, now);
+}
+
+/*
+ * inode_readdir; plus: READDIRPLUS, whose attributes the client caches:
+ * files among each batch whose attributes are unconfirmed or expired are
+ * HEADed first, in parallel (ahead_run), before any of the batch goes out.
+ */
+static int readdir_impl(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                        uint64_t cookie, inode_readdir_cb cb, void *arg, bool *eof,
+                        uint64_t *verf, bool plus)
 {
     struct {
         struct inode_rec d, c;
         struct inode_attr a;
         struct rd_ent ents[READDIR_BATCH];
+        struct inode_rec recs[READDIR_BATCH];
+        int got[READDIR_BATCH];
+        struct ahead_job jobs[READDIR_BATCH];
         char after[INODE_NAME_MAX + 1];
     } *s = malloc(sizeof(*s));
     int rc;
@@ -649,7 +703,12 @@ int inode_readdir(struct inode_table *t, const struct meta_export *e, uint64_t d
     *eof = false;
     if (!s)
         return ENOMEM;
+    int64_t begun = now_ns();
     if ((rc = dir_ready(t, e, dir, &s->d, false)))
+        goto out;
+    /* Strict: a walk from the start sees a listing that ran for it (or joined one running). */
+    if (cookie == 0 && e->consistency == INODE_STRICT && s->d.h.listed_at < begun &&
+        (rc = list_now(t, e, &s->d)))
         goto out;
     *verf = s->d.h.change;
     s->after[0] = '\0';
@@ -682,7 +741,7 @@ int inode_readdir(struct inode_table *t, const struct meta_export *e, uint64_t d
             goto stop;
     }
     for (;;) {
-        size_t n = 0;
+        size_t n = 0, njobs = 0;
         for (int attempt = 0;; attempt++) {
             rc = readdir_batch(t, dir, s->after, s->ents, &n);
             if (!is_deadlock(rc) || attempt >= TXN_RETRIES)
@@ -690,15 +749,31 @@ int inode_readdir(struct inode_table *t, const struct meta_export *e, uint64_t d
         }
         if ((rc = public_errno(rc)))
             goto out;
+        int64_t now = now_ns();
         for (size_t i = 0; i < n; i++) {
-            int gr = rec_get(t, NULL, s->ents[i].ino, &s->c, 0);
+            s->got[i] = rec_get(t, NULL, s->ents[i].ino, &s->recs[i], 0);
+            if (plus && s->got[i] == 0 && readdirplus_heads(t, e, &s->recs[i], now))
+                s->jobs[njobs++] = (struct ahead_job){.rec = &s->recs[i]};
+        }
+        if (njobs)
+            ahead_run(t, e, s->jobs, njobs);
+        for (size_t i = 0, j = 0; i < n; i++) {
+            int gr = s->got[i];
             memcpy(s->after, s->ents[i].name, sizeof(s->after));
+            if (gr == 0 && j < njobs && s->jobs[j].rec == &s->recs[i]) {
+                int hr = s->jobs[j++].rc;
+                if (hr == ESTALE)
+                    continue; /* gone from the bucket: the HEAD removed it */
+                if (hr)
+                    LOG_AT(LOG_WARNING, "readdirplus: HEAD %s: %s; its attributes stay "
+                                        "unconfirmed", s->recs[i].key, strerror(hr));
+            }
             if (gr == ENOENT)
                 continue; /* removed since the batch was read */
             if ((rc = public_errno(gr)))
                 goto out;
-            dir_refresh_quiet(t, e, &s->c); /* subdirectories: once per TTL each */
-            rec_to_attr(&s->c, &s->a);
+            dir_refresh_quiet(t, e, &s->recs[i]); /* subdirectories: once per TTL each */
+            rec_to_attr(&s->recs[i], &s->a);
             if ((rc = cb(arg, s->ents[i].name, s->ents[i].ino, &s->a)))
                 goto stop;
         }
@@ -714,6 +789,19 @@ stop:
 out:
     free(s);
     return rc;
+}
+
+int inode_readdir(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                  uint64_t cookie, inode_readdir_cb cb, void *arg, bool *eof, uint64_t *verf)
+{
+    return readdir_impl(t, e, dir, cookie, cb, arg, eof, verf, false);
+}
+
+int inode_readdirplus(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                      uint64_t cookie, inode_readdir_cb cb, void *arg, bool *eof,
+                      uint64_t *verf)
+{
+    return readdir_impl(t, e, dir, cookie, cb, arg, eof, verf, true);
 }
 
 int inode_key(struct inode_table *t, uint64_t ino, char *buf, size_t len)
@@ -789,6 +877,11 @@ void inode_get_stats(struct inode_table *t, struct inode_stats *out)
     out->lists = atomic_load(&t->n_lists);
     out->list_entries = atomic_load(&t->n_list_entries);
     out->heads = atomic_load(&t->n_heads);
+    out->heads_ahead = atomic_load(&t->n_heads_ahead);
+    out->heads_joined = atomic_load(&t->n_heads_joined);
+    pthread_mutex_lock(&t->ahead_mu);
+    out->heads_ahead_max = t->ahead_running_max;
+    pthread_mutex_unlock(&t->ahead_mu);
     out->lists_background = atomic_load(&t->n_bg_lists);
     out->lists_skipped = atomic_load(&t->n_bg_skipped);
     out->sync_commits = atomic_load(&t->n_sync_commits);

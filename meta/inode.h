@@ -38,6 +38,10 @@
  * Files are not served stale: a file's attributes older than the TTL are
  * checked with HEAD before they are handed out (close-to-open consistency),
  * and so are a directory's own attributes (its marker object) once per TTL.
+ * HEADs are single flight (callers wanting a HEAD of an inode in progress
+ * share it) and READDIRPLUS issues its entries' HEADs in parallel.  The
+ * export's consistency (enum inode_consistency) and posix_metadata
+ * (meta_export.posix_own) change what expires and what a listing confirms.
  *
  * Inode numbers are never reused; numbers below INODE_FIRST are reserved.
  *
@@ -55,6 +59,25 @@
 #define INODE_FIRST 16 /* lowest inode number handed out (cookies 0..2 are READDIR's) */
 #define INODE_NAME_MAX 255
 
+/*
+ * How an export keeps its metadata in step with the bucket (exports.conf
+ * `consistency`):
+ *   INODE_TTL        listings and file attributes expire after metadata_ttl
+ *                    (stale-while-revalidate for directories, HEAD for files);
+ *   INODE_IMMUTABLE  the bucket does not change behind the server: a
+ *                    directory is listed once and a file confirmed (HEAD or
+ *                    listing) once, then the table answers for ever, across
+ *                    restarts too; only inode_invalidate / inode_refresh
+ *                    (bucketnfs refresh) make it list or HEAD again.  Changes
+ *                    made through the server are in the table, so they show;
+ *   INODE_STRICT     every GETATTR and LOOKUP of a file asks HEAD, every
+ *                    GETATTR of a directory HEADs its marker, a LOOKUP of a
+ *                    missing name and a READDIR from cookie 0 wait for a new
+ *                    listing; concurrent callers share one store request
+ *                    (single flight: one in progress is joined).
+ */
+enum inode_consistency { INODE_TTL, INODE_IMMUTABLE, INODE_STRICT };
+
 /* What the inode layer needs to know of an export (built from conf_export). */
 struct meta_export {
     uint32_t id;             /* stable export id (see inode_export_id) */
@@ -67,6 +90,14 @@ struct meta_export {
     bool shuffle;            /* read in shuffled epochs (cache: keep what is cached when full) */
     unsigned writeback_delay; /* seconds a changed file stays quiet before it is uploaded */
     unsigned rename_dir_max;  /* objects a directory rename may copy in the bucket */
+    enum inode_consistency consistency;
+    /*
+     * posix_metadata = "own": only objects this server wrote carry POSIX
+     * metadata, and the table knows them; a listing entry of any other
+     * object is as good as its HEAD (the export's file_mode, uid, gid; size,
+     * Last-Modified, ETag from the listing).  No HEAD for a listed file.
+     */
+    bool posix_own;
 };
 
 struct inode_attr {
@@ -159,6 +190,19 @@ typedef int (*inode_readdir_cb)(void *arg, const char *name, uint64_t cookie,
 int inode_readdir(struct inode_table *t, const struct meta_export *e, uint64_t dir,
                   uint64_t cookie, inode_readdir_cb cb, void *arg, bool *eof,
                   uint64_t *verf);
+
+/*
+ * inode_readdir for READDIRPLUS, whose attributes the client caches: files
+ * among the entries whose attributes are unconfirmed (known from a listing
+ * only) or expired are HEADed before they are handed out -- in parallel, at
+ * most 16 (AHEAD_PER_EXPORT) of the export in flight, a batch of entries
+ * at a time, so the entries after the reply's last are confirmed for the
+ * next call too.  An entry whose object is gone is left out; one whose
+ * HEAD failed goes out unconfirmed.
+ */
+int inode_readdirplus(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                      uint64_t cookie, inode_readdir_cb cb, void *arg, bool *eof,
+                      uint64_t *verf);
 
 /* The full object key of ino into buf (OBJ_KEY_MAX + 1 bytes).  ESTALE. */
 int inode_key(struct inode_table *t, uint64_t ino, char *buf, size_t len);
@@ -357,6 +401,9 @@ void inode_dirty_summary(struct inode_table *t, uint64_t *count, int64_t *oldest
 
 struct inode_stats {
     uint64_t inodes, lists, list_entries, heads;
+    uint64_t heads_ahead;      /* HEADs made ahead of READDIRPLUS (by the HEAD threads) */
+    uint64_t heads_ahead_max;  /* the most of one export in flight at once, so far */
+    uint64_t heads_joined;     /* callers that took a HEAD in progress (single flight) */
     uint64_t lists_background; /* listings run by the background threads */
     uint64_t lists_skipped;    /* background listings not started: export at its limit */
     uint64_t lists_pending;    /* listings queued or in progress now */

@@ -150,6 +150,42 @@ struct listing {
 
 #define GONE_SLOTS 4096
 
+/*
+ * HEADs (inode_reval.c).  Single flight: at most one HEAD of an inode in
+ * progress; callers wanting one meanwhile wait for it and take its result.
+ */
+struct head_flight {
+    uint64_t ino;
+    bool done;
+    int err;
+    unsigned refs;          /* the caller running it + callers waiting for it */
+    pthread_cond_t head_done;
+    struct head_flight *next;
+};
+
+/*
+ * HEADs ahead of a READDIRPLUS walk (inode_ahead.c): a pool of AHEAD_THREADS
+ * threads owned by the table; at most AHEAD_PER_EXPORT HEADs of one export
+ * in flight at once.
+ */
+#define AHEAD_THREADS 32
+#define AHEAD_PER_EXPORT 16
+
+struct ahead_batch;
+struct ahead_job {
+    struct inode_rec *rec;  /* in: the file's record; out: as the HEAD left it */
+    int rc;                 /* file_revalidate's result */
+    struct ahead_batch *b;
+    struct ahead_job *next; /* t->ahead_queue */
+};
+
+/* HEADs of one export running in the pool now. */
+struct ahead_load {
+    uint32_t export_id;
+    unsigned running;
+    struct ahead_load *next;
+};
+
 struct inode_table {
     DB_ENV *env;
     DB *inodes, *dirents, *exports, *misc;
@@ -182,8 +218,22 @@ struct inode_table {
      */
     _Atomic int64_t gone_at[GONE_SLOTS];
 
+    /* HEADs in progress (single flight, inode_reval.c). */
+    pthread_mutex_t head_mu;
+    struct head_flight *head_flights;
+
+    /* The pool of HEADs ahead of READDIRPLUS (inode_ahead.c).  Lock: ahead_mu. */
+    pthread_mutex_t ahead_mu;
+    pthread_cond_t ahead_ready;     /* signals: a job queued, a slot freed, or stopping */
+    struct ahead_job *ahead_queue, **ahead_tail;
+    struct ahead_load *ahead_loads;
+    pthread_t ahead[AHEAD_THREADS];
+    unsigned nahead;                /* pool threads running */
+    bool ahead_stopping;
+    unsigned ahead_running_max;     /* the most HEADs of one export seen in flight at once */
+
     _Atomic int64_t n_inodes;
-    _Atomic uint64_t n_lists, n_list_entries, n_heads;
+    _Atomic uint64_t n_lists, n_list_entries, n_heads, n_heads_ahead, n_heads_joined;
     _Atomic uint64_t n_bg_lists, n_bg_skipped;
     _Atomic uint64_t n_sync_commits;
 };
@@ -195,6 +245,29 @@ static inline int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
+}
+
+/* Is it metadata_ttl or more since `at` (ns)? */
+static inline bool ttl_passed(const struct meta_export *e, int64_t at, int64_t now)
+{
+    return now - at >= (int64_t)e->metadata_ttl * NS;
+}
+
+/*
+ * Has what was confirmed at `at` expired at now, by the export's
+ * consistency: ttl -> metadata_ttl has passed; immutable -> never; strict
+ * -> always (every use asks the store again).
+ */
+static inline bool ttl_expired(const struct meta_export *e, int64_t at, int64_t now)
+{
+    switch (e->consistency) {
+    case INODE_IMMUTABLE:
+        return false;
+    case INODE_STRICT:
+        return true;
+    default:
+        return ttl_passed(e, at, now);
+    }
 }
 
 static inline void put_be64(uint8_t *p, uint64_t v)
@@ -352,8 +425,17 @@ bool rec_apply_observed(struct inode_rec *c, const struct observed *o);
  */
 bool list_must_wait(const struct inode_table *t, const struct meta_export *e,
                     const struct inode_rec *r, enum list_want w);
-/* Is r's listing older than the export's metadata_ttl (measured from its end)? */
+/*
+ * Has r's listing expired (ttl: older than the export's metadata_ttl,
+ * measured from its end; immutable: never; strict: always)?
+ */
 bool list_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now);
+/*
+ * Should a caller answered from r's expired listing start a background
+ * re-listing?  Only in ttl mode: strict callers that need a new listing
+ * wait for one (list_now), immutable listings never expire.
+ */
+bool list_bg_due(const struct meta_export *e, const struct inode_rec *r, int64_t now);
 /*
  * Make sure directory r (read by the caller) is listed as `w` asks: wait
  * for a listing when list_must_wait() says so (joining the one in
@@ -379,14 +461,44 @@ void list_pool_stop(struct inode_table *t);
 
 /* ---- inode_reval.c: HEAD revalidation ------------------------------------ */
 
-/* Must file r be confirmed with HEAD before its attributes go out (never, or over the TTL)? */
-bool file_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now);
-/* HEAD a file whose attributes have expired; ESTALE if the object is gone. */
+/*
+ * Must file r be confirmed with HEAD before its attributes go out: never
+ * confirmed, or expired (ttl_expired) -- but with posix_metadata "own" in
+ * ttl mode a file whose directory's listing is fresh is fresh from it (the
+ * listing is as good as a HEAD; reads the parent's record).
+ */
+bool file_stale(struct inode_table *t, const struct meta_export *e, const struct inode_rec *r,
+                int64_t now);
+/*
+ * HEAD a file whose attributes have expired; ESTALE if the object is gone.
+ * Single flight: joins a HEAD of the same inode in progress (r re-read).
+ */
 int file_revalidate(struct inode_table *t, const struct meta_export *e, struct inode_rec *r);
-/* Does directory r need its marker HEADed (never checked, or older than the TTL)? */
-bool dir_marker_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now);
-/* HEAD the marker of directory r and bring r's attributes in line. */
+/*
+ * Does directory r need its marker HEADed: never checked, or expired.
+ * getattr: for GETATTR (strict: every time); otherwise for attributes a
+ * LOOKUP or READDIR carries along (strict: once per metadata_ttl).  With
+ * posix_metadata "own", once checked (or listed) is enough.
+ */
+bool dir_marker_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now,
+                      bool getattr);
+/* HEAD the marker of directory r and bring r's attributes in line (single flight). */
 int dir_revalidate(struct inode_table *t, const struct meta_export *e, struct inode_rec *r);
+/* Set up / tear down the single-flight table (inode_open / inode_close). */
+void head_flights_init(struct inode_table *t);
+void head_flights_destroy(struct inode_table *t);
+
+/* ---- inode_ahead.c: HEADs in parallel ahead of READDIRPLUS ----------------- */
+
+/*
+ * file_revalidate every record of jobs[0..n) for export e, in the pool (at
+ * most AHEAD_PER_EXPORT of e in flight), and return when all are done
+ * (each job's rc and rec set).  Without a pool, one after the other here.
+ */
+void ahead_run(struct inode_table *t, const struct meta_export *e, struct ahead_job *jobs,
+               size_t n);
+int ahead_pool_start(struct inode_table *t);
+void ahead_pool_stop(struct inode_table *t);
 /* dir_revalidate once per TTL for attributes handed out with a lookup or listing; only logs. */
 void dir_refresh_quiet(struct inode_table *t, const struct meta_export *e, struct inode_rec *r);
 

@@ -18,7 +18,8 @@
  *   never listed   listed_at 0 (nlink 2): LOOKUP and READDIR wait for a
  *                  listing; GETATTR does not list it
  *   fresh          listed_at (the end of the last complete listing) within
- *                  the export's metadata_ttl: the table answers
+ *                  the export's metadata_ttl (immutable: for ever; strict:
+ *                  never, see below): the table answers
  *   stale          listed_at older than the TTL: the table answers and a
  *                  background listing is queued (stale-while-revalidate);
  *                  but a LOOKUP of a name it lacks waits for that listing,
@@ -28,6 +29,10 @@
  *                  inode_refresh, a failed background listing, or such a
  *                  listing that failed): every caller waits for a listing,
  *                  as for one never listed
+ * Strict exports: a listing is stale as soon as it ends, but nothing is
+ * listed in the background: a LOOKUP of a name the table lacks and a
+ * READDIR from cookie 0 wait for a listing (joining one in progress), other
+ * callers are answered from the table.
  * Measuring the TTL from the end of a listing means a listing slower than
  * the TTL is not expired the moment it ends, so a client asking in a loop
  * (noac) does not keep one running forever.
@@ -138,9 +143,12 @@ static int child_create(struct list_ctx *x, DB_TXN *txn, const char *name, const
     /*
      * Attributes a listing carries no POSIX metadata for are unconfirmed: a
      * file's first GETATTR asks HEAD (S3's LIST never carries them), a
-     * directory's asks HEAD of its marker.
+     * directory's asks HEAD of its marker -- unless the export says objects
+     * it did not write carry none (posix_metadata "own"): then the listing
+     * and the export's defaults are all there is to know.
      */
-    n->h.validated_at = (posix || (!isdir && x->e->store->list_is_head)) ? x->now : 0;
+    n->h.validated_at =
+        (posix || (!isdir && x->e->store->list_is_head) || x->e->posix_own) ? x->now : 0;
     size_t nlen = strlen(name);
     if (x->dkey_len + nlen + isdir > OBJ_KEY_MAX)
         return ENAMETOOLONG; /* entry_name() rules this out */
@@ -726,7 +734,12 @@ out:
 
 bool list_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now)
 {
-    return r->h.listed_at != 0 && now - r->h.listed_at >= (int64_t)e->metadata_ttl * NS;
+    return r->h.listed_at != 0 && ttl_expired(e, r->h.listed_at, now);
+}
+
+bool list_bg_due(const struct meta_export *e, const struct inode_rec *r, int64_t now)
+{
+    return e->consistency == INODE_TTL && list_stale(e, r, now);
 }
 
 bool list_must_wait(const struct inode_table *t, const struct meta_export *e,
@@ -903,8 +916,12 @@ int ensure_listed(struct inode_table *t, const struct meta_export *e, struct ino
                   enum list_want w)
 {
     if (!list_must_wait(t, e, r, w)) {
-        /* Stale: answer from the table; without a pool (quiesced), list here as we used to. */
-        if (list_stale(e, r, now_ns()) && !list_in_background(t, e, r->ino))
+        /*
+         * Stale: answer from the table; without a pool (quiesced), list here
+         * as we used to.  (Strict: the callers that need a new listing ask
+         * for one with list_now; the others are answered from the table.)
+         */
+        if (list_bg_due(e, r, now_ns()) && !list_in_background(t, e, r->ino))
             return list_wait(t, e, r, w, true);
         return 0;
     }

@@ -27,9 +27,16 @@
  *   - a directory's mtime: the marker's, unless a re-listing found a change
  *     in its entries since (IREC_MTIME_LISTED), then only a newer marker
  *     mtime (somebody touched it in the bucket) wins;
+ *   - with posix_metadata "own" (the export says only objects this server
+ *     wrote carry POSIX metadata, and the table has theirs), a listing
+ *     entry of a file is as good as its HEAD: same ETag, the record stays
+ *     as it is (mode, owner and mtime this server set); another ETag, the
+ *     object was rewritten by another tool: size, ETag and Last-Modified
+ *     from the listing, mode and owner the export's defaults;
  *   - validated_at (attributes confirmed): by HEAD and by a marker HEAD
  *     always; by a listing when it carries POSIX metadata, or for a file
- *     when the store's listing is as good as HEAD (list_is_head).  A file
+ *     when the store's listing is as good as HEAD (list_is_head, or
+ *     posix_metadata "own").  A file
  *     whose content a listing without POSIX metadata found changed may carry
  *     new POSIX metadata too (another gateway rewrote it): it is marked
  *     unconfirmed (validated_at 0) so that the next GETATTR asks HEAD.
@@ -80,18 +87,33 @@ static bool observe_file(struct inode_rec *c, const struct observed *o)
         c->h.mtime_nsec = m->mtime_nsec;
         changed = true;
     }
-    if (posix) {
-        uint32_t mode = file_mode_of(m);
-        if (c->h.mode != mode || c->h.uid != m->uid || c->h.gid != m->gid) {
+    /*
+     * posix_metadata "own": a listing speaks for the whole object.  Content
+     * the table did not write (another ETag) is another tool's object, which
+     * carries no POSIX metadata: the export's defaults replace what the
+     * record had (a mode or owner set here must not stick to it).
+     */
+    bool own = o->source == OBS_LIST && o->e->posix_own && !posix;
+    /*
+     * Unless the record awaits a HEAD (validated_at 0: a copy this server
+     * made by a rename, whose ETag only the store knows): then the listing
+     * cannot tell our object from another tool's, and HEAD decides.
+     */
+    if (own && content && c->h.validated_at == 0)
+        own = false;
+    if (posix || (own && content)) {
+        uint32_t mode = posix ? file_mode_of(m) : S_IFREG | (o->e->file_mode & 07777);
+        uint32_t uid = posix ? m->uid : o->e->uid, gid = posix ? m->gid : o->e->gid;
+        if (c->h.mode != mode || c->h.uid != uid || c->h.gid != gid) {
             c->h.mode = mode;
-            c->h.uid = m->uid;
-            c->h.gid = m->gid;
+            c->h.uid = uid;
+            c->h.gid = gid;
             changed = true;
         }
     }
     if (changed)
         set_ctime(c, o->now / NS, (uint32_t)(o->now % NS));
-    if (o->source == OBS_HEAD || posix || o->e->store->list_is_head)
+    if (o->source == OBS_HEAD || posix || own || o->e->store->list_is_head)
         c->h.validated_at = o->now;
     else if (changed)
         c->h.validated_at = 0;

@@ -17,7 +17,21 @@
  * marker HEAD fails GETATTR (EAGAIN -> JUKEBOX, as for files) but only logs
  * in LOOKUP and READDIR, which then hand out the attributes they have.
  *
- * Threads: no lock of its own; the store call runs outside any transaction.
+ * When attributes expire depends on the export's consistency (ttl_expired):
+ * after metadata_ttl, never (immutable: only a HEAD never made is made), or
+ * at every use (strict; a directory's marker only for GETATTR, the
+ * attributes LOOKUP and READDIR carry along are checked once per TTL).
+ * With posix_metadata "own" a listing is as good as a HEAD: a file is fresh
+ * while its directory's listing is (ttl mode), a directory once checked
+ * or listed stays so.
+ *
+ * Single flight.  At most one HEAD of an inode runs at a time (file or
+ * marker): a caller that wants one while another runs waits for it on its
+ * head_done and takes its result, re-reading the record, so a thousand
+ * opens of one file in strict mode make one request.  head_mu guards
+ * t->head_flights; it is never held across a store call or a transaction.
+ *
+ * Threads: the store call runs outside any transaction and any lock.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -71,15 +85,130 @@ static int file_update_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     return rec_put(t, txn, &a->rec);
 }
 
-bool file_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now)
+/* ---- single flight ----------------------------------------------------------- */
+
+void head_flights_init(struct inode_table *t)
 {
-    return !S_ISDIR(r->h.mode) && !(r->h.flags & IREC_LOCAL) &&
-           (r->h.validated_at == 0 || now - r->h.validated_at >= (int64_t)e->metadata_ttl * NS);
+    pthread_mutex_init(&t->head_mu, NULL);
+    t->head_flights = NULL;
+}
+
+void head_flights_destroy(struct inode_table *t)
+{
+    pthread_mutex_destroy(&t->head_mu);
+}
+
+/* Drop a reference to f, freeing it with the last.  head_mu held. */
+static void head_put(struct head_flight *f)
+{
+    if (--f->refs == 0) {
+        pthread_cond_destroy(&f->head_done);
+        free(f);
+    }
+}
+
+/*
+ * Join the HEAD of ino in progress, if any: returns true and its result in
+ * *rc.  Otherwise returns false with *mine the flight the caller now runs
+ * (NULL if none could be made: the caller runs its HEAD unshared) and must
+ * end with head_finish.
+ */
+static bool head_join(struct inode_table *t, uint64_t ino, int *rc, struct head_flight **mine)
+{
+    pthread_mutex_lock(&t->head_mu);
+    for (struct head_flight *f = t->head_flights; f; f = f->next) {
+        if (f->ino != ino)
+            continue;
+        f->refs++;
+        while (!f->done)
+            pthread_cond_wait(&f->head_done, &t->head_mu);
+        *rc = f->err;
+        head_put(f);
+        pthread_mutex_unlock(&t->head_mu);
+        atomic_fetch_add(&t->n_heads_joined, 1);
+        return true;
+    }
+    struct head_flight *f = calloc(1, sizeof(*f));
+    if (f) {
+        f->ino = ino;
+        f->refs = 1;
+        pthread_cond_init(&f->head_done, NULL);
+        f->next = t->head_flights;
+        t->head_flights = f;
+    }
+    *mine = f;
+    pthread_mutex_unlock(&t->head_mu);
+    return false;
+}
+
+/* The HEAD of flight f ended with rc: unlink it and wake its waiters. */
+static void head_finish(struct inode_table *t, struct head_flight *f, int rc)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock(&t->head_mu);
+    for (struct head_flight **pp = &t->head_flights; *pp; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    }
+    f->done = true;
+    f->err = rc;
+    pthread_cond_broadcast(&f->head_done);
+    head_put(f);
+    pthread_mutex_unlock(&t->head_mu);
+}
+
+/*
+ * Run head (file_head or dir_head) on r unless a HEAD of the same inode is
+ * in progress: then wait for that one and re-read r.
+ */
+static int head_shared(struct inode_table *t, const struct meta_export *e, struct inode_rec *r,
+                       int (*head)(struct inode_table *, const struct meta_export *,
+                                   struct inode_rec *))
+{
+    struct head_flight *f = NULL;
+    int rc;
+    if (head_join(t, r->ino, &rc, &f))
+        return rc ? rc : rec_get_export(t, e, r->ino, r);
+    rc = head(t, e, r);
+    head_finish(t, f, rc);
+    return rc;
+}
+
+/* ---- files ----------------------------------------------------------------------- */
+
+/* Is r's directory's listing fresh (posix_metadata "own": the listing confirmed r)? */
+static bool parent_listing_fresh(struct inode_table *t, const struct meta_export *e,
+                                 const struct inode_rec *r, int64_t now)
+{
+    struct inode_rec *p = malloc(sizeof(*p));
+    if (!p)
+        return false;
+    bool fresh = rec_get(t, NULL, r->h.parent, p, 0) == 0 && S_ISDIR(p->h.mode) &&
+                 p->h.listed_at != 0 && !(p->h.flags & (IREC_RELIST | IREC_RELIST_TAKEN)) &&
+                 !ttl_passed(e, p->h.listed_at, now);
+    free(p);
+    return fresh;
+}
+
+bool file_stale(struct inode_table *t, const struct meta_export *e, const struct inode_rec *r,
+                int64_t now)
+{
+    if (S_ISDIR(r->h.mode) || (r->h.flags & IREC_LOCAL))
+        return false;
+    if (r->h.validated_at == 0)
+        return true;
+    if (!ttl_expired(e, r->h.validated_at, now))
+        return false;
+    if (e->posix_own && e->consistency == INODE_TTL)
+        return !parent_listing_fresh(t, e, r, now);
+    return true;
 }
 
 /* HEAD a file whose attributes have expired; ESTALE if the object is gone. */
-int file_revalidate(struct inode_table *t, const struct meta_export *e,
-                    struct inode_rec *r)
+static int file_head(struct inode_table *t, const struct meta_export *e, struct inode_rec *r)
 {
     struct obj_meta m;
     atomic_fetch_add(&t->n_heads, 1);
@@ -113,9 +242,15 @@ int file_revalidate(struct inode_table *t, const struct meta_export *e,
     return rc;
 }
 
-/* Does directory r need its marker HEADed (never checked, or older than the TTL)? */
-bool dir_marker_stale(const struct meta_export *e, const struct inode_rec *r,
-                      int64_t now)
+int file_revalidate(struct inode_table *t, const struct meta_export *e, struct inode_rec *r)
+{
+    return head_shared(t, e, r, file_head);
+}
+
+/* ---- directories ------------------------------------------------------------------ */
+
+bool dir_marker_stale(const struct meta_export *e, const struct inode_rec *r, int64_t now,
+                      bool getattr)
 {
     if (!S_ISDIR(r->h.mode))
         return false;
@@ -123,7 +258,20 @@ bool dir_marker_stale(const struct meta_export *e, const struct inode_rec *r,
         return false; /* the root of a whole bucket has no marker */
     if (r->h.flags & IREC_LOCAL)
         return false; /* its marker is to be written, not read */
-    return r->h.validated_at == 0 || now - r->h.validated_at >= (int64_t)e->metadata_ttl * NS;
+    if (r->h.validated_at == 0)
+        return true;
+    switch (e->consistency) {
+    case INODE_IMMUTABLE:
+        return false;
+    case INODE_STRICT:
+        if (getattr)
+            return true;
+        break;
+    case INODE_TTL:
+        break;
+    }
+    /* "own": a marker written by another tool says nothing the export's defaults do not. */
+    return !e->posix_own && ttl_passed(e, r->h.validated_at, now);
 }
 
 struct dirattr_arg {
@@ -154,8 +302,7 @@ static int dirattr_fn(struct inode_table *t, DB_TXN *txn, void *arg)
  * common prefix) means the export defaults.  A failed HEAD changes nothing
  * and is returned; the caller decides whether that fails its request.
  */
-int dir_revalidate(struct inode_table *t, const struct meta_export *e,
-                   struct inode_rec *r)
+static int dir_head(struct inode_table *t, const struct meta_export *e, struct inode_rec *r)
 {
     struct obj_meta m;
     atomic_fetch_add(&t->n_heads, 1);
@@ -177,6 +324,11 @@ int dir_revalidate(struct inode_table *t, const struct meta_export *e,
     return rc;
 }
 
+int dir_revalidate(struct inode_table *t, const struct meta_export *e, struct inode_rec *r)
+{
+    return head_shared(t, e, r, dir_head);
+}
+
 /*
  * Directory attributes handed out with a lookup or a listing: checked
  * against the marker once per TTL like GETATTR, but a failed HEAD keeps
@@ -185,7 +337,7 @@ int dir_revalidate(struct inode_table *t, const struct meta_export *e,
 void dir_refresh_quiet(struct inode_table *t, const struct meta_export *e,
                        struct inode_rec *r)
 {
-    if (!dir_marker_stale(e, r, now_ns()))
+    if (!dir_marker_stale(e, r, now_ns(), false))
         return;
     int rc = dir_revalidate(t, e, r);
     if (rc && rc != ESTALE)

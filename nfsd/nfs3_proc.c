@@ -632,9 +632,10 @@ static int readdir_cb(void *arg, const char *name, uint64_t cookie, const struct
     memcpy(d->name, name, len + 1);
     if (f->list->plus) {
         /*
-         * Attributes a listing only guessed (S3 lists no POSIX metadata) are
-         * left out: the client caches what READDIRPLUS sends, and without
-         * them it asks GETATTR, which HEADs the object.
+         * Attributes a listing only guessed (S3 lists no POSIX metadata)
+         * whose HEAD failed are left out: the client caches what
+         * READDIRPLUS sends, and without them it asks GETATTR, which HEADs
+         * the object again.
          */
         d->have_attr = !a->unconfirmed;
         nfs3_fattr(&d->attr, a);
@@ -677,8 +678,10 @@ static void readdir_common(struct rpc_req *req, const nfs_fh3 *h, uint64_t cooki
         struct readdir_fill f = {.c = &c, .list = &r->list,
                                  .space = maxcount - nfs3_readdir_fixed_size()};
         r->list.plus = plus;
-        err = inode_readdir(c.srv->inodes, &c.exp->m, dir.ino, cookie, readdir_cb, &f,
-                            &r->list.eof, &r->verf);
+        /* READDIRPLUS: attributes still to be confirmed are HEADed first, in parallel. */
+        err = (plus ? inode_readdirplus : inode_readdir)(c.srv->inodes, &c.exp->m, dir.ino,
+                                                         cookie, readdir_cb, &f, &r->list.eof,
+                                                         &r->verf);
         if (err == EINVAL)
             bad_cookie = true; /* the entry the cookie named is gone */
         else if (!err && r->list.n == 0 && !r->list.eof)

@@ -55,7 +55,8 @@
  * containing latency_match (all keys if unset);
  * fail_rate is the share of calls that fail with EIO (PRNG: an atomic
  * counter through splitmix64, so threads never share mutable state but that
- * counter).
+ * counter); list_posix = false lists like S3, without the POSIX metadata
+ * (HEAD still has it), so the store costs what a bucket would in HEADs.
  *
  * Threads: no locks.  The store holds only the root descriptor and the
  * configuration, both read-only after creation; stats are relaxed atomics.
@@ -99,6 +100,7 @@ static const char empty_md5[] = "d41d8cd98f00b204e9800998ecf8427e";
 struct dirstore {
     int rootfd;
     unsigned latency_ms;
+    bool list_bare;
     char *latency_match;
     double fail_rate;
     uint64_t rng; /* splitmix64 state, advanced atomically */
@@ -1298,10 +1300,30 @@ static int list_walk(int bfd, const char *dirpart, const char *filter, const cha
     return rc;
 }
 
+/* list_posix = false: the caller's callback, behind one that drops the POSIX metadata. */
+struct s3like {
+    obj_list_cb cb;
+    void *arg;
+};
+
+static int s3like_cb(void *arg, const struct obj_entry *e)
+{
+    struct s3like *x = arg;
+    struct obj_entry bare = *e;
+    bare.meta.has_posix = false;
+    bare.meta.mode = bare.meta.uid = bare.meta.gid = 0;
+    return x->cb(x->arg, &bare);
+}
+
 static int dir_list(struct objstore *s, const char *bucket, const char *prefix,
                     const char *delimiter, const char *token_in, unsigned max_keys,
                     obj_list_cb cb, void *arg, char *token_out)
 {
+    struct s3like x = {cb, arg};
+    if (D(s)->list_bare) {
+        cb = s3like_cb;
+        arg = &x;
+    }
     const char *pfx = prefix ? prefix : "";
     int bfd = -1, rc;
 
@@ -1886,6 +1908,7 @@ struct objstore *obj_dir_create(const struct conf_store *c)
         goto fail;
     d->latency_ms = c->latency_ms;
     d->fail_rate = c->fail_rate;
+    d->list_bare = c->list_bare;
     if (getrandom(&d->rng, sizeof(d->rng), 0) != sizeof(d->rng))
         d->rng = (uint64_t)time(NULL);
     d->rootfd = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1895,7 +1918,7 @@ struct objstore *obj_dir_create(const struct conf_store *c)
         goto fail_errno;
     }
     s->ops = &dir_ops;
-    s->list_is_head = true; /* list and head read the same stat and xattrs */
+    s->list_is_head = !c->list_bare; /* list and head read the same stat and xattrs */
     s->priv = d;
     return s;
 

@@ -40,7 +40,7 @@ static const char *const base_exports[] = {
     "  { path = \"/cam\"; store = \"local\"; bucket = \"cam-data\"; prefix = \"2024/front\";",
     "    access = \"rw\"; clients = ( \"10.0.2.0/24\", \"::1\" ); squash = \"all\";", /* 5 */
     "    anon_uid = 1000; anon_gid = 1001; metadata_ttl = 5; file_mode = \"0600\";", /* 6 */
-    "    dir_mode = 448; uid = 7; gid = 8; }",                               /* 7 */
+    "    dir_mode = 448; uid = 7; gid = 8; consistency = \"immutable\"; posix_metadata = \"own\"; }", /* 7 */
     ");",                                                                    /* 8 */
     NULL,
 };
@@ -125,6 +125,7 @@ static void test_valid(void)
     snprintf(want, sizeof(want), "%s/buckets", tmp);
     CHECK(s && strcmp(s->root, want) == 0);
     CHECK(s && s->latency_ms == 0 && s->latency_match == NULL && s->fail_rate == 0.0);
+    CHECK(s && !s->list_bare);
     CHECK(conf_store_find(c, "nope") == NULL);
     snprintf(want, sizeof(want), "%s/exports.conf", tmp);
     CHECK(strcmp(c->exports.file, want) == 0);
@@ -141,6 +142,8 @@ static void test_valid(void)
         CHECK_EQ_INT(d->file_mode, 0644);
         CHECK_EQ_INT(d->dir_mode, 0755);
         CHECK_EQ_INT(d->uid, 0);
+        CHECK_EQ_INT(d->consistency, CONF_CONSISTENCY_TTL);
+        CHECK(!d->posix_own);
         CHECK_EQ_INT(d->line, 2);
         /* explicit values */
         CHECK(strcmp(x->bucket, "cam-data") == 0);
@@ -154,6 +157,8 @@ static void test_valid(void)
         CHECK_EQ_INT(x->dir_mode, 0700);
         CHECK_EQ_INT(x->uid, 7);
         CHECK_EQ_INT(x->gid, 8);
+        CHECK_EQ_INT(x->consistency, CONF_CONSISTENCY_IMMUTABLE);
+        CHECK(x->posix_own);
         CHECK_EQ_INT(x->nclients, 2);
 
         uint8_t a4[4], a6[16];
@@ -264,6 +269,8 @@ static void test_errors(void)
                  "bucketnfs.conf", 5, "at least 4 regions");
     expect_error(6, "stores = ( { name = \"l\"; type = \"dir\"; root = \"b\"; fail_rate = 1.5; } );",
                  0, NULL, "bucketnfs.conf", 6, "fail_rate");
+    expect_error(6, "stores = ( { name = \"l\"; type = \"dir\"; root = \"b\"; list_posix = \"no\"; } );",
+                 0, NULL, "bucketnfs.conf", 6, "list_posix");
     expect_error(6, "stores = ( { name = \"l\"; type = \"dir\"; root = \"b\"; }, { name = \"l\"; type = \"dir\"; root = \"c\"; } );",
                  0, NULL, "bucketnfs.conf", 6, "duplicate store name 'l'");
     expect_error(6, "stores = ( { name = \"l\"; type = \"nfs\"; root = \"b\"; } );", 0, NULL,
@@ -292,6 +299,11 @@ static void test_errors(void)
                  "exports.conf", 4, "duplicate export path \"/demo\" (first defined at line 2)");
     expect_error(0, NULL, 6, "    file_mode = \"0999\";", "exports.conf", 6,
                  "file_mode: bad mode \"0999\"");
+    expect_error(0, NULL, 7, "    dir_mode = 448; consistency = \"eventual\"; }", "exports.conf", 7,
+                 "consistency: \"eventual\" is not one of \"ttl\", \"immutable\", \"strict\"");
+    expect_error(0, NULL, 7, "    consistency = 1; }", "exports.conf", 7, "consistency");
+    expect_error(0, NULL, 7, "    posix_metadata = \"none\"; }", "exports.conf", 7,
+                 "posix_metadata: \"none\" is not one of \"any\", \"own\"");
     expect_error(0, NULL, 2, "  { path = \"/demo/../x/\"; store = \"local\"; bucket = \"demo\";",
                  "exports.conf", 2, "did you mean \"/x\"");
     expect_error(0, NULL, 2, "  { path = \"/demo\"; store = \"local\"; bucket = \"Demo_1\";",

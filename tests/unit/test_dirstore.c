@@ -872,6 +872,32 @@ static void test_concurrent(struct objstore *s)
     free(blob);
 }
 
+/* list_posix = false: listings as S3's (no POSIX metadata), HEAD unchanged. */
+static void test_list_bare(void)
+{
+    struct conf_store c = {.name = "bare", .type = CONF_STORE_DIR, .root = tmp, .list_bare = true};
+    struct objstore *s = obj_create(&c);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK(!s->list_is_head);
+    static struct seen seen;
+    CHECK_EQ_INT(list_all(s, "meta/", "/", &seen), 0);
+    bool found = false;
+    for (unsigned i = 0; i < seen.n && i < MAXSEEN; i++) {
+        if (strcmp(seen.key[i], "meta/f.bin") == 0) {
+            found = true;
+            CHECK(!seen.meta[i].has_posix);
+            CHECK_EQ_INT(seen.meta[i].size, 4);
+        }
+    }
+    CHECK(found);
+    struct obj_meta m;
+    CHECK_EQ_INT(obj_head(s, "b", "meta/f.bin", &m), 0);
+    CHECK(m.has_posix && m.mode == 0100640);
+    obj_destroy(s);
+}
+
 int main(void)
 {
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -900,6 +926,7 @@ int main(void)
     obj_destroy(s);
     test_latency();
     test_failures();
+    test_list_bare();
 
     char cmd[PATH_MAX * 2 + 32];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", tmp, outside);

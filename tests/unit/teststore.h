@@ -39,7 +39,10 @@ struct tstore {
     int fail_list, fail_head; /* errno to return, 0 = none */
     int fail_copy, fail_del;  /* the same, for every copy / del */
     unsigned list_delay_ms;
+    unsigned head_delay_ms;   /* slept in every head: a store with latency */
     bool markers_as_keys;     /* "d/" markers listed as keys (as a dir backend may) */
+    bool list_no_posix;       /* listings carry no POSIX metadata (as S3's never do) */
+    atomic_uint heads_inflight, heads_inflight_max; /* heads running now / at most at once */
     atomic_uint lists, heads; /* calls */
     atomic_uint copies, dels; /* calls, failed ones included */
     unsigned max_page;        /* the store's own page limit (0 = max_keys) */
@@ -168,6 +171,12 @@ static inline int ts_head(struct objstore *o, const char *bucket, const char *ke
     struct tstore *s = o->priv;
     int r = ENOENT;
     atomic_fetch_add(&s->heads, 1);
+    unsigned in = atomic_fetch_add(&s->heads_inflight, 1) + 1;
+    unsigned max = atomic_load(&s->heads_inflight_max);
+    while (in > max && !atomic_compare_exchange_weak(&s->heads_inflight_max, &max, in))
+        ;
+    if (s->head_delay_ms)
+        usleep(s->head_delay_ms * 1000);
     pthread_mutex_lock(&s->mu);
     if (s->fail_head) {
         r = s->fail_head;
@@ -179,6 +188,7 @@ static inline int ts_head(struct objstore *o, const char *bucket, const char *ke
         }
     }
     pthread_mutex_unlock(&s->mu);
+    atomic_fetch_sub(&s->heads_inflight, 1);
     return r;
 }
 
@@ -235,6 +245,7 @@ static inline int ts_list(struct objstore *o, const char *bucket, const char *pr
             if (s->markers_as_keys && strcmp(k, cp) == 0 && strlen(k) > plen) {
                 e.is_prefix = false;
                 e.meta = s->v[i].meta;
+                e.meta.has_posix = e.meta.has_posix && !s->list_no_posix;
             }
             snprintf(token_out, OBJ_TOKEN_MAX, "%s", cp);
             cp[cl - 1] = '0';
@@ -243,6 +254,7 @@ static inline int ts_list(struct objstore *o, const char *bucket, const char *pr
         } else {
             e.key = k;
             e.meta = s->v[i].meta;
+            e.meta.has_posix = e.meta.has_posix && !s->list_no_posix;
             snprintf(token_out, OBJ_TOKEN_MAX, "%s", k);
             i++;
         }

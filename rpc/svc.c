@@ -123,6 +123,7 @@
 #define RPC_STOP_FLUSH_MS 5000     /* at stop, how long queued output may take to leave */
 #define RPC_ASYNC_STOP_MS 10000    /* default conf.async_stop_ms */
 #define RPC_LOOP_BATCH 64          /* records or datagrams per wake-up before yielding */
+#define RPC_EVICT_QUIET_MS 2000    /* at the connection limit, one quiet this long may go */
 #define RPC_DEFAULT_MAX_REPLY 4096
 #define RPC_DRC_ENTRIES 8192       /* duplicate request cache: calls remembered */
 #define RPC_DRC_BYTES (32u << 20)  /* ... and bytes of their replies */
@@ -179,6 +180,7 @@ struct rpc_conn {
     struct rpc_conn *resume_next; /* under srv->lock */
 
     /* Loop thread only. */
+    uint64_t last_call_ms;     /* accepted, or last read a whole call (CLOCK_MONOTONIC) */
     struct rpc_rec rec;
     uint8_t *rbuf;
     size_t roff, rlen;
@@ -1152,6 +1154,36 @@ static bool serve_here(struct rpc_server *s, struct rpc_work *w)
     return serve(s, w, true) != SERVED_DEFERRED;
 }
 
+/*
+ * Loop thread, at the connection limit: close the connection that has gone
+ * longest without sending a whole call, if it has no call in flight, no
+ * output queued, and has been quiet for RPC_EVICT_QUIET_MS.  Idle
+ * connections, or ones trickling a record a byte at a time, must not lock
+ * every other client out (a client whose connection goes reconnects, as
+ * with any server that closes idle connections).  True if one was closed.
+ */
+static bool conn_evict_quiet(struct rpc_server *s)
+{
+    uint64_t now = now_ms();
+    struct rpc_conn *victim = NULL;
+    for (struct rpc_conn *c = s->conns; c; c = c->next) {
+        if (now - c->last_call_ms < RPC_EVICT_QUIET_MS ||
+            (victim && c->last_call_ms >= victim->last_call_ms))
+            continue;
+        pthread_mutex_lock(&c->lock);
+        bool quiet = c->inflight == 0 && !c->out_pending;
+        pthread_mutex_unlock(&c->lock);
+        if (quiet)
+            victim = c;
+    }
+    if (!victim)
+        return false;
+    LOG_AT(LOG_INFO, "rpc: %u connections open (the limit): closing one quiet for %llu ms",
+           s->nconns, (unsigned long long)(now - victim->last_call_ms));
+    conn_close(s, victim);
+    return true;
+}
+
 static void loop_accept(struct rpc_server *s, int lfd)
 {
     for (int i = 0; i < RPC_LOOP_BATCH; i++) {
@@ -1164,7 +1196,7 @@ static void loop_accept(struct rpc_server *s, int lfd)
                 LOG_AT(LOG_WARNING, "rpc: accept: %s", strerror(errno));
             return;
         }
-        if (s->nconns >= s->conf.max_connections) {
+        if (s->nconns >= s->conf.max_connections && !conn_evict_quiet(s)) {
             LOG_AT(LOG_WARNING, "rpc: %u connections open (the limit): refusing a new one",
                    s->nconns);
             close(fd);
@@ -1189,6 +1221,7 @@ static void loop_accept(struct rpc_server *s, int lfd)
         c->peerlen = plen;
         c->refs = 1;
         c->rbuf = rbuf;
+        c->last_call_ms = now_ms();
         pthread_mutex_init(&c->lock, NULL);
         pthread_mutex_init(&c->send_lock, NULL);
         rpc_rec_init(&c->rec, s->conf.max_record);
@@ -1288,6 +1321,7 @@ static void conn_read(struct rpc_server *s, struct rpc_conn *c)
         w->rec = rec;
         w->len = rec_len;
         w->t0_ns = now_ns();
+        c->last_call_ms = w->t0_ns / 1000000;
         pthread_mutex_lock(&c->lock);
         c->refs++;
         c->inflight++;

@@ -1191,7 +1191,10 @@ static void test_tirpc_client(uint16_t port, uint16_t uport)
     }
 }
 
-/* A second server allowing one connection: a second one is closed at once. */
+/*
+ * A second server allowing one connection: a second one is closed at once,
+ * unless the first has sent no whole call for RPC_EVICT_QUIET_MS: then it goes.
+ */
 static void test_max_connections(const struct rpc_program *progs, int nprogs)
 {
     struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
@@ -1228,9 +1231,23 @@ static void test_max_connections(const struct rpc_program *progs, int nprogs)
     struct rpc_stats st;
     rpc_server_get_stats(s, &st);
     CHECK_EQ_INT(st.connections, 1);
-    rpc_server_stop(s);
+
+    /* Quiet for 2 s (idle, or trickling a record): a new connection takes its place. */
+    uint8_t partial[6] = {0x80, 0, 0, 40, 0, 0};
+    CHECK(write(a, partial, sizeof(partial)) == (ssize_t)sizeof(partial));
+    usleep(2200 * 1000);
+    b = tcp_connect(port);
+    call_hdr(&w, 52, 2, TPROG, 1, P_NULL);
+    CHECK(send_record(b, &w, 1));
+    n = recv_record(b, buf, sizeof(buf));
+    CHECK(parse_reply(buf, n, &r) && r.xid == 52);
     CHECK(peer_closed(a));
     close(a);
+    rpc_server_get_stats(s, &st);
+    CHECK_EQ_INT(st.connections, 1);
+    rpc_server_stop(s);
+    CHECK(peer_closed(b));
+    close(b);
     rpc_server_destroy(s);
 }
 

@@ -130,9 +130,12 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(LIB)
 
 # libFuzzer targets: clang, ASan + UBSan, against the library sources.
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -pthread
+FUZZ_LDFLAGS :=
+# The configuration's host names are answered by the target itself (no network).
+build-fuzz/fuzz_conf: FUZZ_LDFLAGS := -Wl,--wrap=getaddrinfo
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(GEN_C) $(GEN_H)
 	@mkdir -p $(@D)
-	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -w -o $@ $< $(LIB_SRCS) $(GEN_C) $(LDLIBS)
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -w -o $@ $< $(LIB_SRCS) $(GEN_C) $(LDLIBS) $(FUZZ_LDFLAGS)
 
 FUZZ_SECONDS ?= 20
 fuzz: $(FUZZ_BINS)

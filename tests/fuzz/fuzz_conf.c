@@ -56,6 +56,13 @@ const char *__lsan_default_suppressions(void)
 
 static char dir[64], conf_path[128], exports_path[128];
 
+static void cleanup(void)
+{
+    unlink(conf_path);
+    unlink(exports_path);
+    rmdir(dir);
+}
+
 static void put(const char *path, const uint8_t *p, size_t n)
 {
     FILE *f = fopen(path, "w");
@@ -76,6 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         snprintf(conf_path, sizeof(conf_path), "%s/bucketnfs.conf", dir);
         snprintf(exports_path, sizeof(exports_path), "%s/exports.conf", dir);
+        atexit(cleanup);
     }
     if (memmem(data, size, "@include", 8))
         return 0;

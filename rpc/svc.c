@@ -137,6 +137,7 @@ struct ep_wake {
 struct listener {
     enum ep_kind kind; /* EP_TCP_LISTEN or EP_UDP */
     int fd;
+    bool paused;       /* out of descriptors: not polled until the next sweep (loop only) */
 };
 
 /*
@@ -1184,12 +1185,27 @@ static bool conn_evict_quiet(struct rpc_server *s)
     return true;
 }
 
-static void loop_accept(struct rpc_server *s, int lfd)
+static void loop_accept(struct rpc_server *s, struct listener *l)
 {
     for (int i = 0; i < RPC_LOOP_BATCH; i++) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
-        int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE) && conn_evict_quiet(s))
+            continue; /* a descriptor is free again */
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+            /*
+             * The connection stays in the backlog, and the listener stays
+             * readable: polled on, the loop would spin.  Not polled until the
+             * next sweep (RPC_SWEEP_MS), which tries again.
+             */
+            LOG_AT(LOG_WARNING, "rpc: accept: %s (%u connections): waiting", strerror(errno),
+                   s->nconns);
+            struct epoll_event ev = {.events = 0, .data.ptr = l};
+            epoll_ctl(s->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+            l->paused = true;
+            return;
+        }
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
                 errno != ECONNABORTED)
@@ -1420,6 +1436,15 @@ static void loop_sweep(struct rpc_server *s)
     uint64_t now = now_ms();
     struct rpc_conn *c = s->conns;
 
+    for (unsigned i = 0; i < s->nlis; i++) {
+        struct listener *l = &s->lis[i];
+        if (l->paused) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+            epoll_ctl(s->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+            l->paused = false;
+        }
+    }
+
     while (c) {
         struct rpc_conn *next = c->next;
         pthread_mutex_lock(&c->lock);
@@ -1464,7 +1489,7 @@ static void *loop_main(void *arg)
             if (kind == EP_WAKE) {
                 woken = true;
             } else if (kind == EP_TCP_LISTEN) {
-                loop_accept(s, ((struct listener *)evs[i].data.ptr)->fd);
+                loop_accept(s, evs[i].data.ptr);
             } else if (kind == EP_UDP) {
                 loop_udp(s, ((struct listener *)evs[i].data.ptr)->fd, udpbuf);
             } else {

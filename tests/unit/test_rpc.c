@@ -1193,6 +1193,24 @@ static void test_tirpc_client(uint16_t port, uint16_t uport)
     }
 }
 
+/* A server of our own on 127.0.0.1 (TCP, and UDP if uport); NULL on failure. */
+static struct rpc_server *start_server(const struct rpc_server_conf *c,
+                                       const struct rpc_program *progs, int nprogs,
+                                       uint16_t *port, uint16_t *uport)
+{
+    struct rpc_server *s = rpc_server_create(c);
+    CHECK(s != NULL);
+    if (!s)
+        return NULL;
+    for (int i = 0; i < nprogs; i++)
+        CHECK_EQ_INT(rpc_server_add_program(s, &progs[i]), 0);
+    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, port), 0);
+    if (uport)
+        CHECK_EQ_INT(rpc_listen_udp(s, "127.0.0.1", 0, uport), 0);
+    CHECK_EQ_INT(rpc_server_start(s), 0);
+    return s;
+}
+
 /*
  * A second server allowing one connection: a second one is closed at once,
  * unless the first has sent no whole call for RPC_EVICT_QUIET_MS: then it goes.
@@ -1201,15 +1219,10 @@ static void test_max_connections(const struct rpc_program *progs, int nprogs)
 {
     struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
                                 .max_connections = 1};
-    struct rpc_server *s = rpc_server_create(&c);
     uint16_t port = 0;
-    CHECK(s != NULL);
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, NULL);
     if (!s)
         return;
-    for (int i = 0; i < nprogs; i++)
-        CHECK_EQ_INT(rpc_server_add_program(s, &progs[i]), 0);
-    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, &port), 0);
-    CHECK_EQ_INT(rpc_server_start(s), 0);
 
     struct wbuf w;
     struct reply r;
@@ -1271,15 +1284,10 @@ static void test_out_of_fds(const struct rpc_program *progs, int nprogs)
 {
     struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
                                 .max_connections = 64};
-    struct rpc_server *s = rpc_server_create(&c);
     uint16_t port = 0;
-    CHECK(s != NULL);
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, NULL);
     if (!s)
         return;
-    for (int i = 0; i < nprogs; i++)
-        CHECK_EQ_INT(rpc_server_add_program(s, &progs[i]), 0);
-    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, &port), 0);
-    CHECK_EQ_INT(rpc_server_start(s), 0);
 
     enum { N = 6 };
     int cl[N];
@@ -1328,15 +1336,10 @@ static void test_stop_finishes_calls(const struct rpc_program *progs, int nprogs
 {
     struct rpc_server_conf c = {.threads = 2, .max_record = MAX_RECORD, .max_inflight = 4,
                                 .max_connections = 4};
-    struct rpc_server *s = rpc_server_create(&c);
     uint16_t port = 0;
-    CHECK(s != NULL);
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, NULL);
     if (!s)
         return;
-    for (int i = 0; i < nprogs; i++)
-        rpc_server_add_program(s, &progs[i]);
-    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, &port), 0);
-    CHECK_EQ_INT(rpc_server_start(s), 0);
 
     struct wbuf w;
     struct reply r;
@@ -1365,15 +1368,10 @@ static void test_slow_reader(const struct rpc_program *progs, int nprogs)
 {
     struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
                                 .max_connections = 4};
-    struct rpc_server *s = rpc_server_create(&c);
     uint16_t port = 0;
-    CHECK(s != NULL);
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, NULL);
     if (!s)
         return;
-    for (int i = 0; i < nprogs; i++)
-        rpc_server_add_program(s, &progs[i]);
-    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, &port), 0);
-    CHECK_EQ_INT(rpc_server_start(s), 0);
 
     enum { NCALLS = 40 };
     struct wbuf w;
@@ -1412,24 +1410,6 @@ static void test_slow_reader(const struct rpc_program *progs, int nprogs)
 }
 
 /* ---- asynchronous completion ------------------------------------------- */
-
-/* A server of our own on 127.0.0.1 (TCP, and UDP if uport); NULL on failure. */
-static struct rpc_server *start_server(const struct rpc_server_conf *c,
-                                       const struct rpc_program *progs, int nprogs,
-                                       uint16_t *port, uint16_t *uport)
-{
-    struct rpc_server *s = rpc_server_create(c);
-    CHECK(s != NULL);
-    if (!s)
-        return NULL;
-    for (int i = 0; i < nprogs; i++)
-        CHECK_EQ_INT(rpc_server_add_program(s, &progs[i]), 0);
-    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, port), 0);
-    if (uport)
-        CHECK_EQ_INT(rpc_listen_udp(s, "127.0.0.1", 0, uport), 0);
-    CHECK_EQ_INT(rpc_server_start(s), 0);
-    return s;
-}
 
 static void async_call(struct wbuf *w, uint32_t xid, uint32_t mode, uint32_t delay_ms,
                        uint32_t payload, enum rpc_handler_status status)

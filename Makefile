@@ -4,6 +4,7 @@
 #   make run        install missing Debian packages (and rpcbind), build, serve the demo export
 #   make test       install missing packages, build, run every test
 #   make check      the same tests built with AddressSanitizer + UBSan
+#   make tsan       the concurrency tests built with ThreadSanitizer (build-tsan)
 #   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
 #   make install    PREFIX=/usr/local DESTDIR=  (see "Installing" below)
 #   make clean
@@ -12,9 +13,14 @@
 # and tests link against it.  New files need no edit here.
 
 SAN ?=
+TSAN ?=
 ifeq ($(SAN),1)
 B := build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DBNFS_DEBUG
+else ifeq ($(TSAN),1)
+# ThreadSanitizer (make tsan): its own build folder, like SAN=1.
+B := build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer -DBNFS_DEBUG
 else
 B := build
 SANFLAGS :=
@@ -58,13 +64,13 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 # touches bin/, so `make check` cannot leave an instrumented daemon behind.
 PROG_NAMES := bucketnfsd $(if $(wildcard tools/bucketnfs.c),bucketnfs)
 BUILD_PROGS := $(PROG_NAMES:%=$(B)/bin/%)
-ifeq ($(SAN),1)
+ifneq ($(SAN)$(TSAN),)
 PROGS := $(BUILD_PROGS)
 else
 PROGS := $(BUILD_PROGS) $(PROG_NAMES:%=bin/%)
 endif
 
-.PHONY: all run test check fuzz install clean deps tests bench crashtest
+.PHONY: all run test check tsan fuzz install clean deps tests bench crashtest
 # Keep generated sources and objects that pattern rules make as intermediates
 # (else building one test deletes them and the next build starts over).
 .SECONDARY:
@@ -130,9 +136,12 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(LIB)
 
 # libFuzzer targets: clang, ASan + UBSan, against the library sources.
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -pthread
+FUZZ_LDFLAGS :=
+# The configuration's host names are answered by the target itself (no network).
+build-fuzz/fuzz_conf: FUZZ_LDFLAGS := -Wl,--wrap=getaddrinfo
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(GEN_C) $(GEN_H)
 	@mkdir -p $(@D)
-	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -w -o $@ $< $(LIB_SRCS) $(GEN_C) $(LDLIBS)
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -w -o $@ $< $(LIB_SRCS) $(GEN_C) $(LDLIBS) $(FUZZ_LDFLAGS)
 
 FUZZ_SECONDS ?= 20
 fuzz: $(FUZZ_BINS)
@@ -161,6 +170,13 @@ check: deps
 	@$(MAKE) --no-print-directory SAN=1 all
 	@tools/install-deps.sh test
 	@BNFS_SAN=1 tests/run.sh build-san
+
+# ThreadSanitizer (not part of make test: about 3 minutes of unit tests and
+# the core and write integration suites against a TSan daemon).
+tsan: deps
+	@$(MAKE) --no-print-directory TSAN=1 all
+	@tools/install-deps.sh test
+	@tests/tsan.sh build-tsan
 
 # Benchmarks against nfs-ganesha (needs root: ganesha's VFS FSAL opens by handle).
 # make bench [BENCH="meta cache write"] [BENCH_ARGS=...] [CACHE_BENCH_ARGS=...]
@@ -223,6 +239,6 @@ install: $(BUILD_PROGS)
 	done
 
 clean:
-	rm -rf build build-san build-fuzz bin
+	rm -rf build build-san build-tsan build-fuzz bin
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -358,6 +358,42 @@ struct wbrec {
 };
 #define WBREC_V1_SIZE 32
 
+/*
+ * The rename journal's "J" record (inode_write.c, "the rename journal"):
+ * this header, then the old prefix and the new prefix, each NUL-ended.
+ */
+struct rjrec {
+    uint32_t export_id;
+    uint32_t phase; /* 1: copying; 2: the table has the new name, old objects go */
+    uint32_t nkeys;
+    uint32_t spare;
+};
+/* A rename copies this many keys at most (conf.c's bound on rename_dir_max, + markers). */
+#define RJREC_KEYS_MAX 20000000u
+
+/* A decoded "J" record: the prefixes point into the bytes decoded. */
+struct rjview {
+    struct rjrec h;
+    const char *oldp, *newp;
+};
+
+/*
+ * Decoders of the write path's records in misc.db, as read back from disk
+ * at start or by the uploader.  Each takes any bytes of any length (a torn
+ * or corrupted record included), never reads past v[len), and returns 0
+ * with *out filled, or EIO: the record is not one this layout wrote.
+ *   wbrec_decode:  "W" (struct wbrec, or its first WBREC_V1_SIZE-byte layout)
+ *   mprec_decode:  "M" (struct inode_mp; its strings come back NUL-ended)
+ *   rjrec_decode:  "J" (phase 1 or 2, nkeys <= RJREC_KEYS_MAX, both prefixes
+ *                  NUL-ended, at most OBJ_KEY_MAX bytes, nothing after them)
+ *   rjkey_decode:  "j" (an object key: 1..OBJ_KEY_MAX bytes, no NUL; key
+ *                  holds OBJ_KEY_MAX + 1 bytes)
+ */
+int wbrec_decode(const void *v, size_t len, struct wbrec *out);
+int mprec_decode(const void *v, size_t len, struct inode_mp *out);
+int rjrec_decode(const void *v, size_t len, struct rjview *out);
+int rjkey_decode(const void *v, size_t len, char *key);
+
 struct ino_busy {
     uint64_t ino;
     bool upload;       /* an upload runs */

@@ -57,18 +57,73 @@ static int misc_del(struct inode_table *t, DB_TXN *txn, const void *key, size_t 
     return r == ENOENT ? 0 : r;
 }
 
+/* ---- decoding the records read back (contracts in inode_internal.h) ------------- */
+
+int wbrec_decode(const void *v, size_t len, struct wbrec *out)
+{
+    if (len != sizeof(*out) && len != WBREC_V1_SIZE)
+        return EIO;
+    memset(out, 0, sizeof(*out)); /* the first layout ends before base_size */
+    memcpy(out, v, len);
+    return 0;
+}
+
+int mprec_decode(const void *v, size_t len, struct inode_mp *out)
+{
+    if (len != sizeof(*out))
+        return EIO;
+    memcpy(out, v, len);
+    out->upload_id[sizeof(out->upload_id) - 1] = '\0';
+    out->key[sizeof(out->key) - 1] = '\0';
+    return 0;
+}
+
+/* The NUL-ended string at p, of at most OBJ_KEY_MAX bytes before p + left: its length, or -1. */
+static long rj_string(const char *p, size_t left)
+{
+    const char *nul = memchr(p, '\0', left < OBJ_KEY_MAX + 1 ? left : OBJ_KEY_MAX + 1);
+    return nul ? nul - p : -1;
+}
+
+int rjrec_decode(const void *v, size_t len, struct rjview *out)
+{
+    if (len < sizeof(out->h) + 2)
+        return EIO;
+    memcpy(&out->h, v, sizeof(out->h));
+    if ((out->h.phase != 1 && out->h.phase != 2) || out->h.nkeys > RJREC_KEYS_MAX)
+        return EIO; /* a phase of neither would delete objects no rename copied */
+    const char *p = (const char *)v + sizeof(out->h);
+    size_t left = len - sizeof(out->h);
+    long ol = rj_string(p, left);
+    if (ol < 0)
+        return EIO;
+    long nl = rj_string(p + ol + 1, left - (size_t)ol - 1);
+    if (nl < 0 || (size_t)(ol + nl + 2) != left)
+        return EIO;
+    out->oldp = p;
+    out->newp = p + ol + 1;
+    return 0;
+}
+
+int rjkey_decode(const void *v, size_t len, char *key)
+{
+    if (len == 0 || len > OBJ_KEY_MAX || memchr(v, '\0', len))
+        return EIO;
+    memcpy(key, v, len);
+    key[len] = '\0';
+    return 0;
+}
+
 static int wb_get(struct inode_table *t, DB_TXN *txn, uint64_t ino, struct wbrec *w,
                   uint32_t flags)
 {
-    uint8_t kb[9];
+    uint8_t kb[9], v[sizeof(*w) + 1]; /* one byte more: a longer record is no "W" */
     size_t len = 0;
     ino_key(kb, 'W', ino);
-    int r = misc_get(t, txn, kb, sizeof(kb), w, sizeof(*w), &len, flags);
-    if (r == 0 && len == WBREC_V1_SIZE)
-        w->base_size = w->clean_below = 0;
-    else if (r == 0 && len != sizeof(*w))
+    int r = misc_get(t, txn, kb, sizeof(kb), v, sizeof(v), &len, flags);
+    if (r == EOVERFLOW)
         return EIO;
-    return r;
+    return r ? r : wbrec_decode(v, len, w);
 }
 
 /*
@@ -716,13 +771,6 @@ static int key_rebase(char *out, const char *key, size_t flen, const char *to)
  * rolled forward (the old objects are deleted).  A failure of a copy rolls
  * back at once.  The id is the renamed inode (held: one rename at a time).
  */
-struct rjrec {
-    uint32_t export_id;
-    uint32_t phase; /* 1: copying; 2: the table has the new name, old objects go */
-    uint32_t nkeys;
-    uint32_t spare;
-};
-
 static size_t jkey(uint8_t *kb, uint64_t id, uint32_t i)
 {
     kb[0] = 'j';
@@ -1382,7 +1430,7 @@ int inode_sync(struct inode_table *t)
 int inode_dirty_scan(struct inode_table *t, uint64_t after, struct inode_dirty *out,
                      size_t max, size_t *n)
 {
-    uint8_t kb[64];
+    uint8_t kb[9];
     struct wbrec w;
     DBC *c;
     DBT k = {0}, v = {0};
@@ -1391,37 +1439,43 @@ int inode_dirty_scan(struct inode_table *t, uint64_t after, struct inode_dirty *
     if (r)
         return public_errno(r);
     ino_key(kb, 'W', after + 1);
-    k.data = kb;
-    k.size = 9;
-    k.ulen = sizeof(kb);
-    k.flags = DB_DBT_USERMEM;
-    v.data = &w;
-    v.ulen = sizeof(w);
-    v.flags = DB_DBT_USERMEM;
+    /*
+     * Keys and values of any size (DB_DBT_REALLOC): a record of another
+     * length, corrupted, is skipped, and never ends the scan before the
+     * intact "W" records after it.
+     */
+    k.data = malloc(sizeof(kb));
+    if (!k.data) {
+        c->close(c);
+        return ENOMEM;
+    }
+    memcpy(k.data, kb, sizeof(kb));
+    k.size = sizeof(kb);
+    k.flags = DB_DBT_REALLOC;
+    v.flags = DB_DBT_REALLOC;
     for (uint32_t op = DB_SET_RANGE; *n < max; op = DB_NEXT) {
         r = db_errno(c->get(c, &k, &v, op));
-        if (r == EOVERFLOW) {
-            /* a longer key or value of another kind, past the "W" records */
-            r = 0;
-            break;
-        }
-        if (r == ENOENT || (r == 0 && (k.size != 9 || kb[0] != 'W'))) {
+        const uint8_t *key = k.data;
+        if (r == ENOENT || (r == 0 && (k.size < 1 || key[0] != 'W'))) {
             r = 0;
             break;
         }
         if (r)
             break;
-        if (v.size == WBREC_V1_SIZE)
-            w.base_size = w.clean_below = 0;
-        else if (v.size != sizeof(w))
+        if (k.size != 9 || wbrec_decode(v.data, v.size, &w) != 0) {
+            LOG_AT(LOG_ERR, "inode: a corrupt write-back record (key %u, value %u bytes): "
+                            "skipped", k.size, v.size);
             continue;
-        out[*n] = (struct inode_dirty){.ino = get_be64(kb + 1), .export_id = w.export_id,
+        }
+        out[*n] = (struct inode_dirty){.ino = get_be64(key + 1), .export_id = w.export_id,
                                        .dver = w.dver, .first_ns = w.first_ns,
                                        .last_ns = w.last_ns, .base_size = w.base_size,
                                        .clean_below = w.clean_below};
         (*n)++;
     }
     c->close(c);
+    free(k.data);
+    free(v.data);
     return public_errno(r);
 }
 
@@ -1563,14 +1617,16 @@ int inode_mp_get(struct inode_table *t, uint64_t ino, struct inode_mp *m)
 {
     uint8_t kb[9];
     size_t len = 0;
+    struct inode_mp *v = malloc(sizeof(*v) + 1); /* one byte more: a longer record is no "M" */
+    if (!v)
+        return ENOMEM;
     ino_key(kb, 'M', ino);
-    int r = misc_get(t, NULL, kb, sizeof(kb), m, sizeof(*m), &len, 0);
-    if (r == 0 && len != sizeof(*m))
+    int r = misc_get(t, NULL, kb, sizeof(kb), v, sizeof(*v) + 1, &len, 0);
+    if (r == EOVERFLOW)
         r = EIO;
-    if (r == 0) {
-        m->upload_id[sizeof(m->upload_id) - 1] = '\0';
-        m->key[sizeof(m->key) - 1] = '\0';
-    }
+    if (r == 0)
+        r = mprec_decode(v, len, m);
+    free(v);
     return public_errno(r);
 }
 
@@ -1590,45 +1646,60 @@ int inode_mp_del(struct inode_table *t, uint64_t ino)
 
 int inode_journal_replay(struct inode_table *t, const struct meta_export *const *v, size_t n)
 {
-    uint8_t kb[64], *val = malloc(sizeof(struct rjrec) + 2 * (OBJ_KEY_MAX + 1));
+    /* The "J" record read and its key, of any size (DB_DBT_REALLOC): a corrupt one is dropped. */
+    uint8_t *kb = malloc(9);
+    void *val = NULL;
+    char *key = malloc(OBJ_KEY_MAX + 1);
+    uint8_t *kv = malloc(OBJ_KEY_MAX + 1);
     struct keylist keys = {0};
-    int rc = val ? 0 : ENOMEM;
+    int rc = kb && key && kv ? 0 : ENOMEM;
     uint64_t after = 0, done = 0;
     while (rc == 0) {
-        /* The next "J" record after `after`. */
+        /* The next "J" record after `after` (past the last one: after + 1 wraps to 0). */
         DBC *c;
         DBT k = {0}, d = {0};
-        if ((rc = db_errno(t->misc->cursor(t->misc, NULL, &c, 0))))
+        if (after == UINT64_MAX || (rc = db_errno(t->misc->cursor(t->misc, NULL, &c, 0))))
             break;
         ino_key(kb, 'J', after + 1);
         k.data = kb;
         k.size = 9;
-        k.ulen = sizeof(kb);
-        k.flags = DB_DBT_USERMEM;
+        k.flags = DB_DBT_REALLOC;
         d.data = val;
-        d.ulen = sizeof(struct rjrec) + 2 * (OBJ_KEY_MAX + 1);
-        d.flags = DB_DBT_USERMEM;
+        d.flags = DB_DBT_REALLOC;
         int r = db_errno(c->get(c, &k, &d, DB_SET_RANGE));
         c->close(c);
-        if (r == ENOENT || (r == 0 && (k.size != 9 || kb[0] != 'J')))
+        kb = k.data;
+        val = d.data;
+        if (r == ENOENT || (r == 0 && (k.size < 1 || kb[0] != 'J')))
             break;
         if (r) {
             rc = public_errno(r);
             break;
         }
+        if (k.size != 9) {
+            /* Not a key this layout wrote: no id to drop it by; the next "J" key after it. */
+            LOG_AT(LOG_ERR, "inode: a corrupt rename journal key (%u bytes): ignored", k.size);
+            uint8_t pad[8] = {0};
+            memcpy(pad, kb + 1, k.size > 9 ? 8 : k.size - 1);
+            /* Longer: past every "J" key of its first 8 bytes; shorter: before its padding. */
+            uint64_t next = k.size > 9 ? get_be64(pad) : get_be64(pad) - 1;
+            if (next <= after)
+                break; /* no progress: cannot be, but never loop */
+            after = next;
+            continue;
+        }
         uint64_t id = get_be64(kb + 1);
         after = id;
-        struct rjrec h;
-        if (d.size < sizeof(h) + 2 || ((char *)val)[d.size - 1] != '\0') {
+        struct rjview j0;
+        if (rjrec_decode(val, d.size, &j0) != 0) {
             LOG_AT(LOG_ERR, "inode: rename journal record %llu is corrupt: dropped",
                    (unsigned long long)id);
             struct journal_arg j = {.id = id};
             txn_run(t, journal_end_fn, &j, false);
             continue;
         }
-        memcpy(&h, val, sizeof(h));
-        const char *oldp = (const char *)val + sizeof(h);
-        const char *newp = oldp + strlen(oldp) + 1;
+        struct rjrec h = j0.h;
+        const char *oldp = j0.oldp, *newp = j0.newp;
         const struct meta_export *e = NULL;
         for (size_t i = 0; i < n; i++)
             if (v[i]->id == h.export_id)
@@ -1638,17 +1709,22 @@ int inode_journal_replay(struct inode_table *t, const struct meta_export *const 
         keylist_free(&keys);
         keys.max = h.nkeys;
         for (uint32_t i = 0; i < h.nkeys && rc == 0; i++) {
-            char key[OBJ_KEY_MAX + 1];
             size_t len = 0;
             uint8_t jb[13];
-            int gr = misc_get(t, NULL, jb, jkey(jb, id, i), key, OBJ_KEY_MAX, &len, 0);
+            int gr = misc_get(t, NULL, jb, jkey(jb, id, i), kv, OBJ_KEY_MAX + 1, &len, 0);
             if (gr == ENOENT)
                 continue;
+            if (gr == 0 && rjkey_decode(kv, len, key) != 0)
+                gr = EOVERFLOW;
+            if (gr == EOVERFLOW) {
+                LOG_AT(LOG_ERR, "inode: rename journal record %llu: key %u is corrupt: "
+                                "skipped", (unsigned long long)id, i);
+                continue;
+            }
             if (gr) {
                 rc = public_errno(gr);
                 break;
             }
-            key[len] = '\0';
             rc = keylist_cb(&keys, &(struct obj_entry){.key = key});
         }
         if (rc)
@@ -1670,5 +1746,8 @@ int inode_journal_replay(struct inode_table *t, const struct meta_export *const 
     }
     keylist_free(&keys);
     free(val);
+    free(kv);
+    free(key);
+    free(kb);
     return rc;
 }

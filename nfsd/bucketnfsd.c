@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -166,6 +167,37 @@ static int reload_exports(struct reloader *r, const char *why, char *err, size_t
 static int admin_reload(void *arg, char *err, size_t errlen)
 {
     return reload_exports(arg, "bucketnfs reload", err, errlen);
+}
+
+/* Descriptors the daemon needs beside its connections: inode table, cache shards, store sockets. */
+#define FD_RESERVE 256
+
+/*
+ * How many connections the RPC server may keep (want at most).  Each needs
+ * a descriptor: past RLIMIT_NOFILE, accept() fails with EMFILE before the
+ * connection limit is reached, and the limit's remedy (closing a quiet
+ * connection for a new one) never runs.  So the soft limit is raised
+ * toward want + FD_RESERVE (never past the hard one), and the connection
+ * limit lowered to what the descriptors allow.
+ */
+static unsigned connection_limit(unsigned want)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)want + FD_RESERVE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return want;
+    struct rlimit up = {.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need
+                                        ? need : rl.rlim_max,
+                        .rlim_max = rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+        rl.rlim_cur = up.rlim_cur;
+    if (rl.rlim_cur >= need)
+        return want;
+    unsigned n = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE)
+                                              : (unsigned)(rl.rlim_cur / 2);
+    LOG_AT(LOG_WARNING, "RLIMIT_NOFILE is %llu: %u connections at most (%u with %llu)",
+           (unsigned long long)rl.rlim_cur, n, want, (unsigned long long)need);
+    return n ? n : 1;
 }
 
 int main(int argc, char **argv)
@@ -315,7 +347,7 @@ int main(int argc, char **argv)
         .threads = conf->server.threads,
         .max_record = NFS3_MAX_IO + 64 * 1024, /* a 1 MiB WRITE plus its headers */
         .max_inflight = 128,
-        .max_connections = 1024,
+        .max_connections = connection_limit(1024),
     };
     rpc = rpc_server_create(&rc_conf);
     if (!rpc) {

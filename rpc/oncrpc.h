@@ -138,7 +138,7 @@ struct rpc_server_conf {
     unsigned threads;          /* worker threads (>= 1) */
     size_t max_record;         /* largest accepted call record, bytes (e.g. 1 MiB + 4 KiB) */
     unsigned max_inflight;     /* calls in flight per connection before reading pauses */
-    unsigned max_connections;  /* accepted connections beyond this are closed at once */
+    unsigned max_connections;  /* at this many, a new one closes the quietest (svc.c) or is closed */
     /*
      * How long rpc_server_stop waits for async calls (RPC_HANDLER_ASYNC)
      * still outstanding before it closes the connections, and

@@ -125,6 +125,7 @@
 #define RPC_STOP_FLUSH_MS 5000     /* at stop, how long queued output may take to leave */
 #define RPC_ASYNC_STOP_MS 10000    /* default conf.async_stop_ms */
 #define RPC_LOOP_BATCH 64          /* records or datagrams per wake-up before yielding */
+#define RPC_EVICT_QUIET_MS 2000    /* at the connection limit, one quiet this long may go */
 #define RPC_DEFAULT_MAX_REPLY 4096
 #define RPC_DRC_ENTRIES 8192       /* duplicate request cache: calls remembered */
 #define RPC_DRC_BYTES (32u << 20)  /* ... and bytes of their replies */
@@ -138,6 +139,7 @@ struct ep_wake {
 struct listener {
     enum ep_kind kind; /* EP_TCP_LISTEN or EP_UDP */
     int fd;
+    bool paused;       /* out of descriptors: not polled until the next sweep (loop only) */
 };
 
 /*
@@ -168,7 +170,7 @@ struct rpc_conn {
     uint16_t local_port;  /* of the listener it came in on */
     uint64_t opened_ms;   /* CLOCK_MONOTONIC at accept */
     uint64_t calls;       /* records read: written by the loop, read with relaxed atomics */
-    uint64_t last_call_ms; /* when the last one arrived (0: none): likewise */
+    uint64_t last_call_ms; /* accepted, or last read a whole call (CLOCK_MONOTONIC): likewise */
 
     pthread_mutex_t send_lock; /* one reply on the wire at a time; the output queue */
     struct out_item *out_head, *out_tail;
@@ -1166,19 +1168,64 @@ static bool serve_here(struct rpc_server *s, struct rpc_work *w)
     return serve(s, w, true) != SERVED_DEFERRED;
 }
 
-static void loop_accept(struct rpc_server *s, int lfd)
+/*
+ * Loop thread, at the connection limit: close the connection that has gone
+ * longest without sending a whole call, if it has no call in flight, no
+ * output queued, and has been quiet for RPC_EVICT_QUIET_MS.  Idle
+ * connections, or ones trickling a record a byte at a time, must not lock
+ * every other client out (a client whose connection goes reconnects, as
+ * with any server that closes idle connections).  True if one was closed.
+ */
+static bool conn_evict_quiet(struct rpc_server *s)
+{
+    uint64_t now = now_ms();
+    struct rpc_conn *victim = NULL;
+    for (struct rpc_conn *c = s->conns; c; c = c->next) {
+        if (now - c->last_call_ms < RPC_EVICT_QUIET_MS ||
+            (victim && c->last_call_ms >= victim->last_call_ms))
+            continue;
+        pthread_mutex_lock(&c->lock);
+        bool quiet = c->inflight == 0 && !c->out_pending;
+        pthread_mutex_unlock(&c->lock);
+        if (quiet)
+            victim = c;
+    }
+    if (!victim)
+        return false;
+    LOG_AT(LOG_INFO, "rpc: %u connections open (the limit): closing one quiet for %llu ms",
+           s->nconns, (unsigned long long)(now - victim->last_call_ms));
+    conn_close(s, victim);
+    return true;
+}
+
+static void loop_accept(struct rpc_server *s, struct listener *l)
 {
     for (int i = 0; i < RPC_LOOP_BATCH; i++) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
-        int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE) && conn_evict_quiet(s))
+            continue; /* a descriptor is free again */
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+            /*
+             * The connection stays in the backlog, and the listener stays
+             * readable: polled on, the loop would spin.  Not polled until the
+             * next sweep (RPC_SWEEP_MS), which tries again.
+             */
+            LOG_AT(LOG_WARNING, "rpc: accept: %s (%u connections): waiting", strerror(errno),
+                   s->nconns);
+            struct epoll_event ev = {.events = 0, .data.ptr = l};
+            epoll_ctl(s->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+            l->paused = true;
+            return;
+        }
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
                 errno != ECONNABORTED)
                 LOG_AT(LOG_WARNING, "rpc: accept: %s", strerror(errno));
             return;
         }
-        if (s->nconns >= s->conf.max_connections) {
+        if (s->nconns >= s->conf.max_connections && !conn_evict_quiet(s)) {
             LOG_AT(LOG_WARNING, "rpc: %u connections open (the limit): refusing a new one",
                    s->nconns);
             close(fd);
@@ -1210,6 +1257,7 @@ static void loop_accept(struct rpc_server *s, int lfd)
                                       : ((struct sockaddr_in *)&local)->sin_port);
         c->refs = 1;
         c->rbuf = rbuf;
+        c->last_call_ms = now_ms();
         pthread_mutex_init(&c->lock, NULL);
         pthread_mutex_init(&c->send_lock, NULL);
         rpc_rec_init(&c->rec, s->conf.max_record);
@@ -1411,6 +1459,15 @@ static void loop_sweep(struct rpc_server *s)
     uint64_t now = now_ms();
     struct rpc_conn *c = s->conns;
 
+    for (unsigned i = 0; i < s->nlis; i++) {
+        struct listener *l = &s->lis[i];
+        if (l->paused) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+            epoll_ctl(s->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+            l->paused = false;
+        }
+    }
+
     while (c) {
         struct rpc_conn *next = c->next;
         pthread_mutex_lock(&c->lock);
@@ -1455,7 +1512,7 @@ static void *loop_main(void *arg)
             if (kind == EP_WAKE) {
                 woken = true;
             } else if (kind == EP_TCP_LISTEN) {
-                loop_accept(s, ((struct listener *)evs[i].data.ptr)->fd);
+                loop_accept(s, evs[i].data.ptr);
             } else if (kind == EP_UDP) {
                 loop_udp(s, ((struct listener *)evs[i].data.ptr)->fd, udpbuf);
             } else {

@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "meta/inode.h"
+#include "meta/inode_internal.h"
 #include "tests/unit/testlib.h"
 #include "tests/unit/teststore.h"
 
@@ -789,6 +790,109 @@ static void test_journal(struct inode_table *t, struct tstore *s)
     CHECK_EQ_INT(atomic_load(&s->dels), dels);
 }
 
+/* Torn or corrupted write-path records, written raw into misc.db. */
+struct raw_rec {
+    const void *key, *val;
+    size_t klen, vlen;
+};
+
+static int raw_put_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    const struct raw_rec *r = arg;
+    return misc_put(t, txn, r->key, r->klen, r->val, r->vlen);
+}
+
+static void raw_put(struct inode_table *t, const void *key, size_t klen, const void *val,
+                    size_t vlen)
+{
+    struct raw_rec r = {key, val, klen, vlen};
+    CHECK_EQ_INT(txn_run(t, raw_put_fn, &r, true), 0);
+}
+
+static void raw_key(uint8_t kb[9], char tag, uint64_t ino)
+{
+    kb[0] = (uint8_t)tag;
+    put_be64(kb + 1, ino);
+}
+
+/*
+ * Recovery reads the rename journal and the write-back records back from
+ * disk: a corrupt record is dropped or skipped, never crashes the start,
+ * never stops it (replay returns 0), never deletes an object no rename
+ * copied, and never hides the intact records after it.
+ */
+static void test_corrupt_records(struct inode_table *t, struct tstore *s)
+{
+    struct meta_export e = export_of(s, t, "/corrupt", "jx/");
+    const struct meta_export *ev[] = {&e};
+    uint8_t kb[9], v[64];
+    ts_put(s, "jx/c/k", 1, "e");
+    ts_put(s, "jx/d/k", 1, "e");
+    unsigned dels = atomic_load(&s->dels);
+
+    /* A phase of neither 1 nor 2 (read as "roll forward" before: the old objects went). */
+    struct rjrec h = {.export_id = e.id, .phase = 7, .nkeys = 1};
+    memcpy(v, &h, sizeof(h));
+    memcpy(v + sizeof(h), "jx/c/\0jx/e/", 12);
+    raw_key(kb, 'J', 0xE000000000000001ull);
+    raw_put(t, kb, 9, v, sizeof(h) + 12);
+    uint8_t jb[13];
+    memcpy(jb, kb, 9);
+    jb[0] = 'j';
+    memset(jb + 9, 0, 4);
+    raw_put(t, jb, 13, "jx/c/k", 6);
+    /* One prefix only (the second one was read past the record's end). */
+    h.phase = 2;
+    memcpy(v, &h, sizeof(h));
+    memcpy(v + sizeof(h), "jx/d/", 6);
+    raw_key(kb, 'J', 0xE000000000000002ull);
+    raw_put(t, kb, 9, v, sizeof(h) + 6);
+    jb[8] = 2;
+    raw_put(t, jb, 13, "jx/d/k", 6);
+    /* A key longer than any object key (stopped the start before), in an intact phase 1. */
+    h.phase = 1;
+    memcpy(v, &h, sizeof(h));
+    memcpy(v + sizeof(h), "jx/d/\0jx/f/", 12);
+    raw_key(kb, 'J', 0xE000000000000003ull);
+    raw_put(t, kb, 9, v, sizeof(h) + 12);
+    char *big = malloc(OBJ_KEY_MAX + 100);
+    memset(big, 'a', OBJ_KEY_MAX + 100);
+    jb[8] = 3;
+    raw_put(t, jb, 13, big, OBJ_KEY_MAX + 100);
+    /* A "K" key longer than the replay's key buffer, after the "J" records. */
+    big[0] = 'K';
+    raw_put(t, big, 200, &h, 8);
+    free(big);
+
+    CHECK_EQ_INT(inode_journal_replay(t, ev, 1), 0);
+    CHECK(ts_has(s, "jx/c/k"));
+    CHECK(ts_has(s, "jx/d/k"));
+    CHECK_EQ_INT(atomic_load(&s->dels) - dels, 1); /* the intact one's undo: the jx/f/ marker */
+    dels = atomic_load(&s->dels);
+    CHECK_EQ_INT(inode_journal_replay(t, ev, 1), 0); /* the corrupt ones dropped: once only */
+    CHECK_EQ_INT(atomic_load(&s->dels), dels);
+
+    /* A "W" record too long, then an intact one: the scan skips the first, finds the second. */
+    struct wbrec w = {.dver = 3, .first_ns = 1, .last_ns = 2, .export_id = e.id};
+    memset(v, 0x5a, sizeof(v));
+    raw_key(kb, 'W', 0xE000000000000001ull);
+    raw_put(t, kb, 9, v, sizeof(v));
+    raw_key(kb, 'W', 0xE000000000000002ull);
+    raw_put(t, kb, 9, &w, sizeof(w));
+    struct inode_dirty d[4];
+    size_t n = 0;
+    CHECK_EQ_INT(inode_dirty_scan(t, 0xE000000000000000ull, d, 4, &n), 0);
+    CHECK_EQ_INT(n, 1);
+    CHECK(n == 1 && d[0].ino == 0xE000000000000002ull && d[0].dver == 3);
+    /* The first layout (32 bytes) reads with no base. */
+    w.base_size = w.clean_below = 77;
+    raw_key(kb, 'W', 0xE000000000000003ull);
+    raw_put(t, kb, 9, &w, WBREC_V1_SIZE);
+    CHECK_EQ_INT(inode_dirty_scan(t, 0xE000000000000002ull, d, 4, &n), 0);
+    CHECK(n == 1 && d[0].ino == 0xE000000000000003ull && d[0].base_size == 0 &&
+          d[0].clean_below == 0);
+}
+
 /*
  * The same after a kill -9: a child renames jc/t (k1..k4) to jc/t2 and is
  * killed at a store call - after sending the bucket's keys up the pipe, so
@@ -1137,6 +1241,7 @@ int main(void)
     test_rename(t, s);
     test_journal(t, s);
     test_change(t, s);
+    test_corrupt_records(t, s);
     inode_close(t);
     ts_destroy(&s->base);
 

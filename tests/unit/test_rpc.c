@@ -14,12 +14,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1191,20 +1193,36 @@ static void test_tirpc_client(uint16_t port, uint16_t uport)
     }
 }
 
-/* A second server allowing one connection: a second one is closed at once. */
+/* A server of our own on 127.0.0.1 (TCP, and UDP if uport); NULL on failure. */
+static struct rpc_server *start_server(const struct rpc_server_conf *c,
+                                       const struct rpc_program *progs, int nprogs,
+                                       uint16_t *port, uint16_t *uport)
+{
+    struct rpc_server *s = rpc_server_create(c);
+    CHECK(s != NULL);
+    if (!s)
+        return NULL;
+    for (int i = 0; i < nprogs; i++)
+        CHECK_EQ_INT(rpc_server_add_program(s, &progs[i]), 0);
+    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, port), 0);
+    if (uport)
+        CHECK_EQ_INT(rpc_listen_udp(s, "127.0.0.1", 0, uport), 0);
+    CHECK_EQ_INT(rpc_server_start(s), 0);
+    return s;
+}
+
+/*
+ * A second server allowing one connection: a second one is closed at once,
+ * unless the first has sent no whole call for RPC_EVICT_QUIET_MS: then it goes.
+ */
 static void test_max_connections(const struct rpc_program *progs, int nprogs)
 {
     struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
                                 .max_connections = 1};
-    struct rpc_server *s = rpc_server_create(&c);
     uint16_t port = 0;
-    CHECK(s != NULL);
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, NULL);
     if (!s)
         return;
-    for (int i = 0; i < nprogs; i++)
-        CHECK_EQ_INT(rpc_server_add_program(s, &progs[i]), 0);
-    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, &port), 0);
-    CHECK_EQ_INT(rpc_server_start(s), 0);
 
     struct wbuf w;
     struct reply r;
@@ -1228,9 +1246,88 @@ static void test_max_connections(const struct rpc_program *progs, int nprogs)
     struct rpc_stats st;
     rpc_server_get_stats(s, &st);
     CHECK_EQ_INT(st.connections, 1);
-    rpc_server_stop(s);
+
+    /* Quiet for 2 s (idle, or trickling a record): a new connection takes its place. */
+    uint8_t partial[6] = {0x80, 0, 0, 40, 0, 0};
+    CHECK(write(a, partial, sizeof(partial)) == (ssize_t)sizeof(partial));
+    usleep(2200 * 1000);
+    b = tcp_connect(port);
+    call_hdr(&w, 52, 2, TPROG, 1, P_NULL);
+    CHECK(send_record(b, &w, 1));
+    n = recv_record(b, buf, sizeof(buf));
+    CHECK(parse_reply(buf, n, &r) && r.xid == 52);
     CHECK(peer_closed(a));
     close(a);
+    rpc_server_get_stats(s, &st);
+    CHECK_EQ_INT(st.connections, 1);
+    rpc_server_stop(s);
+    CHECK(peer_closed(b));
+    close(b);
+    rpc_server_destroy(s);
+}
+
+/* Seconds of CPU this process has used. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/*
+ * Out of descriptors (RLIMIT_NOFILE): connections wait in the backlog.  The
+ * loop must not spin on its listener, which stays readable (it was: a core
+ * at 100%), and must accept again once descriptors are free.
+ */
+static void test_out_of_fds(const struct rpc_program *progs, int nprogs)
+{
+    struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
+                                .max_connections = 64};
+    uint16_t port = 0;
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, NULL);
+    if (!s)
+        return;
+
+    enum { N = 6 };
+    int cl[N];
+    for (int i = 0; i < N; i++) {
+        cl[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct timeval tv = {RECV_TIMEOUT_S, 0};
+        setsockopt(cl[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    }
+    /* Room for two more descriptors (the lowest free one and the next). */
+    struct rlimit old, low;
+    getrlimit(RLIMIT_NOFILE, &old);
+    int probe = open("/dev/null", O_RDONLY);
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe + 2;
+    CHECK_EQ_INT(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ_INT(connect(cl[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
+    usleep(200 * 1000);
+    double t0 = cpu_seconds();
+    usleep(1000 * 1000);
+    double used = cpu_seconds() - t0;
+    CHECK(used < 0.3);
+    if (used >= 0.3)
+        fprintf(stderr, "out of descriptors: %.2f s of CPU in 1 s\n", used);
+    setrlimit(RLIMIT_NOFILE, &old);
+
+    /* Descriptors again: the last connection in the backlog is served. */
+    struct wbuf w;
+    struct reply r;
+    uint8_t buf[256];
+    call_hdr(&w, 60, 2, TPROG, 1, P_NULL);
+    CHECK(send_record(cl[N - 1], &w, 1));
+    ssize_t n = recv_record(cl[N - 1], buf, sizeof(buf));
+    CHECK(parse_reply(buf, n, &r) && r.xid == 60);
+    for (int i = 0; i < N; i++)
+        close(cl[i]);
+    rpc_server_stop(s);
     rpc_server_destroy(s);
 }
 
@@ -1239,15 +1336,10 @@ static void test_stop_finishes_calls(const struct rpc_program *progs, int nprogs
 {
     struct rpc_server_conf c = {.threads = 2, .max_record = MAX_RECORD, .max_inflight = 4,
                                 .max_connections = 4};
-    struct rpc_server *s = rpc_server_create(&c);
     uint16_t port = 0;
-    CHECK(s != NULL);
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, NULL);
     if (!s)
         return;
-    for (int i = 0; i < nprogs; i++)
-        rpc_server_add_program(s, &progs[i]);
-    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, &port), 0);
-    CHECK_EQ_INT(rpc_server_start(s), 0);
 
     struct wbuf w;
     struct reply r;
@@ -1276,15 +1368,10 @@ static void test_slow_reader(const struct rpc_program *progs, int nprogs)
 {
     struct rpc_server_conf c = {.threads = 1, .max_record = MAX_RECORD, .max_inflight = 4,
                                 .max_connections = 4};
-    struct rpc_server *s = rpc_server_create(&c);
     uint16_t port = 0;
-    CHECK(s != NULL);
+    struct rpc_server *s = start_server(&c, progs, nprogs, &port, NULL);
     if (!s)
         return;
-    for (int i = 0; i < nprogs; i++)
-        rpc_server_add_program(s, &progs[i]);
-    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, &port), 0);
-    CHECK_EQ_INT(rpc_server_start(s), 0);
 
     enum { NCALLS = 40 };
     struct wbuf w;
@@ -1323,24 +1410,6 @@ static void test_slow_reader(const struct rpc_program *progs, int nprogs)
 }
 
 /* ---- asynchronous completion ------------------------------------------- */
-
-/* A server of our own on 127.0.0.1 (TCP, and UDP if uport); NULL on failure. */
-static struct rpc_server *start_server(const struct rpc_server_conf *c,
-                                       const struct rpc_program *progs, int nprogs,
-                                       uint16_t *port, uint16_t *uport)
-{
-    struct rpc_server *s = rpc_server_create(c);
-    CHECK(s != NULL);
-    if (!s)
-        return NULL;
-    for (int i = 0; i < nprogs; i++)
-        CHECK_EQ_INT(rpc_server_add_program(s, &progs[i]), 0);
-    CHECK_EQ_INT(rpc_listen_tcp(s, "127.0.0.1", 0, port), 0);
-    if (uport)
-        CHECK_EQ_INT(rpc_listen_udp(s, "127.0.0.1", 0, uport), 0);
-    CHECK_EQ_INT(rpc_server_start(s), 0);
-    return s;
-}
 
 static void async_call(struct wbuf *w, uint32_t xid, uint32_t mode, uint32_t delay_ms,
                        uint32_t payload, enum rpc_handler_status status)
@@ -1878,6 +1947,7 @@ int main(void)
     rpc_server_destroy(s);
 
     test_max_connections(progs, 2);
+    test_out_of_fds(progs, 2);
     test_stop_finishes_calls(progs, 2);
     test_slow_reader(progs, 2);
 

@@ -6,6 +6,8 @@
 #   make check      the same tests built with AddressSanitizer + UBSan
 #   make tsan       the concurrency tests built with ThreadSanitizer (build-tsan)
 #   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
+#   make soak       64 connections of mixed load for SOAK_SECONDS (600) against
+#                   moto_server; report and plot in build/soak/
 #   make install    PREFIX=/usr/local DESTDIR=  (see "Installing" below)
 #   make clean
 #
@@ -57,6 +59,8 @@ IT_SRCS := $(wildcard tests/integration/it_*.c)
 IT_BINS := $(IT_SRCS:tests/integration/%.c=$(B)/tests/%)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+SOAK_SRCS := $(wildcard tests/soak/soak*.c)
+SOAK_BINS := $(SOAK_SRCS:tests/soak/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 # Programs are linked per build ($(B)/bin); the plain build also copies them
@@ -70,7 +74,7 @@ else
 PROGS := $(BUILD_PROGS) $(PROG_NAMES:%=bin/%)
 endif
 
-.PHONY: all run test check tsan fuzz install clean deps tests bench crashtest
+.PHONY: all run test check tsan fuzz soak install clean deps tests bench crashtest
 # Keep generated sources and objects that pattern rules make as intermediates
 # (else building one test deletes them and the next build starts over).
 .SECONDARY:
@@ -78,7 +82,7 @@ endif
 
 all: $(PROGS) tests
 
-tests: $(UNIT_BINS) $(IT_BINS) $(BENCH_BINS)
+tests: $(UNIT_BINS) $(IT_BINS) $(BENCH_BINS) $(SOAK_BINS)
 
 deps:
 	@tools/install-deps.sh build
@@ -134,6 +138,10 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lnfs
 
+$(B)/tests/soak%: $(B)/obj/tests/soak/soak%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lnfs
+
 # libFuzzer targets: clang, ASan + UBSan, against the library sources.
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -pthread
 FUZZ_LDFLAGS :=
@@ -177,6 +185,15 @@ tsan: deps
 	@$(MAKE) --no-print-directory TSAN=1 all
 	@tools/install-deps.sh test
 	@tests/tsan.sh build-tsan
+
+# The soak (not part of make test): tests/soak/soak.sh, SOAK_SECONDS of mixed
+# load (SOAK_CONNS, SOAK_WRITE_MBPS, SOAK_SEEDS: see there); the verdict line
+# "soak: N passed, N failed", build/soak/report.md and build/soak/soak.png.
+SOAK_SECONDS ?= 600
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@tools/install-deps.sh soak
+	@tests/soak/soak.sh $(SOAK_SECONDS)
 
 # Benchmarks against nfs-ganesha (needs root: ganesha's VFS FSAL opens by handle).
 # make bench [BENCH="meta cache write"] [BENCH_ARGS=...] [CACHE_BENCH_ARGS=...]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# install-deps.sh {build|run|test|bench} - install the Debian packages a
+# install-deps.sh {build|run|test|bench|soak} - install the Debian packages a
 # step needs, only those missing.  Runs apt-get as root (or through sudo).
 # `run` (make run) adds rpcbind, for clients' port-less mounts of the demo;
 # it is skipped, with a message, when neither root nor sudo without a
@@ -17,6 +17,7 @@ test_pkgs=(libnfs-utils clang libclang-rt-14-dev python3 python3-pip python3-bot
            python3-prometheus-client
            systemd man-db groff-base) # the last three: tests/integration/install.sh
 run_pkgs=(rpcbind) # tools/start-rpcbind.sh
+soak_pkgs=(python3-matplotlib) # tests/soak/report.py draws the soak's time series
 bench_pkgs=(nfs-ganesha nfs-ganesha-vfs iperf3)
 # bench/cache.sh runs s3rver (npm ci in bench/s3emu): node and npm, from
 # Debian unless the machine already has them from elsewhere.
@@ -37,7 +38,8 @@ case "${1:-build}" in
            fi ;;
     test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
     bench) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    *) echo "usage: $0 build|run|test|bench" >&2; exit 2 ;;
+    soak)  want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${soak_pkgs[@]}") ;;
+    *) echo "usage: $0 build|run|test|bench|soak" >&2; exit 2 ;;
 esac
 
 missing=()

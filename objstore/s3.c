@@ -130,6 +130,7 @@ struct s3_call {
     char *buf;
     size_t cap, got;
     uint64_t off, skip;
+    const char *if_match; /* GET: the ETag asked for (unquoted), or NULL */
     bool buf_full;
     bool skip_set; /* skip decided for this attempt */
 
@@ -147,7 +148,8 @@ struct s3_call {
     long status;
     struct obj_meta meta;
     bool have_length, have_perm, have_range_total, have_fmtime;
-    uint64_t length, range_total;
+    bool have_range; /* Content-Range "bytes FIRST-LAST/TOTAL" */
+    uint64_t length, range_total, range_first, range_last;
     int64_t lm_sec, fm_sec; /* Last-Modified, x-amz-meta-file-mtime */
     uint32_t fm_nsec;
     char request_id[128];
@@ -293,7 +295,8 @@ static void reset_response(struct s3_call *c)
     c->status = 0;
     memset(&c->meta, 0, sizeof(c->meta));
     c->have_length = c->have_perm = c->have_range_total = c->have_fmtime = false;
-    c->length = c->range_total = 0;
+    c->have_range = false;
+    c->length = c->range_total = c->range_first = c->range_last = 0;
     c->lm_sec = c->fm_sec = 0;
     c->fm_nsec = 0;
     c->request_id[0] = '\0';
@@ -330,6 +333,11 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
         if (slash)
             c->have_range_total =
                 parse_u64(slash + 1, n - (size_t)(slash + 1 - v), &c->range_total);
+        const char *dash = slash ? memchr(v, '-', (size_t)(slash - v)) : NULL;
+        if (dash && n > 6 && strncasecmp(v, "bytes ", 6) == 0)
+            c->have_range = parse_u64(v + 6, (size_t)(dash - v - 6), &c->range_first) &&
+                            parse_u64(dash + 1, (size_t)(slash - dash - 1), &c->range_last) &&
+                            c->range_first <= c->range_last;
     } else if (hdr_is(p, len, "x-amz-request-id", &v, &n)) {
         snprintf(c->request_id, sizeof(c->request_id), "%.*s", (int)n, v);
     } else if (hdr_is(p, len, "x-amz-meta-file-permissions", &v, &n)) {
@@ -461,6 +469,39 @@ static const char *const denied_codes[] = {"AccessDenied",
 static const char *const absent_codes[] = {"NoSuchKey", "NoSuchBucket", "NoSuchUpload", NULL};
 
 /*
+ * A GET's 2xx answer against what was asked (RFC 9110 section 14.4; S3
+ * always names the range it sends).  A 206 must start at the offset asked,
+ * end where the range or the object ends, and bring all of it: a body
+ * short of its Content-Range (a proxy or a store that gave up half way yet
+ * closed cleanly) is a failed try, never a short read.  With If-Match, an
+ * answer carrying another ETag is another version of the object (a store
+ * that ignores If-Match): ESTALE, as a 412 would be.  A 200 (Range
+ * ignored) is checked by curl against its Content-Length.  Returns 0 or an
+ * errno, *temporary set for the short body; the reason goes where the log
+ * line takes an S3 error code from.
+ */
+static int check_get_body(struct s3_call *c, bool *temporary)
+{
+    if (c->if_match && c->meta.etag[0] && strcmp(c->meta.etag, c->if_match) != 0) {
+        snprintf(c->info.code, sizeof(c->info.code), "(another ETag than If-Match's)");
+        return ESTALE;
+    }
+    if (c->status != 206)
+        return 0;
+    uint64_t want_last = c->off + c->cap - 1;
+    if (c->have_range_total && c->range_total && want_last > c->range_total - 1)
+        want_last = c->range_total - 1;
+    uint64_t want = want_last - c->off + 1;
+    if (!c->have_range || c->range_first != c->off || c->range_last != want_last ||
+        (c->got != want && !c->buf_full)) {
+        snprintf(c->info.code, sizeof(c->info.code), "(body short of the range asked)");
+        *temporary = true;
+        return EAGAIN;
+    }
+    return 0;
+}
+
+/*
  * Classify an attempt.  Returns 0 on success, else a positive errno and sets
  * *temporary when another attempt may succeed.
  */
@@ -508,7 +549,7 @@ static int classify(struct s3_call *c, CURLcode cc, bool *temporary)
                 return ENOENT;
             return EIO;
         }
-        return 0;
+        return c->buf ? check_get_body(c, temporary) : 0;
     }
     if (code_is(code, temporary_codes) || c->status == 500 || c->status == 502 ||
         c->status == 503 || c->status == 504) {
@@ -903,6 +944,7 @@ static int s3_get(struct objstore *os, const char *bucket, const char *key, uint
         /* ETags travel quoted (RFC 9110 section 8.8.3); a 412 comes back as ESTALE. */
         snprintf(match, sizeof(match), "\"%s\"", if_match);
         c.hdrs[c.nhdrs++] = (struct sigv4_kv){"if-match", match};
+        c.if_match = if_match;
     }
     stat_add(&os->stats.gets, 1);
 

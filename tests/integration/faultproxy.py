@@ -23,6 +23,14 @@ MODE is one of:
     truncate  relay the answer but cut its body in half, then close
     hang      never answer (held open up to 60 s)
     norange   forward without the Range header (a server that ignores it)
+    stall     relay the head and half the body, then send nothing more (the
+              connection held open up to 60 s)
+    shortlen  relay half the body with a Content-Length that says so (a
+              well-formed answer shorter than its Content-Range)
+    longlen   relay the whole body with a Content-Length 1000 bytes larger,
+              then close
+    etag      relay the answer with another ETag (another version of the
+              object, from a store that ignores If-Match)
     none      stop injecting
 Requests are counted too, for tests that assert how many GETs a read made:
     GET  /__requests__                     one line per request since the last
@@ -92,6 +100,18 @@ def describe(head):
     return f"{method} {target} {rng}"
 
 
+def split_answer(answer):
+    end = answer.find(b"\r\n\r\n") + 4
+    return answer[:end], answer[end:]
+
+
+def set_header(head, name, value):
+    """head with header `name` (lower case bytes) given `value` (bytes)."""
+    lines = head[:-4].split(b"\r\n")
+    out = [l for l in lines if not l.lower().startswith(name + b":")]
+    return b"\r\n".join(out + [name + b": " + value]) + b"\r\n\r\n"
+
+
 def take_fault(method):
     if state["method"] and method != state["method"]:
         return None
@@ -158,9 +178,21 @@ async def handle(reader, writer, upstream_port):
             await asyncio.sleep(60)
         else:
             answer = await forward(head, body, upstream_port, fault == "norange")
+            ahead, abody = split_answer(answer)
             if fault == "truncate":
-                end = answer.find(b"\r\n\r\n") + 4
-                answer = answer[:end + (len(answer) - end) // 2]
+                answer = ahead + abody[:len(abody) // 2]
+            elif fault == "stall":
+                writer.write(ahead + abody[:len(abody) // 2])
+                await writer.drain()
+                await asyncio.sleep(60)
+                answer = b""
+            elif fault == "shortlen":
+                half = abody[:len(abody) // 2]
+                answer = set_header(ahead, b"content-length", str(len(half)).encode()) + half
+            elif fault == "longlen":
+                answer = set_header(ahead, b"content-length", str(len(abody) + 1000).encode()) + abody
+            elif fault == "etag":
+                answer = set_header(ahead, b"etag", b'"0123456789abcdef0123456789abcdef"') + abody
             writer.write(answer)
         await writer.drain()
     except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ValueError):

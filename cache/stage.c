@@ -408,9 +408,17 @@ static int sf_get(struct stage *s, uint32_t exp, uint64_t ino, bool create, stru
         pthread_mutex_unlock(&f->lock);
         if (err) {
             sf_put(s, f);
-            /* An indexed file that vanished was deleted behind our back: its data is lost. */
-            return io_failed(s, creating ? "create" : "open", exp, ino,
-                             !creating && err == ENOENT ? EIO : err);
+            /*
+             * An indexed file that vanished was deleted behind our back: its
+             * data is lost.  A create that finds our own folder gone or
+             * read-only (deleted or remounted under us) is an I/O error, not
+             * a missing, read-only or forbidden file of the client's.
+             */
+            bool own_folder = err == ENOENT || err == ENOTDIR || err == EROFS || err == EACCES ||
+                              err == EPERM;
+            if (creating ? own_folder : err == ENOENT)
+                err = EIO;
+            return io_failed(s, creating ? "create" : "open", exp, ino, err);
         }
         if (trim)
             lru_trim(s);

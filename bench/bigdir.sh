@@ -4,8 +4,9 @@
 #
 #   bench/bigdir.sh [--tests LIST] [--entries N] [--rounds N] [--passes N]
 #                   [--meta-cache SIZE] [--swr-entries N] [--swr-seconds N]
-#                   [--swr-ttl N] [--latency-ms N] [--data DIR] [--out FILE]
-#                   [--keep]
+#                   [--swr-ttl N] [--latency-ms N] [--guest-timeout S]
+#                   [--guest-memory SIZE] [--guest-no-find]
+#                   [--data DIR] [--out FILE] [--keep] [--build-only]
 #
 # Tests (--tests, comma-separated; default first,cached):
 #   first   a fresh bucketnfsd (dir store, --meta-cache) lists cam0/, --entries
@@ -29,9 +30,19 @@
 #           run; 5 objects are added to swr/ a third of the way in.  Each
 #           call's p50/p99/max, the listings the daemon made, and whether a
 #           pass after the load lists the added objects
+#   guest   the Linux NFS client (tests/kernel/run.sh: QEMU, TCG) mounts a
+#           fresh bucketnfsd and runs `ls -f | wc -l` in cam0/ (the server's
+#           first listing included), then `find . -type f | wc -l`
+#           (bench/bigdir-guest.sh): both must count exactly --entries;
+#           their times.  The guest gets --guest-timeout seconds (1500)
+#           and --guest-memory (4G: the client keeps an inode and a dentry
+#           per entry, about 1 KiB each, so 1 GiB is too small for a million);
+#           --guest-no-find runs ls -f alone (find stats every entry that
+#           came without attributes: a call each, ~1-2 ms under TCG)
 #
+# --data must be outside /tmp, /run and /mnt for guest (the guest's own).
 # The tree (DIR/buckets/bigdir) is built once, with a stamp, and kept for
-# later runs.  Every wait is bounded: servers must listen within 30 s,
+# later runs (--build-only: build it and stop).  Every wait is bounded: servers must listen within 30 s,
 # every nfsbench run is killed by timeout, servers get 10 s to stop.
 # Exit status: 0 success, 1 a benchmark or server failed, 2 bad usage or a
 # missing prerequisite.
@@ -51,6 +62,10 @@ swr_entries=100000
 swr_seconds=30
 swr_ttl=5
 latency_ms=20
+guest_timeout=1500
+guest_memory=4G
+guest_find=1
+build_only=0
 data=${BNFS_BENCH_BIGDIR_DATA:-$here/build/bench-bigdir-data}
 out=
 keep=0
@@ -59,7 +74,7 @@ bucketnfsd=${BUCKETNFSD:-$here/bin/bucketnfsd}
 bucketnfs=${BUCKETNFS:-$here/bin/bucketnfs}
 swr_added=5
 
-usage() { bench_usage 5 8; }
+usage() { bench_usage 5 10; }
 while (($#)); do
     case $1 in
         --tests) tests=${2:?--tests needs a list}; shift ;;
@@ -71,9 +86,13 @@ while (($#)); do
         --swr-seconds) bench_need_uint "$1" "${2:-}"; swr_seconds=$2; shift ;;
         --swr-ttl) bench_need_uint "$1" "${2:-}"; swr_ttl=$2; shift ;;
         --latency-ms) [[ ${2:-} =~ ^[0-9]+$ ]] || usage; latency_ms=$2; shift ;;
+        --guest-timeout) bench_need_uint "$1" "${2:-}"; guest_timeout=$2; shift ;;
+        --guest-memory) [[ ${2:-} =~ ^[0-9]+[MG]$ ]] || usage; guest_memory=$2; shift ;;
         --data) data=${2:?--data needs a directory}; shift ;;
         --out) out=${2:?--out needs a file}; shift ;;
         --keep) keep=1 ;;
+        --build-only) build_only=1 ;;
+        --guest-no-find) guest_find=0 ;;
         -h | --help) usage ;;
         *) echo "bigdir.sh: unknown argument $1" >&2; usage ;;
     esac
@@ -86,7 +105,7 @@ done
     { echo "bigdir.sh: at most 10,000,000 entries, 9 rounds, 100 passes, 600 s of swr load, 10 s of latency" >&2; exit 2; }
 want() { [[ ,$tests, == *,$1,* ]]; }
 for t in ${tests//,/ }; do
-    case $t in first | cached | swr) ;;
+    case $t in first | cached | swr | guest) ;;
         *) echo "bigdir.sh: unknown test $t" >&2; usage ;; esac
 done
 
@@ -98,6 +117,12 @@ die2() { echo "bigdir.sh: $*" >&2; exit 2; }
 [ -x "$bucketnfs" ] || die2 "$bucketnfs is missing: make bin/bucketnfs"
 [ -x "$nfsbench" ] || die2 "$nfsbench is missing: make build/bench/nfsbench"
 command -v python3 >/dev/null || die2 "python3 is needed"
+if want guest; then
+    case $data/ in /tmp/* | /run/* | /mnt/*) die2 "guest: --data must be outside /tmp, /run and /mnt" ;; esac
+    img=$(tests/kernel/run.sh --prepare-only) || die2 "guest: the QEMU guest cannot run here (tests/kernel/run.sh --prepare-only)"
+    kernel=$(sed -n 's/^kernel=//p' <<<"$img")
+    initrd=$(sed -n 's/^initrd=//p' <<<"$img")
+fi
 if want cached; then
     command -v ganesha.nfsd >/dev/null || die2 "ganesha.nfsd not found (tools/install-deps.sh bench)"
 fi
@@ -283,7 +308,37 @@ run_swr() {
     swr_run swr-expiring "$swr_ttl" 1
 }
 
+# ---- the Linux client in QEMU --------------------------------------------------
+
+run_guest() {
+    local o=$tmp/guest rc=0
+    start_bnfs bnfs-guest 3600
+    local dpid=$DPID
+    echo "bigdir.sh: guest: ls -f and find over cam0/ ($entries entries) through the kernel client" >&2
+    local t0=$SECONDS
+    timeout -k 10 $((guest_timeout + 300)) tests/kernel/run.sh --kernel "$kernel" --initrd "$initrd" \
+        --nfs-port "$PORT_NFS" --mount-port "$PORT_MNT" --export /bench \
+        --env BNFS_BIGDIR_ENTRIES="$entries" --env BNFS_BIGDIR_FIND="$guest_find" --timeout "$guest_timeout" --memory "$guest_memory" \
+        --test-timeout $((guest_timeout - 60)) bench/bigdir-guest.sh >"$o.console" 2>&1 || rc=$?
+    emit guest_boot_to_end_s "$((SECONDS - t0))"
+    emit guest_vmhwm_kib "$(proc_kib VmHWM "$dpid")"
+    # Store requests of the whole guest run (a file the listing named
+    # without POSIX metadata is HEADed when the client stats it).
+    bnfs_list_stats bnfs-guest | sed 's/^/guest_stat_/' >>"$results"
+    bench_stop "$dpid" bnfs-guest
+    if ! grep -q '^BNFS-BIGDIR ' "$o.console"; then
+        echo "bigdir.sh: guest run failed (status $rc):" >&2
+        grep -E '^(not )?ok - |run.sh:' "$o.console" >&2 || tail -n 30 "$o.console" >&2
+        exit 1
+    fi
+    # "BNFS-BIGDIR ls_seconds=T ls_names=N find_seconds=T find_files=N"
+    sed -n 's/^BNFS-BIGDIR //p' "$o.console" | tr ' ' '\n' | sed 's/^/guest_/; s/=/ /' >>"$results"
+    grep -q '^ok - bigdir' "$o.console" && emit guest_ok 1 || emit guest_ok 0
+}
+
 build_tree
+((!build_only)) || exit 0
+want guest && run_guest
 want first && run_first
 want cached && run_cached
 want swr && run_swr
@@ -295,7 +350,7 @@ report() {
     echo "# bucketnfs big-directory benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "# command: bench/bigdir.sh --tests $tests --entries $entries --rounds $rounds --passes $passes" \
         "--meta-cache $meta_cache --swr-entries $swr_entries --swr-seconds $swr_seconds" \
-        "--swr-ttl $swr_ttl --latency-ms $latency_ms"
+        "--swr-ttl $swr_ttl --latency-ms $latency_ms --guest-timeout $guest_timeout --guest-memory $guest_memory$( ((guest_find)) || echo " --guest-no-find")"
     bench_machine
     echo "# load average before the run: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
     awk -v n="$entries" -v rounds="$rounds" -v passes="$passes" -v sn="$swr_entries" \
@@ -333,6 +388,17 @@ report() {
                 printf "  %-20s %14s %14s\n", "calls per pass", v["ganesha_calls_per_pass"], v["bucketnfs_calls_per_pass"]
                 printf "  %-20s %14s s (its first pass, cold)\n", "ganesha warm-up", v["ganesha_first_walk_s"]
                 printf "  %-20s %14s MiB after the cached rounds\n", "bucketnfsd VmHWM", mib(v["cached_vmhwm_kib"])
+            }
+            if ("guest_ok" in v) {
+                printf "\nLinux NFS client in QEMU (TCG), cam0/ of %d entries, fresh bucketnfsd\n", n
+                printf "  %-34s %s s, %s names (want %d)\n", "ls -f | wc -l (first listing)", v["guest_ls_seconds"],
+                    v["guest_ls_names"], n
+                printf "  %-34s %s s, %s files (want %d)\n", "find . -type f | wc -l", v["guest_find_seconds"],
+                    v["guest_find_files"], n
+                printf "  %-34s %s\n", "result", v["guest_ok"] ? "ok" : "FAILED"
+                printf "  %-34s %s s\n", "boot to power-off", v["guest_boot_to_end_s"]
+                printf "  %-34s %s MiB\n", "bucketnfsd VmHWM", mib(v["guest_vmhwm_kib"])
+                for (k in v) if (k ~ /^guest_stat_/) printf "  %-34s %s\n", substr(k, 12), v[k]
             }
             if ("swr-expiring_call_p99_us" in v) {
                 printf "\nstale-while-revalidate: %d entries, store latency %d ms per call\n", sn, lat

@@ -236,11 +236,11 @@ bench_machine() {
         "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)"
 }
 
-# bench_start_bucketnfsd NAME STORE_KEYS BUCKET CACHE_KEYS EXPORT_KEYS: a
-# fresh $bucketnfsd (new state and cache folders in $tmp/NAME: its cache is
-# cold) serving BUCKET of the store STORE_KEYS describe (named "st") as
-# /bench, with the cache and export keys given (libconfig text, e.g.
-# 'size = "8G";' and 'access = "ro";').  Its configuration is
+# bench_start_bucketnfsd NAME STORE_KEYS BUCKET CACHE_KEYS EXPORT_KEYS
+# [SERVER_KEYS]: a fresh $bucketnfsd (new state and cache folders in
+# $tmp/NAME: its cache is cold) serving BUCKET of the store STORE_KEYS
+# describe (named "st") as /bench, with the cache, export and extra server
+# keys given (libconfig text, e.g. 'size = "8G";' and 'access = "ro";').  Its configuration is
 # $tmp/NAME/bucketnfs.conf; sets PORT_NFS PORT_MNT DPID.
 bench_start_bucketnfsd() {
     local dir=$tmp/$1
@@ -249,7 +249,7 @@ bench_start_bucketnfsd() {
     read -r PORT_NFS PORT_MNT < <(bench_free_ports 2)
     cat >"$dir/bucketnfs.conf" <<EOC
 server = { listen = "127.0.0.1"; nfs_port = $PORT_NFS; mount_port = $PORT_MNT; rpcbind = false;
-           threads = 16; state_dir = "$dir/state"; log_level = "notice"; };
+           threads = 16; state_dir = "$dir/state"; log_level = "notice"; ${6:-} };
 cache  = { dirs = ( "$dir/cache" ); $4 };
 stores = ( { $2 } );
 exports_file = "exports.conf";

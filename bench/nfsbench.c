@@ -6,7 +6,8 @@
  *
  *   getattr   GETATTR round-robin over the regular files of one directory
  *   lookup    LOOKUP of those files' names in that directory (all hits)
- *   readdirplus  full listing of a large directory, cookie by cookie
+ *   readdirplus  full listing of a large directory, cookie by cookie:
+ *             entries/s over whole passes, and each call's latency
  *   read      sequential READ of one large file, wrapping at EOF
  *   seqread, randread, multiread, smallfiles
  *             reads over several connections (-C), as nconnect mounts
@@ -152,6 +153,10 @@ struct bench_listing {
     cookieverf3 verf;
     uint64_t entries; /* excluding "." and ".." */
     uint64_t calls;
+    /* when timing (the readdirplus test): each call's latency, histogram as bench_run's */
+    uint32_t *lat;
+    uint64_t lat_over;
+    double lat_max; /* seconds */
     /* when collecting (setup of getattr/lookup): regular files only */
     bool collect;
     unsigned max_names;
@@ -970,11 +975,19 @@ static int bench_list(struct bench *b, const nfs_fh3 *dir, struct bench_listing 
         if (rpc_nfs3_readdirplus_async(b->rpc, bench_rdp_cb, &args, l) != 0)
             return EIO;
         l->calls++;
+        double t0 = bench_now();
         err = bench_wait(b->rpc, &l->done, left);
         if (err)
             return err;
         if (l->err)
             return l->err;
+        if (l->lat != NULL) {
+            double t = bench_now();
+
+            bench_lat_add(l->lat, &l->lat_over, t0, t);
+            if (t - t0 > l->lat_max)
+                l->lat_max = t - t0;
+        }
     }
     return 0;
 }
@@ -1068,6 +1081,12 @@ static int bench_test_readdirplus(struct bench *b)
     err = bench_resolve(b, b->conf.big_dir, &dir, NULL);
     if (err)
         return err;
+    /* Every call of every pass in one histogram: a slow call (one that waited
+       for the store) shows in the tail even when the passes' rate hides it. */
+    l->lat = b->run.lat;
+    memset(l->lat, 0, (BENCH_LAT_BUCKETS + BENCH_SLOW_BUCKETS) * sizeof(*l->lat));
+    l->lat_over = 0;
+    l->lat_max = 0;
     while (pass < b->conf.passes && (pass == 0 || bench_now() - start < b->conf.seconds)) {
         double t0 = bench_now();
 
@@ -1097,8 +1116,16 @@ static int bench_test_readdirplus(struct bench *b)
     printf("readdirplus_passes %u\n", pass);
     printf("readdirplus_pass_seconds %.3f\n", spent / pass);
     printf("readdirplus_entries_per_s %.0f\n", spent > 0 ? (double)entries / spent : 0);
+    {
+        struct bench_run r = {.completed = calls, .lat = l->lat};
+
+        printf("readdirplus_call_p50_us %.1f\n", bench_run_quantile(&r, 0.50));
+        printf("readdirplus_call_p99_us %.1f\n", bench_run_quantile(&r, 0.99));
+        printf("readdirplus_call_max_us %.1f\n", l->lat_max * 1e6);
+    }
     fflush(stdout);
 out:
+    l->lat = NULL;
     bench_fh_free(&dir);
     return err;
 }
@@ -2112,7 +2139,7 @@ static void bench_usage(FILE *f)
                "  -N COUNT     use at most COUNT of its files (10000)\n"
                "  -D DIR       large directory for readdirplus, relative to the export\n"
                "  -E COUNT     fail unless DIR lists exactly COUNT entries\n"
-               "  -P PASSES    readdirplus passes at most (3)\n"
+               "  -P PASSES    readdirplus passes at most (3; -t stops them sooner)\n"
                "  -M BYTES     readdirplus maxcount (default: as Linux, from FSINFO)\n"
                "  -b FILE      large file for read, relative to the export\n"
                "  -q DEPTH     requests in flight for getattr/lookup (32); also runs at 1\n"
@@ -2202,7 +2229,7 @@ int main(int argc, char **argv)
                 b->conf.expect_entries = v;
             break;
         case 'P':
-            if ((err = bench_parse_uint(optarg, 100, &v)) == 0 && v > 0)
+            if ((err = bench_parse_uint(optarg, 1000000, &v)) == 0 && v > 0)
                 b->conf.passes = (unsigned)v;
             break;
         case 'M':

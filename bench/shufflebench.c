@@ -166,7 +166,7 @@ static double loader(const char *root, struct objstore *s, unsigned n, size_t fr
     snprintf(state, sizeof(state), "%s/state-%d", root, pf);
     snprintf(cdir, sizeof(cdir), "%s/cache-loader-%d", root, pf);
     mkdir(state, 0700);
-    struct inode_table *t = inode_open(state);
+    struct inode_table *t = inode_open(state, 0);
     struct cache *c = cache_at(cdir, 2048ull << 20);
     struct xfile *xf = pf ? xfile_create(t, c, 64u << 20) : NULL;
     struct meta_export e = {.store = s, .bucket = "bench", .prefix = "", .metadata_ttl = 3600,

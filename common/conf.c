@@ -61,6 +61,7 @@ static const struct conf_key {
     {"server", "rpcbind", "true", OPT},
     {"server", "threads", "16", OPT},
     {"server", "state_dir", "/var/lib/bucketnfs", OPT},
+    {"server", "meta_cache", "64M", OPT},
     {"server", "metrics", NULL, OPT},
     {"server", "log_level", "info", OPT},
 
@@ -993,6 +994,12 @@ static int parse_server(struct pctx *p, config_setting_t *root, struct conf_serv
         return rc;
     if ((rc = resolve_path(p, w, v, &sv->state_dir)))
         return rc;
+    if ((rc = get_size(p, g, "server", "meta_cache", &sv->meta_cache, &w)))
+        return rc;
+    /* Berkeley DB wants room for a few hundred pages; past 1T is a typo. */
+    if (sv->meta_cache < CONF_META_CACHE_MIN || sv->meta_cache > CONF_META_CACHE_MAX)
+        return perr(p, w, "meta_cache: %llu bytes must be between 1M and 1T",
+                    (unsigned long long)sv->meta_cache);
     if ((rc = get_str(p, g, "server", "metrics", &v, &w)))
         return rc;
     if (v && *v) { /* "" (or no key): no metrics endpoint */

@@ -82,6 +82,10 @@ struct conf_export {
     int line;
 };
 
+/* Bounds of server.meta_cache. */
+#define CONF_META_CACHE_MIN (1ull << 20)
+#define CONF_META_CACHE_MAX (1ull << 40)
+
 struct conf_server {
     char *listen;        /* "0.0.0.0" */
     uint16_t nfs_port;   /* 2049 */
@@ -89,6 +93,7 @@ struct conf_server {
     bool rpcbind;        /* register with rpcbind if it runs */
     unsigned threads;    /* worker threads (16) */
     char *state_dir;     /* resolved path */
+    uint64_t meta_cache; /* Berkeley DB cache of the inode table, bytes (64M) */
     char *metrics;       /* "127.0.0.1:9102" (port 0: any free port), or NULL: off */
     int log_level;       /* syslog level (LOG_INFO) */
 };

@@ -76,7 +76,7 @@ static int db_open_one(DB_ENV *env, const char *file, DB **out)
     return 0;
 }
 
-struct inode_table *inode_open(const char *state_dir)
+struct inode_table *inode_open(const char *state_dir, uint64_t cache_bytes)
 {
     struct inode_table *t = calloc(1, sizeof(*t));
     int r;
@@ -99,8 +99,15 @@ struct inode_table *inode_open(const char *state_dir)
     if (r)
         goto fail;
     t->env->set_errcall(t->env, bdb_errcall);
+    if (cache_bytes == 0)
+        cache_bytes = INODE_CACHE_DEFAULT;
+    /* One cache region; Berkeley DB takes its size as gigabytes + bytes. */
+    r = t->env->set_cachesize(t->env, (uint32_t)(cache_bytes >> 30),
+                              (uint32_t)(cache_bytes & ((1u << 30) - 1)), 1);
+    if (r)
+        goto fail_env;
     /* Enough lock room for one PAGE_MAX-entry transaction on a large directory. */
-    if ((r = t->env->set_cachesize(t->env, 0, 64u << 20, 1)) ||
+    if ((r = t->env->set_lk_detect(t->env, DB_LOCK_DEFAULT)) ||
         (r = t->env->set_lk_detect(t->env, DB_LOCK_DEFAULT)) ||
         (r = t->env->set_lk_max_locks(t->env, 100000)) ||
         (r = t->env->set_lk_max_objects(t->env, 100000)) ||

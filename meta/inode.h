@@ -122,8 +122,14 @@ struct inode_attr {
 
 struct inode_table;
 
-/* Open (creating and recovering as needed) the environment in state_dir.  NULL + errno. */
-struct inode_table *inode_open(const char *state_dir);
+#define INODE_CACHE_DEFAULT (64ull << 20) /* server.meta_cache's default */
+
+/*
+ * Open (creating and recovering as needed) the environment in state_dir,
+ * with a Berkeley DB cache of cache_bytes (0: INODE_CACHE_DEFAULT); what
+ * does not fit is read from state_dir's files.  NULL + errno.
+ */
+struct inode_table *inode_open(const char *state_dir, uint64_t cache_bytes);
 void inode_close(struct inode_table *t);
 
 /*

@@ -280,7 +280,7 @@ int main(int argc, char **argv)
                strerror(errno));
         goto out;
     }
-    inodes = inode_open(conf->server.state_dir);
+    inodes = inode_open(conf->server.state_dir, conf->server.meta_cache);
     if (!inodes) {
         LOG_AT(LOG_ERR, "inode table in %s: %s", conf->server.state_dir, strerror(errno));
         goto out;

@@ -21,6 +21,7 @@
 #     --env NAME=VALUE    passed to the tests (repeatable)
 #     --timeout SECONDS   guest deadline for all tests (default 420)
 #     --test-timeout S    per test script (default 300)
+#     --memory SIZE       the guest's RAM, as QEMU's -m takes it (default 1G)
 #     --quiet             do not stream the guest console
 #     --kernel FILE       boot this guest image, prepared beforehand by
 #     --initrd FILE       `run.sh --prepare-only` (default: prepare now)
@@ -40,7 +41,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
 export_path=/ nfs_port="" mount_port="" server_cmd="" server_log="" src="" server_wait=300
-opts_a="" opts_b="noac" timeout=420 test_timeout=300 quiet=0
+opts_a="" opts_b="noac" timeout=420 test_timeout=300 quiet=0 memory=1G
 kernel="" initrd="" prepare_only=0
 extra_env=() tests=()
 usage() { sed -n '2,/^set -uo/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2; exit 2; }
@@ -58,6 +59,7 @@ while [ $# -gt 0 ]; do
         --env) extra_env+=("$2"); shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
         --test-timeout) test_timeout=$2; shift 2 ;;
+        --memory) memory=$2; shift 2 ;;
         --quiet) quiet=1; shift ;;
         --kernel) kernel=$2; shift 2 ;;
         --initrd) initrd=$2; shift 2 ;;
@@ -173,7 +175,7 @@ t0=$(date +%s)
 # what was logged before the boot (prepare.sh's and the fixture's lines).
 exec 3>&1
 [ "$quiet" = 1 ] && exec 3>/dev/null
-timeout -k 10 $((timeout + 90)) "$qemu" -accel tcg -smp 2 -m 1G \
+timeout -k 10 $((timeout + 90)) "$qemu" -accel tcg -smp 2 -m "$memory" \
     -nographic -no-reboot -nodefaults -serial stdio -monitor none \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init" \

@@ -234,6 +234,7 @@ static void test_minimal(void)
     CHECK_EQ_INT(c->server.mount_port, 20048);
     CHECK(c->server.rpcbind);
     CHECK_EQ_INT(c->server.threads, 16);
+    CHECK_EQ_INT(c->server.meta_cache, 64u << 20);
     CHECK_EQ_INT(c->cache.size, 8ull << 30);
     CHECK_EQ_INT(c->cache.block_size, 1u << 20);
     CHECK(strcmp(c->stores[0].root, "/srv/b") == 0);
@@ -430,6 +431,41 @@ static void test_sizes(void)
     CHECK_EQ_INT(conf_parse_size("99999999T", &v), ERANGE);
 }
 
+/* server.meta_cache: a size (string or bytes) within 1M..1T, errors at its line. */
+static void test_meta_cache(void)
+{
+    static const struct {
+        const char *value;
+        uint64_t want;
+    } ok[] = {{"\"2G\"", 2ull << 30}, {"\"1M\"", 1u << 20}, {"268435456", 256u << 20},
+              {"\"1T\"", 1ull << 40}, {"5368709120L", 5ull << 30}};
+    char line[256], err[512];
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        struct conf *c = NULL;
+        snprintf(line, sizeof(line),
+                 "  rpcbind = false; threads = 4; state_dir = \"state\"; meta_cache = %s;",
+                 ok[i].value);
+        write_lines("bucketnfs.conf", base_conf, 3, line, 0644);
+        write_lines("exports.conf", base_exports, 0, NULL, 0644);
+        int rc = load(&c, err, sizeof(err));
+        CHECK_EQ_INT(rc, 0);
+        if (rc)
+            fprintf(stderr, "  meta_cache = %s: %s\n", ok[i].value, err);
+        CHECK(c && c->server.meta_cache == ok[i].want);
+        conf_free(c);
+    }
+    expect_error(3, "  rpcbind = false; threads = 4; state_dir = \"state\"; meta_cache = \"64X\";",
+                 0, NULL, "bucketnfs.conf", 3, "meta_cache: bad size \"64X\"");
+    expect_error(3, "  rpcbind = false; threads = 4; state_dir = \"state\"; meta_cache = \"512K\";",
+                 0, NULL, "bucketnfs.conf", 3, "meta_cache: 524288 bytes must be between 1M and 1T");
+    expect_error(3, "  rpcbind = false; threads = 4; state_dir = \"state\"; meta_cache = \"2T\";",
+                 0, NULL, "bucketnfs.conf", 3, "between 1M and 1T");
+    expect_error(3, "  rpcbind = false; threads = 4; state_dir = \"state\"; meta_cache = -1;",
+                 0, NULL, "bucketnfs.conf", 3, "meta_cache: size must not be negative");
+    expect_error(3, "  rpcbind = false; threads = 4; state_dir = \"state\"; meta_cache = true;",
+                 0, NULL, "bucketnfs.conf", 3, "meta_cache: must be a size");
+}
+
 /* The shipped sample configuration is valid. */
 static void test_shipped(void)
 {
@@ -468,6 +504,7 @@ int main(void)
     test_reload();
     test_metrics_and_server_only();
     test_sizes();
+    test_meta_cache();
     test_shipped();
 
     char cmd[PATH_MAX + 16];

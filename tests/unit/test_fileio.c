@@ -197,7 +197,7 @@ int main(void)
                             .latency_ms = 80, .latency_match = "frames"};
     struct fixture fx = {0};
     fx.store = obj_create(&cs);
-    fx.t = inode_open(state);
+    fx.t = inode_open(state, 0);
     char *cdirs[1] = {cdir};
     struct cache_conf cc = {.dirs = cdirs, .ndirs = 1, .size = 64u << 20, .block_size = 65536,
                             .readahead_max = 1u << 20, .fetch_max = 8};

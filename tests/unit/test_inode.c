@@ -616,7 +616,7 @@ static struct inode_table *test_restart(struct inode_table *t, struct tstore *s,
     inode_get_stats(t, &st0);
 
     inode_close(t);
-    t = inode_open(state_dir);
+    t = inode_open(state_dir, 0);
     CHECK(t != NULL);
     if (!t)
         exit(1);
@@ -668,7 +668,7 @@ static void test_kill9(struct tstore *s)
     pid_t pid = fork();
     if (pid == 0) {
         close(pfd[0]);
-        struct inode_table *t = inode_open(kill_dir);
+        struct inode_table *t = inode_open(kill_dir, 0);
         struct snap out[3] = {{0}};
         uint32_t id = 0;
         struct inode_attr root, a;
@@ -696,7 +696,7 @@ static void test_kill9(struct tstore *s)
     CHECK_EQ_INT(n, sizeof(got));
     CHECK(got[1].ino >= INODE_FIRST);
 
-    struct inode_table *t = inode_open(kill_dir);
+    struct inode_table *t = inode_open(kill_dir, 0);
     CHECK(t != NULL);
     if (!t)
         return;
@@ -1356,7 +1356,7 @@ int main(void)
     /* kill -9 first, before this process has threads or an open environment. */
     test_kill9(s);
 
-    struct inode_table *t = inode_open(state_dir);
+    struct inode_table *t = inode_open(state_dir, 0);
     CHECK(t != NULL);
     if (!t)
         return TEST_DONE();

@@ -358,7 +358,7 @@ static struct inode_table *test_immutable(struct inode_table *t, struct tstore *
     ts_put(s, "imm/top", 2, "t2");
     ts_put(s, "imm/new", 1, "n");
     inode_close(t);
-    t = inode_open(state_dir);
+    t = inode_open(state_dir, 0);
     CHECK(t != NULL);
     if (!t)
         abort();
@@ -498,7 +498,7 @@ int main(void)
     }
     struct tstore *s = ts_create();
     s->list_no_posix = true; /* list like S3 */
-    struct inode_table *t = inode_open(state_dir);
+    struct inode_table *t = inode_open(state_dir, 0);
     CHECK(t != NULL);
     if (!t)
         return TEST_DONE();

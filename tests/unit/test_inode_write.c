@@ -927,7 +927,7 @@ static bool crash_rename(struct tstore *s, const char *op, const char *key)
     pid_t pid = fork();
     if (pid == 0) {
         close(pfd[0]);
-        struct inode_table *t = inode_open(crash_dir);
+        struct inode_table *t = inode_open(crash_dir, 0);
         struct inode_attr root, d, a;
         if (!t)
             _exit(2);
@@ -981,7 +981,7 @@ static void test_journal_crash(struct tstore *s)
     /* Killed before its third copy: k1 and k2 are copied, the table has not moved. */
     CHECK(crash_rename(s, "copy", "jc/t/k3"));
     CHECK_EQ_INT(ts_count(s, "jc/t2/"), 2);
-    struct inode_table *t = inode_open(crash_dir);
+    struct inode_table *t = inode_open(crash_dir, 0);
     CHECK(t != NULL);
     if (!t)
         return;
@@ -999,7 +999,7 @@ static void test_journal_crash(struct tstore *s)
     CHECK(crash_rename(s, "del", "jc/t/k3"));
     CHECK_EQ_INT(ts_count(s, "jc/t/"), 3);
     CHECK_EQ_INT(ts_count(s, "jc/t2/"), 4);
-    t = inode_open(crash_dir);
+    t = inode_open(crash_dir, 0);
     CHECK(t != NULL);
     if (!t)
         return;
@@ -1229,7 +1229,7 @@ int main(void)
     /* The crash tests fork: first, before this process has threads. */
     test_journal_crash(s);
 
-    struct inode_table *t = inode_open(state_dir);
+    struct inode_table *t = inode_open(state_dir, 0);
     CHECK(t != NULL);
     if (!t)
         return TEST_DONE();

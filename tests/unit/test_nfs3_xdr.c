@@ -1077,7 +1077,7 @@ static int fixture_open(struct mnt_fixture *f)
         fprintf(stderr, "conf_load: %s\n", err);
         return rc;
     }
-    if (!(f->inodes = inode_open(f->conf->server.state_dir)) ||
+    if (!(f->inodes = inode_open(f->conf->server.state_dir, f->conf->server.meta_cache)) ||
         !(f->key = fh_key_open(f->conf->server.state_dir))) {
         rc = errno;
         fprintf(stderr, "inode_open / fh_key_open: %s\n", strerror(rc));

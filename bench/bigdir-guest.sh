@@ -1,0 +1,35 @@
+#!/bin/bash
+# bigdir-guest.sh - runs in the QEMU guest (tests/kernel/run.sh), for
+# bench/bigdir.sh --tests guest: list the big directory cam0/ of the mount
+# /mnt/a through the Linux NFS client, twice, and print
+#   BNFS-BIGDIR ls_seconds=T ls_names=N find_seconds=T find_files=N
+# on the console.  `ls -f` (no sorting, no stat: getdents alone, which the
+# client serves with READDIRPLUS) lists "." and ".." too: ls_names leaves
+# them out.  Fails unless both counts are exactly BNFS_BIGDIR_ENTRIES.
+# BNFS_BIGDIR_FIND=0 leaves find out (find_seconds=- find_files=-): it
+# stats every entry the server sent without attributes, one call each.
+set -u
+want=${BNFS_BIGDIR_ENTRIES:?}
+dir=$BNFS_MNT_A/cam0
+
+fail() {
+    echo "not ok - bigdir: $*"
+    exit 1
+}
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+cd "$dir" || fail "cd $dir"
+t0=$(now)
+raw=$(ls -f | wc -l) || fail "ls -f failed"
+t1=$(now)
+names=$((raw - 2))
+files=- fsecs=-
+if [ "${BNFS_BIGDIR_FIND:-1}" != 0 ]; then
+    files=$(find . -type f | wc -l) || fail "find failed"
+    fsecs=$(secs "$t1" "$(now)")
+fi
+echo "BNFS-BIGDIR ls_seconds=$(secs "$t0" "$t1") ls_names=$names find_seconds=$fsecs find_files=$files"
+[ "$names" = "$want" ] || fail "ls -f lists $names names besides . and .., not $want"
+[ "$files" = - ] || [ "$files" = "$want" ] || fail "find finds $files files, not $want"
+echo "ok - bigdir"

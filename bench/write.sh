@@ -30,9 +30,9 @@
 #               --wait` timed until it is all in the bucket; against boto3
 #               uploading the same files straight to the store through the
 #               same link, --upload-threads files at once (the gateway's
-#               cache.upload_threads), parts of 16 MiB one after the other
-#               (as the gateway), and again with --direct-parts parts of a
-#               file in flight.  The store: --emulators s3rver processes
+#               cache.upload_threads), parts of 16 MiB one after the other,
+#               and again with --direct-parts parts of a file in flight (as
+#               the gateway does: four).  The store: --emulators s3rver processes
 #               behind build/bench/shapeproxy (--delay-ms each way,
 #               --rate-mbs per connection), in a network namespace, as
 #               bench/cache.sh sets them up.

@@ -23,16 +23,7 @@ live=/mnt/live
 a=$BNFS_MNT_A
 pass=0 fail=0
 
-ok() { echo "ok - $1"; pass=$((pass + 1)); }
-not_ok() { echo "not ok - $1: $2"; fail=$((fail + 1)); }
-# fails NAME WANT CMD...: CMD must fail and say WANT (a glob).
-fails() {
-    local name=$1 want=$2 out rc; shift 2
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ $rc != 0 ] && [[ $out == *$want* ]]; then ok "$name"
-    else not_ok "$name" "exit $rc, said '$(tr '\n' '|' <<<"$out")', want '$want'"; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/guest-lib.sh" # ok, not_ok, fails, section
 # erofs_or_eacces NAME CMD...: a write to an existing file, which the client
 # may refuse from a fresh ACCESS reply (EACCES) before the server's EROFS.
 erofs_or_eacces() {
@@ -96,7 +87,7 @@ untouched() {
 }
 
 # ---- added: a new export is mountable at once -----------------------------
-echo "# --- added (at ${SECONDS}s)"
+section added
 reloaded "reload adding /live: exit 0" added || finish
 if out=$(mount_live 2>&1); then ok "/live mounts at once"
 else not_ok "/live mounts at once" "$out"; finish; fi
@@ -107,7 +98,7 @@ sync
 untouched "added"
 
 # ---- live-ro: the mounted export turns read-only ---------------------------
-echo "# --- live-ro (at ${SECONDS}s)"
+section live-ro
 reloaded "reload changing /live to ro: exit 0" live-ro || finish
 fails "ro: touch of a new file (CREATE)" "Read-only file system" touch "$live/new.txt"
 fails "ro: mkdir (MKDIR)" "Read-only file system" mkdir "$live/newdir"
@@ -125,7 +116,7 @@ got=$(cd "$live" && ls -A | tr '\n' ' ')
 untouched "live-ro"
 
 # ---- broken: the reload fails, the running exports stay --------------------
-echo "# --- broken (at ${SECONDS}s)"
+section broken
 reload broken
 if [[ $reply == rc=1* ]] && grep -q 'exports.conf:12:' <<<"${reply%%== log*}"; then
     ok "a broken exports file: reload exits 1 and names exports.conf:12"
@@ -139,7 +130,7 @@ fails "after the broken reload /live is still ro" "Read-only file system" mkdir 
 untouched "broken"
 
 # ---- base: the mounted export is removed -----------------------------------
-echo "# --- removed (at ${SECONDS}s)"
+section removed
 reloaded "reload removing /live: exit 0" base || finish
 fails "removed: stat of a file answers ESTALE" "Stale file handle" stat "$live/hello.txt"
 fails "removed: ls answers ESTALE" "Stale file handle" ls "$live/dir"

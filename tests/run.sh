@@ -75,14 +75,15 @@ fi
 if [ -z "${BNFS_SAN:-}" ]; then
     # The Linux kernel client in QEMU against bucketnfsd (dir store):
     # posix_read.sh on the read-only /demo, then posix_write.sh on the
-    # read-write /rw (an empty bucket of its own).  Exit 77 means QEMU cannot
+    # read-write /rw (an empty bucket of its own), then live_exports.sh:
+    # reloads that add, change to ro and remove an export under the mount.  Exit 77 means QEMU cannot
     # run here at all: said loudly, counted as a failure unless
     # BNFS_ALLOW_SKIP=kernel.
     echo "== Linux kernel NFS client (QEMU)"
     run_suite "kernel" 1500 bash -c '
         tests/kernel/suite.sh --server-cmd "$0/tests/kernel/bucketnfsd.sh @SRC@ @NFS_PORT@ @MOUNT_PORT@" \
-            --export /demo --ttl 2 --object-store --rw-export /rw \
-            --timeout 720 --test-timeout 480
+            --export /demo --ttl 2 --object-store --rw-export /rw --live-exports \
+            --timeout 780 --test-timeout 480
         rc=$?
         if [ $rc = 77 ]; then
             echo "SKIP: QEMU cannot run on this machine: the kernel-client suite did not run"

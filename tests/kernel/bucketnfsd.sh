@@ -6,7 +6,8 @@
 # BNFS_TTL sets the export's metadata_ttl (default 2).
 # A second export, /rw, serves an empty bucket of its own (a second dir
 # store in the work folder) read-write, squash none, writeback_delay 1:
-# the write-side suite's (posix_write.sh).
+# the write-side suite's (posix_write.sh).  live_exports.sh adds a third,
+# /live (bucket live-test of that store), by asking for a reload.
 #
 # It also answers the guest's requests in BNFS_CTL_DIR (run.sh's control
 # folder; the guest writes them to $BNFS_CTL), polled every 0.2 s:
@@ -26,6 +27,15 @@
 #   bucket-list.req  list the /rw bucket as it is now into bucket-list.done
 #                 (see bucket_list), for the guest to compare with what its
 #                 mount shows once the write-back is done.
+#   reload.req    holding one word, the exports to serve from now on:
+#                   base     /demo and /rw, as at start
+#                   added    those and /live (rw, squash none, writeback_delay 1)
+#                   live-ro  /live changed to access = "ro"
+#                   broken   live-ro's file and a second `exports` setting
+#                            at its line 12 (reload must refuse it there)
+#                 written to the exports file, then `bucketnfs reload`;
+#                 reload.done holds "rc=N" (the tool's exit status), its
+#                 output, and the daemon's log lines from the reload on.
 # The daemon's log goes to stdout (run.sh keeps it as the server log).
 # Runs in the foreground; SIGTERM stops it.
 set -euo pipefail
@@ -33,6 +43,7 @@ src=$(cd "$1" && pwd)
 nfs_port=$2 mount_port=$3
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bin=${BUCKETNFSD:-$here/../../build/bin/bucketnfsd}
+tool=${BUCKETNFS:-$(dirname "$bin")/bucketnfs}
 ctl=${BNFS_CTL_DIR:-}
 work=$(mktemp -d "${TMPDIR:-/tmp}/bnfs-kernel.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -45,16 +56,34 @@ stores = ( { name = "local"; type = "dir"; root = "$(dirname "$src")"; },
            { name = "rwlocal"; type = "dir"; root = "$work/buckets"; } );
 exports_file = "exports.conf";
 CONF
-cat >"$work/exports.conf" <<CONF
+# exports_conf VARIANT: the exports file (the variants of reload.req).
+exports_conf() {
+    local live=""
+    case $1 in
+    added) live=rw ;;
+    live-ro | broken) live=ro ;;
+    esac
+    cat <<CONF
 exports = ( { path = "/demo"; store = "local"; bucket = "$(basename "$src")"; prefix = "";
               access = "ro"; clients = ( "127.0.0.0/8" ); squash = "none";
               metadata_ttl = ${BNFS_TTL:-2}; },
             { path = "/rw"; store = "rwlocal"; bucket = "rw-test"; prefix = "";
               access = "rw"; clients = ( "127.0.0.0/8" ); squash = "none";
-              metadata_ttl = ${BNFS_TTL:-2}; writeback_delay = 1; } );
+              metadata_ttl = ${BNFS_TTL:-2}; writeback_delay = 1; }
 CONF
+    [ -n "$live" ] && cat <<CONF
+          , { path = "/live"; store = "rwlocal"; bucket = "live-test"; prefix = "";
+              access = "$live"; clients = ( "127.0.0.0/8" ); squash = "none";
+              metadata_ttl = ${BNFS_TTL:-2}; writeback_delay = 1; }
+CONF
+    echo "          );"
+    # line 12: a second exports setting, never closed
+    [ "$1" = broken ] && printf '\nexports = ( { path = "/x";\n'
+    return 0
+}
+exports_conf base >"$work/exports.conf"
 rw_bucket=$work/buckets/rw-test
-mkdir -p "$rw_bucket"
+mkdir -p "$rw_bucket" "$work/buckets/live-test"
 log=$work/daemon.log
 : >"$log"
 tail -n +1 -f "$log" &
@@ -113,6 +142,21 @@ keep_etag() {
     touch -r "$work/ref" "$f"
     printf 'before=%s\nafter=%s\n' "$before" "$(stat -c '%i %s %.9Y' "$f")" >"$ctl/keep-etag.tmp"
     mv "$ctl/keep-etag.tmp" "$ctl/keep-etag.done"
+}
+
+# reload VARIANT: the reload.req request.
+reload() {
+    local lines rc out
+    case $1 in
+    base | added | live-ro | broken) ;;
+    *) echo "rc=refused: unknown variant '$1'" >"$ctl/reload.tmp"; mv "$ctl/reload.tmp" "$ctl/reload.done"; return ;;
+    esac
+    exports_conf "$1" >"$work/exports.conf"
+    lines=$(wc -l <"$log")
+    out=$("$tool" -c "$work/bucketnfs.conf" reload 2>&1) && rc=0 || rc=$?
+    sleep 0.2 # the daemon's lines reach the log
+    { echo "rc=$rc"; echo "$out"; echo "== log"; tail -n +"$((lines + 1))" "$log"; } >"$ctl/reload.tmp"
+    mv "$ctl/reload.tmp" "$ctl/reload.done"
 }
 
 # bucket_list: the /rw bucket into bucket-list.done, one line an entry,
@@ -177,6 +221,11 @@ while kill -0 "$pid" 2>/dev/null; do
     if [ -n "$ctl" ] && [ -e "$ctl/restart.req" ]; then
         rm -f "$ctl/restart.req" "$ctl/restart.done" "$ctl/restart.failed"
         restart
+    fi
+    if [ -n "$ctl" ] && [ -e "$ctl/reload.req" ]; then
+        variant=$(head -n1 "$ctl/reload.req")
+        rm -f "$ctl/reload.req" "$ctl/reload.done"
+        reload "$variant"
     fi
     if [ -n "$ctl" ] && [ -e "$ctl/keep-etag.req" ]; then
         rel=$(head -n1 "$ctl/keep-etag.req")

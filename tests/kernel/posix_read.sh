@@ -27,17 +27,13 @@ uid=${BNFS_NONROOT_UID:-1000}
 tmp=$(mktemp -d)
 pass=0 fail=0
 
-ok() { echo "ok - $1"; pass=$((pass + 1)); }
-not_ok() { echo "not ok - $1: $2"; fail=$((fail + 1)); }
+. "$(dirname "${BASH_SOURCE[0]}")/guest-lib.sh" # ok, not_ok, section (where the time goes)
 # same NAME FILE1 FILE2: ok when the two captures are identical.
 same() {
     if cmp -s "$2" "$3"; then ok "$1"; else
         not_ok "$1" "differs from the source: $(diff "$2" "$3" | head -n 6 | tr '\n' '|')"
     fi
 }
-# section NAME: a header with the seconds spent so far, to see where the
-# time goes under TCG.
-section() { echo "# --- $1 (at ${SECONDS}s)"; }
 elapsed() { echo $(( $(date +%s%N) / 1000000 - $1 ))ms; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 

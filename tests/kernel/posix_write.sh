@@ -56,22 +56,7 @@ ref=$tmp/ref # the reference copy of $m/data
 pass=0 fail=0
 umask 022
 
-ok() { echo "ok - $1"; pass=$((pass + 1)); }
-not_ok() { echo "not ok - $1: $2"; fail=$((fail + 1)); }
-# check NAME CMD...: ok when CMD succeeds, else its output is the reason.
-check() {
-    local name=$1 out; shift
-    if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "$(head -c 400 <<<"$out" | tr '\n' '|')"; fi
-}
-# fails NAME WANT CMD...: CMD must fail and say WANT (a glob, * for any).
-fails() {
-    local name=$1 want=$2 out rc; shift 2
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ $rc != 0 ] && [[ $out == *$want* ]]; then ok "$name"
-    else not_ok "$name" "exit $rc, said '$(tr '\n' '|' <<<"$out")', want '$want'"; fi
-}
-section() { echo "# --- $1 (at ${SECONDS}s)"; }
+. "$(dirname "${BASH_SOURCE[0]}")/guest-lib.sh" # ok, not_ok, check, fails, section
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 as_user() { setpriv --reuid="$uid" --regid="$uid" --clear-groups -- "$@"; }
 # both CMDS: run the shell commands CMDS with D set to the reference copy,

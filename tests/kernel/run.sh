@@ -141,7 +141,7 @@ fi
 # (a CI clone may well live under /tmp): it runs copies of the scripts from
 # the job share, /run/bnfs/job/scripts in its chroot.
 mkdir -p "$job/share/scripts"
-cp "$here/guest-run.sh" "$job/share/scripts/"
+cp "$here/guest-run.sh" "$here/guest-lib.sh" "$job/share/scripts/"
 guest_tests=()
 for t in "${tests[@]}"; do
     cp "$t" "$job/share/scripts/"

@@ -5,7 +5,7 @@
 # posix_write.sh when asked (--rw-export).
 #
 #   suite.sh [--server-cmd CMD] [--export PATH] [--ttl SECONDS] [--rw-export PATH]
-#            [run.sh options]
+#            [--live-exports] [run.sh options]
 #
 # CMD starts the server in the foreground and may use @SRC@ (the source tree,
 # build/kernel/src), @NFS_PORT@ and @MOUNT_PORT@; --export is the MOUNT path
@@ -20,6 +20,9 @@
 # --rw-export PATH: the server also exports PATH read-write, an empty
 # bucket of its own (bucketnfsd.sh's /rw): posix_write.sh runs too, after
 # the other tests, against it.
+# --live-exports: live_exports.sh runs last: it has the server change and
+# reload its exports under the mounted kernel client (bucketnfsd.sh's
+# reload.req), adding, changing to ro and removing an export /live.
 # BNFS_BIGDIR_COUNT (default 20000) sets the size of bigdir/.
 # BNFS_SUITE_TESTS: the test script to run instead of posix_read.sh.
 #
@@ -56,6 +59,7 @@ server_cmd="$here/ganesha.sh @SRC@ @NFS_PORT@ @MOUNT_PORT@"
 export_path=@SRC@
 ttl=0
 rw_export=""
+live_exports=0
 pass=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -63,6 +67,7 @@ while [ $# -gt 0 ]; do
         --export) export_path=$2; shift 2 ;;
         --ttl) ttl=$2; shift 2 ;;
         --rw-export) rw_export=$2; shift 2 ;;
+        --live-exports) live_exports=1; shift ;;
         --object-store) export BNFS_OBJSTORE=1; shift ;;
         --no-sparse) export BNFS_SPARSE=0; shift ;;
         *) pass+=("$1"); shift ;;
@@ -120,6 +125,7 @@ if [ -n "$rw_export" ]; then
     tests+=("$here/posix_write.sh")
     pass+=(--env BNFS_RW_EXPORT="$rw_export")
 fi
+[ "$live_exports" = 1 ] && tests+=("$here/live_exports.sh")
 
 sub() { local s=${1//@SRC@/$src}; s=${s//@NFS_PORT@/$nfs_port}; echo "${s//@MOUNT_PORT@/$mount_port}"; }
 "$here/run.sh" --server-cmd "$(sub "$server_cmd")" --export "$(sub "$export_path")" \

@@ -750,19 +750,26 @@ static bool flushed(struct wb *w, const struct flush_scope *f)
         free(key);
         return gr == ENOENT;
     }
+    uint64_t count;
+    return wb_local_count(w, f->one_export, f->export_id, &count) == 0 && count == 0;
+}
+
+int wb_local_count(struct wb *w, bool one_export, uint32_t export_id, uint64_t *count)
+{
     struct inode_dirty d[256];
     size_t n = 0;
     uint64_t after = 0;
+    *count = 0;
     do {
-        if (inode_dirty_scan(w->t, after, d, 256, &n))
-            return false;
+        int r = inode_dirty_scan(w->t, after, d, 256, &n);
+        if (r)
+            return r;
         for (size_t i = 0; i < n; i++) {
-            if (!f->one_export || d[i].export_id == f->export_id)
-                return false;
+            *count += !one_export || d[i].export_id == export_id;
             after = d[i].ino;
         }
     } while (n == 256);
-    return true;
+    return 0;
 }
 
 static int flush_run(struct wb *w, const struct flush_scope *f, unsigned wait_ms)

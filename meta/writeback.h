@@ -105,6 +105,9 @@ int wb_flush(struct wb *w, uint64_t ino, unsigned wait_ms);
 /* The same for everything local of one export. */
 int wb_flush_export(struct wb *w, uint32_t export_id, unsigned wait_ms);
 
+/* Local (not yet uploaded) inodes now: of one export, or of all.  0 or an errno. */
+int wb_local_count(struct wb *w, bool one_export, uint32_t export_id, uint64_t *count);
+
 struct wb_stats {
     uint64_t uploads;        /* objects written (PUT, multipart, copy, marker) */
     uint64_t upload_bytes;   /* bytes sent */

@@ -771,23 +771,10 @@ static int flush_scope(struct wb *wb, uint64_t ino, bool one_export, uint32_t ex
 /* Local inodes of the scope now: ino's 1 or 0, else those of one export or of all. */
 static uint64_t local_count(struct conn *c, uint64_t ino, bool one_export, uint32_t export_id)
 {
-    struct wb_stats ws;
-    wb_get_stats(c->a->c.src.wb, &ws);
+    uint64_t count = 0;
     if (ino)
         return 1;
-    if (!one_export)
-        return ws.pending;
-    struct inode_dirty d[256];
-    size_t n = 0;
-    uint64_t after = 0, count = 0;
-    do {
-        if (inode_dirty_scan(c->a->c.src.inodes, after, d, 256, &n))
-            break;
-        for (size_t i = 0; i < n; i++) {
-            count += d[i].export_id == export_id;
-            after = d[i].ino;
-        }
-    } while (n == 256);
+    wb_local_count(c->a->c.src.wb, one_export, export_id, &count);
     return count;
 }
 

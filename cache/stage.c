@@ -289,6 +289,30 @@ static int io_failed(struct stage *s, const char *what, uint32_t exp, uint64_t i
     return err;
 }
 
+/*
+ * Our folder was deleted under us (the directory we hold has no link
+ * left): if one was put back at its path (the operator restored it), use
+ * that from now on and return true.  A missing folder is not created here:
+ * its path may be an unmounted disk's mount point.  dup3 swaps the
+ * descriptor atomically for concurrent openat calls; the lock is taken on
+ * the new folder first (a second daemon may hold it: then not ours).
+ */
+static bool reattach(struct stage *s)
+{
+    struct stat st;
+    if (fstat(s->dirfd, &st) != 0 || st.st_nlink != 0)
+        return false;
+    int fd = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = flock(fd, LOCK_EX | LOCK_NB) == 0 && fsync(fd) == 0 &&
+              dup3(fd, s->dirfd, O_CLOEXEC) >= 0;
+    close(fd); /* the lock stays: s->dirfd shares the open file */
+    if (ok)
+        LOG_AT(LOG_NOTICE, "stage: %s was deleted under the daemon and is back: using it", s->path);
+    return ok;
+}
+
 /* ---- entries ----------------------------------------------------------- */
 
 /*
@@ -379,6 +403,8 @@ static int sf_get(struct stage *s, uint32_t exp, uint64_t ino, bool create, stru
         sf_name(name, exp, ino);
         int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (creating ? O_CREAT : 0);
         int fd = openat(s->dirfd, name, flags, 0600);
+        if (fd < 0 && errno == ENOENT && reattach(s))
+            fd = openat(s->dirfd, name, flags, 0600);
         int err = fd < 0 ? errno : 0;
         struct stat st = {0};
         if (fd >= 0 && creating && fstat(fd, &st) != 0)
@@ -438,6 +464,12 @@ static int sf_measure(struct stage *s, struct sfile *f, uint64_t reserved, bool 
     pthread_mutex_lock(&f->lock);
     struct stat st;
     int err = fstat(f->fd, &st) != 0 ? errno : 0;
+    /*
+     * Deleted under us (by hand, or with the whole folder): what was just
+     * written is in a file nobody can open again, and will be lost.
+     */
+    if (!err && st.st_nlink == 0 && !f->removed)
+        err = EIO;
     pthread_mutex_lock(&s->lock);
     if (!err && !f->removed) {
         uint64_t space = (uint64_t)st.st_blocks * 512;
@@ -622,8 +654,11 @@ int stage_sync(struct stage *s, uint32_t exp, uint64_t ino)
     if (err)
         return err;
     const char *what = "sync";
+    struct stat st;
     if (fdatasync(f->fd) != 0)
         err = errno;
+    else if (fstat(f->fd, &st) == 0 && st.st_nlink == 0 && !f->removed)
+        err = EIO; /* deleted under us: durable in a file nobody can open again */
     pthread_mutex_lock(&s->lock);
     bool dir_synced = f->dir_gen <= s->synced_gen;
     pthread_mutex_unlock(&s->lock);
@@ -730,12 +765,17 @@ int stage_open(struct stage *s, uint32_t exp, uint64_t ino, int *fd)
         char name[NAME_SIZE];
         sf_name(name, exp, ino);
         *fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (*fd < 0 && errno == ENOENT && reattach(s))
+            *fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         err = *fd < 0 ? errno : 0;
+        /* An indexed file that vanished was deleted behind our back: its data is lost. */
+        if (err == ENOENT)
+            err = EIO;
     }
     pthread_mutex_unlock(&f->lock);
     sf_put(s, f);
     if (err == ENOENT)
-        return ENOENT;
+        return ENOENT; /* removed meanwhile */
     return err ? io_failed(s, "open", exp, ino, err) : 0;
 }
 

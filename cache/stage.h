@@ -34,6 +34,11 @@
  *   ENOSPC   the disk (or a quota) is full: the write failed
  *   EFBIG    offset + length beyond what a file can hold
  *   EIO, ENOMEM, EMFILE ...   as the system said
+ * A staged file deleted under the module (by hand, or with its folder)
+ * fails what uses it with EIO, the writes and syncs that landed in its
+ * deleted file included (they cannot be read back after it is closed).
+ * The folder is not created again while running (its path may be an
+ * unmounted disk's mount point); one put back at its path is used again.
  * A failed write is never silently partial.  Space is allocated for the
  * write's range before any byte is written (fallocate), so a full disk
  * fails the write with the file unchanged (a file the write was to create
@@ -124,7 +129,9 @@ int stage_remove(struct stage *s, uint32_t exp, uint64_t ino);
 
 /*
  * A new read-only descriptor of the staged file, for streaming it to the
- * store with pread; the caller closes it.  ENOENT if there is no staged file.
+ * store with pread; the caller closes it.  ENOENT if there is no staged
+ * file; EIO if there is one but its file was deleted under us (by hand, or
+ * with the folder).
  */
 int stage_open(struct stage *s, uint32_t exp, uint64_t ino, int *fd);
 

@@ -90,6 +90,7 @@ static struct set_holder *set_build(struct export_ctx *x, const struct conf_expo
                      c->path, c->store);
             goto fail;
         }
+        e->m.path = e->path;
         e->m.metadata_ttl = c->metadata_ttl;
         e->m.shuffle = c->shuffle;
         e->m.writeback_delay = c->writeback_delay;

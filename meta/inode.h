@@ -84,6 +84,7 @@ struct meta_export {
     struct objstore *store;
     const char *bucket;
     const char *prefix;      /* "" or ends with '/' */
+    const char *path;        /* the export's path, for messages (NULL: unknown) */
     unsigned metadata_ttl;   /* seconds */
     uint32_t file_mode, dir_mode; /* permission bits for objects without POSIX metadata */
     uint32_t uid, gid;

@@ -53,6 +53,26 @@ struct wb_export {
     bool shuffle;            /* the cache keeps what it has when full (cache_obj) */
     int64_t backoff_until;   /* ns: no uploads before */
     int64_t backoff_ns;      /* current backoff step */
+    char *path;              /* the export's path, for messages ("" if unknown) */
+    size_t prefix_len;       /* its prefix's length: a key minus it is the file's path */
+};
+
+/*
+ * A file whose staged bytes cannot be read (deleted from the cache disk
+ * under the daemon, say): it cannot be written back, and every retry would
+ * fail the same way.  It is said once (ERR), counted, and retried on its
+ * own backoff (1 s doubling to 60 s: the operator may restore the bytes),
+ * not its export's: the other files of the export go on.
+ */
+struct wb_stuck {
+    uint64_t ino;
+    uint32_t export_id;
+    int err;
+    int64_t until;    /* no retry before (ns) */
+    int64_t step;     /* current backoff step */
+    int64_t last_try; /* when its last retry failed (ns) */
+    uint64_t seen;    /* the last scan that found it local */
+    char *name;       /* EXPORT/PATH, for messages and flush's answer */
 };
 
 struct wb {
@@ -77,6 +97,8 @@ struct wb {
     size_t nflush_exp;
     struct wb_export *ex;
     size_t nex;
+    struct wb_stuck *stuck;  /* sorted by ino */
+    size_t nstuck, capstuck;
 
     pthread_rwlock_t stripes[STRIPES];
     pthread_t scanner;
@@ -85,13 +107,20 @@ struct wb {
     bool scanner_started;
 
     _Atomic uint64_t n_uploads, n_bytes, n_parts, n_resumed, n_failures, n_conflicts,
-        n_superseded, n_inflight, n_copied;
+        n_superseded, n_inflight, n_copied, n_unwritable;
 };
 
 static int64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
@@ -127,9 +156,14 @@ int wb_set_exports(struct wb *w, const struct meta_export *const *v, size_t n)
         ex[i].store = v[i]->store;
         ex[i].delay = v[i]->writeback_delay;
         ex[i].shuffle = v[i]->shuffle;
-        if (!(ex[i].bucket = strdup(v[i]->bucket))) {
-            for (size_t j = 0; j < i; j++)
+        ex[i].prefix_len = v[i]->prefix ? strlen(v[i]->prefix) : 0;
+        ex[i].bucket = strdup(v[i]->bucket);
+        ex[i].path = strdup(v[i]->path ? v[i]->path : "");
+        if (!ex[i].bucket || !ex[i].path) {
+            for (size_t j = 0; j <= i; j++) {
                 free(ex[j].bucket);
+                free(ex[j].path);
+            }
             free(ex);
             return ENOMEM;
         }
@@ -149,8 +183,10 @@ int wb_set_exports(struct wb *w, const struct meta_export *const *v, size_t n)
     w->kicked = true;
     pthread_cond_signal(&w->scan);
     pthread_mutex_unlock(&w->mu);
-    for (size_t j = 0; j < nold; j++)
+    for (size_t j = 0; j < nold; j++) {
         free(old[j].bucket);
+        free(old[j].path);
+    }
     free(old);
     return 0;
 }
@@ -179,6 +215,71 @@ static void export_backoff(struct wb *w, uint32_t id, int err)
         x->backoff_until = 0;
     }
     pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- files that cannot be written back ------------------------------------------- */
+
+/* The entry of ino, or where it would go (w->mu held). */
+static size_t stuck_at(const struct wb *w, uint64_t ino)
+{
+    size_t lo = 0, hi = w->nstuck;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w->stuck[mid].ino < ino)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static struct wb_stuck *stuck_find(struct wb *w, uint64_t ino)
+{
+    size_t i = stuck_at(w, ino);
+    return i < w->nstuck && w->stuck[i].ino == ino ? &w->stuck[i] : NULL;
+}
+
+static void stuck_remove_at(struct wb *w, size_t i)
+{
+    free(w->stuck[i].name);
+    memmove(&w->stuck[i], &w->stuck[i + 1], (w->nstuck - i - 1) * sizeof(w->stuck[0]));
+    w->nstuck--;
+}
+
+/*
+ * ino's staged bytes could not be read (err): note it, or its retry
+ * (backoff doubled).  Returns true the first time (the caller says so).
+ * w->mu held.  name is copied.
+ */
+static bool stuck_note(struct wb *w, uint64_t ino, uint32_t export_id, int err, const char *name)
+{
+    int64_t now = mono_ns();
+    struct wb_stuck *e = stuck_find(w, ino);
+    if (e) {
+        e->step = e->step * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : e->step * 2;
+        e->until = now + e->step;
+        e->last_try = now;
+        e->err = err;
+        return false;
+    }
+    if (w->nstuck == w->capstuck) {
+        size_t cap = w->capstuck ? 2 * w->capstuck : 16;
+        struct wb_stuck *v = realloc(w->stuck, cap * sizeof(*v));
+        if (!v)
+            return true; /* said, not remembered: retried as any failure */
+        w->stuck = v;
+        w->capstuck = cap;
+    }
+    char *nm = strdup(name);
+    if (!nm)
+        return true;
+    size_t i = stuck_at(w, ino);
+    memmove(&w->stuck[i + 1], &w->stuck[i], (w->nstuck - i) * sizeof(w->stuck[0]));
+    w->stuck[i] = (struct wb_stuck){.ino = ino, .export_id = export_id, .err = err,
+                                     .until = now + BACKOFF_MIN_NS, .step = BACKOFF_MIN_NS,
+                                     .last_try = now, .seen = w->scans + 1, .name = nm};
+    w->nstuck++;
+    return true;
 }
 
 /* ---- the queue --------------------------------------------------------------------- */
@@ -239,6 +340,7 @@ struct upload {
     bool conflict; /* the object changed in the bucket: nothing of it is copied */
     bool shuffle;  /* the export's cache mode */
     bool cached;   /* keep_in_cache put blocks of the new version in the cache */
+    bool stage_err; /* the failure was reading the staged bytes, not the store */
 };
 
 static int upload_single(struct upload *u, int fd, uint64_t size)
@@ -397,6 +499,18 @@ out:
     return r;
 }
 
+/*
+ * A stage call of u's upload failed with r: note that the failure is the
+ * local disk's (its staged bytes cannot be read), unless it is a passing
+ * shortage of memory or descriptors.  Returns r.
+ */
+static int stage_failed(struct upload *u, int r)
+{
+    if (r != ENOMEM && r != EMFILE && r != ENFILE && r != EINTR && r != EAGAIN)
+        u->stage_err = true;
+    return r;
+}
+
 /* Upload the staged bytes of u's file: as many as the table says it has. */
 static int upload_staged(struct upload *u)
 {
@@ -409,9 +523,9 @@ static int upload_staged(struct upload *u)
         /* Extended but never written (SETATTR size): a hole, as reads see it. */
         if ((r = stage_truncate(w->st, u->a.export_id, u->a.ino, u->a.size)) ||
             (r = stage_open(w->st, u->a.export_id, u->a.ino, &fd)))
-            return r;
+            return stage_failed(u, r);
     } else if (r) {
-        return r;
+        return stage_failed(u, r);
     }
     uint64_t size = u->a.size, have = 0;
     u->meta.size = size;
@@ -423,7 +537,7 @@ static int upload_staged(struct upload *u)
     if (fd >= 0 && stage_size(w->st, u->a.export_id, u->a.ino, &have) == 0 && have < size &&
         (r = stage_truncate(w->st, u->a.export_id, u->a.ino, size))) {
         close(fd);
-        return r;
+        return stage_failed(u, r);
     }
     /*
      * What is still the bucket's object (a big file appended to or patched
@@ -545,20 +659,37 @@ static int upload_one(struct wb *w, uint64_t ino)
     if (r) {
         inode_upload_end(w->t, ino);
         free(u);
+        if (r == ENOENT) {
+            /* Not local any more (removed, say): nothing is left to write back. */
+            pthread_mutex_lock(&w->mu);
+            size_t i = stuck_at(w, ino);
+            if (i < w->nstuck && w->stuck[i].ino == ino)
+                stuck_remove_at(w, i);
+            pthread_mutex_unlock(&w->mu);
+        }
         return r == ENOENT || r == EBUSY ? 0 : r;
     }
-    /* The export's store and bucket (copied: a reload may replace the exports). */
-    char *bucket = NULL;
+    /*
+     * The export's store and bucket (copied: a reload may replace the
+     * exports), and the file's name for messages: EXPORT/PATH.
+     */
+    char *bucket = NULL, *name = NULL;
     pthread_mutex_lock(&w->mu);
     struct wb_export *x = export_find(w, u->d.export_id);
     if (x) {
         u->store = x->store;
         u->shuffle = x->shuffle;
         bucket = strdup(x->bucket);
+        size_t pl = strlen(x->path), kl = strlen(u->key);
+        const char *rel = u->key + (x->prefix_len <= kl ? x->prefix_len : kl);
+        if ((name = malloc(pl + 1 + strlen(rel) + 1)))
+            sprintf(name, "%s%s%s", x->path, pl && x->path[pl - 1] == '/' ? "" : "/", rel);
     }
     pthread_mutex_unlock(&w->mu);
-    if (!bucket) {
+    if (!bucket || !name) {
         inode_upload_end(w->t, ino);
+        free(bucket);
+        free(name);
         free(u);
         return x ? ENOMEM : 0; /* no export (gone for now): kept */
     }
@@ -608,17 +739,44 @@ static int upload_one(struct wb *w, uint64_t ino)
     }
     atomic_fetch_sub(&w->n_inflight, 1);
     inode_upload_end(w->t, ino);
-    if (r && r != ECANCELED) {
+    if (r && r != ECANCELED && u->stage_err) {
+        /* The local disk's failure, not the store's: this file alone waits. */
+        atomic_fetch_add(&w->n_failures, 1);
+        pthread_mutex_lock(&w->mu);
+        bool first = stuck_note(w, ino, u->d.export_id, r, name);
+        pthread_mutex_unlock(&w->mu);
+        if (first) {
+            atomic_fetch_add(&w->n_unwritable, 1);
+            LOG_AT(LOG_ERR,
+                   "writeback: %s: the data written to it cannot be read from the cache disk "
+                   "(%s: its staged file was deleted or damaged under the daemon); it cannot be "
+                   "written back to %s:%s; retried every 60 s at most in case it is restored",
+                   name, strerror(r), u->bucket, u->key);
+        } else {
+            LOG_AT(LOG_DEBUG, "writeback: %s: its staged data still cannot be read: %s", name,
+                   strerror(r));
+        }
+    } else if (r && r != ECANCELED) {
         atomic_fetch_add(&w->n_failures, 1);
         LOG_AT(LOG_WARNING, "writeback: uploading %s:%s failed: %s; retrying later", u->bucket,
                u->key, strerror(r));
         export_backoff(w, u->d.export_id, r);
     } else if (r == 0) {
         export_backoff(w, u->d.export_id, 0);
+        pthread_mutex_lock(&w->mu);
+        size_t i = stuck_at(w, ino);
+        bool was = i < w->nstuck && w->stuck[i].ino == ino;
+        if (was)
+            stuck_remove_at(w, i);
+        pthread_mutex_unlock(&w->mu);
+        if (was)
+            LOG_AT(LOG_NOTICE, "writeback: %s: its staged data is readable again: written back",
+                   name);
     }
     if (r == ECANCELED)
         r = 0;
     free(bucket);
+    free(name);
     free(u);
     return r;
 }
@@ -675,16 +833,23 @@ static void scan_once(struct wb *w)
     stage_get_stats(w->st, &ss);
     bool pressure = ss.max_bytes && ss.bytes > ss.max_bytes / 2;
     all = all || pressure;
+    pthread_mutex_lock(&w->mu);
+    uint64_t gen = w->scans + 1; /* this scan's number */
+    pthread_mutex_unlock(&w->mu);
+    bool complete = false; /* every local inode was seen */
     do {
         if (inode_dirty_scan(w->t, after, d, SCAN_BATCH, &n) != 0)
             break;
-        int64_t now = now_ns();
+        int64_t now = now_ns(), mnow = mono_ns();
         pthread_mutex_lock(&w->mu);
         bool full = false;
         for (size_t i = 0; i < n && !full; i++) {
             after = d[i].ino;
+            struct wb_stuck *e = w->nstuck ? stuck_find(w, d[i].ino) : NULL;
+            if (e)
+                e->seen = gen;
             struct wb_export *x = export_find(w, d[i].export_id);
-            if (!x || now < x->backoff_until)
+            if (!x || now < x->backoff_until || (e && mnow < e->until))
                 continue;
             bool due = all || one == d[i].ino || flushing_export(w, d[i].export_id) ||
                        now - d[i].last_ns >= (int64_t)x->delay * 1000000000LL;
@@ -692,11 +857,20 @@ static void scan_once(struct wb *w)
                 full = !enqueue(w, d[i].ino);
         }
         bool stop = w->stopping || full;
+        complete = !stop && n < SCAN_BATCH;
         pthread_mutex_unlock(&w->mu);
         if (stop)
             break;
     } while (n == SCAN_BATCH);
     free(d);
+    if (complete) {
+        /* Files that cannot be written back and are not local any more (removed): forget them. */
+        pthread_mutex_lock(&w->mu);
+        for (size_t i = w->nstuck; i-- > 0;)
+            if (w->stuck[i].seen != gen)
+                stuck_remove_at(w, i);
+        pthread_mutex_unlock(&w->mu);
+    }
 }
 
 static void *scanner_main(void *arg)
@@ -739,36 +913,96 @@ struct flush_scope {
     uint32_t export_id;
 };
 
-/* Whether nothing in scope is local any more. */
-static bool flushed(struct wb *w, const struct flush_scope *f)
+/*
+ * Count the local inodes of one export or of all (one_export false), and
+ * among them those that cannot be written back and failed again at or
+ * after since_ns (*stuck; NULL: not counted).  0 or an errno.
+ */
+static int count_local(struct wb *w, bool one_export, uint32_t export_id, int64_t since_ns,
+                       uint64_t *count, uint64_t *stuck)
 {
+    struct inode_dirty d[256];
+    size_t n = 0;
+    uint64_t after = 0;
+    *count = 0;
+    if (stuck)
+        *stuck = 0;
+    do {
+        int r = inode_dirty_scan(w->t, after, d, 256, &n);
+        if (r)
+            return r;
+        if (stuck)
+            pthread_mutex_lock(&w->mu);
+        for (size_t i = 0; i < n; i++) {
+            after = d[i].ino;
+            if (one_export && d[i].export_id != export_id)
+                continue;
+            ++*count;
+            struct wb_stuck *e = stuck && w->nstuck ? stuck_find(w, d[i].ino) : NULL;
+            if (e && e->last_try >= since_ns)
+                ++*stuck;
+        }
+        if (stuck)
+            pthread_mutex_unlock(&w->mu);
+    } while (n == 256);
+    return 0;
+}
+
+int wb_local_count(struct wb *w, bool one_export, uint32_t export_id, uint64_t *count)
+{
+    return count_local(w, one_export, export_id, 0, count, NULL);
+}
+
+/*
+ * Where a flush of f that began at since_ns stands: 0 (nothing in scope is
+ * local any more), EIO (what is left cannot be written back: each of it
+ * failed so since the flush began) or EINPROGRESS.
+ */
+static int flush_state(struct wb *w, const struct flush_scope *f, int64_t since_ns)
+{
+    uint64_t count = 0, stuck = 0;
     if (f->ino) {
         struct inode_attr a;
         struct inode_dirty d;
         char *key = malloc(OBJ_KEY_MAX + 1);
         int gr = key ? inode_upload_get(w->t, f->ino, &a, key, &d) : ENOMEM;
         free(key);
-        return gr == ENOENT;
+        if (gr == ENOENT)
+            return 0;
+        pthread_mutex_lock(&w->mu);
+        struct wb_stuck *e = stuck_find(w, f->ino);
+        bool failed = e && e->last_try >= since_ns;
+        pthread_mutex_unlock(&w->mu);
+        return failed ? EIO : EINPROGRESS;
     }
-    uint64_t count;
-    return wb_local_count(w, f->one_export, f->export_id, &count) == 0 && count == 0;
+    if (count_local(w, f->one_export, f->export_id, since_ns, &count, &stuck))
+        return EINPROGRESS;
+    return count == 0 ? 0 : count == stuck ? EIO : EINPROGRESS;
 }
 
-int wb_local_count(struct wb *w, bool one_export, uint32_t export_id, uint64_t *count)
+int wb_unwritable(struct wb *w, uint64_t ino, bool one_export, uint32_t export_id,
+                  void (*cb)(void *arg, const char *name, int err), void *arg)
 {
-    struct inode_dirty d[256];
+    pthread_mutex_lock(&w->mu);
     size_t n = 0;
-    uint64_t after = 0;
-    *count = 0;
-    do {
-        int r = inode_dirty_scan(w->t, after, d, 256, &n);
-        if (r)
-            return r;
-        for (size_t i = 0; i < n; i++) {
-            *count += !one_export || d[i].export_id == export_id;
-            after = d[i].ino;
-        }
-    } while (n == 256);
+    struct wb_stuck *v = malloc((w->nstuck ? w->nstuck : 1) * sizeof(*v));
+    for (size_t i = 0; v && i < w->nstuck; i++) {
+        const struct wb_stuck *e = &w->stuck[i];
+        if ((ino && e->ino != ino) || (!ino && one_export && e->export_id != export_id))
+            continue;
+        v[n] = *e;
+        if (!(v[n].name = strdup(e->name)))
+            break;
+        n++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!v)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        cb(arg, v[i].name, v[i].err);
+        free(v[i].name);
+    }
+    free(v);
     return 0;
 }
 
@@ -782,17 +1016,30 @@ static int flush_run(struct wb *w, const struct flush_scope *f, unsigned wait_ms
         w->flush_exp[w->nflush_exp++] = f->export_id, as_export = true;
     else
         w->flush_all++;
-    /* A flush goes now, backoff or not: the operator asked. */
+    /*
+     * A flush goes now, backoff or not: the operator asked.  Files that
+     * could not be written back are tried again too (their data may have
+     * been restored).
+     */
     for (size_t i = 0; i < w->nex; i++)
         if (!f->one_export || w->ex[i].id == f->export_id)
             w->ex[i].backoff_until = 0;
+    int64_t since = mono_ns();
+    for (size_t i = 0; i < w->nstuck; i++)
+        if (f->ino ? w->stuck[i].ino == f->ino
+                   : !f->one_export || w->stuck[i].export_id == f->export_id)
+            w->stuck[i].until = 0;
     w->kicked = true;
     pthread_cond_signal(&w->scan);
     pthread_mutex_unlock(&w->mu);
     int r = 0;
     if (wait_ms) {
         int64_t until = now_ns() + (int64_t)wait_ms * 1000000LL;
-        while (!flushed(w, f) && (r = now_ns() >= until ? ETIMEDOUT : 0) == 0) {
+        while ((r = flush_state(w, f, since)) == EINPROGRESS) {
+            if (now_ns() >= until) {
+                r = ETIMEDOUT;
+                break;
+            }
             usleep(20000);
             wb_kick(w);
         }
@@ -855,6 +1102,10 @@ void wb_get_stats(struct wb *w, struct wb_stats *out)
     out->superseded = atomic_load(&w->n_superseded);
     out->copied_bytes = atomic_load(&w->n_copied);
     out->inflight = atomic_load(&w->n_inflight);
+    out->unwritable_total = atomic_load(&w->n_unwritable);
+    pthread_mutex_lock(&w->mu);
+    out->unwritable = w->nstuck;
+    pthread_mutex_unlock(&w->mu);
     inode_dirty_summary(w->t, &out->pending, &out->oldest_ns);
 }
 
@@ -997,9 +1248,14 @@ void wb_destroy(struct wb *w)
         pthread_join(w->scanner, NULL);
     for (unsigned i = 0; i < w->nworkers; i++)
         pthread_join(w->workers[i], NULL);
-    for (size_t i = 0; i < w->nex; i++)
+    for (size_t i = 0; i < w->nex; i++) {
         free(w->ex[i].bucket);
+        free(w->ex[i].path);
+    }
     free(w->ex);
+    for (size_t i = 0; i < w->nstuck; i++)
+        free(w->stuck[i].name);
+    free(w->stuck);
     free(w->queue);
     free(w->busy);
     free(w->workers);

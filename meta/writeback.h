@@ -47,6 +47,13 @@
  * Failures: a store that fails (unreachable, 5xx, refusing) pauses that
  * export's uploads with exponential backoff (1 s .. 60 s); nothing is lost
  * meanwhile (writes keep landing in the stage up to cache.dirty_max).
+ * A file whose staged bytes cannot be read (its staged file or the cache
+ * folder deleted under the daemon) cannot be written back: that is logged
+ * once at ERR with the file's name, counted (stats.unwritable), and the
+ * file alone is retried with its own backoff (1 s .. 60 s), so that it is
+ * written back if its staged file is restored; the rest of its export goes
+ * on.  A flush that waits ends with EIO instead of waiting for it
+ * (wb_unwritable names such files).
  *
  * Threads: `threads` upload workers and one scanner, owned by the uploader.
  * Writers and the end of an upload exclude each other per inode with
@@ -97,8 +104,11 @@ void wb_kick(struct wb *w);
 /*
  * Upload now what is local, without waiting for writeback_delay: ino's
  * changes, or everything (ino 0).  wait_ms > 0: return when it is all in
- * the bucket (0) or after wait_ms (ETIMEDOUT); 0: return once a scan has
- * queued it (the request ends there: later changes wait their delay).
+ * the bucket (0), when all that is left cannot be written back (EIO: each
+ * file of it was tried again since this call began and its staged bytes
+ * could still not be read; wb_unwritable names them), or after wait_ms
+ * (ETIMEDOUT); 0: return once a scan has queued it (the request ends
+ * there: later changes wait their delay).
  */
 int wb_flush(struct wb *w, uint64_t ino, unsigned wait_ms);
 
@@ -107,6 +117,15 @@ int wb_flush_export(struct wb *w, uint32_t export_id, unsigned wait_ms);
 
 /* Local (not yet uploaded) inodes now: of one export, or of all.  0 or an errno. */
 int wb_local_count(struct wb *w, bool one_export, uint32_t export_id, uint64_t *count);
+
+/*
+ * Call cb(arg, name, err) for each file that cannot be written back now
+ * (its staged bytes unreadable: err why), of inode ino, else of one
+ * export, else of all; name is "EXPORT/PATH" as the file was called when
+ * it last failed.  With no lock held.  0 or ENOMEM.
+ */
+int wb_unwritable(struct wb *w, uint64_t ino, bool one_export, uint32_t export_id,
+                  void (*cb)(void *arg, const char *name, int err), void *arg);
 
 struct wb_stats {
     uint64_t uploads;        /* objects written (PUT, multipart, copy, marker) */
@@ -119,6 +138,8 @@ struct wb_stats {
     uint64_t pending;        /* local inodes now */
     int64_t oldest_ns;       /* when the oldest local change was made (0: none) */
     uint64_t inflight;       /* uploads running now */
+    uint64_t unwritable;     /* files now whose staged bytes cannot be read (see Failures) */
+    uint64_t unwritable_total; /* files found so since the start */
 };
 void wb_get_stats(struct wb *w, struct wb_stats *out);
 

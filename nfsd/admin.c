@@ -778,12 +778,24 @@ static uint64_t local_count(struct conn *c, uint64_t ino, bool one_export, uint3
     return count;
 }
 
+/* One file that cannot be written back: a warn record. */
+static void warn_unwritable(void *arg, const char *name, int err)
+{
+    struct conn *c = arg;
+    char nb[16], msg[160];
+    snprintf(msg, sizeof(msg),
+             "cannot be written back: its data is gone from the cache disk (%s)", strerror(err));
+    SEND(c, "warn", name, admin_errno_name(err, nb, sizeof(nb)), msg);
+    c->failed++;
+}
+
 /*
  * flush [EXPORT [PATH]] [--wait]: upload now what is local: PATH naming a
  * file, that file; else EXPORT's local files and folders (PATH naming a
  * folder too); no EXPORT, everything.  --wait: "flushing FILES BYTES" every
  * half second until nothing in scope is left (BYTES: all staged bytes),
- * then "ok waited 1".
+ * then "ok waited 1"; if what is left cannot be written back (its staged
+ * data is gone), one "warn" per such file and "error EIO".
  */
 static void cmd_flush(struct conn *c)
 {
@@ -831,6 +843,14 @@ static void cmd_flush(struct conn *c)
         int rc = flush_scope(wb, ino, one_export, export_id, 500);
         if (rc == 0)
             break;
+        if (rc == EIO) {
+            wb_unwritable(wb, ino, one_export, export_id, warn_unwritable, c);
+            send_error(c, EIO,
+                       "%" PRIu64 " file(s) cannot be written back: their data is gone from "
+                       "the cache disk (named above; see the daemon's log)",
+                       c->failed);
+            return;
+        }
         if (cancelled(c)) {
             send_error(c, ECANCELED, "cancelled");
             return;

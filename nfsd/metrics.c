@@ -323,6 +323,13 @@ void metrics_render(const struct opstats *s, struct sbuf *b)
         {"bucketnfs_upload_conflicts_total", "counter",
          "Objects changed in the bucket while they had local changes (the local version won).",
          s->wb.conflicts},
+        {"bucketnfs_unwritable_files", "gauge",
+         "Files whose written data cannot be read from the cache disk (deleted under the "
+         "daemon): they cannot be written back.",
+         s->wb.unwritable},
+        {"bucketnfs_unwritable_files_total", "counter",
+         "Files found whose written data could not be read from the cache disk.",
+         s->wb.unwritable_total},
         {"bucketnfs_writes_over_limit_total", "counter",
          "Writes refused with NFS3ERR_JUKEBOX: dirty data at cache.dirty_max.",
          s->stage.over_limit},

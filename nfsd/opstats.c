@@ -385,6 +385,8 @@ int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
         {"writeback", "parts_resumed", s->wb.parts_resumed},
         {"writeback", "failures", s->wb.failures},
         {"writeback", "conflicts", s->wb.conflicts},
+        {"writeback", "unwritable", s->wb.unwritable},
+        {"writeback", "unwritable_total", s->wb.unwritable_total},
         {"writeback", "superseded", s->wb.superseded},
         {"writeback", "over_limit", s->stage.over_limit},
         {"writeback", "nospc", s->stage.nospc},

@@ -694,6 +694,10 @@ static void print_status(const struct answer *a)
            stat_of(a, "writeback", "-", "uploads"),
            human(b4, sizeof(b4), (double)stat_of(a, "writeback", "-", "upload_bytes")),
            stat_of(a, "writeback", "-", "failures"), stat_of(a, "writeback", "-", "conflicts"));
+    if (stat_of(a, "writeback", "-", "unwritable"))
+        printf("writeback: %" PRIu64 " file(s) CANNOT BE WRITTEN BACK: their data is gone from "
+               "the cache disk (see the log; `bucketnfs flush --wait` names them)\n",
+               stat_of(a, "writeback", "-", "unwritable"));
     printf("inodes: %" PRIu64 " in the table, %" PRIu64 " listings, %" PRIu64 " HEADs\n",
            stat_of(a, "inode", "-", "inodes"), stat_of(a, "inode", "-", "lists"),
            stat_of(a, "inode", "-", "heads"));

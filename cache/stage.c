@@ -269,12 +269,21 @@ static void lru_trim(struct stage *s)
 
 /*
  * Count and log a failed system call on (exp, ino); returns the errno the
- * caller reports (EDQUOT is reported as ENOSPC: the client sees a full disk).
+ * caller reports (EDQUOT is reported as ENOSPC: the client sees a full disk;
+ * EPERM, EACCES and EROFS as EIO).
  */
 static int io_failed(struct stage *s, const char *what, uint32_t exp, uint64_t ino, int err)
 {
+    int sys_err = err; /* what the log says */
     if (err == EDQUOT)
         err = ENOSPC;
+    /*
+     * Our own files refused to us (the cache disk remounted read-only, made
+     * immutable, its modes changed): an I/O error, not a permission the
+     * client lacks.
+     */
+    if (err == EPERM || err == EACCES || err == EROFS)
+        err = EIO;
     pthread_mutex_lock(&s->lock);
     if (err == ENOSPC)
         s->st.nospc++;
@@ -285,7 +294,7 @@ static int io_failed(struct stage *s, const char *what, uint32_t exp, uint64_t i
     unsigned held;
     if (level <= log_level && log_rate_ok(&s->rate, &held))
         log_msg(level, "stage: %s %s/%08" PRIx32 "-%016" PRIx64 ": %s (%u lines held back)", what,
-                s->path, exp, ino, strerror(err), held);
+                s->path, exp, ino, strerror(sys_err), held);
     return err;
 }
 

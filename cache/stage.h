@@ -33,7 +33,9 @@
  *   EAGAIN   max_bytes would be exceeded: nothing was written
  *   ENOSPC   the disk (or a quota) is full: the write failed
  *   EFBIG    offset + length beyond what a file can hold
- *   EIO, ENOMEM, EMFILE ...   as the system said
+ *   EIO      also for our own files or folder refused to us (EPERM, EACCES,
+ *            EROFS: a read-only or immutable cache disk), never the client's fault
+ *   ENOMEM, EMFILE ...   as the system said
  * A staged file deleted under the module (by hand, or with its folder)
  * fails what uses it with EIO, the writes and syncs that landed in its
  * deleted file included (they cannot be read back after it is closed).

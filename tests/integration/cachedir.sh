@@ -12,14 +12,18 @@
 #     not a missing file (NFS3ERR_NOENT) the client did not ask about; a
 #     file staged before cannot be written back: `flush /demo --wait` ends
 #     non-zero naming it;
+#   - the cache folder made read-only (chattr -R +i; root writes through mode
+#     bits): the cached file and a file never read read right, a new file's
+#     write answers NFS3ERR_IO, the file written before is uploaded byte for
+#     byte; made writable again (chattr -i), writes work again, no restart;
 #   - nothing crashes: the daemon still serves and stops cleanly.
 # Prints "N passed, N failed" last.
 set -u
 . "$(dirname "$0")/lib.sh"
 it_setup
 mkdir -p "$IT_TMP/b/demo"
-for i in 1 2; do head -c 3000000 /dev/urandom >"$IT_TMP/b/demo/f$i"; done
-for n in w0 w1 a0 a1 a2; do head -c 500000 /dev/urandom >"$IT_TMP/$n"; done
+for i in 1 2 3; do head -c 3000000 /dev/urandom >"$IT_TMP/b/demo/f$i"; done
+for n in w0 w1 a0 a1 a2 r0 r1; do head -c 500000 /dev/urandom >"$IT_TMP/$n"; done
 IT_ACCESS=rw it_write_conf c "$IT_TMP/b" '' 'writeback_delay = 30;'
 it_start c || { it_done; exit 1; }
 u() { echo "nfs://127.0.0.1/demo/$1?nfsport=$NFS_PORT&mountport=$MOUNT_PORT"; }
@@ -56,18 +60,41 @@ check "staged file put back: flush --wait succeeds" timeout 30 "$IT_ROOT/bin/buc
 check "... and a1 is in the bucket, byte for byte" cmp "$IT_TMP/b/demo/a1" "$IT_TMP/a1"
 check "... and stats no longer count it" test "$(unwritable)" = 0
 
-# -- the whole cache folder deleted
+# reads_and_write_fails WHAT UNREAD NEW: with the cache folder broken, the
+# cached f1 and a file never read (UNREAD, from the store) read right, and
+# writing a new file NEW fails with NFS3ERR_IO (not NOENT, PERM or ACCES).
+reads_and_write_fails() {
+    check "$1: the cached file reads right" bash -c "nfs-cat '$(u f1)' | cmp - '$IT_TMP/b/demo/f1'"
+    check "$1: a file never read reads right (from the store)" \
+        bash -c "nfs-cat '$(u "$2")' | cmp - '$IT_TMP/b/demo/$2'"
+    timeout 30 nfs-cp "$IT_TMP/$3" "$(u "$3")" >"$IT_TMP/cp.out" 2>&1
+    local rc=$?
+    check "$1: a new file's write fails" test "$rc" != 0
+    check "$1: with NFS3ERR_IO" grep -q NFS3ERR_IO "$IT_TMP/cp.out"
+}
+
+# -- the cache folder made read-only (chattr +i: root can write through mode bits)
 check "a file is read (and cached)" bash -c "nfs-cat '$(u f1)' | cmp - '$IT_TMP/b/demo/f1'"
+check "a file is written (staged)" nfs_tool nfs-cp "$IT_TMP/r0" "$(u r0)"
+if chattr -R +i "$IT_TMP/c/cache" 2>"$IT_TMP/chattr.out"; then
+    trap 'chattr -R -i "$IT_TMP/c/cache" 2>/dev/null; it_cleanup' EXIT
+    reads_and_write_fails "read-only cache folder" f2 r1
+    check "flush --wait uploads the file written before" \
+        timeout 30 "$IT_ROOT/bin/bucketnfs" -c "$IT_TMP/c/bucketnfs.conf" flush --wait
+    check "... byte for byte" cmp "$IT_TMP/b/demo/r0" "$IT_TMP/r0"
+    chattr -R -i "$IT_TMP/c/cache"
+    # (r1 exists now, empty: its CREATE succeeded; nfs-cp creates exclusively)
+    check "writable again: a new file's write succeeds" nfs_tool nfs-cp "$IT_TMP/r1" "$(u r2)"
+    check "... and is uploaded byte for byte" bash -c \
+        "timeout 30 '$IT_ROOT/bin/bucketnfs' -c '$IT_TMP/c/bucketnfs.conf' flush --wait && cmp '$IT_TMP/b/demo/r2' '$IT_TMP/r1'"
+else
+    fail "read-only cache folder" "chattr +i failed (needs root on a file system with the immutable flag): $(cat "$IT_TMP/chattr.out")"
+fi
+
+# -- the whole cache folder deleted
 check "a file is written (staged, upload held back 30 s)" nfs_tool nfs-cp "$IT_TMP/w0" "$(u w0)"
 rm -rf "$IT_TMP/c/cache"
-check "cache folder deleted: the cached file still reads right" \
-    bash -c "nfs-cat '$(u f1)' | cmp - '$IT_TMP/b/demo/f1'"
-check "a file never read reads right (from the store)" \
-    bash -c "nfs-cat '$(u f2)' | cmp - '$IT_TMP/b/demo/f2'"
-timeout 30 nfs-cp "$IT_TMP/w1" "$(u w1)" >"$IT_TMP/cp.out" 2>&1
-rc=$?
-check "a new file's write fails" test "$rc" != 0
-check "with NFS3ERR_IO, not NFS3ERR_NOENT" grep -q NFS3ERR_IO "$IT_TMP/cp.out"
+reads_and_write_fails "cache folder deleted" f3 w1
 timeout 30 "$IT_ROOT/bin/bucketnfs" -c "$IT_TMP/c/bucketnfs.conf" flush /demo --wait >"$IT_TMP/fl.out" 2>&1
 rc=$?
 check "flush /demo --wait ends non-zero" test "$rc" != 0 -a "$rc" != 124

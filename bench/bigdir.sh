@@ -214,7 +214,7 @@ run_first() {
     done
     emit du_log_kib "$(du -kc "$st"/log.* | tail -n1 | cut -f1)"
     emit log_files "$(find "$st" -maxdepth 1 -name 'log.*' | wc -l)"
-    emit du_regions_kib "$(du -kc "$st"/__db.* | tail -n1 | cut -f1)"
+    emit du_regions_kib "$(du -kc "$st"/__db.* 2>/dev/null | tail -n1 | cut -f1)"
     emit du_state_kib "$(du -k -s "$st" | cut -f1)"
     bnfs_list_stats bnfs-first | sed 's/^/first_stat_/' >>"$results"
     FIRST_PID=$dpid FIRST_NP=$np FIRST_MP=$mp
@@ -375,7 +375,7 @@ report() {
                 printf "  %-50s %12s %12s\n", "log." v["log_files"] " file(s)", mib(v["du_log_kib"]), per(v["du_log_kib"])
                 t = v["du_inodes_kib"] + v["du_dirents_kib"] + v["du_log_kib"]
                 printf "  %-50s %12s %12s\n", "index (the three above)", mib(t), per(t)
-                printf "  %-50s %12s\n", "__db.* regions (meta_cache + locks + log buffer)", mib(v["du_regions_kib"])
+                printf "  %-50s %12s\n", "__db.* regions (none: in memory since DB_PRIVATE)", mib(v["du_regions_kib"])
                 printf "  %-50s %12s\n", "du -s state_dir", mib(v["du_state_kib"])
                 for (k in v) if (k ~ /^first_stat_/) printf "  %-50s %12s\n", substr(k, 12), v[k]
             }

@@ -116,9 +116,16 @@ struct inode_table *inode_open(const char *state_dir, uint64_t cache_bytes)
         (r = t->env->log_set_config(t->env, DB_LOG_AUTO_REMOVE, 1)) ||
         (r = t->env->log_set_config(t->env, DB_LOG_ZERO, 1)))
         goto fail_env;
+    /*
+     * DB_PRIVATE: the regions (cache, locks, log buffer) are the daemon's
+     * own memory, not files mapped from state_dir.  One process uses the
+     * table, and a mapped region file is sparse: a page of it first touched
+     * once state_dir's disk is full kills the daemon with SIGBUS, where a
+     * failed write of a page only fails a commit (NFS3ERR_NOSPC).
+     */
     r = t->env->open(t->env, state_dir,
                      DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL |
-                         DB_THREAD | DB_RECOVER,
+                         DB_THREAD | DB_RECOVER | DB_PRIVATE,
                      0600);
     if (r)
         goto fail_env;

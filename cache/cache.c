@@ -110,6 +110,7 @@
  */
 #include "cache/cache.h"
 #include "cache/cache_fmt.h"
+#include "common/clock.h"
 #include "common/crc32c.h"
 
 #include "common/fsutil.h"
@@ -825,9 +826,7 @@ static void *cleaner_main(void *arg)
     pthread_mutex_lock(&c->cleanlock);
     while (!c->clean_stop) {
         if (!c->clean_wanted) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
+            struct timespec ts = clock_deadline(1000000000LL);
             pthread_cond_timedwait(&c->clean_needed, &c->cleanlock, &ts);
         }
         c->clean_wanted = false;
@@ -2095,7 +2094,7 @@ struct cache *cache_create(const struct cache_conf *cf)
     pthread_mutex_init(&c->qlock, NULL);
     pthread_cond_init(&c->work, NULL);
     pthread_mutex_init(&c->cleanlock, NULL);
-    pthread_cond_init(&c->clean_needed, NULL);
+    clock_cond_init(&c->clean_needed); /* timed waits: CLOCK_MONOTONIC deadlines */
     pthread_cond_init(&c->loaded_cv, NULL);
     pthread_mutex_init(&c->ralock, NULL);
     pthread_mutex_init(&c->pinlock, NULL);

@@ -46,6 +46,7 @@
 
 #include <db.h>
 
+#include "common/clock.h"
 #include "meta/inode.h"
 
 #define INO_BLOCK 16384       /* inode numbers reserved per durable (fsync) counter update */
@@ -247,10 +248,13 @@ static inline int64_t now_ns(void)
     return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
 }
 
-/* Is it metadata_ttl or more since `at` (ns)? */
+/*
+ * Is it metadata_ttl or more since `at` (ns)?  A stamp from the future
+ * (the wall clock went back since) counts as passed (common/clock.h).
+ */
 static inline bool ttl_passed(const struct meta_export *e, int64_t at, int64_t now)
 {
-    return now - at >= (int64_t)e->metadata_ttl * NS;
+    return clock_wall_passed(at, now, (int64_t)e->metadata_ttl * NS);
 }
 
 /*

@@ -31,6 +31,7 @@
 
 #include "cache/cache.h"
 #include "cache/stage.h"
+#include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "objstore/objstore.h"
@@ -51,7 +52,7 @@ struct wb_export {
     char *bucket;
     unsigned delay;          /* seconds */
     bool shuffle;            /* the cache keeps what it has when full (cache_obj) */
-    int64_t backoff_until;   /* ns: no uploads before */
+    int64_t backoff_until;   /* CLOCK_MONOTONIC ns: no uploads before */
     int64_t backoff_ns;      /* current backoff step */
     char *path;              /* the export's path, for messages ("" if unknown) */
     size_t prefix_len;       /* its prefix's length: a key minus it is the file's path */
@@ -109,20 +110,6 @@ struct wb {
     _Atomic uint64_t n_uploads, n_bytes, n_parts, n_resumed, n_failures, n_conflicts,
         n_superseded, n_inflight, n_copied, n_unwritable;
 };
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* ---- per-inode locks ------------------------------------------------------------ */
 
@@ -209,7 +196,7 @@ static void export_backoff(struct wb *w, uint32_t id, int err)
         x->backoff_ns = x->backoff_ns ? x->backoff_ns * 2 : BACKOFF_MIN_NS;
         if (x->backoff_ns > BACKOFF_MAX_NS)
             x->backoff_ns = BACKOFF_MAX_NS;
-        x->backoff_until = now_ns() + x->backoff_ns;
+        x->backoff_until = clock_mono_ns() + x->backoff_ns;
     } else if (x) {
         x->backoff_ns = 0;
         x->backoff_until = 0;
@@ -253,7 +240,7 @@ static void stuck_remove_at(struct wb *w, size_t i)
  */
 static bool stuck_note(struct wb *w, uint64_t ino, uint32_t export_id, int err, const char *name)
 {
-    int64_t now = mono_ns();
+    int64_t now = clock_mono_ns();
     struct wb_stuck *e = stuck_find(w, ino);
     if (e) {
         e->step = e->step * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : e->step * 2;
@@ -840,7 +827,7 @@ static void scan_once(struct wb *w)
     do {
         if (inode_dirty_scan(w->t, after, d, SCAN_BATCH, &n) != 0)
             break;
-        int64_t now = now_ns(), mnow = mono_ns();
+        int64_t now = clock_wall_ns(), mnow = clock_mono_ns();
         pthread_mutex_lock(&w->mu);
         bool full = false;
         for (size_t i = 0; i < n && !full; i++) {
@@ -849,10 +836,10 @@ static void scan_once(struct wb *w)
             if (e)
                 e->seen = gen;
             struct wb_export *x = export_find(w, d[i].export_id);
-            if (!x || now < x->backoff_until || (e && mnow < e->until))
+            if (!x || mnow < x->backoff_until || (e && mnow < e->until))
                 continue;
             bool due = all || one == d[i].ino || flushing_export(w, d[i].export_id) ||
-                       now - d[i].last_ns >= (int64_t)x->delay * 1000000000LL;
+                       clock_wall_passed(d[i].last_ns, now, (int64_t)x->delay * 1000000000LL);
             if (due)
                 full = !enqueue(w, d[i].ino);
         }
@@ -886,12 +873,7 @@ static void *scanner_main(void *arg)
         pthread_cond_broadcast(&w->scanned);
         if (w->stopping || w->kicked)
             continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t at = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec +
-                     (int64_t)w->c.scan_ms * 1000000LL;
-        ts.tv_sec = at / 1000000000LL;
-        ts.tv_nsec = at % 1000000000LL;
+        struct timespec ts = clock_deadline((int64_t)w->c.scan_ms * 1000000LL);
         pthread_cond_timedwait(&w->scan, &w->mu, &ts);
     }
     pthread_mutex_unlock(&w->mu);
@@ -1024,7 +1006,7 @@ static int flush_run(struct wb *w, const struct flush_scope *f, unsigned wait_ms
     for (size_t i = 0; i < w->nex; i++)
         if (!f->one_export || w->ex[i].id == f->export_id)
             w->ex[i].backoff_until = 0;
-    int64_t since = mono_ns();
+    int64_t since = clock_mono_ns();
     for (size_t i = 0; i < w->nstuck; i++)
         if (f->ino ? w->stuck[i].ino == f->ino
                    : !f->one_export || w->stuck[i].export_id == f->export_id)
@@ -1034,9 +1016,9 @@ static int flush_run(struct wb *w, const struct flush_scope *f, unsigned wait_ms
     pthread_mutex_unlock(&w->mu);
     int r = 0;
     if (wait_ms) {
-        int64_t until = now_ns() + (int64_t)wait_ms * 1000000LL;
+        int64_t until = clock_mono_ns() + (int64_t)wait_ms * 1000000LL;
         while ((r = flush_state(w, f, since)) == EINPROGRESS) {
-            if (now_ns() >= until) {
+            if (clock_mono_ns() >= until) {
                 r = ETIMEDOUT;
                 break;
             }
@@ -1053,13 +1035,7 @@ static int flush_run(struct wb *w, const struct flush_scope *f, unsigned wait_ms
          */
         uint64_t target = w->scans + 2;
         for (int i = 0; i < 50 && w->scans < target && !atomic_load(&w->stopping); i++) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = clock_deadline(100000000LL);
             pthread_cond_timedwait(&w->scanned, &w->mu, &ts);
         }
     }
@@ -1113,7 +1089,9 @@ int wb_export_backoff(struct wb *w, uint32_t id, int64_t *until_ns, int64_t *ste
 {
     pthread_mutex_lock(&w->mu);
     struct wb_export *x = export_find(w, id);
-    *until_ns = x ? x->backoff_until : 0;
+    /* Kept on CLOCK_MONOTONIC; told as the wall-clock time it is due. */
+    *until_ns = x && x->backoff_until
+                    ? clock_wall_ns() + (x->backoff_until - clock_mono_ns()) : 0;
     *step_ns = x ? x->backoff_ns : 0;
     pthread_mutex_unlock(&w->mu);
     return x ? 0 : ENOENT;
@@ -1203,8 +1181,8 @@ struct wb *wb_create(const struct wb_conf *c, struct inode_table *t, struct stag
     }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->work, NULL);
-    pthread_cond_init(&w->scan, NULL);
-    pthread_cond_init(&w->scanned, NULL);
+    clock_cond_init(&w->scan);    /* timed waits: CLOCK_MONOTONIC deadlines */
+    clock_cond_init(&w->scanned);
     for (int i = 0; i < STRIPES; i++)
         pthread_rwlock_init(&w->stripes[i], NULL);
     w->queue = calloc(QUEUE_MAX, sizeof(*w->queue));

@@ -14,6 +14,7 @@ build_pkgs=(gcc make rpcsvc-proto libtirpc-dev libdb-dev libconfig-dev
 test_pkgs=(libnfs-utils clang libclang-rt-14-dev python3 python3-pip python3-botocore
            qemu-system-x86 busybox-static cpio kmod rpcbind curl iproute2 util-linux libc6-dev python3-boto3
            rsync git # tests/kernel/posix_write.sh
+           faketime # tests/integration/clock.sh (libfaketime)
            python3-prometheus-client
            systemd man-db groff-base) # the last three: tests/integration/install.sh
 run_pkgs=(rpcbind) # tools/start-rpcbind.sh

@@ -2,7 +2,7 @@
 # clock.sh - the wall clock jumps under a running daemon (libfaketime,
 # Debian package faketime: CLOCK_REALTIME moved by an offset read from a
 # file at each call; CLOCK_MONOTONIC left alone, as a real jump leaves it).
-# Dir store, read-write export, writeback_delay 2 s, metadata_ttl 1 s.
+# Dir store, read-write export, writeback_delay 1 s, metadata_ttl 1 s.
 #   - back one hour: a file written just before is still uploaded after its
 #     delay (its change stamp is now an hour in the future), one written
 #     after too; a file changed in the bucket is seen after the TTL (its
@@ -37,7 +37,7 @@ else fail "libfaketime moves the wall clock" "date says $d, now is $(date +%s)";
 mkdir -p "$IT_TMP/b/demo"
 echo "first version" >"$IT_TMP/b/demo/f"
 for n in fa fb fc; do head -c 200000 /dev/urandom >"$IT_TMP/$n"; done
-IT_ACCESS=rw it_write_conf c "$IT_TMP/b" '' 'writeback_delay = 2; metadata_ttl = 1;'
+IT_ACCESS=rw it_write_conf c "$IT_TMP/b" '' 'writeback_delay = 1; metadata_ttl = 1;'
 IT_WRAP="${faked[*]}" it_start c || { fail "the daemon starts under libfaketime" ""; it_done; exit 1; }
 u() { echo "nfs://127.0.0.1/demo/$1?nfsport=$NFS_PORT&mountport=$MOUNT_PORT"; }
 # uploaded NAME SECONDS: NAME is in the bucket, byte for byte, within SECONDS.

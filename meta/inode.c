@@ -89,6 +89,8 @@ struct inode_table *inode_open(const char *state_dir, uint64_t cache_bytes)
     pthread_cond_init(&t->work_ready, NULL);
     pthread_mutex_init(&t->busy_mu, NULL);
     pthread_cond_init(&t->busy_cv, NULL);
+    for (size_t i = 0; i < sizeof(t->move_mu) / sizeof(t->move_mu[0]); i++)
+        pthread_mutex_init(&t->move_mu[i], NULL);
     head_flights_init(t);
     pthread_mutex_init(&t->ahead_mu, NULL);
     pthread_cond_init(&t->ahead_ready, NULL);
@@ -826,6 +828,14 @@ int inode_key(struct inode_table *t, uint64_t ino, char *buf, size_t len)
     int rc = public_errno(rec_get(t, NULL, ino, r, 0));
     if (rc == ENOENT)
         rc = ESTALE;
+    if (rc == 0 && (r->h.flags & IREC_MOVING)) {
+        /* Its directory was renamed and its object has not followed yet: it is here. */
+        int mr = public_errno(move_src(t, NULL, ino, r->key, 0));
+        if (mr == 0)
+            r->h.key_len = (uint16_t)strlen(r->key);
+        else if (mr != ENOENT)
+            rc = mr;
+    }
     if (rc == 0 && (size_t)r->h.key_len + 1 > len)
         rc = ENAMETOOLONG;
     if (rc == 0)
@@ -899,6 +909,9 @@ void inode_get_stats(struct inode_table *t, struct inode_stats *out)
     out->lists_background = atomic_load(&t->n_bg_lists);
     out->lists_skipped = atomic_load(&t->n_bg_skipped);
     out->sync_commits = atomic_load(&t->n_sync_commits);
+    int64_t moves = atomic_load(&t->n_moves);
+    out->moves_open = moves > 0 ? (uint64_t)moves : 0;
+    out->moved = atomic_load(&t->n_moved);
     pthread_mutex_lock(&t->flight_mu);
     uint64_t pending = 0;
     for (struct listing *f = t->flights; f; f = f->next)

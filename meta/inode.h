@@ -119,6 +119,7 @@ struct inode_attr {
     bool local;             /* changed here and not yet uploaded (write-back pending) */
     bool staged;            /* its bytes are in the stage (written here), not the bucket */
     bool in_bucket;         /* an object (or a directory's prefix) exists in the bucket */
+    bool moving;            /* its directory was renamed; the object follows (local too) */
 };
 
 struct inode_table;
@@ -403,6 +404,22 @@ int inode_mp_get(struct inode_table *t, uint64_t ino, struct inode_mp *m); /* EN
 int inode_mp_put(struct inode_table *t, uint64_t ino, const struct inode_mp *m);
 int inode_mp_del(struct inode_table *t, uint64_t ino);
 
+/*
+ * Background moves (a directory renamed before its objects were copied;
+ * inode_write.c, "background moves").  inode_move_object: copy ino's
+ * object from where it waits to its key, update the table, delete the old
+ * object (0 when ino is not moving); the caller holds ino against
+ * namespace changes (inode_upload_begin).  inode_moves_settle: close the
+ * moves of an export whose files have all moved (their old markers and
+ * left-over objects are deleted); the uploader calls it every scan.
+ * inode_moves_open: how many are open (of one export, or all).
+ */
+int inode_move_object(struct inode_table *t, struct objstore *s, const char *bucket,
+                      uint64_t ino);
+int inode_moves_settle(struct inode_table *t, uint32_t export_id, struct objstore *s,
+                       const char *bucket);
+int inode_moves_open(struct inode_table *t, bool one_export, uint32_t export_id, uint64_t *n);
+
 /* Local inodes now, and when the oldest change among them was made (0: none). */
 void inode_dirty_summary(struct inode_table *t, uint64_t *count, int64_t *oldest_ns);
 
@@ -415,6 +432,8 @@ struct inode_stats {
     uint64_t lists_skipped;    /* background listings not started: export at its limit */
     uint64_t lists_pending;    /* listings queued or in progress now */
     uint64_t sync_commits;     /* transactions committed with a sync of the log */
+    uint64_t moves_open;       /* directory renames whose objects are still moving */
+    uint64_t moved;            /* files moved after their directory's rename */
 };
 void inode_get_stats(struct inode_table *t, struct inode_stats *out);
 

@@ -267,6 +267,7 @@ void rec_to_attr(const struct inode_rec *r, struct inode_attr *a)
     a->local = (r->h.flags & IREC_LOCAL) != 0;
     a->staged = (r->h.flags & IREC_STAGED) != 0;
     a->in_bucket = !(r->h.flags & IREC_NEW);
+    a->moving = (r->h.flags & IREC_MOVE_ANY) != 0;
 }
 
 /* A directory's set of entries changed: mtime, ctime and change move. */

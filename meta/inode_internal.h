@@ -27,7 +27,10 @@
  *               known directory, settled after the listing's last page,
  *               "W" + ino BE -> struct wbrec: a local inode waiting for upload,
  *               "X" + ino BE -> an EXCLUSIVE create's verifier (u64),
- *               "K" + object key -> ino: an object a silly rename hides
+ *               "K" + object key -> ino: an object a silly rename hides, or one
+ *               a directory rename is moving (see IREC_MOVING), or the old
+ *               prefix of a directory being moved (its listing is hidden),
+ *               "m" + ino BE -> the object key where a moving file's bytes are
  *
  * Internal functions return 0, a positive errno, or DB_LOCK_DEADLOCK (which
  * txn_run retries); public_errno() turns that into what the API returns.
@@ -100,6 +103,30 @@ struct irec {
 #define IREC_STAGED 16u
 #define IREC_NEW 32u
 #define IREC_SILLY 64u
+/*
+ * A file of a renamed directory whose object has not followed yet (the
+ * directory rename answered before its objects were copied: inode_write.c,
+ * "background moves").  The record's key is the new one; the object is
+ * still at the key of its "m" record, hidden from listings by a "K"
+ * record, and the file is LOCAL with a "W" record, so the uploader moves
+ * it (inode_move_object) and a listing keeps it as it is.  A file renamed
+ * in the bucket moves the same way (at once, before the answer).
+ */
+#define IREC_MOVING 128u
+/*
+ * A moving file whose object is at its key now; the old copy (the "m"
+ * key, still hidden by its "K" record) is left to delete, then the "m",
+ * "K" (and a WB_MOVE_ONLY "W") records go.  The uploader finishes it.
+ */
+#define IREC_MOVED_OLD 512u
+#define IREC_MOVE_ANY (IREC_MOVING | IREC_MOVED_OLD)
+/*
+ * dirs: a directory of such a tree (the renamed one and those under it)
+ * while its move is open: its objects may not be at its key yet, so a
+ * listing keeps it even when it does not see it.  Cleared when the move
+ * closes.
+ */
+#define IREC_MOVE_DIR 256u
 
 /* An inode record decoded, with NUL-terminated name and key. */
 struct inode_rec {
@@ -237,6 +264,9 @@ struct inode_table {
     _Atomic uint64_t n_lists, n_list_entries, n_heads, n_heads_ahead, n_heads_joined;
     _Atomic uint64_t n_bg_lists, n_bg_skipped;
     _Atomic uint64_t n_sync_commits;
+    _Atomic int64_t n_moves;        /* open background moves (phase 3 "J" records) */
+    pthread_mutex_t move_mu[16];    /* one inode_move_object of an inode at a time (by hash) */
+    _Atomic uint64_t n_moved;       /* files moved by inode_move_object */
 };
 
 enum list_want { LIST_IF_NEEDED, LIST_IF_EXPIRED };
@@ -350,7 +380,7 @@ int name_check(const char *name);
 struct wbrec {
     uint64_t dver;
     int64_t first_ns, last_ns;
-    uint32_t export_id, spare;
+    uint32_t export_id, flags; /* WB_* */
     /*
      * The staged bytes were copied from the bucket's object (of the
      * record's ETag) of base_size bytes, and [0, clean_below) is still that
@@ -361,6 +391,12 @@ struct wbrec {
     uint64_t base_size, clean_below;
 };
 #define WBREC_V1_SIZE 32
+/*
+ * Made local by a directory rename only: the object at the "m" key is
+ * the file, attributes included (never HEADed, maybe), so the move copies
+ * it as it is and nothing else is uploaded.  Any local change clears it.
+ */
+#define WB_MOVE_ONLY 1u
 
 /*
  * The rename journal's "J" record (inode_write.c, "the rename journal"):
@@ -368,7 +404,13 @@ struct wbrec {
  */
 struct rjrec {
     uint32_t export_id;
-    uint32_t phase; /* 1: copying; 2: the table has the new name, old objects go */
+    /*
+     * 1: copying; 2: the table has the new name, old objects go; 3: the
+     * table has the new name and its files move in the background (the
+     * listed keys are the old markers and the objects the table did not
+     * know, copied already: deleted once no file of the tree is left to move)
+     */
+    uint32_t phase;
     uint32_t nkeys;
     uint32_t spare;
 };
@@ -388,7 +430,7 @@ struct rjview {
  * with *out filled, or EIO: the record is not one this layout wrote.
  *   wbrec_decode:  "W" (struct wbrec, or its first WBREC_V1_SIZE-byte layout)
  *   mprec_decode:  "M" (struct inode_mp; its strings come back NUL-ended)
- *   rjrec_decode:  "J" (phase 1 or 2, nkeys <= RJREC_KEYS_MAX, both prefixes
+ *   rjrec_decode:  "J" (phase 1, 2 or 3, nkeys <= RJREC_KEYS_MAX, both prefixes
  *                  NUL-ended, at most OBJ_KEY_MAX bytes, nothing after them)
  *   rjkey_decode:  "j" (an object key: 1..OBJ_KEY_MAX bytes, no NUL; key
  *                  holds OBJ_KEY_MAX + 1 bytes)
@@ -423,8 +465,15 @@ bool inode_held(struct inode_table *t, uint64_t ino);
 void gone_note(struct inode_table *t, uint64_t dir, const char *name);
 bool gone_since(struct inode_table *t, uint64_t dir, const char *name, int64_t since);
 
-/* Is an object named key hidden by a silly rename (see IREC_SILLY)? */
+/*
+ * Is an object named key hidden from listings: by a silly rename (see
+ * IREC_SILLY), as a file a directory rename still moves, or as the old
+ * prefix of a moved directory (IREC_MOVING)?
+ */
 bool silly_hidden(struct inode_table *t, DB_TXN *txn, const char *key);
+
+/* Where the bytes of a moving file are (its "m" record): ENOENT if it is not moving, EIO. */
+int move_src(struct inode_table *t, DB_TXN *txn, uint64_t ino, char *key, uint32_t flags);
 
 /* ---- inode_observe.c: what the store says, merged into a record ---------- */
 

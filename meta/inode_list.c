@@ -374,8 +374,8 @@ static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         if (r == ENOENT) {
             if (gone_since(t, x->dir, name, x->begun))
                 continue; /* removed here after the store was read: not brought back */
-            if (!isdir && silly_hidden(t, txn, p->key))
-                continue; /* removed while open (a silly rename): not to be shown again */
+            if (silly_hidden(t, txn, p->key))
+                continue; /* removed while open (a silly rename), or moving: not shown */
             if ((r = child_create(x, txn, name, p, isdir)))
                 return r;
             continue;
@@ -567,7 +567,8 @@ static int sweep_fn(struct inode_table *t, DB_TXN *txn, void *arg)
          * already and not yet changed the table (which would then find the
          * name gone): kept, and counted.
          */
-        if (r == 0 && ((cr->h.flags & (IREC_LOCAL | IREC_SILLY)) || inode_held(t, dv.ino))) {
+        if (r == 0 && ((cr->h.flags & (IREC_LOCAL | IREC_SILLY | IREC_MOVE_ANY | IREC_MOVE_DIR)) ||
+                       inode_held(t, dv.ino))) {
             if (S_ISDIR(cr->h.mode))
                 x->p_nsub++;
             continue;

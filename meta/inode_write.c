@@ -11,11 +11,15 @@
  *     table (synchronously).  A crash in between leaves the table naming
  *     an object that is gone: the next HEAD or listing drops it, as for a
  *     deletion made by another tool.
- *   - rename of something in the bucket: copy the object(s) to the new
- *     key, commit the table, delete the old object(s).  A crash before the
- *     commit leaves a copy under the new name (the old name still rules);
- *     after it, the old objects (the next listing shows them again, as
- *     objects put by another tool would be).  Never a name without its data.
+ *   - rename of something in the bucket: the table first (one synchronous
+ *     transaction that also records where the bytes still are: IREC_MOVING),
+ *     then the object(s) follow: copied to the new key, the table told, the
+ *     old object deleted (inode_move_object).  A file's object moves before
+ *     the answer, a directory's files after it ("background moves" below).
+ *     A crash rolls forward: the records say what is left and the uploader
+ *     finishes it; reads find the bytes at the old key meanwhile.  Never a
+ *     name without its data, and a replaced target keeps its bytes until
+ *     the table says it is replaced.
  *   - changes of attributes and data: a transaction (synchronous when the
  *     caller asks: FILE_SYNC, SETATTR) bumping the "W" record's version.
  *
@@ -40,6 +44,9 @@
 /* A transaction found the name naming another inode than looked up: look again. */
 #define RACED ERESTART
 
+static int moves_clear(struct inode_table *t, const struct meta_export *e, const char *k1,
+                       const char *k2);
+
 /* ---- small records in misc.db -------------------------------------------------- */
 
 static void ino_key(uint8_t kb[9], char tag, uint64_t ino)
@@ -55,6 +62,47 @@ static int misc_del(struct inode_table *t, DB_TXN *txn, const void *key, size_t 
     k.size = (uint32_t)klen;
     int r = db_errno(t->misc->del(t->misc, txn, &k, 0));
     return r == ENOENT ? 0 : r;
+}
+
+/*
+ * Call fn for each record of misc.db tagged `tag` whose key is tag + an
+ * inode number >= from, in order.  Keys and values of any size
+ * (DB_DBT_REALLOC): a record of another length, corrupted, reaches fn,
+ * which skips it, and never ends the scan before the intact records after
+ * it.  fn returns 0 to go on, 1 to stop, or an error (returned).
+ */
+typedef int (*misc_scan_fn)(void *arg, const uint8_t *key, size_t klen, const void *val,
+                            size_t vlen);
+
+static int misc_scan(struct inode_table *t, char tag, uint64_t from, misc_scan_fn fn, void *arg)
+{
+    DBC *c;
+    DBT k = {0}, v = {0};
+    int r = db_errno(t->misc->cursor(t->misc, NULL, &c, DB_READ_COMMITTED));
+    if (r)
+        return public_errno(r);
+    if (!(k.data = malloc(9))) {
+        c->close(c);
+        return ENOMEM;
+    }
+    ino_key(k.data, tag, from);
+    k.size = 9;
+    k.flags = DB_DBT_REALLOC;
+    v.flags = DB_DBT_REALLOC;
+    for (uint32_t op = DB_SET_RANGE;; op = DB_NEXT) {
+        r = db_errno(c->get(c, &k, &v, op));
+        const uint8_t *key = k.data;
+        if (r == ENOENT || (r == 0 && (k.size < 1 || key[0] != (uint8_t)tag))) {
+            r = 0;
+            break;
+        }
+        if (r || (r = fn(arg, key, k.size, v.data, v.size)) != 0)
+            break;
+    }
+    c->close(c);
+    free(k.data);
+    free(v.data);
+    return r == 1 ? 0 : public_errno(r);
 }
 
 /* ---- decoding the records read back (contracts in inode_internal.h) ------------- */
@@ -90,7 +138,7 @@ int rjrec_decode(const void *v, size_t len, struct rjview *out)
     if (len < sizeof(out->h) + 2)
         return EIO;
     memcpy(&out->h, v, sizeof(out->h));
-    if ((out->h.phase != 1 && out->h.phase != 2) || out->h.nkeys > RJREC_KEYS_MAX)
+    if (out->h.phase < 1 || out->h.phase > 3 || out->h.nkeys > RJREC_KEYS_MAX)
         return EIO; /* a phase of neither would delete objects no rename copied */
     const char *p = (const char *)v + sizeof(out->h);
     size_t left = len - sizeof(out->h);
@@ -146,6 +194,7 @@ static int wb_touch_at(struct inode_table *t, DB_TXN *txn, struct inode_rec *r, 
     }
     w.dver++;
     w.last_ns = now;
+    w.flags &= ~WB_MOVE_ONLY; /* changed here: the table's attributes go with the upload */
     if (c && c->set_base) {
         w.base_size = c->base_size;
         w.clean_below = c->base_size;
@@ -190,6 +239,27 @@ bool silly_hidden(struct inode_table *t, DB_TXN *txn, const char *key)
     return misc_get(t, txn, kb, hide_key(kb, key), &ino, sizeof(ino), &len, 0) == 0;
 }
 
+/* Who owns hidden object key (its "K" record): ENOENT when nobody. */
+static int hidden_owner(struct inode_table *t, DB_TXN *txn, const char *key, uint64_t *ino,
+                        uint32_t flags)
+{
+    uint8_t kb[1 + OBJ_KEY_MAX];
+    size_t len = 0;
+    int r = misc_get(t, txn, kb, hide_key(kb, key), ino, sizeof(*ino), &len, flags);
+    return r == 0 && len != sizeof(*ino) ? EIO : r;
+}
+
+int move_src(struct inode_table *t, DB_TXN *txn, uint64_t ino, char *key, uint32_t flags)
+{
+    uint8_t kb[9], v[OBJ_KEY_MAX + 1];
+    size_t len = 0;
+    ino_key(kb, 'm', ino);
+    int r = misc_get(t, txn, kb, sizeof(kb), v, sizeof(v), &len, flags);
+    if (r == EOVERFLOW)
+        return EIO;
+    return r ? r : rjkey_decode(v, len, key);
+}
+
 int inode_hidden_by(struct inode_table *t, uint64_t dir, const char *name, uint64_t *ino)
 {
     struct inode_rec *d = malloc(sizeof(*d));
@@ -209,6 +279,10 @@ int inode_hidden_by(struct inode_table *t, uint64_t dir, const char *name, uint6
         if (r == 0 && len != sizeof(*ino))
             r = ENOENT;
     }
+    /* Only a silly rename's: a moving file's object leaves before anything takes its key. */
+    if (r == 0 && (r = public_errno(rec_get(t, NULL, *ino, d, 0))) == 0 &&
+        !(d->h.flags & IREC_SILLY))
+        r = ENOENT;
     free(d);
     return r;
 }
@@ -493,6 +567,20 @@ int inode_create(struct inode_table *t, const struct meta_export *e, uint64_t di
     rc = inode_lookup(t, e, dir, name, &found, NULL);
     if (rc && rc != ENOENT)
         return rc;
+    if (atomic_load(&t->n_moves) > 0 && rc == ENOENT) {
+        /* Nothing is made where the objects of a moved directory still wait to leave. */
+        struct inode_rec *d = malloc(sizeof(*d));
+        char *key = malloc(OBJ_KEY_MAX + INODE_NAME_MAX + 2);
+        rc = d && key ? rec_get_export(t, e, dir, d) : ENOMEM;
+        if (rc == 0) {
+            snprintf(key, OBJ_KEY_MAX + INODE_NAME_MAX + 2, "%s%s%s", d->key, name, S_ISDIR(mode) ? "/" : "");
+            rc = moves_clear(t, e, key, NULL);
+        }
+        free(d);
+        free(key);
+        if (rc)
+            return rc;
+    }
     struct create_arg *a = calloc(1, sizeof(*a));
     if (!a)
         return ENOMEM;
@@ -576,6 +664,7 @@ struct remove_arg {
     int64_t now;
     struct inode_rec d, c;
     struct inode_attr before;
+    char src[OBJ_KEY_MAX + 1]; /* a moving file's object (IREC_MOVING) */
 };
 
 static int remove_fn(struct inode_table *t, DB_TXN *txn, void *arg)
@@ -600,6 +689,18 @@ static int remove_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     if (a->c.h.flags & IREC_SILLY) {
         uint8_t kb[1 + OBJ_KEY_MAX];
         if ((r = misc_del(t, txn, kb, hide_key(kb, a->c.key))))
+            return r;
+    }
+    if (a->c.h.flags & IREC_MOVE_ANY) {
+        /* Its object at the old key was deleted with the one at its key. */
+        uint8_t kb[1 + OBJ_KEY_MAX];
+        char src[OBJ_KEY_MAX + 1];
+        r = move_src(t, txn, a->ino, src, DB_RMW);
+        if (r == 0 && (r = misc_del(t, txn, kb, hide_key(kb, src))) == 0) {
+            ino_key(kb, 'm', a->ino);
+            r = misc_del(t, txn, kb, 9);
+        }
+        if (r && r != ENOENT)
             return r;
     }
     rec_touch(&a->d, a->now);
@@ -652,6 +753,14 @@ int inode_remove(struct inode_table *t, const struct meta_export *e, uint64_t di
         if (rc == 0 && del) {
             rc = obj_del(e->store, e->bucket, a->c.key);
             deleted = rc == 0;
+        }
+        /* A file a directory rename is moving: its object is still at the old key. */
+        if (rc == 0 && (a->c.h.flags & IREC_MOVE_ANY)) {
+            int mr = public_errno(move_src(t, NULL, found.ino, a->src, 0));
+            if (mr == 0)
+                rc = obj_del(e->store, e->bucket, a->src);
+            else if (mr != ENOENT)
+                rc = mr;
         }
         if (rc == 0) {
             a->e = e;
@@ -908,6 +1017,134 @@ static int copy_markers(const struct meta_export *e, char *const *keys, size_t n
     return r;
 }
 
+/*
+ * Call fn for the record of every entry under directory top, all the way
+ * down, in transaction txn (NULL: none, read without locks, which holds
+ * only while nothing renames into or out of the tree: holding top ensures
+ * it).  Records are read with rflags (DB_RMW: fn may change and put them;
+ * the walk goes into a directory after fn saw it).  fn returns 0 to go on
+ * or an error; an entry whose record is gone is skipped.  Returns 0, an
+ * errno or a Berkeley DB code (a deadlock ends the transaction: txn_run's).
+ */
+typedef int (*walk_fn)(void *arg, DB_TXN *txn, struct inode_rec *r);
+
+static int subtree_walk(struct inode_table *t, DB_TXN *txn, uint64_t top, uint32_t rflags,
+                        walk_fn fn, void *arg)
+{
+    struct inode_rec *r = malloc(sizeof(*r));
+    size_t cap = 64, n = 0;
+    uint64_t *stack = malloc(cap * sizeof(*stack));
+    int rc = r && stack ? 0 : ENOMEM;
+    if (rc == 0)
+        stack[n++] = top;
+    while (n && rc == 0) {
+        uint64_t dir = stack[--n];
+        uint8_t kb[DKEY_MAX];
+        struct dval dv;
+        DBC *c;
+        DBT k = {0}, v = {0};
+        if ((rc = db_errno(t->dirents->cursor(t->dirents, txn, &c, 0))))
+            break;
+        k.data = kb;
+        k.size = (uint32_t)dkey_make(kb, dir, "", 0);
+        k.ulen = sizeof(kb);
+        k.flags = DB_DBT_USERMEM;
+        v.data = &dv;
+        v.ulen = sizeof(dv);
+        v.flags = DB_DBT_USERMEM;
+        for (uint32_t op = DB_SET_RANGE; rc == 0; op = DB_NEXT) {
+            rc = db_errno(c->get(c, &k, &v, op));
+            if (rc == ENOENT || (rc == 0 && (k.size < 8 || get_be64(kb) != dir))) {
+                rc = 0;
+                break;
+            }
+            if (rc)
+                break;
+            if ((rc = rec_get(t, txn, dv.ino, r, rflags)) == ENOENT) {
+                rc = 0;
+                continue;
+            }
+            if (rc || (rc = fn(arg, txn, r)))
+                break;
+            if (!S_ISDIR(r->h.mode))
+                continue;
+            if (n == cap) {
+                uint64_t *s2 = realloc(stack, 2 * cap * sizeof(*stack));
+                if (!s2) {
+                    rc = ENOMEM;
+                    break;
+                }
+                stack = s2;
+                cap *= 2;
+            }
+            stack[n++] = dv.ino;
+        }
+        c->close(c);
+    }
+    free(stack);
+    free(r);
+    return rc;
+}
+
+struct known_arg {
+    const char *oldp;
+    size_t olen;
+    struct keylist *known;
+};
+
+/* The keys of the tree's files in the bucket (under oldp). */
+static int known_cb(void *arg, DB_TXN *txn, struct inode_rec *r)
+{
+    struct known_arg *a = arg;
+    if (S_ISDIR(r->h.mode) || !rec_in_bucket(r) || strncmp(r->key, a->oldp, a->olen) != 0)
+        return 0;
+    return keylist_cb(a->known, &(struct obj_entry){.key = r->key});
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * For a background move of the tree under directory top (key oldp): keys
+ * (what the bucket holds under oldp) becomes what the journal keeps: the
+ * tree's markers, shallowest first, then the objects no file of the table
+ * names (they are copied before the answer).  Objects the table's files
+ * name move after it (IREC_MOVING).
+ */
+static int move_keys(struct inode_table *t, uint64_t top, const char *oldp, struct keylist *keys)
+{
+    struct keylist known = {.max = SIZE_MAX}, dirs = {0}, out = {.max = SIZE_MAX};
+    size_t olen = strlen(oldp);
+    struct known_arg ka = {.oldp = oldp, .olen = olen, .known = &known};
+    int rc = public_errno(subtree_walk(t, NULL, top, 0, known_cb, &ka));
+    if (rc == 0)
+        rc = markers_of(keys->v, keys->n, oldp, olen, &dirs);
+    /* markers_of sorts deepest first: the journal wants them shallowest first. */
+    for (size_t i = dirs.n; rc == 0 && i-- > 0;)
+        rc = keylist_cb(&out, &(struct obj_entry){.key = dirs.v[i]});
+    if (rc == 0 && known.n)
+        qsort(known.v, known.n, sizeof(*known.v), key_cmp);
+    for (size_t i = 0; rc == 0 && i < keys->n; i++) {
+        const char *k = keys->v[i];
+        if (k[strlen(k) - 1] == '/')
+            continue; /* a marker: above */
+        if (known.n && bsearch(&k, known.v, known.n, sizeof(*known.v), key_cmp))
+            continue; /* a file of the table: moves after the answer */
+        rc = keylist_cb(&out, &(struct obj_entry){.key = k});
+    }
+    if (rc == 0) {
+        keylist_free(keys);
+        *keys = out;
+    } else {
+        keylist_free(&out);
+    }
+    keylist_free(&known);
+    keylist_free(&dirs);
+    return rc;
+}
+
 /* Delete the copies (phase 1: under newp) or the originals (phase 2) of a journaled rename. */
 static int journal_apply(const struct meta_export *e, const struct journal_arg *a)
 {
@@ -936,82 +1173,81 @@ struct rename_arg {
     uint64_t fdir, tdir, ino, tino;
     const char *fname, *tname;
     bool silly;
-    bool journaled;     /* phase 2 of the rename journal commits with the table */
+    bool move_file;     /* a file in the bucket: its object moves after the commit */
+    bool background;    /* a directory whose files move after the answer (phase 3) */
+    bool journaled;     /* phase 2 (or 3) of the rename journal commits with the table */
     size_t jkeys;       /* ... which lists this many keys */
     int64_t now;
     char newkey[OBJ_KEY_MAX + 1];
     char oldkey[OBJ_KEY_MAX + 1];
-    struct inode_rec fd, td, c, x, y; /* y: rekey_subtree's scratch */
+    struct inode_rec fd, td, c, x;
     struct inode_attr fbefore, tbefore;
 };
 
-/* Rewrite the keys of the subtree under directory `dir` from prefix old to new. */
+/*
+ * Make file y of a tree renamed at now move in the background (see
+ * IREC_MOVING): its object stays at its key (the "m" record), hidden by a
+ * "K" record, and a "W" record due at once has the uploader move it.  A
+ * file with changes not uploaded keeps its "W" record (the move goes
+ * first, then the upload).  y was read with DB_RMW; the caller writes it.
+ */
+static int move_mark(struct inode_table *t, DB_TXN *txn, struct inode_rec *y, int64_t now)
+{
+    uint8_t kb[1 + OBJ_KEY_MAX];
+    struct wbrec w;
+    int r;
+    ino_key(kb, 'm', y->ino);
+    if ((r = misc_put(t, txn, kb, 9, y->key, strlen(y->key))))
+        return r;
+    if ((r = misc_put(t, txn, kb, hide_key(kb, y->key), &y->ino, sizeof(y->ino))))
+        return r;
+    r = wb_get(t, txn, y->ino, &w, DB_RMW);
+    if (r == ENOENT) {
+        w = (struct wbrec){.dver = 1, .first_ns = now, .last_ns = 0,
+                           .export_id = y->h.export_id, .flags = WB_MOVE_ONLY};
+        ino_key(kb, 'W', y->ino);
+        r = misc_put(t, txn, kb, 9, &w, sizeof(w));
+    }
+    if (r)
+        return r;
+    y->h.flags |= IREC_LOCAL | IREC_MOVING;
+    return 0;
+}
+
+struct rekey_arg {
+    struct inode_table *t;
+    struct rename_arg *a;
+    size_t olen;
+};
+
+static int rekey_cb(void *arg, DB_TXN *txn, struct inode_rec *y)
+{
+    struct rekey_arg *x = arg;
+    struct rename_arg *a = x->a;
+    char nk[OBJ_KEY_MAX + 1];
+    int r;
+    if (strncmp(y->key, a->oldkey, x->olen) != 0)
+        return 0;
+    if ((r = key_rebase(nk, y->key, x->olen, a->newkey)))
+        return r;
+    /* Its object follows in the background (a file in the bucket). */
+    if (a->background && !S_ISDIR(y->h.mode) && rec_in_bucket(y) &&
+        !(y->h.flags & IREC_MOVE_ANY) && (r = move_mark(x->t, txn, y, a->now)))
+        return r;
+    if (a->background && S_ISDIR(y->h.mode))
+        y->h.flags |= IREC_MOVE_DIR;
+    memcpy(y->key, nk, sizeof(nk));
+    /* Copied in the bucket: the copy's ETag may differ (multipart); HEAD it. */
+    if (!(y->h.flags & IREC_LOCAL))
+        y->h.validated_at = 0;
+    return rec_put(x->t, txn, y);
+}
+
+/* Rewrite the keys of the subtree under directory top from prefix old to new. */
 static int rekey_subtree(struct inode_table *t, DB_TXN *txn, struct rename_arg *a, uint64_t top)
 {
-    size_t cap = 64, n = 0, olen = strlen(a->oldkey);
-    uint64_t *stack = malloc(cap * sizeof(*stack));
-    uint8_t kb[DKEY_MAX];
-    int r = 0;
-    if (!stack)
-        return ENOMEM;
-    stack[n++] = top;
-    while (n && r == 0) {
-        uint64_t dir = stack[--n];
-        DBC *c;
-        DBT k = {0}, v = {0};
-        struct dval dv;
-        if ((r = db_errno(t->dirents->cursor(t->dirents, txn, &c, 0))))
-            break;
-        k.data = kb;
-        k.size = (uint32_t)dkey_make(kb, dir, "", 0);
-        k.ulen = sizeof(kb);
-        k.flags = DB_DBT_USERMEM;
-        v.data = &dv;
-        v.ulen = sizeof(dv);
-        v.flags = DB_DBT_USERMEM;
-        for (uint32_t op = DB_SET_RANGE;; op = DB_NEXT) {
-            r = db_errno(c->get(c, &k, &v, op));
-            if (r == ENOENT || (r == 0 && (k.size < 8 || get_be64(kb) != dir))) {
-                r = 0;
-                break;
-            }
-            if (r)
-                break;
-            if ((r = rec_get(t, txn, dv.ino, &a->y, DB_RMW))) {
-                if (r == ENOENT) {
-                    r = 0;
-                    continue;
-                }
-                break;
-            }
-            if (strncmp(a->y.key, a->oldkey, olen) == 0) {
-                char nk[OBJ_KEY_MAX + 1];
-                if ((r = key_rebase(nk, a->y.key, olen, a->newkey)))
-                    break;
-                memcpy(a->y.key, nk, sizeof(nk));
-                /* Copied in the bucket: the copy's ETag may differ (multipart); HEAD it. */
-                if (!(a->y.h.flags & IREC_LOCAL))
-                    a->y.h.validated_at = 0;
-                if ((r = rec_put(t, txn, &a->y)))
-                    break;
-            }
-            if (S_ISDIR(a->y.h.mode)) {
-                if (n == cap) {
-                    uint64_t *s2 = realloc(stack, 2 * cap * sizeof(*stack));
-                    if (!s2) {
-                        r = ENOMEM;
-                        break;
-                    }
-                    stack = s2;
-                    cap *= 2;
-                }
-                stack[n++] = dv.ino;
-            }
-        }
-        c->close(c);
-    }
-    free(stack);
-    return r;
+    struct rekey_arg x = {.t = t, .a = a, .olen = strlen(a->oldkey)};
+    return subtree_walk(t, txn, top, DB_RMW, rekey_cb, &x);
 }
 
 static int rename_fn(struct inode_table *t, DB_TXN *txn, void *arg)
@@ -1052,6 +1288,13 @@ static int rename_fn(struct inode_table *t, DB_TXN *txn, void *arg)
             return r;
         if ((r = rec_del(t, txn, a->tino)) || (r = wb_forget(t, txn, a->tino)))
             return r;
+        if (a->x.h.flags & IREC_MOVE_ANY) {
+            /* Its object at the old key is left over: inode_moves_settle deletes it. */
+            uint8_t kb[9];
+            ino_key(kb, 'm', a->tino);
+            if ((r = misc_del(t, txn, kb, sizeof(kb))))
+                return r;
+        }
         if (S_ISDIR(a->x.h.mode) && a->td.h.nlink > 2)
             a->td.h.nlink--;
     }
@@ -1073,24 +1316,36 @@ static int rename_fn(struct inode_table *t, DB_TXN *txn, void *arg)
             return r;
     } else {
         if (a->c.h.flags & IREC_SILLY) {
-            /* Out of hiding: its object moves with it (copied by the caller). */
+            /* Out of hiding: its object moves with it (below). */
             uint8_t kb[1 + OBJ_KEY_MAX];
             a->c.h.flags &= ~IREC_SILLY;
             if ((r = misc_del(t, txn, kb, hide_key(kb, a->c.key))))
                 return r;
         }
+        /* The table first; the object follows (inode_move_object), so a crash rolls forward. */
+        if (a->move_file && (r = move_mark(t, txn, &a->c, a->now)))
+            return r;
         memcpy(a->c.key, a->newkey, sizeof(a->newkey));
         if (rec_in_bucket(&a->c) && !(a->c.h.flags & IREC_LOCAL))
             a->c.h.validated_at = 0; /* a copy: its ETag is the store's to say */
     }
+    if (a->background)
+        a->c.h.flags |= IREC_MOVE_DIR;
     if ((r = rec_put(t, txn, &a->c)))
         return r;
     if (isdir && !a->silly && (r = rekey_subtree(t, txn, a, a->ino)))
         return r;
     if (a->journaled) {
-        struct journal_arg j = {.id = a->ino, .export_id = a->e->id, .phase = 2,
-                                .oldp = a->oldkey, .newp = a->newkey, .n = a->jkeys};
+        struct journal_arg j = {.id = a->ino, .export_id = a->e->id,
+                                .phase = a->background ? 3 : 2, .oldp = a->oldkey,
+                                .newp = a->newkey, .n = a->jkeys};
         if ((r = journal_put(t, txn, &j)))
+            return r;
+    }
+    if (a->background) {
+        /* The old name stays out of listings until the last object has left it. */
+        uint8_t kb[1 + OBJ_KEY_MAX];
+        if ((r = misc_put(t, txn, kb, hide_key(kb, a->oldkey), &a->ino, sizeof(a->ino))))
             return r;
     }
     if (isdir && a->fdir != a->tdir) {
@@ -1182,6 +1437,11 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
         goto out_unhold;
     if ((rc = public_errno(rec_get(t, NULL, a->ino, &a->c, 0))))
         goto out;
+    /* A file a directory rename is still moving gets to its key first (one copy). */
+    if (!isdir && (a->c.h.flags & IREC_MOVE_ANY) &&
+        ((rc = inode_move_object(t, e->store, e->bucket, a->ino)) ||
+         (rc = public_errno(rec_get(t, NULL, a->ino, &a->c, 0)))))
+        goto out;
     if (have_dst && (rc = public_errno(rec_get(t, NULL, a->tino, &a->x, 0))))
         goto out;
     if (have_dst && S_ISDIR(a->x.h.mode)) {
@@ -1206,6 +1466,8 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
         a->newkey[dlen + nlen++] = '/';
     a->newkey[dlen + nlen] = '\0';
     snprintf(a->oldkey, sizeof(a->oldkey), "%s", a->c.key);
+    if ((rc = moves_clear(t, e, a->oldkey, a->newkey)))
+        goto out;
     a->silly = !isdir && is_silly_name(tname) && !is_silly_name(fname) &&
                rec_in_bucket(&a->c) && !(a->c.h.flags & IREC_SILLY);
 
@@ -1228,13 +1490,16 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
             if (rc == EFBIG)
                 LOG_AT(LOG_NOTICE, "rename of %s:%s refused: more than rename_dir_max (%u) "
                                    "objects under it", e->bucket, a->oldkey, e->rename_dir_max);
+            /* What the table knows moves after the answer; the journal keeps the rest. */
+            if (rc == 0 && (rc = move_keys(t, a->ino, a->oldkey, &keys)) == 0)
+                a->background = true;
         } else {
-            keys.max = 1;
-            rc = keylist_cb(&keys, &(struct obj_entry){.key = a->oldkey});
+            a->move_file = true; /* no copy before the commit: the target stays whole */
         }
         j.keys = keys.v;
         j.n = keys.n;
-        if (rc == 0 && keys.n && (rc = txn_run(t, journal_begin_fn, &j, true)) == 0) {
+        if (rc == 0 && (keys.n || a->background) &&
+            (rc = txn_run(t, journal_begin_fn, &j, true)) == 0) {
             a->journaled = true;
             a->jkeys = keys.n;
         }
@@ -1259,8 +1524,17 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
     if (rc)
         goto undo;
     gone_note(t, fdir, fname);
+    if (a->background)
+        atomic_fetch_add(&t->n_moves, 1);
+    if (a->move_file) {
+        /* The object to its new key now (a failure: the uploader retries; reads find it). */
+        int mr = inode_move_object(t, e->store, e->bucket, a->ino);
+        if (mr)
+            LOG_AT(LOG_WARNING, "rename: moving %s:%s to %s: %s; the uploader retries it",
+                   e->bucket, a->oldkey, a->newkey, strerror(mr));
+    }
     /* Then the old objects go (a failure leaves the journal to finish at the next start). */
-    if (a->journaled) {
+    if (a->journaled && !a->background) {
         j.phase = 2;
         int dr = journal_apply(e, &j);
         if (dr)
@@ -1309,6 +1583,526 @@ out_unhold:
 out_free:
     keylist_free(&keys);
     free(a);
+    return rc;
+}
+
+/* ---- background moves ------------------------------------------------------------- */
+
+/*
+ * A rename of a directory in the bucket answers once the table has the
+ * new names; the objects follow (phase 3 of the rename journal):
+ *   - before the answer: the tree is listed (at most rename_dir_max keys),
+ *     its directory markers and the objects the table does not know are
+ *     copied (journaled as phase 1, undone on failure as before), then one
+ *     synchronous transaction renames the table, marks each file of the
+ *     tree in the bucket IREC_MOVING ("m" = where its bytes are, "K" hides
+ *     that key, a "W" record due at once), hides the old prefix ("K" +
+ *     old prefix) and turns the journal record to phase 3, whose keys are
+ *     the old markers and the objects copied before the answer;
+ *   - the uploader moves each file (inode_move_object: copy, table, delete
+ *     the old object, its "K"), reads meanwhile come from the old key;
+ *   - once no "K" record of a moving file is left under the old prefix,
+ *     inode_moves_settle deletes the journal's keys (objects first, then
+ *     markers, deepest first) and closes the journal and the old prefix.
+ * A crash anywhere leaves records that say what is left: a file is moved
+ * again (a copy is idempotent), a "K" record whose file moved already (or
+ * is gone) names an object left over, deleted by the settling.  A rename,
+ * create or mkdir that touches the old or new prefix of an open move
+ * finishes that move first (moves_clear): a tree is never moved twice at
+ * once, and nothing new is made where old objects wait to leave.
+ */
+
+struct move_info {
+    uint64_t id;
+    uint32_t export_id, nkeys;
+    char oldp[OBJ_KEY_MAX + 1], newp[OBJ_KEY_MAX + 1];
+};
+
+#define MOVES_MAX 16 /* open moves looked at per call */
+
+struct moves_scan {
+    bool any;
+    uint32_t export_id;
+    struct move_info *out;
+    size_t n;
+};
+
+static int moves_cb(void *arg, const uint8_t *key, size_t klen, const void *val, size_t vlen)
+{
+    struct moves_scan *x = arg;
+    struct rjview j;
+    if (klen != 9 || rjrec_decode(val, vlen, &j) != 0 || j.h.phase != 3)
+        return 0; /* replay's to judge (a corrupt one is dropped there) */
+    if (!x->any && j.h.export_id != x->export_id)
+        return 0;
+    struct move_info *m = &x->out[x->n++];
+    m->id = get_be64(key + 1);
+    m->export_id = j.h.export_id;
+    m->nkeys = j.h.nkeys;
+    snprintf(m->oldp, sizeof(m->oldp), "%s", j.oldp);
+    snprintf(m->newp, sizeof(m->newp), "%s", j.newp);
+    return x->n == MOVES_MAX;
+}
+
+/* Up to MOVES_MAX open moves (phase 3) of export_id (any export: all), in id order. */
+static int moves_list(struct inode_table *t, bool any, uint32_t export_id, struct move_info *out,
+                      size_t *n)
+{
+    struct moves_scan x = {.any = any, .export_id = export_id, .out = out};
+    int r = misc_scan(t, 'J', 0, moves_cb, &x);
+    *n = x.n;
+    return r;
+}
+
+/* The first "K" record after `after` (exclusive) whose key starts with prefix: ENOENT, none. */
+static int hidden_next(struct inode_table *t, const char *prefix, const char *after, char *key,
+                       uint64_t *ino)
+{
+    DBC *c;
+    DBT k = {0}, v = {0};
+    uint8_t kb[1 + OBJ_KEY_MAX + 1];
+    size_t plen = strlen(prefix);
+    int r = db_errno(t->misc->cursor(t->misc, NULL, &c, 0));
+    if (r)
+        return public_errno(r);
+    k.data = kb;
+    k.size = (uint32_t)hide_key(kb, after);
+    k.ulen = sizeof(kb);
+    k.flags = DB_DBT_USERMEM;
+    v.flags = DB_DBT_REALLOC;
+    for (uint32_t op = DB_SET_RANGE;; op = DB_NEXT) {
+        r = db_errno(c->get(c, &k, &v, op));
+        if (r)
+            break;
+        if (v.size != sizeof(*ino))
+            continue; /* not a record this layout wrote: skipped */
+        memcpy(ino, v.data, sizeof(*ino));
+        size_t klen = k.size - 1;
+        if (kb[0] != 'K' || klen < plen || memcmp(kb + 1, prefix, plen) != 0) {
+            r = ENOENT;
+            break;
+        }
+        if (klen == strlen(after) && memcmp(kb + 1, after, klen) == 0)
+            continue;
+        memcpy(key, kb + 1, klen);
+        key[klen] = '\0';
+        break;
+    }
+    c->close(c);
+    free(v.data);
+    return public_errno(r);
+}
+
+/*
+ * Call fn(arg, key, owner) for every "K" record under prefix (not prefix's
+ * own), in key order; fn returns 0 to go on, 1 to stop, or an error.
+ */
+static int hidden_each(struct inode_table *t, const char *prefix,
+                       int (*fn)(void *arg, const char *key, uint64_t ino), void *arg)
+{
+    char *key = malloc(OBJ_KEY_MAX + 1), *after = malloc(OBJ_KEY_MAX + 1);
+    uint64_t ino;
+    int rc = key && after ? 0 : ENOMEM;
+    if (rc == 0)
+        snprintf(after, OBJ_KEY_MAX + 1, "%s", prefix);
+    while (rc == 0) {
+        if ((rc = hidden_next(t, prefix, after, key, &ino)) == ENOENT) {
+            rc = 0;
+            break;
+        }
+        if (rc == 0) {
+            snprintf(after, OBJ_KEY_MAX + 1, "%s", key);
+            rc = fn(arg, key, ino);
+        }
+    }
+    free(key);
+    free(after);
+    return rc == 1 ? 0 : rc;
+}
+
+struct hidden_arg {
+    const char *key;
+    uint64_t ino;
+};
+
+/* Drop the "K" record of key if it is still ino's. */
+static int hidden_drop_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    const struct hidden_arg *a = arg;
+    uint8_t kb[1 + OBJ_KEY_MAX];
+    uint64_t owner;
+    int r = hidden_owner(t, txn, a->key, &owner, DB_RMW);
+    if (r == ENOENT || (r == 0 && owner != a->ino))
+        return 0;
+    return r ? r : misc_del(t, txn, kb, hide_key(kb, a->key));
+}
+
+static pthread_mutex_t *move_lock(struct inode_table *t, uint64_t ino)
+{
+    return &t->move_mu[(ino * 0x9E3779B97F4A7C15ull) >> 60];
+}
+
+struct move_arg {
+    uint64_t ino;
+    const char *src, *dst;
+    bool copied;        /* move_done_fn: MOVING -> MOVED_OLD; else MOVED_OLD -> done */
+    struct inode_rec r;
+};
+
+/*
+ * copied: the object is at dst now: reads go there (MOVING -> MOVED_OLD).
+ * Otherwise the old object is deleted too: the move's records go, and a
+ * file that was local for the move only is clean.
+ */
+static int move_done_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct move_arg *a = arg;
+    uint8_t kb[1 + OBJ_KEY_MAX];
+    struct wbrec w;
+    uint64_t owner;
+    int r;
+    if ((r = rec_get(t, txn, a->ino, &a->r, DB_RMW)))
+        return r;
+    if (!(a->r.h.flags & IREC_MOVE_ANY) || strcmp(a->r.key, a->dst) != 0)
+        return 0; /* cannot be while the caller holds the move lock: nothing to do */
+    if (a->copied) {
+        a->r.h.flags = (a->r.h.flags & ~IREC_MOVING) | IREC_MOVED_OLD;
+        return rec_put(t, txn, &a->r);
+    }
+    ino_key(kb, 'm', a->ino);
+    if ((r = misc_del(t, txn, kb, 9)))
+        return r;
+    if (a->src[0]) {
+        r = hidden_owner(t, txn, a->src, &owner, DB_RMW);
+        if (r == 0 && owner == a->ino)
+            r = misc_del(t, txn, kb, hide_key(kb, a->src));
+        if (r && r != ENOENT && r != EIO)
+            return r;
+    }
+    a->r.h.flags &= ~IREC_MOVE_ANY;
+    if (a->r.h.flags & IREC_SILLY) {
+        /* Still removed while open: hidden at its new key now. */
+        if ((r = misc_put(t, txn, kb, hide_key(kb, a->r.key), &a->ino, sizeof(a->ino))))
+            return r;
+    }
+    r = wb_get(t, txn, a->ino, &w, DB_RMW);
+    if (r == 0 && (w.flags & WB_MOVE_ONLY)) {
+        ino_key(kb, 'W', a->ino);
+        if ((r = misc_del(t, txn, kb, 9)))
+            return r;
+        a->r.h.flags &= ~(IREC_LOCAL | IREC_STAGED);
+        a->r.h.validated_at = 0; /* a copy: its ETag is the store's to say */
+    } else if (r && r != ENOENT) {
+        return r;
+    }
+    return rec_put(t, txn, &a->r);
+}
+
+int inode_move_object(struct inode_table *t, struct objstore *s, const char *bucket, uint64_t ino)
+{
+    struct move_arg *a = calloc(1, sizeof(*a));
+    char *src = malloc(OBJ_KEY_MAX + 1), *dst = malloc(OBJ_KEY_MAX + 1);
+    int rc = a && src && dst ? 0 : ENOMEM;
+    pthread_mutex_t *mu = move_lock(t, ino);
+    pthread_mutex_lock(mu);
+    if (rc == 0)
+        rc = public_errno(rec_get(t, NULL, ino, &a->r, 0));
+    if (rc == 0 && !(a->r.h.flags & IREC_MOVE_ANY))
+        goto out; /* moved already (or never moving) */
+    if (rc == 0) {
+        snprintf(dst, OBJ_KEY_MAX + 1, "%s", a->r.key);
+        rc = public_errno(move_src(t, NULL, ino, src, 0));
+        if (rc == EIO)
+            LOG_AT(LOG_ERR, "inode: the move record of inode %llu is corrupt: its object "
+                            "stays where it was", (unsigned long long)ino);
+        if (rc == ENOENT || rc == EIO)
+            src[0] = '\0'; /* nothing to copy or delete: the flags go */
+        else if (rc)
+            goto out;
+        rc = 0;
+    }
+    a->ino = ino;
+    a->src = src;
+    a->dst = dst;
+    /* Copy, then reads go to the copy (a crash after: the uploader deletes the old one). */
+    if (rc == 0 && src[0] && (a->r.h.flags & IREC_MOVING)) {
+        rc = obj_copy(s, bucket, src, dst, NULL);
+        if (rc == ENOENT)
+            rc = 0; /* deleted in the bucket meanwhile: the next HEAD of dst says so */
+        a->copied = true;
+        if (rc == 0)
+            rc = txn_run(t, move_done_fn, a, true);
+    }
+    /* Then the old object, then the move's records. */
+    if (rc == 0 && src[0])
+        rc = obj_del(s, bucket, src);
+    if (rc == 0) {
+        a->copied = false;
+        rc = txn_run(t, move_done_fn, a, true);
+    }
+    if (rc == 0)
+        atomic_fetch_add(&t->n_moved, 1);
+out:
+    pthread_mutex_unlock(mu);
+    free(a);
+    free(src);
+    free(dst);
+    return rc == ENOENT ? 0 : rc; /* the file is gone: nothing left to move */
+}
+
+/* Is the object at key, hidden for ino, still to move (or a silly rename's)? */
+static int member_pending(struct inode_table *t, uint64_t ino, const char *key, bool *pending)
+{
+    struct inode_rec *r = malloc(sizeof(*r));
+    char src[OBJ_KEY_MAX + 1];
+    if (!r)
+        return ENOMEM;
+    *pending = false;
+    int rc = public_errno(rec_get(t, NULL, ino, r, 0));
+    if (rc == 0 && (r->h.flags & IREC_MOVE_ANY)) {
+        /* Its move (the uploader's) deletes the old object itself. */
+        rc = public_errno(move_src(t, NULL, ino, src, 0));
+        *pending = rc == 0 && strcmp(src, key) == 0;
+    } else if (rc == 0 && (r->h.flags & IREC_SILLY)) {
+        *pending = strcmp(r->key, key) == 0;
+    }
+    free(r);
+    return rc == ENOENT || rc == EIO ? 0 : rc;
+}
+
+/* Read the "j" keys of journal record id (nkeys of them; a corrupt one is skipped). */
+static int journal_keys(struct inode_table *t, uint64_t id, uint32_t nkeys, struct keylist *keys)
+{
+    char *key = malloc(OBJ_KEY_MAX + 1);
+    uint8_t *kv = malloc(OBJ_KEY_MAX + 1);
+    int rc = key && kv ? 0 : ENOMEM;
+    keylist_free(keys);
+    keys->max = nkeys;
+    for (uint32_t i = 0; i < nkeys && rc == 0; i++) {
+        size_t len = 0;
+        uint8_t jb[13];
+        int gr = misc_get(t, NULL, jb, jkey(jb, id, i), kv, OBJ_KEY_MAX + 1, &len, 0);
+        if (gr == ENOENT)
+            continue;
+        if (gr == 0 && rjkey_decode(kv, len, key) != 0)
+            gr = EOVERFLOW;
+        if (gr == EOVERFLOW) {
+            LOG_AT(LOG_ERR, "inode: rename journal record %llu: key %u is corrupt: skipped",
+                   (unsigned long long)id, i);
+            continue;
+        }
+        if (gr) {
+            rc = public_errno(gr);
+            break;
+        }
+        rc = keylist_cb(keys, &(struct obj_entry){.key = key});
+    }
+    free(key);
+    free(kv);
+    return rc;
+}
+
+struct close_arg {
+    struct journal_arg j;
+    const char *oldp;
+};
+
+static int move_close_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct close_arg *a = arg;
+    uint8_t kb[1 + OBJ_KEY_MAX];
+    int r = journal_end_fn(t, txn, &a->j);
+    if (r == 0)
+        r = misc_del(t, txn, kb, hide_key(kb, a->oldp));
+    return r;
+}
+
+struct dirflag_arg {
+    struct inode_table *t;
+    uint64_t ino;
+    struct inode_rec r;
+};
+
+static int dirflag_clear_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    struct dirflag_arg *a = arg;
+    int r = rec_get(t, txn, a->ino, &a->r, DB_RMW);
+    if (r || !(a->r.h.flags & IREC_MOVE_DIR))
+        return r;
+    a->r.h.flags &= ~IREC_MOVE_DIR;
+    return rec_put(t, txn, &a->r);
+}
+
+static int dirflag_cb(void *arg, DB_TXN *txn, struct inode_rec *r)
+{
+    if (!S_ISDIR(r->h.mode) || !(r->h.flags & IREC_MOVE_DIR))
+        return 0;
+    struct dirflag_arg *a = arg;
+    a->ino = r->ino;
+    int rc = txn_run(a->t, dirflag_clear_fn, a, false);
+    return rc == ENOENT ? 0 : rc;
+}
+
+/* The directories under (and) top are no longer a move's (IREC_MOVE_DIR goes). */
+static int move_dirs_clear(struct inode_table *t, uint64_t top)
+{
+    struct dirflag_arg *a = malloc(sizeof(*a));
+    if (!a)
+        return ENOMEM;
+    a->t = t;
+    a->ino = top;
+    int rc = txn_run(t, dirflag_clear_fn, a, false);
+    if (rc == 0)
+        rc = subtree_walk(t, NULL, top, 0, dirflag_cb, a);
+    free(a);
+    return rc == ENOENT ? 0 : public_errno(rc);
+}
+
+/*
+ * Close move m if every file of it has moved: left-over objects go, then
+ * the journal's keys, then the journal.  *closed: it was closed.
+ */
+struct settle_arg {
+    struct inode_table *t;
+    struct objstore *s;
+    const char *bucket;
+    bool pending;
+};
+
+/* A hidden object under a move's old prefix: still to move (stop), or left over (deleted). */
+static int settle_cb(void *arg, const char *key, uint64_t ino)
+{
+    struct settle_arg *x = arg;
+    int rc = member_pending(x->t, ino, key, &x->pending);
+    if (rc || x->pending)
+        return rc ? rc : 1;
+    /* Left by a move cut off after the table moved the file: the object goes. */
+    if ((rc = obj_del(x->s, x->bucket, key)) == 0) {
+        struct hidden_arg h = {.key = key, .ino = ino};
+        rc = txn_run(x->t, hidden_drop_fn, &h, false);
+    }
+    return rc;
+}
+
+static int move_settle(struct inode_table *t, struct objstore *s, const char *bucket,
+                       const struct move_info *m, bool *closed)
+{
+    struct keylist keys = {0};
+    struct settle_arg x = {.t = t, .s = s, .bucket = bucket};
+    *closed = false;
+    int rc = hidden_each(t, m->oldp, settle_cb, &x);
+    if (rc || x.pending)
+        return rc;
+    rc = journal_keys(t, m->id, m->nkeys, &keys);
+    struct meta_export ex = {.id = m->export_id, .store = s, .bucket = bucket};
+    struct close_arg c = {.j = {.id = m->id, .export_id = m->export_id, .phase = 2,
+                                .oldp = m->oldp, .newp = m->newp, .keys = keys.v, .n = keys.n},
+                          .oldp = m->oldp};
+    if (rc == 0)
+        rc = journal_apply(&ex, &c.j);
+    if (rc == 0)
+        rc = move_dirs_clear(t, m->id);
+    if (rc == 0) {
+        c.j.n = m->nkeys; /* every "j" record goes, also ones not read */
+        rc = txn_run(t, move_close_fn, &c, false);
+    }
+    if (rc == 0) {
+        *closed = true;
+        atomic_fetch_sub(&t->n_moves, 1);
+        LOG_AT(LOG_INFO, "inode: the objects of %s:%s are all at %s now", bucket, m->oldp,
+               m->newp);
+    }
+    keylist_free(&keys);
+    return rc;
+}
+
+int inode_moves_settle(struct inode_table *t, uint32_t export_id, struct objstore *s,
+                       const char *bucket)
+{
+    if (atomic_load(&t->n_moves) <= 0)
+        return 0;
+    struct move_info *v = malloc(MOVES_MAX * sizeof(*v));
+    size_t n = 0;
+    int rc = v ? moves_list(t, false, export_id, v, &n) : ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        bool closed;
+        rc = move_settle(t, s, bucket, &v[i], &closed);
+    }
+    free(v);
+    return rc;
+}
+
+int inode_moves_open(struct inode_table *t, bool one_export, uint32_t export_id, uint64_t *n)
+{
+    *n = 0;
+    if (atomic_load(&t->n_moves) <= 0)
+        return 0;
+    struct move_info *v = malloc(MOVES_MAX * sizeof(*v));
+    size_t got = 0;
+    int rc = v ? moves_list(t, !one_export, export_id, v, &got) : ENOMEM;
+    *n = got;
+    free(v);
+    return rc;
+}
+
+struct finish_arg {
+    struct inode_table *t;
+    const struct meta_export *e;
+};
+
+static int finish_cb(void *arg, const char *key, uint64_t ino)
+{
+    struct finish_arg *x = arg;
+    int rc = hold(x->t, ino);
+    if (rc == 0) {
+        rc = inode_move_object(x->t, x->e->store, x->e->bucket, ino);
+        unhold(x->t, ino);
+    }
+    return rc;
+}
+
+/* Move every file of m now and close it (the caller waits for what the uploader would do). */
+static int move_finish(struct inode_table *t, const struct meta_export *e,
+                       const struct move_info *m)
+{
+    struct finish_arg x = {.t = t, .e = e};
+    bool closed = false;
+    int rc = hidden_each(t, m->oldp, finish_cb, &x);
+    if (rc == 0 && (rc = move_settle(t, e->store, e->bucket, m, &closed)) == 0 && !closed)
+        rc = EAGAIN; /* a file of it is still to move (cannot be: we hold none) */
+    return rc;
+}
+
+/* Is key under prefix p, or p under key (a directory's key)? */
+static bool key_overlaps(const char *key, const char *p)
+{
+    size_t kl = strlen(key), pl = strlen(p);
+    if (kl >= pl)
+        return memcmp(key, p, pl) == 0;
+    return kl && key[kl - 1] == '/' && memcmp(key, p, kl) == 0;
+}
+
+/*
+ * Finish every open move of e whose old or new prefix overlaps k1 or k2
+ * (k2 may be NULL): what is about to change there must not meet objects
+ * still on their way.
+ */
+static int moves_clear(struct inode_table *t, const struct meta_export *e, const char *k1,
+                       const char *k2)
+{
+    if (atomic_load(&t->n_moves) <= 0)
+        return 0;
+    struct move_info *v = malloc(MOVES_MAX * sizeof(*v));
+    size_t n = 0;
+    int rc = v ? moves_list(t, false, e->id, v, &n) : ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct move_info *m = &v[i];
+        bool hit = key_overlaps(k1, m->oldp) || key_overlaps(k1, m->newp) ||
+                   (k2 && (key_overlaps(k2, m->oldp) || key_overlaps(k2, m->newp)));
+        if (hit)
+            rc = move_finish(t, e, m);
+    }
+    free(v);
     return rc;
 }
 
@@ -1427,56 +2221,37 @@ int inode_sync(struct inode_table *t)
 
 /* ---- the write-back queue ------------------------------------------------------- */
 
+struct dirty_scan {
+    struct inode_dirty *out;
+    size_t max, n;
+};
+
+static int dirty_cb(void *arg, const uint8_t *key, size_t klen, const void *val, size_t vlen)
+{
+    struct dirty_scan *x = arg;
+    struct wbrec w;
+    if (klen != 9 || wbrec_decode(val, vlen, &w) != 0) {
+        LOG_AT(LOG_ERR, "inode: a corrupt write-back record (key %zu, value %zu bytes): "
+                        "skipped", klen, vlen);
+        return 0;
+    }
+    x->out[x->n++] = (struct inode_dirty){.ino = get_be64(key + 1), .export_id = w.export_id,
+                                          .dver = w.dver, .first_ns = w.first_ns,
+                                          .last_ns = w.last_ns, .base_size = w.base_size,
+                                          .clean_below = w.clean_below};
+    return x->n == x->max;
+}
+
 int inode_dirty_scan(struct inode_table *t, uint64_t after, struct inode_dirty *out,
                      size_t max, size_t *n)
 {
-    uint8_t kb[9];
-    struct wbrec w;
-    DBC *c;
-    DBT k = {0}, v = {0};
+    struct dirty_scan x = {.out = out, .max = max};
     *n = 0;
-    int r = db_errno(t->misc->cursor(t->misc, NULL, &c, DB_READ_COMMITTED));
-    if (r)
-        return public_errno(r);
-    ino_key(kb, 'W', after + 1);
-    /*
-     * Keys and values of any size (DB_DBT_REALLOC): a record of another
-     * length, corrupted, is skipped, and never ends the scan before the
-     * intact "W" records after it.
-     */
-    k.data = malloc(sizeof(kb));
-    if (!k.data) {
-        c->close(c);
-        return ENOMEM;
-    }
-    memcpy(k.data, kb, sizeof(kb));
-    k.size = sizeof(kb);
-    k.flags = DB_DBT_REALLOC;
-    v.flags = DB_DBT_REALLOC;
-    for (uint32_t op = DB_SET_RANGE; *n < max; op = DB_NEXT) {
-        r = db_errno(c->get(c, &k, &v, op));
-        const uint8_t *key = k.data;
-        if (r == ENOENT || (r == 0 && (k.size < 1 || key[0] != 'W'))) {
-            r = 0;
-            break;
-        }
-        if (r)
-            break;
-        if (k.size != 9 || wbrec_decode(v.data, v.size, &w) != 0) {
-            LOG_AT(LOG_ERR, "inode: a corrupt write-back record (key %u, value %u bytes): "
-                            "skipped", k.size, v.size);
-            continue;
-        }
-        out[*n] = (struct inode_dirty){.ino = get_be64(key + 1), .export_id = w.export_id,
-                                       .dver = w.dver, .first_ns = w.first_ns,
-                                       .last_ns = w.last_ns, .base_size = w.base_size,
-                                       .clean_below = w.clean_below};
-        (*n)++;
-    }
-    c->close(c);
-    free(k.data);
-    free(v.data);
-    return public_errno(r);
+    if (max == 0 || after == UINT64_MAX)
+        return 0;
+    int r = misc_scan(t, 'W', after + 1, dirty_cb, &x);
+    *n = x.n;
+    return r;
 }
 
 int inode_upload_get(struct inode_table *t, uint64_t ino, struct inode_attr *a, char *key,
@@ -1524,7 +2299,16 @@ static int done_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     if ((r = rec_get(t, txn, a->ino, &a->r, DB_RMW)))
         return r;
     if (strcmp(a->r.key, a->key) != 0) {
-        a->moved = true; /* renamed while it was uploaded: upload it again at its key */
+        /*
+         * Renamed while it was uploaded: upload it again at its key.  The
+         * object just written is nobody's, unless a directory rename left
+         * the file's bytes there to move (IREC_MOVING): the move takes it.
+         */
+        char src[OBJ_KEY_MAX + 1];
+        r = a->r.h.flags & IREC_MOVING ? move_src(t, txn, a->ino, src, 0) : ENOENT;
+        if (r && r != ENOENT && r != EIO)
+            return r;
+        a->moved = r != 0 || strcmp(src, a->key) != 0;
         return 0;
     }
     /* The object is in the bucket now, whatever else changed meanwhile. */
@@ -1649,11 +2433,10 @@ int inode_journal_replay(struct inode_table *t, const struct meta_export *const 
     /* The "J" record read and its key, of any size (DB_DBT_REALLOC): a corrupt one is dropped. */
     uint8_t *kb = malloc(9);
     void *val = NULL;
-    char *key = malloc(OBJ_KEY_MAX + 1);
-    uint8_t *kv = malloc(OBJ_KEY_MAX + 1);
     struct keylist keys = {0};
-    int rc = kb && key && kv ? 0 : ENOMEM;
+    int rc = kb ? 0 : ENOMEM;
     uint64_t after = 0, done = 0;
+    int64_t open_moves = 0;
     while (rc == 0) {
         /* The next "J" record after `after` (past the last one: after + 1 wraps to 0). */
         DBC *c;
@@ -1700,34 +2483,18 @@ int inode_journal_replay(struct inode_table *t, const struct meta_export *const 
         }
         struct rjrec h = j0.h;
         const char *oldp = j0.oldp, *newp = j0.newp;
+        if (h.phase == 3) {
+            /* The table has the new names: the uploader moves the rest (inode_moves_settle). */
+            open_moves++;
+            continue;
+        }
         const struct meta_export *e = NULL;
         for (size_t i = 0; i < n; i++)
             if (v[i]->id == h.export_id)
                 e = v[i];
         if (!e)
             continue; /* its export is not served now: kept for a later start */
-        keylist_free(&keys);
-        keys.max = h.nkeys;
-        for (uint32_t i = 0; i < h.nkeys && rc == 0; i++) {
-            size_t len = 0;
-            uint8_t jb[13];
-            int gr = misc_get(t, NULL, jb, jkey(jb, id, i), kv, OBJ_KEY_MAX + 1, &len, 0);
-            if (gr == ENOENT)
-                continue;
-            if (gr == 0 && rjkey_decode(kv, len, key) != 0)
-                gr = EOVERFLOW;
-            if (gr == EOVERFLOW) {
-                LOG_AT(LOG_ERR, "inode: rename journal record %llu: key %u is corrupt: "
-                                "skipped", (unsigned long long)id, i);
-                continue;
-            }
-            if (gr) {
-                rc = public_errno(gr);
-                break;
-            }
-            rc = keylist_cb(&keys, &(struct obj_entry){.key = key});
-        }
-        if (rc)
+        if ((rc = journal_keys(t, id, h.nkeys, &keys)))
             break;
         struct journal_arg j = {.id = id, .export_id = h.export_id, .phase = h.phase,
                                 .oldp = oldp, .newp = newp, .keys = keys.v, .n = keys.n};
@@ -1744,10 +2511,10 @@ int inode_journal_replay(struct inode_table *t, const struct meta_export *const 
                h.phase == 1 ? "undid" : "finished", e->bucket, oldp, newp);
         done++;
     }
+    if (rc == 0)
+        atomic_store(&t->n_moves, open_moves);
     keylist_free(&keys);
     free(val);
-    free(kv);
-    free(key);
     free(kb);
     return rc;
 }

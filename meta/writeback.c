@@ -643,7 +643,7 @@ static int upload_one(struct wb *w, uint64_t ino)
         return r == EBUSY ? 0 : r; /* a namespace change holds it: later */
     }
     r = inode_upload_get(w->t, ino, &u->a, u->key, &u->d);
-    if (r) {
+    if (r && !(r == EBUSY && u->a.moving)) {
         inode_upload_end(w->t, ino);
         free(u);
         if (r == ENOENT) {
@@ -681,8 +681,20 @@ static int upload_one(struct wb *w, uint64_t ino)
         return x ? ENOMEM : 0; /* no export (gone for now): kept */
     }
     u->bucket = bucket;
-    meta_of(&u->a, &u->meta);
     atomic_fetch_add(&w->n_inflight, 1);
+    if (u->a.moving) {
+        /* Its directory was renamed: the object moves to the new key first. */
+        r = inode_move_object(w->t, u->store, u->bucket, ino);
+        if (r == 0)
+            r = inode_upload_get(w->t, ino, &u->a, u->key, &u->d);
+        if (r == ENOENT || r == EBUSY) {
+            r = 0; /* moved, and nothing else to upload (or never: a silly rename's) */
+            goto end;
+        }
+        if (r)
+            goto end;
+    }
+    meta_of(&u->a, &u->meta);
 
     u->conflict = check_conflict(u);
     if (S_ISDIR(u->a.mode)) {
@@ -724,6 +736,7 @@ static int upload_one(struct wb *w, uint64_t ino)
             }
         }
     }
+end:
     atomic_fetch_sub(&w->n_inflight, 1);
     inode_upload_end(w->t, ino);
     if (r && r != ECANCELED && u->stage_err) {
@@ -860,6 +873,33 @@ static void scan_once(struct wb *w)
     }
 }
 
+/* Close the background moves whose files have all moved (inode_moves_settle). */
+static void settle_moves(struct wb *w)
+{
+    uint64_t open = 0;
+    if (inode_moves_open(w->t, false, 0, &open) != 0 || open == 0)
+        return;
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->nex;
+    struct wb_export *ex = calloc(n ? n : 1, sizeof(*ex));
+    for (size_t i = 0; ex && i < n; i++) {
+        ex[i] = w->ex[i];
+        ex[i].bucket = strdup(w->ex[i].bucket);
+    }
+    int64_t now = clock_mono_ns();
+    pthread_mutex_unlock(&w->mu);
+    for (size_t i = 0; ex && i < n; i++) {
+        if (ex[i].bucket && now >= ex[i].backoff_until) {
+            int r = inode_moves_settle(w->t, ex[i].id, ex[i].store, ex[i].bucket);
+            if (r)
+                LOG_AT(LOG_WARNING, "writeback: finishing a directory move in %s: %s; "
+                                    "retrying later", ex[i].bucket, strerror(r));
+        }
+        free(ex[i].bucket);
+    }
+    free(ex);
+}
+
 static void *scanner_main(void *arg)
 {
     struct wb *w = arg;
@@ -868,6 +908,7 @@ static void *scanner_main(void *arg)
         w->kicked = false;
         pthread_mutex_unlock(&w->mu);
         scan_once(w);
+        settle_moves(w);
         pthread_mutex_lock(&w->mu);
         w->scans++;
         pthread_cond_broadcast(&w->scanned);
@@ -927,7 +968,11 @@ static int count_local(struct wb *w, bool one_export, uint32_t export_id, int64_
         if (stuck)
             pthread_mutex_unlock(&w->mu);
     } while (n == 256);
-    return 0;
+    /* A directory move still open has old objects to delete: not in the bucket as it should. */
+    uint64_t moves = 0;
+    int r = inode_moves_open(w->t, one_export, export_id, &moves);
+    *count += moves;
+    return r;
 }
 
 int wb_local_count(struct wb *w, bool one_export, uint32_t export_id, uint64_t *count)

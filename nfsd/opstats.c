@@ -370,6 +370,8 @@ int opstats_each(const struct opstats *s, opstats_fn fn, void *arg)
         {"inode", "list_entries", s->inodes.list_entries},
         {"inode", "heads", s->inodes.heads},
         {"inode", "sync_commits", s->inodes.sync_commits},
+        {"inode", "moves_open", s->inodes.moves_open},
+        {"inode", "moved", s->inodes.moved},
         {"inode", "heads_ahead", s->inodes.heads_ahead},
         {"inode", "heads_ahead_max_inflight", s->inodes.heads_ahead_max},
         {"inode", "heads_joined", s->inodes.heads_joined},

@@ -109,6 +109,7 @@ flush
 check "rename a file (uploaded)" "$OP" "$url" mv /small.bin /renamed.bin
 check "rename a directory (uploaded)" "$OP" "$url" mv /d /e
 check "readlink after the directory rename" bash -c "[ \"\$('$OP' '$url' readlink /e/link)\" = ../small.bin ]"
+flush # the directory's objects follow its RENAME in the background
 check "the bucket holds the new names and not the old ones" s3py <<'PY'
 import sys, boto3
 s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1")

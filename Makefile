@@ -172,6 +172,7 @@ test: deps
 crashtest: deps
 	@$(MAKE) --no-print-directory all
 	@BNFS_CRASH_TRIALS=$${BNFS_CRASH_TRIALS:-50} BNFS_CRASH_MB=$${BNFS_CRASH_MB:-1024} \
+	    BNFS_CRASH_RENAME_MS="$${BNFS_CRASH_RENAME_MS:-100 300 500 700 900 1100 1300 1500 1700 1900 2100 2300 2500 2700 2900 3100 3400 3700 4000 4300}" \
 	    bash tests/integration/crash.sh
 
 check: deps

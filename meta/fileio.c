@@ -384,6 +384,8 @@ int meta_create(const struct meta_io *io, const struct meta_export *e, uint64_t 
     uint64_t size = target ? strlen(target) : 0;
     int rc = inode_create(io->t, e, dir, name, mode, uid, gid, size, how, verf, out, existed,
                           dir_before, dir_after);
+    if (rc == EAGAIN)
+        wb_kick(io->wb); /* a directory move in the way: the uploader is on it */
     if (rc || *existed || !target)
         goto out;
     /*
@@ -402,8 +404,8 @@ int meta_create(const struct meta_io *io, const struct meta_export *e, uint64_t 
         rc = sr;
     }
 out:
-    if (rc == 0)
-        wb_kick(io->wb);
+    if (rc == 0 || rc == EAGAIN)
+        wb_kick(io->wb); /* EAGAIN: a directory move in the way, the uploader is on it */
     return rc;
 }
 
@@ -439,8 +441,8 @@ int meta_rename(const struct meta_io *io, const struct meta_export *e, uint64_t 
             LOG_AT(LOG_WARNING, "fileio: dropping the staged bytes of replaced %s: %s", tname,
                    strerror(sr));
     }
-    if (rc == 0)
-        wb_kick(io->wb);
+    if (rc == 0 || rc == EAGAIN)
+        wb_kick(io->wb); /* EAGAIN: a directory move in the way, the uploader is on it */
     return rc;
 }
 

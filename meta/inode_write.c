@@ -2061,13 +2061,32 @@ static int finish_cb(void *arg, const char *key, uint64_t ino)
     return rc;
 }
 
-/* Move every file of m now and close it (the caller waits for what the uploader would do). */
+/* Files a caller finishes moving itself; past that it is told to come back (EAGAIN). */
+#define FINISH_MAX 32
+
+static int left_cb(void *arg, const char *key, uint64_t ino)
+{
+    unsigned *n = arg;
+    return ++*n > FINISH_MAX;
+}
+
+/*
+ * Move every file of m now and close it (the caller waits for what the
+ * uploader would do), if there are at most FINISH_MAX left; else EAGAIN
+ * (NFS3ERR_JUKEBOX: the client retries while the uploader moves them, in
+ * parallel, rather than one call copying a whole tree one object at a time).
+ */
 static int move_finish(struct inode_table *t, const struct meta_export *e,
                        const struct move_info *m)
 {
     struct finish_arg x = {.t = t, .e = e};
     bool closed = false;
-    int rc = hidden_each(t, m->oldp, finish_cb, &x);
+    unsigned left = 0;
+    int rc = hidden_each(t, m->oldp, left_cb, &left);
+    if (rc == 0 && left > FINISH_MAX)
+        return EAGAIN;
+    if (rc == 0)
+        rc = hidden_each(t, m->oldp, finish_cb, &x);
     if (rc == 0 && (rc = move_settle(t, e->store, e->bucket, m, &closed)) == 0 && !closed)
         rc = EAGAIN; /* a file of it is still to move (cannot be: we hold none) */
     return rc;

@@ -16,6 +16,9 @@
 #   BNFS_CRASH_TRIALS   trials (default 3; `make crashtest` runs 50)
 #   BNFS_CRASH_MB       megabytes a client writes at most per trial (default 128;
 #                       `make crashtest`: 1024)
+#   BNFS_CRASH_RENAME_MS  the kill points (ms after the RENAME call) of the
+#                       directory-rename trials (default "600 1500 2600";
+#                       `make crashtest`: 20 points from 100 to 4000)
 # Prints one "ok" per trial with its kill point and what was verified, a
 # summary "# trials T, bytes verified B, files lost L", and the closing line.
 set -u
@@ -104,7 +107,7 @@ echo "# trials $TRIALS, bytes verified $total_bytes, files lost $total_lost"
 # old tree whole instead: also accepted.
 OP=$IT_BUILD/tests/it_nfsop
 sed -i 's|type = "dir"; root = "\([^"]*\)";|type = "dir"; root = "\1"; latency_ms = 150; latency_match = "slow";|' "$conf"
-for k in 600 1500 2600; do
+for k in ${BNFS_CRASH_RENAME_MS:-600 1500 2600}; do
     set_delay 0
     it_start w || { fail "rename kill at $k ms: daemon start"; continue; }
     url="nfs://127.0.0.1/demo?nfsport=$NFS_PORT&mountport=$MOUNT_PORT"

@@ -239,6 +239,11 @@ prename() { perl -e 'rename($ARGV[0], $ARGV[1]) or die "$!\n"' "$1" "$2"; }
 mkdir -p "$n/d1" "$n/d2" "$n/up/sub" "$n/full" "$n/empty"
 echo one >"$n/d1/f1"
 echo "in the bucket" >"$n/up/sub/f"
+# A folder of 40 files (the RENAME answers first, the objects follow).
+for i in 0 1 2 3; do
+    mkdir -p "$n/many/s$i"
+    for j in 0 1 2 3 4 5 6 7 8 9; do printf 'file %s of folder %s\n' "$j" "$i" >"$n/many/s$i/f$j"; done
+done
 echo x >"$n/full/x"
 ino=$(stat -c %i "$n/d1/f1")
 check "mv in a folder" mv "$n/d1/f1" "$n/d1/f1-renamed"
@@ -272,6 +277,24 @@ check "rename(2) of an uploaded folder" prename "$n/up" "$n/d2/up2"
 if [ "$have_bucket" = 1 ] && wait_bucket 'has ns/d2/up2/sub/f && ! has ns/up/sub/f && ! has ns/up'; then
     ok "the bucket has the uploaded folder under its new name only"
 else not_ok "the uploaded folder in the bucket" "$(grep 'up' "$tmp/bucket.names" 2>/dev/null | tr '\n' ' ')"; fi
+# 40 uploaded files: the new names read right at once (from the old
+# objects while they move), on both mounts; then the bucket follows.
+if [ "$have_bucket" = 1 ] && wait_bucket 'has ns/many/s3/f9'; then
+    ok "a folder of 40 files reaches the bucket"
+else not_ok "a folder of 40 files reaches the bucket" "not within ${wb_wait}s"; fi
+check "rename(2) of the uploaded folder of 40 files" prename "$n/many" "$n/d2/many2"
+bad=
+for i in 0 1 2 3; do for j in 0 1 2 3 4 5 6 7 8 9; do
+    want=$(printf 'file %s of folder %s' "$j" "$i")
+    [ "$(cat "$b/ns/d2/many2/s$i/f$j" 2>&1)" = "$want" ] && [ "$(cat "$n/d2/many2/s$i/f$j" 2>&1)" = "$want" ] ||
+        bad="$bad s$i/f$j"
+done; done
+[ -z "$bad" ] && [ ! -e "$b/ns/many" ] && [ "$(find "$b/ns/d2/many2" -type f | wc -l)" = 40 ] &&
+    ok "all 40 read back under the new name at once, on both mounts; the old name is gone" ||
+    not_ok "the renamed folder of 40 files" "wrong:$bad; $(find "$b/ns/d2/many2" "$b/ns/many" 2>&1 | wc -l) names"
+if [ "$have_bucket" = 1 ] && wait_bucket '[ "$(grep -c "^ns/d2/many2/s[0-3]/f[0-9]$" "$tmp/bucket.names")" = 40 ] && ! grep -q "^ns/many" "$tmp/bucket.names"'; then
+    ok "the bucket has the 40 objects under the new name only"
+else not_ok "the 40 objects in the bucket" "$(grep -c many2 "$tmp/bucket.names" 2>/dev/null) under the new name, $(grep -c '^ns/many' "$tmp/bucket.names" 2>/dev/null) under the old"; fi
 fails "rename(2) of a folder over a non-empty one: ENOTEMPTY" "Directory not empty" prename "$n/d1/tree2" "$n/full"
 check "rename(2) of a folder over an empty one" prename "$n/d1/tree2" "$n/empty"
 [ "$(cat "$n/empty/a")" = a ] && ok "the empty folder was replaced" || not_ok "replaced empty folder" "$(ls "$n/empty")"

@@ -753,6 +753,37 @@ static void test_rename(struct inode_table *t, struct tstore *s)
     CHECK_EQ_INT(atomic_load(&s->dels) - dels, 1);
     CHECK_EQ_INT(inode_refresh(t, &e, da.ino, true), 0);
     CHECK_EQ_INT(inode_lookup(t, &e, da.ino, "s1", &a, NULL), ENOENT);
+
+    /*
+     * Something made where a moved directory's old objects still wait
+     * (mv logs logs.1; mkdir logs): a small move is finished by that call,
+     * a large one answers EAGAIN (NFS3ERR_JUKEBOX) until the uploader is done.
+     */
+    char mkey[48];
+    for (int i = 0; i < 40; i++) {
+        snprintf(mkey, sizeof(mkey), "mv/%s/f%02d", i < 3 ? "few" : "lots", i);
+        ts_put(s, mkey, 1, "e");
+    }
+    struct inode_attr few, lots, nd;
+    CHECK_EQ_INT(inode_refresh(t, &e, root.ino, true), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "few", &few, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, few.ino, "f00", &a, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "lots", &lots, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, lots.ino, "f03", &a, NULL), 0);
+    CHECK_EQ_INT(mv(t, &e, root.ino, "few", root.ino, "few.1", NULL), 0);
+    CHECK_EQ_INT(mv(t, &e, root.ino, "lots", root.ino, "lots.1", NULL), 0);
+    CHECK_EQ_INT(ts_count(s, "mv/few/"), 3);
+    CHECK_EQ_INT(mkdir_(t, &e, root.ino, "few", &nd), 0);
+    CHECK_EQ_INT(ts_count(s, "mv/few/"), 0);
+    CHECK_EQ_INT(ts_count(s, "mv/few.1/"), 3);
+    CHECK_EQ_INT(mkdir_(t, &e, root.ino, "lots", &nd), EAGAIN);
+    CHECK_EQ_INT(ts_count(s, "mv/lots/"), 37);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "lots.1", &a, NULL), 0); /* the names are there */
+    CHECK_EQ_INT(a.ino, lots.ino);
+    CHECK_EQ_INT(drain_moves(t, &e), 0);
+    CHECK_EQ_INT(mkdir_(t, &e, root.ino, "lots", &nd), 0);
+    CHECK_EQ_INT(ts_count(s, "mv/lots/"), 0);
+    CHECK_EQ_INT(ts_count(s, "mv/lots.1/"), 37);
 }
 
 /* ---- 7. the rename journal ------------------------------------------------------------ */

@@ -249,6 +249,23 @@ static int hidden_owner(struct inode_table *t, DB_TXN *txn, const char *key, uin
     return r == 0 && len != sizeof(*ino) ? EIO : r;
 }
 
+struct hidden_arg {
+    const char *key;
+    uint64_t ino;
+};
+
+/* Drop the "K" record of key if it is still ino's. */
+static int hidden_drop_fn(struct inode_table *t, DB_TXN *txn, void *arg)
+{
+    const struct hidden_arg *a = arg;
+    uint8_t kb[1 + OBJ_KEY_MAX];
+    uint64_t owner;
+    int r = hidden_owner(t, txn, a->key, &owner, DB_RMW);
+    if (r == ENOENT || (r == 0 && owner != a->ino))
+        return 0;
+    return r ? r : misc_del(t, txn, kb, hide_key(kb, a->key));
+}
+
 int move_src(struct inode_table *t, DB_TXN *txn, uint64_t ino, char *key, uint32_t flags)
 {
     uint8_t kb[9], v[OBJ_KEY_MAX + 1];
@@ -1180,6 +1197,7 @@ struct rename_arg {
     int64_t now;
     char newkey[OBJ_KEY_MAX + 1];
     char oldkey[OBJ_KEY_MAX + 1];
+    char xsrc[OBJ_KEY_MAX + 1]; /* a replaced target still moving: its object's key */
     struct inode_rec fd, td, c, x;
     struct inode_attr fbefore, tbefore;
 };
@@ -1444,6 +1462,9 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
         goto out;
     if (have_dst && (rc = public_errno(rec_get(t, NULL, a->tino, &a->x, 0))))
         goto out;
+    if (have_dst && (a->x.h.flags & IREC_MOVE_ANY) &&
+        public_errno(move_src(t, NULL, a->tino, a->xsrc, 0)) != 0)
+        a->xsrc[0] = '\0'; /* no record of where: nothing to delete there */
     if (have_dst && S_ISDIR(a->x.h.mode)) {
         rc = public_errno(dir_has_entries(t, e, &a->x, NULL));
         if (rc == 0 && rec_in_bucket(&a->x))
@@ -1549,6 +1570,16 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
         if (dr)
             LOG_AT(LOG_WARNING, "rename: deleting the replaced object %s:%s failed: %s",
                    e->bucket, a->x.key, strerror(dr));
+    }
+    /* So does the old object of a replaced target that was still moving, and its "K". */
+    if (have_dst && a->xsrc[0] && strcmp(a->xsrc, a->newkey) != 0) {
+        struct hidden_arg h = {.key = a->xsrc, .ino = a->tino};
+        int dr = obj_del(e->store, e->bucket, a->xsrc);
+        if (dr == 0)
+            dr = txn_run(t, hidden_drop_fn, &h, false);
+        if (dr)
+            LOG_AT(LOG_WARNING, "rename: deleting the replaced object %s:%s failed: %s",
+                   e->bucket, a->xsrc, strerror(dr));
     }
     if (have_dst) {
         rec_to_attr(&a->x, replaced);
@@ -1718,23 +1749,6 @@ static int hidden_each(struct inode_table *t, const char *prefix,
     free(key);
     free(after);
     return rc == 1 ? 0 : rc;
-}
-
-struct hidden_arg {
-    const char *key;
-    uint64_t ino;
-};
-
-/* Drop the "K" record of key if it is still ino's. */
-static int hidden_drop_fn(struct inode_table *t, DB_TXN *txn, void *arg)
-{
-    const struct hidden_arg *a = arg;
-    uint8_t kb[1 + OBJ_KEY_MAX];
-    uint64_t owner;
-    int r = hidden_owner(t, txn, a->key, &owner, DB_RMW);
-    if (r == ENOENT || (r == 0 && owner != a->ino))
-        return 0;
-    return r ? r : misc_del(t, txn, kb, hide_key(kb, a->key));
 }
 
 static pthread_mutex_t *move_lock(struct inode_table *t, uint64_t ino)

@@ -886,6 +886,25 @@ static void test_journal(struct inode_table *t, struct tstore *s)
     CHECK(ts_head(&s->base, "bkt", "jr/h", &om) == 0 && strcmp(om.etag, "e-f") == 0);
     CHECK(!ts_has(s, "jr/g"));
     CHECK(key_is(t, f.ino, "jr/h"));
+    /* A target still moving, replaced: its object at the old key goes with it. */
+    struct inode_attr pa, qa;
+    ts_put(s, "jr/p", 1, "e-p");
+    ts_put(s, "jr/q", 1, "e-q");
+    CHECK_EQ_INT(inode_refresh(t, &e, root.ino, true), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "p", &pa, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "q", &qa, NULL), 0);
+    struct fail_at pcopy = {"copy", "jr/p", EIO};
+    s->hook_arg = &pcopy;
+    s->hook = fail_hook;
+    CHECK_EQ_INT(mv(t, &e, root.ino, "p", root.ino, "p2", NULL), 0);
+    s->hook = NULL;
+    CHECK(ts_has(s, "jr/p") && !ts_has(s, "jr/p2"));
+    CHECK_EQ_INT(mv(t, &e, root.ino, "q", root.ino, "p2", &rep), 0);
+    CHECK_EQ_INT(rep.ino, pa.ino);
+    CHECK(!ts_has(s, "jr/p") && !ts_has(s, "jr/q"));
+    CHECK(ts_head(&s->base, "bkt", "jr/p2", &om) == 0 && strcmp(om.etag, "e-q") == 0);
+    CHECK_EQ_INT(drain_moves(t, &e), 0);
+    CHECK(ts_head(&s->base, "bkt", "jr/p2", &om) == 0 && strcmp(om.etag, "e-q") == 0);
 
     /* Phase 1 left behind: the copy fails and so does the undo; the next start undoes it. */
     s->hook_arg = &k5;

@@ -142,14 +142,28 @@ $(B)/tests/soak%: $(B)/obj/tests/soak/soak%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lnfs
 
-# libFuzzer targets: clang, ASan + UBSan, against the library sources.
-FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -pthread
+# libFuzzer targets: clang, ASan + UBSan.  The library sources are compiled
+# once into build-fuzz/obj (instrumented for coverage with fuzzer-no-link:
+# no libFuzzer main in them) and archived; each target is its own object
+# linked against that archive, with libFuzzer's main only at the link.
+FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -pthread -MMD -MP
+FUZZ_LINK := -fsanitize=fuzzer,address,undefined -pthread
+FUZZ_OBJS := $(LIB_SRCS:%.c=build-fuzz/obj/%.o) $(GEN_C:$(B)/gen/%.c=build-fuzz/obj/gen/%.o)
+FUZZ_LIB := build-fuzz/libbucketnfs.a
 FUZZ_LDFLAGS :=
 # The configuration's host names are answered by the target itself (no network).
 build-fuzz/fuzz_conf: FUZZ_LDFLAGS := -Wl,--wrap=getaddrinfo
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(GEN_C) $(GEN_H)
+build-fuzz/obj/gen/%.o: $(B)/gen/%.c $(GEN_H)
 	@mkdir -p $(@D)
-	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -w -o $@ $< $(LIB_SRCS) $(GEN_C) $(LDLIBS) $(FUZZ_LDFLAGS)
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -w -c -o $@ $<
+build-fuzz/obj/%.o: %.c $(GEN_H)
+	@mkdir -p $(@D)
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -w -c -o $@ $<
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+build-fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	clang $(FUZZ_LINK) -o $@ $^ $(LDLIBS) $(FUZZ_LDFLAGS)
 
 FUZZ_SECONDS ?= 20
 fuzz: $(FUZZ_BINS)
@@ -259,4 +273,4 @@ install: $(BUILD_PROGS)
 clean:
 	rm -rf build build-san build-tsan build-fuzz bin
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) build-fuzz -name '*.d' 2>/dev/null)

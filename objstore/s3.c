@@ -146,13 +146,7 @@ struct s3_call {
     /* From the response headers of the latest attempt. */
     CURL *h;
     long status;
-    struct obj_meta meta;
-    bool have_length, have_perm, have_range_total, have_fmtime;
-    bool have_range; /* Content-Range "bytes FIRST-LAST/TOTAL" */
-    uint64_t length, range_total, range_first, range_last;
-    int64_t lm_sec, fm_sec; /* Last-Modified, x-amz-meta-file-mtime */
-    uint32_t fm_nsec;
-    char request_id[128];
+    struct s3_resp rh; /* what its header lines said (s3hdr.c) */
     char curl_err[CURL_ERROR_SIZE];
 };
 
@@ -261,100 +255,19 @@ static void handle_put(struct s3 *s, CURL *h)
 
 /* ---- response callbacks ----------------------------------------------- */
 
-static bool hdr_is(const char *line, size_t len, const char *name, const char **value, size_t *vlen)
-{
-    size_t n = strlen(name);
-    if (len <= n || line[n] != ':' || strncasecmp(line, name, n) != 0)
-        return false;
-    const char *v = line + n + 1, *end = line + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    *value = v;
-    *vlen = (size_t)(end - v);
-    return true;
-}
-
-static bool parse_u64(const char *v, size_t n, uint64_t *out)
-{
-    uint64_t x = 0;
-    if (n == 0 || n > 20)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] < '0' || v[i] > '9' || x > (UINT64_MAX - 9) / 10)
-            return false;
-        x = x * 10 + (uint64_t)(v[i] - '0');
-    }
-    *out = x;
-    return true;
-}
-
 static void reset_response(struct s3_call *c)
 {
     c->status = 0;
-    memset(&c->meta, 0, sizeof(c->meta));
-    c->have_length = c->have_perm = c->have_range_total = c->have_fmtime = false;
-    c->have_range = false;
-    c->length = c->range_total = c->range_first = c->range_last = 0;
-    c->lm_sec = c->fm_sec = 0;
-    c->fm_nsec = 0;
-    c->request_id[0] = '\0';
+    s3_resp_reset(&c->rh);
 }
 
+/* Each header line goes to s3hdr.c's parser; a status line starts a new answer. */
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct s3_call *c = ud;
     size_t len = size * nmemb;
-    const char *v;
-    size_t n;
-    char tmp[256];
-
-    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-        reset_response(c); /* a new response: 100 Continue came first */
-        return len;
-    }
-    if (hdr_is(p, len, "content-length", &v, &n)) {
-        c->have_length = parse_u64(v, n, &c->length);
-    } else if (hdr_is(p, len, "etag", &v, &n)) {
-        if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
-            v++;
-            n -= 2;
-        }
-        snprintf(c->meta.etag, sizeof(c->meta.etag), "%.*s", (int)n, v);
-    } else if (hdr_is(p, len, "last-modified", &v, &n)) {
-        snprintf(tmp, sizeof(tmp), "%.*s", (int)n, v);
-        time_t t = curl_getdate(tmp, NULL);
-        if (t != (time_t)-1)
-            c->lm_sec = t;
-    } else if (hdr_is(p, len, "content-range", &v, &n)) {
-        /* "bytes 0-99/1234", or after a 416 the total alone after the slash */
-        const char *slash = memchr(v, '/', n);
-        if (slash)
-            c->have_range_total =
-                parse_u64(slash + 1, n - (size_t)(slash + 1 - v), &c->range_total);
-        const char *dash = slash ? memchr(v, '-', (size_t)(slash - v)) : NULL;
-        if (dash && n > 6 && strncasecmp(v, "bytes ", 6) == 0)
-            c->have_range = parse_u64(v + 6, (size_t)(dash - v - 6), &c->range_first) &&
-                            parse_u64(dash + 1, (size_t)(slash - dash - 1), &c->range_last) &&
-                            c->range_first <= c->range_last;
-    } else if (hdr_is(p, len, "x-amz-request-id", &v, &n)) {
-        snprintf(c->request_id, sizeof(c->request_id), "%.*s", (int)n, v);
-    } else if (hdr_is(p, len, "x-amz-meta-file-permissions", &v, &n)) {
-        snprintf(tmp, sizeof(tmp), "%.*s", (int)n, v);
-        c->have_perm = obj_meta_parse_mode(tmp, &c->meta.mode) == 0;
-    } else if (hdr_is(p, len, "x-amz-meta-file-owner", &v, &n)) {
-        uint64_t x;
-        if (parse_u64(v, n, &x) && x <= UINT32_MAX)
-            c->meta.uid = (uint32_t)x;
-    } else if (hdr_is(p, len, "x-amz-meta-file-group", &v, &n)) {
-        uint64_t x;
-        if (parse_u64(v, n, &x) && x <= UINT32_MAX)
-            c->meta.gid = (uint32_t)x;
-    } else if (hdr_is(p, len, "x-amz-meta-file-mtime", &v, &n)) {
-        snprintf(tmp, sizeof(tmp), "%.*s", (int)n, v);
-        c->have_fmtime = obj_meta_parse_mtime(tmp, &c->fm_sec, &c->fm_nsec) == 0;
-    }
+    if (s3_resp_header(&c->rh, p, len))
+        c->status = 0;
     return len;
 }
 
@@ -482,17 +395,17 @@ static const char *const absent_codes[] = {"NoSuchKey", "NoSuchBucket", "NoSuchU
  */
 static int check_get_body(struct s3_call *c, bool *temporary)
 {
-    if (c->if_match && c->meta.etag[0] && strcmp(c->meta.etag, c->if_match) != 0) {
+    if (c->if_match && c->rh.meta.etag[0] && strcmp(c->rh.meta.etag, c->if_match) != 0) {
         snprintf(c->info.code, sizeof(c->info.code), "(another ETag than If-Match's)");
         return ESTALE;
     }
     if (c->status != 206)
         return 0;
     uint64_t want_last = c->off + c->cap - 1;
-    if (c->have_range_total && c->range_total && want_last > c->range_total - 1)
-        want_last = c->range_total - 1;
+    if (c->rh.have_range_total && c->rh.range_total && want_last > c->rh.range_total - 1)
+        want_last = c->rh.range_total - 1;
     uint64_t want = want_last - c->off + 1;
-    if (!c->have_range || c->range_first != c->off || c->range_last != want_last ||
+    if (!c->rh.have_range || c->rh.range_first != c->off || c->rh.range_last != want_last ||
         (c->got != want && !c->buf_full)) {
         snprintf(c->info.code, sizeof(c->info.code), "(body short of the range asked)");
         *temporary = true;
@@ -746,7 +659,7 @@ static void note_failure(struct s3 *s, const struct s3_call *c, CURLcode cc, int
 
 /*
  * Run an operation with retries.  Returns 0 or a positive errno (see the
- * mapping at the top).  On return c->status / c->meta / c->info describe
+ * mapping at the top).  On return c->status / c->rh.meta / c->info describe
  * the last attempt.
  */
 static int s3_perform(struct s3 *s, struct s3_call *c)
@@ -826,7 +739,7 @@ static int s3_perform(struct s3 *s, struct s3_call *c)
             LOG_WARNING, "s3: %s %s/%s: status %ld attempt %u/%u code %s request-id %s%s%s", c->op,
             c->bucket, c->key, c->status, n, s->tun.max_attempts,
             c->info.code[0] ? c->info.code : "-",
-            c->info.request_id[0] ? c->info.request_id : (c->request_id[0] ? c->request_id : "-"),
+            c->info.request_id[0] ? c->info.request_id : (c->rh.request_id[0] ? c->rh.request_id : "-"),
             cc != CURLE_OK && !c->buf_full ? ": " : "",
             cc != CURLE_OK && !c->buf_full ? (c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc))
                                            : "");
@@ -882,12 +795,12 @@ static int add_meta(struct s3_call *c, const struct obj_meta *m, struct meta_hdr
 
 static void take_meta(const struct s3_call *c, struct obj_meta *out, uint64_t size)
 {
-    *out = c->meta;
+    *out = c->rh.meta;
     out->size = size;
-    out->mtime_sec = c->have_fmtime ? c->fm_sec : c->lm_sec;
-    out->mtime_nsec = c->have_fmtime ? c->fm_nsec : 0;
-    out->has_posix = c->have_perm;
-    if (!c->have_perm)
+    out->mtime_sec = c->rh.have_fmtime ? c->rh.fm_sec : c->rh.lm_sec;
+    out->mtime_nsec = c->rh.have_fmtime ? c->rh.fm_nsec : 0;
+    out->has_posix = c->rh.have_perm;
+    if (!c->rh.have_perm)
         out->mode = out->uid = out->gid = 0;
 }
 
@@ -913,7 +826,7 @@ static int s3_head(struct objstore *os, const char *bucket, const char *key, str
     int rc = s3_perform(s, &c);
     if (rc)
         return rc;
-    take_meta(&c, out, c.have_length ? c.length : 0);
+    take_meta(&c, out, c.rh.have_length ? c.rh.length : 0);
     return 0;
 }
 
@@ -952,8 +865,8 @@ static int s3_get(struct objstore *os, const char *bucket, const char *key, uint
     if (rc == ERANGE) {
         /* 416: the offset is at or past the end of the object. */
         if (meta) {
-            if (c.have_range_total)
-                take_meta(&c, meta, c.range_total);
+            if (c.rh.have_range_total)
+                take_meta(&c, meta, c.rh.range_total);
             else
                 return s3_head(os, bucket, key, meta);
         }
@@ -964,9 +877,9 @@ static int s3_get(struct objstore *os, const char *bucket, const char *key, uint
     uint64_t size;
     if (c.status == 200) {
         /* The whole object came back (Range ignored); on_body kept [off, off+len). */
-        size = c.have_length ? c.length : off + c.got;
+        size = c.rh.have_length ? c.rh.length : off + c.got;
     } else {
-        size = c.have_range_total ? c.range_total : off + c.got;
+        size = c.rh.have_range_total ? c.rh.range_total : off + c.got;
     }
     *got = c.got;
     stat_add(&os->stats.bytes_in, c.got);
@@ -1061,7 +974,7 @@ static int put_object(struct objstore *os, struct s3_call *c, const struct obj_m
     if (rc)
         return rc;
     if (etag_out)
-        snprintf(etag_out, OBJ_ETAG_MAX, "%s", c->meta.etag);
+        snprintf(etag_out, OBJ_ETAG_MAX, "%s", c->rh.meta.etag);
     return 0;
 }
 
@@ -1118,9 +1031,9 @@ static int put_part(struct objstore *os, struct s3_call *c, const char *upload_i
     int rc = s3_perform(S3(os), c);
     if (rc)
         return rc;
-    if (!c->meta.etag[0])
+    if (!c->rh.meta.etag[0])
         return EIO;
-    snprintf(etag_out, OBJ_ETAG_MAX, "%s", c->meta.etag);
+    snprintf(etag_out, OBJ_ETAG_MAX, "%s", c->rh.meta.etag);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #ifndef BNFS_S3_H
 #define BNFS_S3_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -38,6 +39,37 @@ void s3_set_tuning(struct objstore *s, const struct s3_tuning *t);
  * never above S3's 5 GiB part limit.
  */
 uint64_t s3_part_size(uint64_t size);
+
+/*
+ * What the backend keeps from the header lines of one answer (s3hdr.c).
+ * A have_ flag is false while its header is absent or did not parse.
+ */
+struct s3_resp {
+    struct obj_meta meta; /* etag (quotes stripped); mode, uid, gid (x-amz-meta-file-*) */
+    bool have_length;     /* Content-Length */
+    uint64_t length;
+    bool have_range; /* Content-Range "bytes FIRST-LAST/TOTAL" with FIRST <= LAST */
+    uint64_t range_first, range_last;
+    bool have_range_total; /* its TOTAL (a 416 sends the TOTAL alone) */
+    uint64_t range_total;
+    int64_t lm_sec;   /* Last-Modified; 0 if absent or not a date */
+    bool have_perm;   /* x-amz-meta-file-permissions parsed into meta.mode */
+    bool have_fmtime; /* x-amz-meta-file-mtime (nanoseconds, then "ns") parsed */
+    int64_t fm_sec;
+    uint32_t fm_nsec;
+    char request_id[128]; /* x-amz-request-id, truncated */
+};
+
+/* Clear every field (an answer with no header yet). */
+void s3_resp_reset(struct s3_resp *r);
+
+/*
+ * Take one header line as curl hands it: line[0..len), not NUL-terminated,
+ * CRLF included, any bytes.  A status line ("HTTP/...") starts a new answer:
+ * r is reset and true returned.  Otherwise false; a header this backend
+ * reads sets its field (the last one of a name wins), others are ignored.
+ */
+bool s3_resp_header(struct s3_resp *r, const char *line, size_t len);
 
 struct s3_signing {
     const char *access_key;

@@ -1,6 +1,7 @@
 /*
  * test_s3xml.c - the streaming S3 XML parser on canned answers, fed whole
- * and one byte at a time, plus s3.c's part-size rule.
+ * and one byte at a time, plus s3.c's part-size rule and the answer's
+ * header lines (s3hdr.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -325,6 +326,153 @@ static void test_part_size(void)
     CHECK_EQ_INT(s3_part_size(60000 * GiB), 5 * GiB); /* S3's part limit */
 }
 
+/* One header line into r, from a buffer holding exactly the line (no NUL after it). */
+static bool hdr(struct s3_resp *r, const char *line)
+{
+    size_t n = strlen(line);
+    char *copy = malloc(n);
+    memcpy(copy, line, n);
+    bool status = s3_resp_header(r, copy, n);
+    free(copy);
+    return status;
+}
+
+/* A fresh struct, then one Content-Range line. */
+static struct s3_resp range(const char *value)
+{
+    struct s3_resp r;
+    char line[256];
+    s3_resp_reset(&r);
+    snprintf(line, sizeof(line), "Content-Range: %s\r\n", value);
+    hdr(&r, line);
+    return r;
+}
+
+static void test_resp_headers(void)
+{
+    struct s3_resp r;
+
+    /* Content-Range (RFC 9110 section 14.4) */
+    r = range("bytes 0-99/1234");
+    CHECK(r.have_range && r.range_first == 0 && r.range_last == 99);
+    CHECK(r.have_range_total && r.range_total == 1234);
+    r = range("bytes 100-1099/5000");
+    CHECK(r.have_range && r.range_first == 100 && r.range_last == 1099 && r.range_total == 5000);
+    r = range("bytes */123"); /* a 416's: the total alone */
+    CHECK(!r.have_range && r.have_range_total && r.range_total == 123);
+    r = range("bytes 0-99"); /* no '/' */
+    CHECK(!r.have_range && !r.have_range_total);
+    r = range("bytes 0-99/*"); /* total unknown */
+    CHECK(r.have_range && r.range_last == 99 && !r.have_range_total);
+    r = range("bytes 10-5/100"); /* FIRST > LAST */
+    CHECK(!r.have_range && r.have_range_total);
+    r = range("bytes -5-10/100"); /* negative */
+    CHECK(!r.have_range);
+    r = range("bytes 5--10/100");
+    CHECK(!r.have_range);
+    r = range("bytes 0-10/-100");
+    CHECK(r.have_range && !r.have_range_total);
+    r = range("bytes +1-2/3");
+    CHECK(!r.have_range);
+    r = range("bytes 1 -2/3");
+    CHECK(!r.have_range);
+    r = range("bytes 0-9223372036854775808/18446744073709551609"); /* 2^63, and near 2^64 */
+    CHECK(r.have_range && r.range_last == 9223372036854775808ull);
+    CHECK(r.have_range_total && r.range_total == 18446744073709551609ull);
+    r = range("bytes 0-18446744073709551616/1"); /* 2^64: does not wrap to 0 */
+    CHECK(!r.have_range && r.have_range_total);
+    r = range("bytes 0-99999999999999999999/1"); /* 20 digits, too large */
+    CHECK(!r.have_range);
+    r = range("bytes 0-1/000000000000000000001"); /* 21 digits */
+    CHECK(r.have_range && !r.have_range_total);
+    r = range("bytes 0-1/99999999999999999999999999");
+    CHECK(!r.have_range_total);
+    r = range("bytes -/");
+    CHECK(!r.have_range && !r.have_range_total);
+    r = range("bytes");
+    CHECK(!r.have_range && !r.have_range_total);
+    r = range("");
+    CHECK(!r.have_range && !r.have_range_total);
+    s3_resp_reset(&r);
+    hdr(&r, "content-range:bytes 7-8/9 \t\r\n"); /* blanks around the value, any case */
+    CHECK(r.have_range && r.range_first == 7 && r.range_last == 8 && r.range_total == 9);
+
+    /* Content-Length */
+    s3_resp_reset(&r);
+    hdr(&r, "Content-Length: 5000\r\n");
+    CHECK(r.have_length && r.length == 5000);
+    hdr(&r, "content-length: -1\r\n");
+    CHECK(!r.have_length);
+    hdr(&r, "Content-Length: 1 2\r\n");
+    CHECK(!r.have_length);
+    hdr(&r, "Content-Length:\r\n");
+    CHECK(!r.have_length);
+    hdr(&r, "Content-Length: 18446744073709551616\r\n");
+    CHECK(!r.have_length);
+    /* The line ends where curl says, not at a NUL: digits after it are not read. */
+    char buf[32] = "Content-Length: 1234";
+    CHECK(!s3_resp_header(&r, buf, 18));
+    CHECK(r.have_length && r.length == 12);
+
+    /* A name must be followed by ':' at once. */
+    s3_resp_reset(&r);
+    hdr(&r, "Content-Length : 7\r\n");
+    hdr(&r, "Content-LengthX: 7\r\n");
+    hdr(&r, "Content-Lengt: 7\r\n");
+    CHECK(!r.have_length);
+
+    /* ETag: quotes stripped, truncated to its field */
+    hdr(&r, "ETag: \"1d7bfe47e57b4c9e48222e3c4f3d62cb-3\"\r\n");
+    CHECK(strcmp(r.meta.etag, "1d7bfe47e57b4c9e48222e3c4f3d62cb-3") == 0);
+    hdr(&r, "etag: \"\r\n"); /* one quote: kept as it is */
+    CHECK(strcmp(r.meta.etag, "\"") == 0);
+    char line[600];
+    int n = snprintf(line, sizeof(line), "ETag: \"");
+    memset(line + n, 'e', 500);
+    snprintf(line + n + 500, sizeof(line) - (size_t)n - 500, "\"\r\n");
+    hdr(&r, line);
+    CHECK(strlen(r.meta.etag) == OBJ_ETAG_MAX - 1 && r.meta.etag[0] == 'e');
+
+    /* x-amz-meta-file-* */
+    s3_resp_reset(&r);
+    hdr(&r, "x-amz-meta-file-permissions: 0100644\r\n");
+    CHECK(r.have_perm && r.meta.mode == 0100644);
+    hdr(&r, "x-amz-meta-file-permissions: 0100648\r\n");
+    CHECK(!r.have_perm);
+    hdr(&r, "x-amz-meta-file-permissions: 01006440\r\n");
+    CHECK(!r.have_perm);
+    hdr(&r, "x-amz-meta-file-owner: 4294967295\r\n");
+    CHECK_EQ_INT(r.meta.uid, 4294967295u);
+    hdr(&r, "x-amz-meta-file-owner: 4294967296\r\n"); /* out of range: kept as it was */
+    CHECK_EQ_INT(r.meta.uid, 4294967295u);
+    hdr(&r, "X-Amz-Meta-File-Group: 100\r\n");
+    CHECK_EQ_INT(r.meta.gid, 100);
+    hdr(&r, "x-amz-meta-file-group: -1\r\n");
+    CHECK_EQ_INT(r.meta.gid, 100);
+    hdr(&r, "x-amz-meta-file-mtime: 1733241600123456789ns\r\n");
+    CHECK(r.have_fmtime && r.fm_sec == 1733241600 && r.fm_nsec == 123456789);
+    hdr(&r, "x-amz-meta-file-mtime: 99999999999999999999ns\r\n");
+    CHECK(!r.have_fmtime);
+    hdr(&r, "x-amz-meta-file-mtime: 1733241600\r\n");
+    CHECK(!r.have_fmtime);
+
+    /* Last-Modified, request id */
+    hdr(&r, "last-modified: Thu, 03 Dec 2026 17:04:22 GMT\r\n");
+    CHECK_EQ_INT(r.lm_sec, 1796317462);
+    hdr(&r, "Last-Modified: yesterday\r\n"); /* not a date: kept as it was */
+    CHECK_EQ_INT(r.lm_sec, 1796317462);
+    hdr(&r, "x-amz-request-id: 4442587FB7D0A2F9\r\n");
+    CHECK(strcmp(r.request_id, "4442587FB7D0A2F9") == 0);
+
+    /* A status line (a 100 Continue came first) clears everything. */
+    hdr(&r, "Content-Range: bytes 0-1/2\r\n");
+    CHECK(hdr(&r, "HTTP/1.1 200 OK\r\n"));
+    CHECK(!r.have_range && !r.have_range_total && !r.have_perm && !r.have_fmtime);
+    CHECK(r.meta.etag[0] == '\0' && r.request_id[0] == '\0' && r.lm_sec == 0 && r.meta.uid == 0);
+    CHECK(!hdr(&r, "\r\n"));
+    CHECK(!hdr(&r, "HTTP"));
+}
+
 int main(void)
 {
     test_listing();
@@ -334,5 +482,6 @@ int main(void)
     test_limits();
     test_huge_listing();
     test_part_size();
+    test_resp_headers();
     return TEST_DONE();
 }

@@ -674,15 +674,20 @@ static int readdir_batch(struct inode_table *t, uint64_t dir, const char *after,
 
 /*
  * Must READDIRPLUS HEAD entry r before handing out its attributes?  When
- * they are unconfirmed or expired (file_stale) -- except, with
- * posix_metadata "own" in ttl mode, attributes a listing confirmed: those
- * are served from the stale listing like the names beside them (stale-
- * while-revalidate; the re-listing refreshes both).
+ * they are unconfirmed or expired (file_stale) -- except, in ttl mode,
+ * attributes confirmed once (validated_at set) on an export whose listing
+ * is as good as a HEAD (posix_metadata "own", or a store whose listing
+ * carries what HEAD does: the dir store): those are served from the stale
+ * listing like the names beside them (stale-while-revalidate; the
+ * re-listing, queued by the same call, refreshes both), so no READDIRPLUS
+ * call waits for the store while the TTL expires under a load.  GETATTR
+ * and LOOKUP still HEAD an expired file (close-to-open).
  */
 static bool readdirplus_heads(struct inode_table *t, const struct meta_export *e,
                               const struct inode_rec *r, int64_t now)
 {
-    if (e->posix_own && e->consistency == INODE_TTL && r->h.validated_at != 0)
+    if ((e->posix_own || e->store->list_is_head) && e->consistency == INODE_TTL &&
+        r->h.validated_at != 0)
         return false;
     return file_stale(t, e, r, now);
 }

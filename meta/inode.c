@@ -106,7 +106,7 @@ struct inode_table *inode_open(const char *state_dir, uint64_t cache_bytes)
                               (uint32_t)(cache_bytes & ((1u << 30) - 1)), 1);
     if (r)
         goto fail_env;
-    /* Enough lock room for one PAGE_MAX-entry transaction on a large directory. */
+    /* Enough lock room for a listing's or a sweep's transaction on a large directory. */
     if ((r = t->env->set_lk_detect(t->env, DB_LOCK_DEFAULT)) ||
         (r = t->env->set_lk_detect(t->env, DB_LOCK_DEFAULT)) ||
         (r = t->env->set_lk_max_locks(t->env, 100000)) ||

@@ -49,7 +49,8 @@
 #include "meta/inode.h"
 
 #define INO_BLOCK 16384       /* inode numbers reserved per durable (fsync) counter update */
-#define PAGE_MAX 1000         /* listing entries per store page and per transaction */
+#define PAGE_MAX 1000         /* listing entries per store page */
+#define LIST_TXN_ENTRIES 100  /* listing entries applied per transaction */
 #define SWEEP_BATCH 512       /* dirents examined per sweep transaction */
 #define RM_BATCH 256          /* records deleted per remove_tree transaction */
 #define READDIR_BATCH 32      /* entries read per cursor pass in inode_readdir */

@@ -706,6 +706,7 @@ static int readdir_impl(struct inode_table *t, const struct meta_export *e, uint
         struct inode_attr a;
         struct rd_ent ents[READDIR_BATCH];
         struct inode_rec recs[READDIR_BATCH];
+        uint64_t inos[READDIR_BATCH];
         int got[READDIR_BATCH];
         struct ahead_job jobs[READDIR_BATCH];
         char after[INODE_NAME_MAX + 1];
@@ -761,9 +762,12 @@ static int readdir_impl(struct inode_table *t, const struct meta_export *e, uint
         }
         if ((rc = public_errno(rc)))
             goto out;
+        for (size_t i = 0; i < n; i++)
+            s->inos[i] = s->ents[i].ino;
+        if ((rc = public_errno(rec_get_many(t, s->inos, n, s->recs, s->got))))
+            goto out;
         int64_t now = now_ns();
         for (size_t i = 0; i < n; i++) {
-            s->got[i] = rec_get(t, NULL, s->ents[i].ino, &s->recs[i], 0);
             if (plus && s->got[i] == 0 && readdirplus_heads(t, e, &s->recs[i], now))
                 s->jobs[njobs++] = (struct ahead_job){.rec = &s->recs[i]};
         }

@@ -4,11 +4,13 @@
 # /mnt/a through the Linux NFS client, twice, and print
 #   BNFS-BIGDIR ls_seconds=T ls_names=N
 #   BNFS-BIGDIR find_seconds=T find_files=N
-# on the console, each as soon as it is known.  `ls -f` (no sorting, no stat: getdents alone, which the
-# client serves with READDIRPLUS) lists "." and ".." too: ls_names leaves
-# them out.  Fails unless both counts are exactly BNFS_BIGDIR_ENTRIES.
-# BNFS_BIGDIR_FIND=0 leaves find out (find_seconds=- find_files=-): it
-# stats every entry the server sent without attributes, one call each.
+# on the console, each as soon as it is known.  `ls -f` (no sorting, no
+# stat: getdents alone; the client asks READDIRPLUS for the first replies,
+# then READDIR since nothing stats the entries) lists "." and ".." too:
+# ls_names leaves them out.  Fails unless both counts are exactly
+# BNFS_BIGDIR_ENTRIES.  BNFS_BIGDIR_FIND=0 leaves find out (find_seconds=-
+# find_files=-): find gets the names from the client's cache of those
+# READDIR replies, without types, and LOOKUPs each one.
 set -u
 want=${BNFS_BIGDIR_ENTRIES:?}
 dir=$BNFS_MNT_A/cam0

@@ -108,7 +108,7 @@ struct inode_table *inode_open(const char *state_dir, uint64_t cache_bytes)
                               (uint32_t)(cache_bytes & ((1u << 30) - 1)), 1);
     if (r)
         goto fail_env;
-    /* Enough lock room for one PAGE_MAX-entry transaction on a large directory. */
+    /* Enough lock room for a listing's or a sweep's transaction on a large directory. */
     if ((r = t->env->set_lk_detect(t->env, DB_LOCK_DEFAULT)) ||
         (r = t->env->set_lk_detect(t->env, DB_LOCK_DEFAULT)) ||
         (r = t->env->set_lk_max_locks(t->env, 100000)) ||
@@ -683,15 +683,20 @@ static int readdir_batch(struct inode_table *t, uint64_t dir, const char *after,
 
 /*
  * Must READDIRPLUS HEAD entry r before handing out its attributes?  When
- * they are unconfirmed or expired (file_stale) -- except, with
- * posix_metadata "own" in ttl mode, attributes a listing confirmed: those
- * are served from the stale listing like the names beside them (stale-
- * while-revalidate; the re-listing refreshes both).
+ * they are unconfirmed or expired (file_stale) -- except, in ttl mode,
+ * attributes confirmed once (validated_at set) on an export whose listing
+ * is as good as a HEAD (posix_metadata "own", or a store whose listing
+ * carries what HEAD does: the dir store): those are served from the stale
+ * listing like the names beside them (stale-while-revalidate; the
+ * re-listing, queued by the same call, refreshes both), so no READDIRPLUS
+ * call waits for the store while the TTL expires under a load.  GETATTR
+ * and LOOKUP still HEAD an expired file (close-to-open).
  */
 static bool readdirplus_heads(struct inode_table *t, const struct meta_export *e,
                               const struct inode_rec *r, int64_t now)
 {
-    if (e->posix_own && e->consistency == INODE_TTL && r->h.validated_at != 0)
+    if ((e->posix_own || e->store->list_is_head) && e->consistency == INODE_TTL &&
+        r->h.validated_at != 0)
         return false;
     return file_stale(t, e, r, now);
 }
@@ -710,6 +715,7 @@ static int readdir_impl(struct inode_table *t, const struct meta_export *e, uint
         struct inode_attr a;
         struct rd_ent ents[READDIR_BATCH];
         struct inode_rec recs[READDIR_BATCH];
+        uint64_t inos[READDIR_BATCH];
         int got[READDIR_BATCH];
         struct ahead_job jobs[READDIR_BATCH];
         char after[INODE_NAME_MAX + 1];
@@ -765,9 +771,12 @@ static int readdir_impl(struct inode_table *t, const struct meta_export *e, uint
         }
         if ((rc = public_errno(rc)))
             goto out;
+        for (size_t i = 0; i < n; i++)
+            s->inos[i] = s->ents[i].ino;
+        if ((rc = public_errno(rec_get_many(t, s->inos, n, s->recs, s->got))))
+            goto out;
         int64_t now = now_ns();
         for (size_t i = 0; i < n; i++) {
-            s->got[i] = rec_get(t, NULL, s->ents[i].ino, &s->recs[i], 0);
             if (plus && s->got[i] == 0 && readdirplus_heads(t, e, &s->recs[i], now))
                 s->jobs[njobs++] = (struct ahead_job){.rec = &s->recs[i]};
         }

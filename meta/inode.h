@@ -37,7 +37,11 @@
  *     listing (joining one in progress), as for a directory never listed.
  * Files are not served stale: a file's attributes older than the TTL are
  * checked with HEAD before they are handed out (close-to-open consistency),
- * and so are a directory's own attributes (its marker object) once per TTL.
+ * and so are a directory's own attributes (its marker object) once per TTL
+ * -- except in READDIRPLUS, where attributes a listing confirmed, on an
+ * export whose listing is as good as a HEAD (posix_metadata "own", or the
+ * dir store's listing), are served stale with the names while the
+ * directory is listed again (GETATTR and LOOKUP still HEAD them).
  * HEADs are single flight (callers wanting a HEAD of an inode in progress
  * share it) and READDIRPLUS issues its entries' HEADs in parallel.  The
  * export's consistency (enum inode_consistency) and posix_metadata

@@ -107,6 +107,28 @@ int txn_run_sync_if(struct inode_table *t, txn_fn fn, void *arg, const bool *syn
 
 /* ---- records ------------------------------------------------------------ */
 
+/* Decode the stored record of inode ino (size bytes at vb) into r. */
+static int rec_decode(uint64_t ino, const uint8_t *vb, uint32_t size, struct inode_rec *r)
+{
+    if (size < sizeof(struct irec))
+        goto corrupt;
+    memcpy(&r->h, vb, sizeof(r->h));
+    if (r->h.name_len > INODE_NAME_MAX || r->h.key_len > OBJ_KEY_MAX ||
+        size != sizeof(struct irec) + r->h.name_len + r->h.key_len)
+        goto corrupt;
+    memcpy(r->name, vb + sizeof(r->h), r->h.name_len);
+    r->name[r->h.name_len] = '\0';
+    memcpy(r->key, vb + sizeof(r->h) + r->h.name_len, r->h.key_len);
+    r->key[r->h.key_len] = '\0';
+    r->h.etag[OBJ_ETAG_MAX - 1] = '\0';
+    r->ino = ino;
+    return 0;
+corrupt:
+    LOG_AT(LOG_ERR, "inode: record of inode %llu is corrupt (%u bytes)",
+           (unsigned long long)ino, (unsigned)size);
+    return EIO;
+}
+
 int rec_get(struct inode_table *t, DB_TXN *txn, uint64_t ino, struct inode_rec *r,
             uint32_t flags)
 {
@@ -121,23 +143,50 @@ int rec_get(struct inode_table *t, DB_TXN *txn, uint64_t ino, struct inode_rec *
     int rc = t->inodes->get(t->inodes, txn, &k, &v, flags);
     if (rc)
         return db_errno(rc);
-    if (v.size < sizeof(struct irec))
-        goto corrupt;
-    memcpy(&r->h, vb, sizeof(r->h));
-    if (r->h.name_len > INODE_NAME_MAX || r->h.key_len > OBJ_KEY_MAX ||
-        v.size != sizeof(struct irec) + r->h.name_len + r->h.key_len)
-        goto corrupt;
-    memcpy(r->name, vb + sizeof(r->h), r->h.name_len);
-    r->name[r->h.name_len] = '\0';
-    memcpy(r->key, vb + sizeof(r->h) + r->h.name_len, r->h.key_len);
-    r->key[r->h.key_len] = '\0';
-    r->h.etag[OBJ_ETAG_MAX - 1] = '\0';
-    r->ino = ino;
+    return rec_decode(ino, vb, v.size, r);
+}
+
+int rec_get_many(struct inode_table *t, const uint64_t *inos, size_t n, struct inode_rec *out,
+                 int *got)
+{
+    uint8_t kb[8], vb[IREC_MAX];
+    DBT k = {0}, v = {0};
+    DBC *c;
+    int r = db_errno(t->inodes->cursor(t->inodes, NULL, &c, DB_READ_COMMITTED));
+    if (r)
+        return r;
+    k.data = kb;
+    k.ulen = sizeof(kb);
+    k.flags = DB_DBT_USERMEM;
+    v.data = vb;
+    v.ulen = sizeof(vb);
+    v.flags = DB_DBT_USERMEM;
+    bool placed = false; /* the cursor stands on inode inos[i - 1] */
+    for (size_t i = 0; i < n; i++) {
+        int rc = DB_NOTFOUND;
+        if (placed && inos[i] == inos[i - 1] + 1) {
+            /* A listing numbers a page's entries in name order: usually the next record. */
+            rc = c->get(c, &k, &v, DB_NEXT);
+            if (rc == 0 && (k.size != 8 || get_be64(kb) != inos[i]))
+                rc = DB_NOTFOUND;
+        }
+        if (rc != 0) {
+            put_be64(kb, inos[i]);
+            k.size = sizeof(kb);
+            rc = c->get(c, &k, &v, DB_SET);
+        }
+        placed = rc == 0;
+        got[i] = rc ? db_errno(rc) : rec_decode(inos[i], vb, v.size, &out[i]);
+        if (is_deadlock(got[i])) {
+            /* The rest one by one (rec_get's callers retry a lost deadlock as they do). */
+            c->close(c);
+            for (size_t j = i; j < n; j++)
+                got[j] = rec_get(t, NULL, inos[j], &out[j], 0);
+            return 0;
+        }
+    }
+    c->close(c);
     return 0;
-corrupt:
-    LOG_AT(LOG_ERR, "inode: record of inode %llu is corrupt (%u bytes)",
-           (unsigned long long)ino, (unsigned)v.size);
-    return EIO;
 }
 
 int rec_put(struct inode_table *t, DB_TXN *txn, struct inode_rec *r)

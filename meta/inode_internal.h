@@ -53,7 +53,8 @@
 #include "meta/inode.h"
 
 #define INO_BLOCK 16384       /* inode numbers reserved per durable (fsync) counter update */
-#define PAGE_MAX 1000         /* listing entries per store page and per transaction */
+#define PAGE_MAX 1000         /* listing entries per store page */
+#define LIST_TXN_ENTRIES 100  /* listing entries applied per transaction */
 #define SWEEP_BATCH 512       /* dirents examined per sweep transaction */
 #define RM_BATCH 256          /* records deleted per remove_tree transaction */
 #define READDIR_BATCH 32      /* entries read per cursor pass in inode_readdir */
@@ -344,6 +345,15 @@ int txn_run_sync_if(struct inode_table *t, txn_fn fn, void *arg, const bool *syn
 
 int rec_get(struct inode_table *t, DB_TXN *txn, uint64_t ino, struct inode_rec *r,
             uint32_t flags);
+/*
+ * The records of inodes inos[0..n) outside any transaction, each result in
+ * got[i] (0, ENOENT, ...) as rec_get's: through one cursor, which steps to
+ * the next record when the numbers follow each other (as a listing's do)
+ * rather than searching the tree for each.  Returns an error only when no
+ * cursor could be opened.
+ */
+int rec_get_many(struct inode_table *t, const uint64_t *inos, size_t n, struct inode_rec *out,
+                 int *got);
 int rec_put(struct inode_table *t, DB_TXN *txn, struct inode_rec *r);
 int rec_del(struct inode_table *t, DB_TXN *txn, uint64_t ino);
 size_t dkey_make(uint8_t *buf, uint64_t parent, const char *name, size_t len);

@@ -3,8 +3,9 @@
  * the table's entries for it up to date; one listing per directory.
  *
  * Listing a directory (list_dir).  obj_list pages (delimiter "/") are
- * buffered, at most PAGE_MAX entries, and each buffer is applied in one
- * transaction.  Mark and sweep: the directory's epoch is bumped when a
+ * buffered, at most PAGE_MAX entries, and each buffer is applied in
+ * transactions of LIST_TXN_ENTRIES entries (short, so that readers of the
+ * directory wait little for their page locks).  Mark and sweep: the directory's epoch is bumped when a
  * listing starts; every entry seen is stamped with it in its dirent value;
  * after the last page, dirents carrying an older epoch are swept.  A swept
  * (or retyped) subdirectory is detached and recorded as an orphan in the
@@ -83,7 +84,9 @@ struct list_ctx {
     bool first;      /* the directory had never been listed: its entries are not a change */
     bool changed;
     int64_t created;
-    /* the page being applied (reset on every attempt) */
+    /* the page being applied: its entries [p_pos, p_end) of the 2n passes in this transaction */
+    size_t p_pos, p_end;
+    /* what the transaction did (reset on every attempt) */
     uint32_t p_nsub;
     bool p_changed;
     int64_t p_created, p_deleted;
@@ -356,9 +359,11 @@ static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     /*
      * Directories first: when "a" and "a/" are both listed in this page the
      * directory is stamped before the object is seen, so the object is the
-     * one skipped, without replacing the directory on every listing.
+     * one skipped, without replacing the directory on every listing.  At
+     * most LIST_TXN_ENTRIES entries per transaction (see page_apply).
      */
-    for (size_t i = 0; i < 2 * x->n; i++) {
+    size_t i = x->p_pos;
+    for (unsigned done = 0; i < 2 * x->n && done < LIST_TXN_ENTRIES; i++) {
         const struct pent *p = &x->ents[i % x->n];
         bool isdir = false, quiet = false;
         bool dir_pass = i < x->n;
@@ -369,6 +374,7 @@ static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         }
         if (isdir != dir_pass)
             continue;
+        done++;
         struct dval dv;
         r = dirent_get(t, txn, x->dir, name, &dv, DB_RMW);
         if (r == ENOENT) {
@@ -444,6 +450,7 @@ static int page_fn(struct inode_table *t, DB_TXN *txn, void *arg)
         if (isdir)
             x->p_nsub++;
     }
+    x->p_end = i;
     return 0;
 }
 
@@ -454,15 +461,27 @@ static void page_free(struct list_ctx *x)
     x->n = 0;
 }
 
+/*
+ * Apply the buffered page in transactions of at most LIST_TXN_ENTRIES
+ * entries: each holds its page locks (the entries' records and dirents,
+ * which READDIR and LOOKUP of the same directory read) for a short while,
+ * so a re-listing under a load of readers makes them wait for a few
+ * milliseconds at most, rather than for one transaction over the whole
+ * page.  A listing failing half way leaves what it applied, as one failing
+ * between pages does; the next listing's sweep settles the rest.
+ */
 static int page_apply(struct list_ctx *x)
 {
-    int r = x->n ? txn_run(x->t, page_fn, x, false) : 0;
-    if (r == 0 && x->n) {
+    int r = 0;
+    for (x->p_pos = 0; r == 0 && x->p_pos < 2 * x->n; x->p_pos = x->p_end) {
+        if ((r = txn_run(x->t, page_fn, x, false)))
+            break;
         x->nsub += x->p_nsub;
         x->changed |= x->p_changed;
         atomic_fetch_add(&x->t->n_inodes, x->p_created - x->p_deleted);
-        atomic_fetch_add(&x->t->n_list_entries, x->n);
     }
+    if (r == 0)
+        atomic_fetch_add(&x->t->n_list_entries, x->n);
     page_free(x);
     return r;
 }
@@ -544,8 +563,13 @@ static int sweep_fn(struct inode_table *t, DB_TXN *txn, void *arg)
     v.flags = DB_DBT_USERMEM;
     uint32_t op = DB_SET_RANGE;
     bool end = false;
+    /*
+     * Read locks while walking (READDIR and LOOKUP of the directory read
+     * the same pages meanwhile); the few entries deleted take their write
+     * lock then.
+     */
     for (; visited < SWEEP_BATCH; visited++, op = DB_NEXT) {
-        r = db_errno(c->get(c, &k, &v, op | DB_RMW));
+        r = db_errno(c->get(c, &k, &v, op));
         if (r == ENOENT || (r == 0 && (k.size < 8 || get_be64(kb) != x->dir))) {
             end = true;
             r = 0;

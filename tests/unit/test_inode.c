@@ -289,6 +289,42 @@ static void test_cross_page_clash(struct inode_table *t, struct tstore *s,
     s->max_page = 0;
 }
 
+/*
+ * "m" and "m/" on one store page but in different transactions of its
+ * application (the page is applied LIST_TXN_ENTRIES entries at a time,
+ * directories first): still one directory, the same on every listing,
+ * and a re-listing of the unchanged page changes nothing.
+ */
+static void test_page_in_transactions(struct inode_table *t, struct tstore *s,
+                                      const struct meta_export *e, uint64_t root)
+{
+    char key[64];
+    for (int i = 0; i < 250; i++) {
+        snprintf(key, sizeof(key), "pre/xt/a%03d", i);
+        ts_put(s, key, (uint64_t)i, "e");
+    }
+    ts_put(s, "pre/xt/m", 1, "e");
+    ts_put(s, "pre/xt/m/x", 2, "e");
+    ts_put(s, "pre/xt/z", 3, "e");
+    struct inode_attr xt, m1, m2, z, before, after;
+    CHECK_EQ_INT(inode_invalidate(t, root), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, root, "xt", &xt, NULL), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, xt.ino, "m", &m1, NULL), 0);
+    CHECK(S_ISDIR(m1.mode));
+    CHECK_EQ_INT(inode_lookup(t, e, xt.ino, "z", &z, NULL), 0);
+    CHECK_EQ_INT(z.size, 3);
+    CHECK_EQ_INT(readdir_all(t, e, xt.ino, NULL), 2 + 250 + 2);
+    CHECK_EQ_INT(inode_getattr(t, e, xt.ino, &before), 0);
+    CHECK_EQ_INT(before.nlink, 3);
+    CHECK_EQ_INT(inode_invalidate(t, xt.ino), 0);
+    CHECK_EQ_INT(inode_lookup(t, e, xt.ino, "m", &m2, NULL), 0);
+    CHECK(S_ISDIR(m2.mode) && m2.ino == m1.ino && m2.gen == m1.gen);
+    CHECK_EQ_INT(inode_getattr(t, e, xt.ino, &after), 0);
+    CHECK_EQ_INT(after.change, before.change);
+    CHECK_EQ_INT(after.nlink, 3);
+    CHECK_EQ_INT(readdir_all(t, e, xt.ino, NULL), 2 + 250 + 2);
+}
+
 /* READDIR in small chunks, each continuing from the last cookie taken. */
 static void test_readdir_cookies(struct inode_table *t, const struct meta_export *e,
                                  uint64_t root)
@@ -1371,6 +1407,7 @@ int main(void)
     test_tree(t, s, &e_main, &root);
     test_readdir_cookies(t, &e_main, root.ino);
     test_cross_page_clash(t, s, &e_main, root.ino);
+    test_page_in_transactions(t, s, &e_main, root.ino);
     test_single_flight(t, s, &e_main, root.ino);
     test_store_errors(t, s, &e_main, root.ino);
     test_pages(t, s, &e_many);

@@ -64,12 +64,9 @@ static int walk_cb(void *arg, const char *name, uint64_t cookie, const struct in
     return 0;
 }
 
-/*
- * `ls -l` of dir: READDIRPLUS in replies of `per_reply` entries, then
- * LOOKUP + GETATTR of each name.  Returns the entries seen (0 on an error).
- */
-static unsigned ls_l(struct inode_table *t, const struct meta_export *e, uint64_t dir,
-                     unsigned per_reply, struct walk *w)
+/* A READDIRPLUS walk of dir in replies of `per_reply` entries: the entries seen (0 on an error). */
+static unsigned rdplus(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                       unsigned per_reply, struct walk *w)
 {
     bool eof = false;
     uint64_t verf = 0, cookie = 0;
@@ -83,6 +80,18 @@ static unsigned ls_l(struct inode_table *t, const struct meta_export *e, uint64_
             return 0;
         cookie = w->last_cookie;
     }
+    return w->n;
+}
+
+/*
+ * `ls -l` of dir: READDIRPLUS in replies of `per_reply` entries, then
+ * LOOKUP + GETATTR of each name.  Returns the entries seen (0 on an error).
+ */
+static unsigned ls_l(struct inode_table *t, const struct meta_export *e, uint64_t dir,
+                     unsigned per_reply, struct walk *w)
+{
+    if (rdplus(t, e, dir, per_reply, w) == 0)
+        return 0;
     unsigned n = w->n < NAMES_MAX ? w->n : NAMES_MAX;
     for (unsigned i = 0; i < n; i++) {
         struct inode_attr a, g;
@@ -486,6 +495,87 @@ static void test_ttl_negative(struct inode_table *t, struct tstore *s, uint32_t 
     CHECK_EQ_INT(r1.heads - r0.heads, 0);
 }
 
+/* ---- ttl: READDIRPLUS past the TTL where the listing is as good as HEAD ------------ */
+
+/*
+ * A store whose listing carries what HEAD does (the dir store): once the
+ * TTL has passed, READDIRPLUS answers from the stale listing, names and
+ * attributes, without a HEAD (no call waits for the store, however slow
+ * it is); the background re-listing brings the changes in.
+ */
+static void test_ttl_swr_plus(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    enum { N = 200 };
+    s->list_no_posix = false;
+    s->base.list_is_head = true;
+    fill(s, "swrp/", N);
+    struct meta_export e = ts_export(s, id, "swrp/", 1);
+    struct inode_attr root;
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    struct walk *w = walk_new();
+    struct reqs r0 = reqs_now(s);
+    CHECK_EQ_INT(rdplus(t, &e, root.ino, 50, w), N);
+    CHECK_EQ_INT(w->unconfirmed, 0);
+    struct reqs r1 = reqs_now(s);
+    CHECK_EQ_INT(r1.lists - r0.lists, 1);
+    CHECK_EQ_INT(r1.heads - r0.heads, 0);
+
+    ts_put(s, "swrp/new", 7, "n");
+    ts_del(s, "swrp/f00003");
+    usleep(1100 * 1000); /* past the TTL: directory and files expired */
+    s->head_delay_ms = 200;
+    s->list_delay_ms = 500;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    /*
+     * The old listing: no file HEADed (200 ms each), the listing in the
+     * background.  One HEAD is the directory's own marker, for ".": once
+     * per TTL, as GETATTR of the directory would.
+     */
+    CHECK_EQ_INT(rdplus(t, &e, root.ino, 50, w), N);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    CHECK_EQ_INT(w->unconfirmed, 0);
+    struct reqs r2 = reqs_now(s);
+    CHECK_EQ_INT(r2.heads - r1.heads, 1);
+    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+
+    /* The changes show once the background listing has run: N - 1 + 1 entries, "new" among them. */
+    bool seen = false;
+    for (int i = 0; i < 100 && !seen; i++) {
+        usleep(100 * 1000);
+        seen = rdplus(t, &e, root.ino, 50, w) == N;
+        bool has_new = false, has_gone = false;
+        for (unsigned k = 0; k < w->n && k < NAMES_MAX; k++) {
+            has_new |= strcmp(w->names[k], "new") == 0;
+            has_gone |= strcmp(w->names[k], "f00003") == 0;
+        }
+        seen = seen && has_new && !has_gone;
+    }
+    CHECK(seen);
+    struct reqs r3 = reqs_now(s);
+    CHECK_EQ_INT(r3.heads - r1.heads, 1);
+    CHECK(r3.lists - r1.lists >= 1);
+    printf("ttl, listing as good as HEAD: READDIRPLUS of %d entries past the TTL in %.1f ms, "
+           "no file HEADed (200 ms each), 1 marker HEAD; the change showed after %u background "
+           "listing(s)\n",
+           N, ms, r3.lists - r1.lists);
+    s->head_delay_ms = 0;
+    s->list_delay_ms = 0;
+    /* A GETATTR of an expired file still asks HEAD (close-to-open). */
+    usleep(1100 * 1000);
+    struct inode_attr x, g;
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "f00001", &x, NULL), 0);
+    struct reqs r4 = reqs_now(s);
+    CHECK_EQ_INT(inode_getattr(t, &e, x.ino, &g), 0);
+    CHECK_EQ_INT(reqs_now(s).heads - r4.heads, 0); /* the LOOKUP just HEADed it */
+    usleep(1100 * 1000);
+    CHECK_EQ_INT(inode_getattr(t, &e, x.ino, &g), 0);
+    CHECK_EQ_INT(reqs_now(s).heads - r4.heads, 1);
+    s->base.list_is_head = false;
+    s->list_no_posix = true;
+    walk_free(w);
+}
+
 int main(void)
 {
     log_init("test_inode_modes", 1, LOG_ERR);
@@ -502,9 +592,9 @@ int main(void)
     CHECK(t != NULL);
     if (!t)
         return TEST_DONE();
-    uint32_t ids[6];
-    const char *paths[] = {"/own", "/ownw", "/par", "/imm", "/strict", "/neg"};
-    for (int i = 0; i < 6; i++)
+    uint32_t ids[7];
+    const char *paths[] = {"/own", "/ownw", "/par", "/imm", "/strict", "/neg", "/swrp"};
+    for (int i = 0; i < 7; i++)
         CHECK_EQ_INT(inode_export_id(t, paths[i], &ids[i]), 0);
 
     test_own_ls_l(t, s, ids[0]);
@@ -513,6 +603,7 @@ int main(void)
     t = test_immutable(t, s, ids[3]);
     test_strict(t, s, ids[4]);
     test_ttl_negative(t, s, ids[5]);
+    test_ttl_swr_plus(t, s, ids[6]);
 
     inode_close(t);
     ts_destroy(&s->base);

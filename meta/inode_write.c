@@ -45,7 +45,7 @@
 #define RACED ERESTART
 
 static int moves_clear(struct inode_table *t, const struct meta_export *e, const char *k1,
-                       const char *k2);
+                       const char *k2, bool tree);
 
 /* ---- small records in misc.db -------------------------------------------------- */
 
@@ -591,7 +591,7 @@ int inode_create(struct inode_table *t, const struct meta_export *e, uint64_t di
         rc = d && key ? rec_get_export(t, e, dir, d) : ENOMEM;
         if (rc == 0) {
             snprintf(key, OBJ_KEY_MAX + INODE_NAME_MAX + 2, "%s%s%s", d->key, name, S_ISDIR(mode) ? "/" : "");
-            rc = moves_clear(t, e, key, NULL);
+            rc = moves_clear(t, e, key, NULL, false);
         }
         free(d);
         free(key);
@@ -1487,7 +1487,7 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
         a->newkey[dlen + nlen++] = '/';
     a->newkey[dlen + nlen] = '\0';
     snprintf(a->oldkey, sizeof(a->oldkey), "%s", a->c.key);
-    if ((rc = moves_clear(t, e, a->oldkey, a->newkey)))
+    if ((rc = moves_clear(t, e, a->oldkey, a->newkey, isdir)))
         goto out;
     a->silly = !isdir && is_silly_name(tname) && !is_silly_name(fname) &&
                rec_in_bucket(&a->c) && !(a->c.h.flags & IREC_SILLY);
@@ -1637,10 +1637,13 @@ out_free:
  *     markers, deepest first) and closes the journal and the old prefix.
  * A crash anywhere leaves records that say what is left: a file is moved
  * again (a copy is idempotent), a "K" record whose file moved already (or
- * is gone) names an object left over, deleted by the settling.  A rename,
- * create or mkdir that touches the old or new prefix of an open move
- * finishes that move first (moves_clear): a tree is never moved twice at
- * once, and nothing new is made where old objects wait to leave.
+ * is gone) names an object left over, deleted by the settling.  A create
+ * or rename to a name under the old prefix of an open move, or a directory
+ * rename touching its old or new prefix, finishes that move first
+ * (moves_clear; past FINISH_MAX files left: EAGAIN while the uploader
+ * does): a tree is never moved twice at once, and nothing new is made
+ * where old objects wait to leave.  Files made, renamed or removed under
+ * the new prefix meanwhile need nothing of the sort.
  */
 
 struct move_info {
@@ -2116,12 +2119,15 @@ static bool key_overlaps(const char *key, const char *p)
 }
 
 /*
- * Finish every open move of e whose old or new prefix overlaps k1 or k2
- * (k2 may be NULL): what is about to change there must not meet objects
- * still on their way.
+ * Finish every open move of e whose old prefix overlaps k1 or k2 (k2 may
+ * be NULL), or with `tree` (a directory renamed: k1 and k2 its old and new
+ * keys) whose new prefix does too: nothing new is made where old objects
+ * wait to leave, and a tree is not moved again while its objects are on
+ * their way.  A file made or renamed under a new prefix meets nothing: a
+ * moving file's name is its own.
  */
 static int moves_clear(struct inode_table *t, const struct meta_export *e, const char *k1,
-                       const char *k2)
+                       const char *k2, bool tree)
 {
     if (atomic_load(&t->n_moves) <= 0)
         return 0;
@@ -2130,8 +2136,8 @@ static int moves_clear(struct inode_table *t, const struct meta_export *e, const
     int rc = v ? moves_list(t, false, e->id, v, &n) : ENOMEM;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const struct move_info *m = &v[i];
-        bool hit = key_overlaps(k1, m->oldp) || key_overlaps(k1, m->newp) ||
-                   (k2 && (key_overlaps(k2, m->oldp) || key_overlaps(k2, m->newp)));
+        bool hit = key_overlaps(k1, m->oldp) || (k2 && key_overlaps(k2, m->oldp)) ||
+                   (tree && (key_overlaps(k1, m->newp) || (k2 && key_overlaps(k2, m->newp))));
         if (hit)
             rc = move_finish(t, e, m);
     }

@@ -780,6 +780,13 @@ static void test_rename(struct inode_table *t, struct tstore *s)
     CHECK_EQ_INT(ts_count(s, "mv/lots/"), 37);
     CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "lots.1", &a, NULL), 0); /* the names are there */
     CHECK_EQ_INT(a.ino, lots.ino);
+    /* Under the new name nothing waits: a new file, a folder, a moving file renamed. */
+    struct inode_attr nf;
+    CHECK_EQ_INT(mk(t, &e, lots.ino, "new", S_IFREG | 0644, &nf), 0);
+    CHECK_EQ_INT(mkdir_(t, &e, lots.ino, "newd", &nd), 0);
+    CHECK_EQ_INT(mv(t, &e, lots.ino, "f05", lots.ino, "f05b", NULL), 0);
+    CHECK(ts_has(s, "mv/lots.1/f05b") && !ts_has(s, "mv/lots/f05"));
+    CHECK_EQ_INT(ts_count(s, "mv/lots/"), 36);
     CHECK_EQ_INT(drain_moves(t, &e), 0);
     CHECK_EQ_INT(mkdir_(t, &e, root.ino, "lots", &nd), 0);
     CHECK_EQ_INT(ts_count(s, "mv/lots/"), 0);

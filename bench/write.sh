@@ -57,6 +57,8 @@
 #               --mv-threads 10 at once: the AWS CLI's default).  With
 #               --old-bin DIR (its bucketnfsd and bucketnfs, e.g. a build of
 #               an earlier commit) that daemon is measured the same way too.
+#               The daemons' cache.upload_threads: --upload-threads (4, the
+#               default), which is how many files move at once.
 #
 # Rounds rotate the order of the contenders; the table has medians and
 # every round's value, and the 1-minute load average when each began.
@@ -549,7 +551,8 @@ bnfs_rename_round() { # WHO R
     [ "$who" = bnfs ] || tool=$old_bin/bucketnfs daemon=$old_bin/bucketnfsd
     s3py "$o.clear0" "http://127.0.0.1:${emu_ports[0]}" clear
     bucketnfsd=$daemon bench_start_bucketnfsd "$name" "${s3store/ENDPOINT/$endpoint}" wup \
-        'size = "4G"; dirty_max = "2G";' 'access = "rw"; metadata_ttl = 3600; writeback_delay = 86400;'
+        "size = \"4G\"; dirty_max = \"2G\"; upload_threads = $upload_threads;" \
+        'access = "rw"; metadata_ttl = 3600; writeback_delay = 86400;'
     pid=$DPID
     local np=$PORT_NFS mp=$PORT_MNT conf=$tmp/$name/bucketnfs.conf
     echo "write.sh: round $r/$rounds: dirrename: $who: writing $rename_files files, uploading, listing" >&2
@@ -796,7 +799,8 @@ report() {
                 printf "\n%-46s %10s %10s %10s\n", "dirrename: " rfiles " files x 4 KiB, 10 folders",
                     "answer s", "flush s", "all moved"
                 split(dr["bnfs"], b, " ")
-                printf "%-46s %10s %10s %10s\n", "bucketnfs RENAME, then flush --wait", b[1], b[3], b[2]
+                printf "%-46s %10s %10s %10s\n", "bucketnfs RENAME, flush --wait (" threads " threads)",
+                    b[1], b[3], b[2]
                 if ("bnfs-old" in dr) {
                     split(dr["bnfs-old"], o, " ")
                     printf "%-46s %10s %10s %10s\n", "bucketnfs --old-bin (copies before answering)",
@@ -810,8 +814,8 @@ report() {
                 printf "answer, bucketnfs / ganesha: %s; all moved, bucketnfs / boto3: %s\n",
                     r(b[1], g[1]), r(b[2], d[4])
                 if ("bnfs-old" in dr)
-                    printf "answer, bucketnfs / --old-bin: %s; all moved, bucketnfs / --old-bin: %s\n",
-                        r(b[1], o[1]), r(b[2], o[2])
+                    printf "answer, --old-bin / bucketnfs: %s; all moved, bucketnfs / --old-bin: %s\n",
+                        r(o[1], b[1]), r(b[2], o[2])
                 printf "rounds:\n"
                 split("bnfs bnfs-old ganesha direct", ko, " ")
                 for (i = 1; i <= 4; i++) if (ko[i] in dr) printf "  %-9s %s\n", ko[i], drr[ko[i]]

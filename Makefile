@@ -216,9 +216,10 @@ soak: deps
 # meta: bench/run.sh (metadata ops vs ganesha); cache: bench/cache.sh (the
 # read path: cached reads vs ganesha, cold reads through a shaped link);
 # write: bench/write.sh (the write path: writes and creates vs ganesha,
-# uploads vs boto3 through a shaped link, untar with the kernel client).
+# uploads vs boto3 through a shaped link, untar with the kernel client, a
+# directory's RENAME vs ganesha and boto3).
 BENCH ?= meta cache
-bench: $(B)/bench/nfsbench $(B)/bench/shapeproxy $(PROGS)
+bench: $(B)/bench/nfsbench $(B)/bench/shapeproxy $(B)/tests/it_nfsop $(PROGS)
 	@tools/install-deps.sh bench
 	$(if $(filter meta,$(BENCH)),@bench/run.sh $(BENCH_ARGS))
 	$(if $(filter cache,$(BENCH)),@bench/cache.sh $(CACHE_BENCH_ARGS))

@@ -21,7 +21,14 @@ measured against.
         smaller one in one PUT: what a gateway uploading FILES files at a
         time, parts one after the other when PARTS is 1, is measured against
     s3direct.py ENDPOINT BUCKET count PREFIX
-        the objects under PREFIX and their bytes (count_objects, count_bytes)
+        the objects under PREFIX and their bytes (count_objects, count_bytes),
+        and how many of them are directory markers, keys ending in "/"
+        (count_markers)
+    s3direct.py ENDPOINT BUCKET mv FROM TO THREADS
+        move every object under the prefix FROM to the prefix TO as
+        `aws s3 mv --recursive` does: list FROM, then CopyObject and
+        DeleteObject of each key, THREADS keys at once (the AWS CLI's
+        max_concurrent_requests is 10); the time includes the listing
     s3direct.py ENDPOINT BUCKET clear
         delete every object of BUCKET
 
@@ -112,6 +119,23 @@ def list_all(s3, bucket, prefix=""):
     return objs
 
 
+def move_tree(s3, bucket, src, dst, threads):
+    """Every key under src to dst: copy, then delete; returns (objects, bytes, seconds)."""
+    t0 = time.monotonic()
+    objs = list_all(s3, bucket, src)
+
+    def one(o):
+        key = o["Key"]
+        s3.copy_object(Bucket=bucket, Key=dst + key[len(src):],
+                       CopySource={"Bucket": bucket, "Key": key})
+        s3.delete_object(Bucket=bucket, Key=key)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+        for f in [pool.submit(one, o) for o in objs]:
+            f.result(timeout=3600)  # raises what the copy or delete raised: the run fails
+    return len(objs), sum(o["Size"] for o in objs), time.monotonic() - t0
+
+
 def read_body(body, chunk=MIB):
     n = 0
     while True:
@@ -139,6 +163,14 @@ def main():
         objs = list_all(client(endpoint, 4), bucket, args[0])
         print("count_objects %d" % len(objs))
         print("count_bytes %d" % sum(o["Size"] for o in objs))
+        print("count_markers %d" % sum(1 for o in objs if o["Key"].endswith("/")))
+        return
+    if mode == "mv":
+        src, dst, threads = args[0], args[1], int(args[2])
+        nobj, nbytes, secs = move_tree(client(endpoint, threads + 4), bucket, src, dst, threads)
+        print("mv_objects %d" % nobj)
+        print("mv_bytes %d" % nbytes)
+        print("mv_seconds %.3f" % secs)
         return
     if mode == "clear":
         s3 = client(endpoint, 4)

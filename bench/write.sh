@@ -7,7 +7,8 @@
 #                  [--up-large N] [--up-large-mb N] [--up-small N]
 #                  [--up-small-kb N] [--upload-threads N] [--direct-parts N]
 #                  [--delay-ms N] [--rate-mbs N] [--emulators N]
-#                  [--untar-files N] [--wait-load X] [--data DIR] [--out FILE]
+#                  [--untar-files N] [--rename-files N] [--mv-threads N]
+#                  [--old-bin DIR] [--wait-load X] [--data DIR] [--out FILE]
 #                  [--keep]
 #
 # Tests (--tests, comma-separated; default all):
@@ -41,6 +42,23 @@
 #               tests/kernel/run.sh), then sync: seconds, ganesha against
 #               bucketnfsd (writeback_delay --delay), a fresh server each
 #               time.
+#   dirrename   a tree of --rename-files files of 4 KiB in 10 folders,
+#               written through NFS into a bucketnfsd on the shaped S3
+#               store of `upload` (writeback_delay one day), uploaded
+#               (flush --wait) and listed once (nfs-ls -R: READDIRPLUS, as a
+#               client that browsed it); then the RENAME of its top folder
+#               is timed (what `mv` waits for), and `bucketnfs flush --wait`
+#               until every object has moved; the bucket must then hold the
+#               files under the new prefix only.  Against, in the same
+#               rounds: ganesha exporting a local folder with the same tree
+#               (the same RENAME from the same client, it_nfsop), and boto3
+#               moving the objects through the same link as `aws s3 mv
+#               --recursive` does (CopyObject + DeleteObject of each key,
+#               --mv-threads 10 at once: the AWS CLI's default).  With
+#               --old-bin DIR (its bucketnfsd and bucketnfs, e.g. a build of
+#               an earlier commit) that daemon is measured the same way too.
+#               The daemons' cache.upload_threads: --upload-threads (4, the
+#               default), which is how many files move at once.
 #
 # Rounds rotate the order of the contenders; the table has medians and
 # every round's value, and the 1-minute load average when each began.
@@ -59,7 +77,7 @@ cd "$here"
 . tools/retry.sh
 . bench/lib.sh
 
-tests=seqwrite,smallcreate,upload,untar
+tests=seqwrite,smallcreate,upload,untar,dirrename
 rounds=3
 seconds=10
 conns=4
@@ -77,6 +95,9 @@ delay_ms=15
 rate_mbs=100
 emulators=3
 untar_files=10000
+rename_files=1000
+mv_threads=10
+old_bin=
 wait_load=0
 data=${BNFS_BENCH_WRITE_DATA:-$here/build/bench-write-data}
 out=
@@ -85,8 +106,9 @@ nfsbench=${NFSBENCH:-$here/build/bench/nfsbench}
 shapeproxy=${SHAPEPROXY:-$here/build/bench/shapeproxy}
 bucketnfsd=${BUCKETNFSD:-$here/bin/bucketnfsd}
 bucketnfs=${BUCKETNFS:-$here/bin/bucketnfs}
+it_nfsop=${IT_NFSOP:-$here/build/tests/it_nfsop}
 
-usage() { bench_usage 5 11; }
+usage() { bench_usage 5 12; }
 while (($#)); do
     case $1 in
         --tests) tests=${2:?--tests needs a list}; shift ;;
@@ -107,6 +129,9 @@ while (($#)); do
         --rate-mbs) bench_need_uint "$1" "${2:-}"; rate_mbs=$2; shift ;;
         --emulators) bench_need_uint "$1" "${2:-}"; emulators=$2; shift ;;
         --untar-files) bench_need_uint "$1" "${2:-}"; untar_files=$2; shift ;;
+        --rename-files) bench_need_uint "$1" "${2:-}"; rename_files=$2; shift ;;
+        --mv-threads) bench_need_uint "$1" "${2:-}"; mv_threads=$2; shift ;;
+        --old-bin) old_bin=${2:?--old-bin needs a directory}; shift ;;
         --wait-load) [[ ${2:-} =~ ^[0-9]+(\.[0-9]+)?$ ]] || usage; wait_load=$2; shift ;;
         --data) data=${2:?--data needs a directory}; shift ;;
         --out) out=${2:?--out needs a file}; shift ;;
@@ -118,16 +143,19 @@ while (($#)); do
 done
 [[ $data == /* ]] || data=$caller_dir/$data
 [[ -z $out || $out == /* ]] || out=$caller_dir/$out
+[[ -z $old_bin || $old_bin == /* ]] || old_bin=$caller_dir/$old_bin
 create_min=$((${create_kb%,*} * 1024)) create_max=$((${create_kb#*,} * 1024))
 ((create_min > 0 && create_min <= create_max && create_max <= 1048576)) ||
     { echo "write.sh: --create-kb MIN,MAX: 1 <= MIN <= MAX <= 1024" >&2; exit 2; }
 ((seconds <= 120 && rounds <= 9 && emulators <= 8 && conns <= 16 && up_large <= 16 &&
-    up_small_kb <= 1024 && untar_files <= 100000 && upload_threads <= 64)) ||
+    up_small_kb <= 1024 && untar_files <= 100000 && upload_threads <= 64 &&
+    rename_files <= 10000 && rename_files % 10 == 0 && mv_threads <= 64)) ||
     { echo "write.sh: at most 120 s per test, 9 rounds, 8 emulators, 16 connections," \
-        "16 large files, small files of 1024 KiB, 100,000 files to untar, 64 upload threads" >&2; exit 2; }
+        "16 large files, small files of 1024 KiB, 100,000 files to untar, 64 upload threads," \
+        "10,000 files to rename (a multiple of 10), 64 mv threads" >&2; exit 2; }
 want() { [[ ,$tests, == *,$1,* ]]; }
 for t in ${tests//,/ }; do
-    case $t in seqwrite | smallcreate | upload | untar) ;;
+    case $t in seqwrite | smallcreate | upload | untar | dirrename) ;;
         *) echo "write.sh: unknown test $t" >&2; usage ;; esac
 done
 local_tests=
@@ -140,16 +168,24 @@ die2() { echo "write.sh: $*" >&2; exit 2; }
 [ -x "$bucketnfsd" ] || die2 "$bucketnfsd is missing: make bin/bucketnfsd"
 [ -x "$nfsbench" ] || die2 "$nfsbench is missing: make build/bench/nfsbench"
 command -v python3 >/dev/null || die2 "python3 is needed"
-if [ -n "$local_tests" ] || want untar; then
+if [ -n "$local_tests" ] || want untar || want dirrename; then
     command -v ganesha.nfsd >/dev/null || die2 "ganesha.nfsd not found (tools/install-deps.sh bench)"
 fi
-if want upload; then
+if want upload || want dirrename; then
     [ -x "$bucketnfs" ] || die2 "$bucketnfs is missing: make bin/bucketnfs"
     [ -x "$shapeproxy" ] || die2 "$shapeproxy is missing: make build/bench/shapeproxy"
     command -v ip >/dev/null || die2 "ip (iproute2) not found"
     command -v node >/dev/null && command -v npm >/dev/null || die2 "node and npm are needed for s3rver"
     python3 -c 'import boto3' 2>/dev/null || die2 "python3 boto3 is needed (python3-boto3)"
     bench_s3emu_install
+fi
+if want dirrename; then
+    [ -x "$it_nfsop" ] || die2 "$it_nfsop is missing: make tests"
+    command -v nfs-ls >/dev/null || die2 "nfs-ls (libnfs-utils) not found"
+    if [ -n "$old_bin" ]; then
+        [ -x "$old_bin/bucketnfsd" ] && [ -x "$old_bin/bucketnfs" ] ||
+            die2 "--old-bin $old_bin: needs bucketnfsd and bucketnfs"
+    fi
 fi
 if want untar; then
     # The guest's userland is this host's root over 9p, but /tmp is its own.
@@ -398,14 +434,20 @@ direct_upload_round() { # r parts
     check_and_clear "$o"
 }
 
-run_upload() {
-    local r k
-    build_upload_src
+# The shaped S3 store, set up once for the tests that use it.
+s3_ready() {
+    [ -z "$netns" ] || return 0
     bench_s3_setup "$data/s3" wup
     echo "write.sh: S3 emulator at $endpoint: ${delay_ms} ms each way, ${rate_mbs} MB/s per connection," \
         "$emulators s3rver processes" >&2
     # A bucket left over from an interrupted run would add to the counts.
     s3py "$tmp/clear0" "http://127.0.0.1:${emu_ports[0]}" clear
+}
+
+run_upload() {
+    local r k
+    build_upload_src
+    s3_ready
     for ((r = 1; r <= rounds; r++)); do
         for k in $(rotate $((r - 1)) bnfs direct1 directP); do
             case $k in
@@ -428,7 +470,187 @@ run_upload() {
         "| $(rounds_of load1 "$tmp/up-direct$direct_parts".round[0-9])"
 }
 
-# ---- 3: untar through the kernel client --------------------------------------
+# ---- 3: the RENAME of a directory in the bucket ---------------------------------
+
+rn_src=$data/rename-src # rtree/dNN/fNNNNN: the tree ganesha and boto3 get
+rn_per=$((rename_files / 10))
+
+build_rename_src() {
+    local stamp="write-bench rename v1 files=$rename_files x 4 KiB in 10 folders"
+    built rename "$stamp" && return 0
+    echo "write.sh: making the tree of $rename_files files to rename in $rn_src" >&2
+    rm -rf "$rn_src"
+    python3 - "$rn_src/rtree" "$rename_files" <<'EOF'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "d%02d" % (i // (n // 10)))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d" % i), "wb") as f:
+        f.write(os.urandom(4096))
+EOF
+    echo "$stamp" >"$data/rename.stamp"
+}
+
+# nfs_url NFS_PORT MOUNT_PORT [PATH]: a libnfs URL of the export /bench.
+nfs_url() { echo "nfs://127.0.0.1/bench${3:-}?nfsport=$1&mountport=$2"; }
+
+# timed_rename OUT NFS_PORT MOUNT_PORT FROM TO: one RENAME through a client
+# mounted beforehand (it_nfsop session), from the request written to the
+# answer read: "rename_seconds T" into OUT.  The mount is not in the time;
+# FROM and TO are in the export's root, so libnfs sends no LOOKUP first.
+timed_rename() {
+    local o=$1 line t0 t1 rc=0 cp
+    coproc MVC { exec timeout -k 5 1900 "$it_nfsop" "$(nfs_url "$2" "$3")" session 2>"$o.err"; }
+    cp=$MVC_PID
+    pids+=("$cp")
+    names+=(it_nfsop)
+    read -r -t 60 line <&"${MVC[0]}" || line=
+    [ "$line" = mounted ] || { echo "write.sh: it_nfsop did not mount: $line $(cat "$o.err")" >&2; exit 1; }
+    t0=$EPOCHREALTIME
+    echo "mv $4 $5" >&"${MVC[1]}"
+    read -r -t 1800 line <&"${MVC[0]}" || line="no answer in 1800 s"
+    t1=$EPOCHREALTIME
+    eval "exec ${MVC[1]}>&-"
+    wait "$cp" || rc=$?
+    bench_forget "$cp"
+    [ "$line" = ok ] || { echo "write.sh: RENAME $4 $5: $line (it_nfsop status $rc)" >&2; exit 1; }
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "rename_seconds %.4f\n", b - a }' >"$o"
+}
+
+# rn_list OUT NFS_PORT MOUNT_PORT PATH: a listing of the whole tree
+# (READDIRPLUS, as libnfs's opendir reads), which must name every file.
+rn_list() {
+    timeout -k 5 600 nfs-ls -R "$(nfs_url "$2" "$3" "$4")" >"$1" 2>&1 ||
+        { echo "write.sh: nfs-ls -R $4 failed:" >&2; tail -5 "$1" >&2; exit 1; }
+    local n
+    n=$(grep -c '^-' "$1" || true)
+    ((n == rename_files)) || { echo "write.sh: nfs-ls -R $4 listed $n files, not $rename_files" >&2; exit 1; }
+}
+
+# rn_check OUT PREFIX FILES: the bucket holds FILES objects of 4 KiB under
+# PREFIX/ (directory markers aside); "PREFIX_markers N" into OUT.
+rn_check() {
+    local emu=http://127.0.0.1:${emu_ports[0]} n b m
+    s3py "$1.count-$2" "$emu" count "$2/"
+    n=$(awk '$1 == "count_objects" { print $2 }' "$1.count-$2")
+    b=$(awk '$1 == "count_bytes" { print $2 }' "$1.count-$2")
+    m=$(awk '$1 == "count_markers" { print $2 }' "$1.count-$2")
+    ((n - m == $3 && b == $3 * 4096 && ($3 > 0 || n == 0))) || {
+        echo "write.sh: the bucket holds $((n - m)) objects ($b bytes) and $m markers under $2/," \
+            "not $3 objects of $(($3 * 4096)) bytes" >&2
+        exit 1
+    }
+    echo "${2}_markers $m" >>"$1"
+}
+
+# One round of a bucketnfsd: WHO is bnfs, or bnfs-old (the daemon of --old-bin).
+bnfs_rename_round() { # WHO R
+    local who=$1 r=$2 o=$tmp/rn-$1.round$2 name=rn-$1-r$2 d t0 t1 pid
+    local tool=$bucketnfs daemon=$bucketnfsd
+    [ "$who" = bnfs ] || tool=$old_bin/bucketnfs daemon=$old_bin/bucketnfsd
+    s3py "$o.clear0" "http://127.0.0.1:${emu_ports[0]}" clear
+    bucketnfsd=$daemon bench_start_bucketnfsd "$name" "${s3store/ENDPOINT/$endpoint}" wup \
+        "size = \"4G\"; dirty_max = \"2G\"; upload_threads = $upload_threads;" \
+        'access = "rw"; metadata_ttl = 3600; writeback_delay = 86400;'
+    pid=$DPID
+    local np=$PORT_NFS mp=$PORT_MNT conf=$tmp/$name/bucketnfs.conf
+    echo "write.sh: round $r/$rounds: dirrename: $who: writing $rename_files files, uploading, listing" >&2
+    timeout -k 5 60 "$it_nfsop" "$(nfs_url "$np" "$mp")" mkdir /rtree >"$o.mkdir" 2>&1 ||
+        { echo "write.sh: mkdir /rtree failed: $(cat "$o.mkdir")" >&2; exit 1; }
+    for ((d = 0; d < 10; d++)); do
+        bench_nfsb "$o.write$d" 600 "$np" "$mp" -T smallcreate -C 4 -Q 8 -O -N "$rn_per" \
+            -z 4096,4096 -w /rtree -t 300 -K
+    done
+    timeout 1800 "$tool" -c "$conf" flush --wait >"$o.flush0" 2>&1 ||
+        { echo "write.sh: flush --wait (the upload) failed:" >&2; tail "$o.flush0" >&2; exit 1; }
+    rn_check "$o" rtree "$rename_files"
+    rn_list "$o.ls" "$np" "$mp" /rtree
+    load1 >"$o.load"
+    echo "write.sh: round $r/$rounds: dirrename: $who: RENAME /rtree /rtree-moved" >&2
+    timed_rename "$o" "$np" "$mp" /rtree /rtree-moved
+    t0=$EPOCHREALTIME
+    timeout 1800 "$tool" -c "$conf" flush --wait >"$o.flush" 2>&1 ||
+        { echo "write.sh: flush --wait (the moves) failed:" >&2; tail "$o.flush" >&2; exit 1; }
+    t1=$EPOCHREALTIME
+    awk -v a="$t0" -v b="$t1" -v rn="$(awk '$1 == "rename_seconds" { print $2 }' "$o")" 'BEGIN {
+        printf "flush_seconds %.3f\nall_moved_seconds %.3f\n", b - a, rn + b - a }' >>"$o"
+    cat "$o.load" >>"$o"
+    timeout 30 "$tool" -c "$conf" stats >"$o.stats" 2>&1 || true
+    awk '$1 == "inode" && ($3 == "moved" || $3 == "moves_open") { print $3, $4 }' "$o.stats" >>"$o"
+    rn_check "$o" rtree-moved "$rename_files"
+    rn_check "$o" rtree 0
+    bench_stop "$pid" "$name"
+    rm -rf "${tmp:?}/$name/cache"
+}
+
+ganesha_rename_round() { # R
+    local r=$1 o=$tmp/rn-ganesha.round$1 g=$data/rename-ganesha
+    rm -rf "${g:?}/rtree" "$g/rtree-moved"
+    cp -a "$rn_src/rtree" "$g/rtree"
+    sync -f "$g"
+    rn_list "$o.ls" "$rn_gport_nfs" "$rn_gport_mnt" /rtree
+    load1 >"$o.load"
+    echo "write.sh: round $r/$rounds: dirrename: ganesha: RENAME /rtree /rtree-moved" >&2
+    timed_rename "$o" "$rn_gport_nfs" "$rn_gport_mnt" /rtree /rtree-moved
+    cat "$o.load" >>"$o"
+    [ -d "$g/rtree-moved" ] && [ ! -e "$g/rtree" ] ||
+        { echo "write.sh: ganesha's RENAME did not move the tree" >&2; exit 1; }
+}
+
+direct_rename_round() { # R
+    local r=$1 o=$tmp/rn-direct.round$1 emu=http://127.0.0.1:${emu_ports[0]}
+    s3py "$o.clear0" "$emu" clear
+    s3py "$o.put" "$endpoint" put "$rn_src" "$mv_threads" 1 16
+    rn_check "$o" rtree "$rename_files"
+    load1 >"$o.load"
+    echo "write.sh: round $r/$rounds: dirrename: boto3 CopyObject + DeleteObject, $mv_threads at once" >&2
+    s3py "$o.mv" "$endpoint" mv rtree/ rtree-moved/ "$mv_threads"
+    cat "$o.mv" "$o.load" >>"$o"
+    rn_check "$o" rtree-moved "$rename_files"
+    rn_check "$o" rtree 0
+}
+
+run_dirrename() {
+    local r k who=(bnfs ganesha direct)
+    build_rename_src
+    s3_ready
+    [ -z "$old_bin" ] || who+=(bnfs-old)
+    rm -rf "$data/rename-ganesha"
+    mkdir -p "$data/rename-ganesha"
+    bench_start_ganesha rn-ganesha "$data/rename-ganesha" RW
+    rn_gport_nfs=$PORT_NFS rn_gport_mnt=$PORT_MNT
+    local gpid=$GPID
+    for ((r = 1; r <= rounds; r++)); do
+        for k in $(rotate $((r - 1)) "${who[@]}"); do
+            case $k in
+                bnfs | bnfs-old) bnfs_rename_round "$k" "$r" ;;
+                ganesha) ganesha_rename_round "$r" ;;
+                direct) direct_rename_round "$r" ;;
+            esac
+        done
+    done
+    bench_stop "$gpid" rn-ganesha
+    rm -rf "$data/rename-ganesha"
+    s3py "$tmp/rn-clear" "http://127.0.0.1:${emu_ports[0]}" clear
+    # Per contender: medians of the answer, all moved, the flush after the
+    # answer, boto3's move; then every round's values.
+    for k in "${who[@]}"; do
+        emit dirrename "$k" "$(bench_median rename_seconds "$tmp/rn-$k".round[0-9])" \
+            "$(bench_median all_moved_seconds "$tmp/rn-$k".round[0-9])" \
+            "$(bench_median flush_seconds "$tmp/rn-$k".round[0-9])" \
+            "$(bench_median mv_seconds "$tmp/rn-$k".round[0-9])" \
+            "answer $(rounds_of rename_seconds "$tmp/rn-$k".round[0-9]);" \
+            "flush $(rounds_of flush_seconds "$tmp/rn-$k".round[0-9]);" \
+            "all-moved $(rounds_of all_moved_seconds "$tmp/rn-$k".round[0-9]);" \
+            "mv $(rounds_of mv_seconds "$tmp/rn-$k".round[0-9]);" \
+            "markers $(rounds_of rtree-moved_markers "$tmp/rn-$k".round[0-9]);" \
+            "inode.moved $(rounds_of moved "$tmp/rn-$k".round[0-9]);" \
+            "load1 $(rounds_of load1 "$tmp/rn-$k".round[0-9])"
+    done
+}
+
+# ---- 4: untar through the kernel client --------------------------------------
 
 untar_tar=$data/untar/tree.tar
 
@@ -509,6 +731,7 @@ run_untar() {
 [ -z "$local_tests" ] || run_local
 ! want upload || run_upload
 ! want untar || run_untar
+! want dirrename || run_dirrename
 
 # ---- report ----------------------------------------------------------------
 
@@ -518,18 +741,22 @@ report() {
         "--depth $depth --write-mb $write_mb --create-kb $create_kb --delay $delay --up-large $up_large" \
         "--up-large-mb $up_large_mb --up-small $up_small --up-small-kb $up_small_kb" \
         "--upload-threads $upload_threads --direct-parts $direct_parts --delay-ms $delay_ms" \
-        "--rate-mbs $rate_mbs --emulators $emulators --untar-files $untar_files --wait-load $wait_load"
+        "--rate-mbs $rate_mbs --emulators $emulators --untar-files $untar_files" \
+        "--rename-files $rename_files --mv-threads $mv_threads${old_bin:+ --old-bin $old_bin} --wait-load $wait_load"
     bench_machine
     echo "# load average before the run: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# values are medians of $rounds rounds; the order of the contenders rotates"
     awk -v delay="$delay" -v upb="$up_bytes" -v up="$up_large x $up_large_mb MiB + $up_small x $up_small_kb KiB" \
-        -v threads="$upload_threads" -v parts="$direct_parts" -v nfiles="$untar_files" '
+        -v threads="$upload_threads" -v parts="$direct_parts" -v nfiles="$untar_files" \
+        -v rfiles="$rename_files" -v mvt="$mv_threads" '
         function r(a, b) { return (a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
         $1 == "local" { l[$2] = $3 " " $4 " " $5; order[++n] = $2 }
         $1 == "rounds" { k = $2; $1 = $2 = ""; rd[k] = substr($0, 3); rorder[++nr] = k }
         $1 == "wsize" { ws = ws " " $2 "=" $3 }
         $1 == "upload" { k = $2; u[k] = $3 " " $4; $1 = $2 = $3 = $4 = ""; ur[k] = substr($0, 5) }
         $1 == "untar" { k = $2; t[k] = $3 " " $4; $1 = $2 = $3 = $4 = ""; tr[k] = substr($0, 5); torder[++nt] = k }
+        $1 == "dirrename" { k = $2; dr[k] = $3 " " $4 " " $5 " " $6; $1 = $2 = $3 = $4 = $5 = $6 = ""
+            drr[k] = substr($0, 7) }
         END {
             if (n) {
                 printf "\n%-30s %10s %10s %7s %10s %7s\n", "local disk (vs ganesha)", "ganesha",
@@ -567,6 +794,31 @@ report() {
                 printf "(seconds, lower is better; speed = ganesha seconds / bnfs seconds)\n"
                 printf "rounds (ganesha | bnfs):\n"
                 for (i = 1; i <= nt; i++) printf "  %-28s %s\n", torder[i], tr[torder[i]]
+            }
+            if ("bnfs" in dr) {
+                printf "\n%-46s %10s %10s %10s\n", "dirrename: " rfiles " files x 4 KiB, 10 folders",
+                    "answer s", "flush s", "all moved"
+                split(dr["bnfs"], b, " ")
+                printf "%-46s %10s %10s %10s\n", "bucketnfs RENAME, flush --wait (" threads " threads)",
+                    b[1], b[3], b[2]
+                if ("bnfs-old" in dr) {
+                    split(dr["bnfs-old"], o, " ")
+                    printf "%-46s %10s %10s %10s\n", "bucketnfs --old-bin (copies before answering)",
+                        o[1], o[3], o[2]
+                }
+                split(dr["ganesha"], g, " ")
+                printf "%-46s %10s %10s %10s\n", "ganesha RENAME (local folder)", g[1], "", ""
+                split(dr["direct"], d, " ")
+                printf "%-46s %10s %10s %10s\n", "boto3 copy + delete, " mvt " at once", "", "", d[4]
+                printf "(seconds, lower is better; all moved = the answer + flush --wait after it)\n"
+                printf "answer, bucketnfs / ganesha: %s; all moved, bucketnfs / boto3: %s\n",
+                    r(b[1], g[1]), r(b[2], d[4])
+                if ("bnfs-old" in dr)
+                    printf "answer, --old-bin / bucketnfs: %s; all moved, bucketnfs / --old-bin: %s\n",
+                        r(o[1], b[1]), r(b[2], o[2])
+                printf "rounds:\n"
+                split("bnfs bnfs-old ganesha direct", ko, " ")
+                for (i = 1; i <= 4; i++) if (ko[i] in dr) printf "  %-9s %s\n", ko[i], drr[ko[i]]
             }
         }' "$results"
 }

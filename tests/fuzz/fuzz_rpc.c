@@ -88,9 +88,11 @@ static void check_arena(const uint8_t *data, size_t size)
         uint8_t *p = rpc_arena_alloc(a, n);
         if (!p)
             abort();
-        for (size_t k = 0; k < n; k++)
-            if (p[k] != 0)
-                abort();
+        /* Zeroed: one memcmp of the block against itself shifted by a
+         * byte (a byte loop here, traced by the fuzzer's instrumentation,
+         * cost more than everything else the target does). */
+        if (n && (p[0] != 0 || memcmp(p, p + 1, n - 1) != 0))
+            abort();
         memset(p, 0xa5, n);
     }
     rpc_arena_destroy(a);

@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct rjview j;
         if (rjrec_decode(v, len, &j) == 0) {
             size_t ol = strlen(j.oldp), nl = strlen(j.newp);
-            if ((j.h.phase != 1 && j.h.phase != 2) || j.h.nkeys > RJREC_KEYS_MAX ||
+            if (j.h.phase < 1 || j.h.phase > 3 || j.h.nkeys > RJREC_KEYS_MAX ||
                 ol > OBJ_KEY_MAX || nl > OBJ_KEY_MAX ||
                 sizeof(struct rjrec) + ol + nl + 2 != len ||
                 j.oldp != (const char *)v + sizeof(struct rjrec) || j.newp != j.oldp + ol + 1)

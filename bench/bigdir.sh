@@ -154,14 +154,9 @@ value() { awk -v k="$1" '$1 == k { print $2; exit }' "$2"; }
 
 build_tree() {
     local stamp="bigdir v1 entries=$entries swr_entries=$swr_entries"
-    [ "$(cat "$data/tree.stamp" 2>/dev/null)" = "$stamp" ] && return 0
-    if [ -e "$bucket" ] && [ ! -e "$data/tree.stamp" ]; then
-        die2 "$bucket exists but was not made by bigdir.sh; choose another --data"
-    fi
+    bench_built "$data" tree "$stamp" "$bucket" bigdir.sh && return 0
     echo "bigdir.sh: building $entries + $swr_entries empty objects in $bucket (kept for later runs)" >&2
     local t0=$SECONDS
-    mkdir -p "$data"
-    echo "building" >"$data/tree.stamp"
     rm -rf "$bucket"
     mkdir -p "$bucket/cam0" "$bucket/swr"
     python3 - "$bucket" "$entries" "$swr_entries" <<'EOF'

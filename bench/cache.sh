@@ -167,14 +167,9 @@ emit() { echo "$*" >>"$results"; }
 bucket=$data/buckets/bench
 build_local_tree() {
     local stamp="cache-bench local v1 seq_mb=$seq_mb small_files=$small_files small_kb=$small_kb"
-    [ "$(cat "$data/local.stamp" 2>/dev/null)" = "$stamp" ] && return 0
-    if [ -e "$bucket" ] && [ ! -e "$data/local.stamp" ]; then
-        die2 "$bucket exists but was not made by cache.sh; choose another --data"
-    fi
+    bench_built "$data" local "$stamp" "$bucket" cache.sh && return 0
     echo "cache.sh: building the local tree in $bucket (kept for later runs)" >&2
     local t0=$SECONDS
-    mkdir -p "$data"
-    echo "building" >"$data/local.stamp"
     rm -rf "$bucket"
     mkdir -p "$bucket/small"
     head -c "$((seq_mb << 20))" /dev/urandom >"$bucket/big.bin"
@@ -286,11 +281,10 @@ setup_s3() {
     bench_s3_setup "$s3data" cold
 
     local stamp="cache-bench s3 v1 log_mb=$log_mb streams=$nstreams stream_mb=$stream_mb"
-    if [ "$(cat "$data/s3.stamp" 2>/dev/null)" != "$stamp" ]; then
+    if ! bench_built "$data" s3 "$stamp"; then
         echo "cache.sh: filling the emulator's bucket (kept for later runs)" >&2
         local t0=$SECONDS src=$tmp/upload
         mkdir -p "$src/streams"
-        echo "building" >"$data/s3.stamp"
         head -c "$((log_mb << 20))" /dev/urandom >"$src/log.bin"
         for ((i = 0; i < nstreams; i++)); do
             head -c "$((stream_mb << 20))" /dev/urandom >"$src/streams/$(printf 'cam_%03d.bin' "$i")"

@@ -6,6 +6,9 @@
 #       write ganesha's configuration (read-only, or read-write with RW)
 #   bench_norpcbind OUT
 #       build bench/peer/norpcbind.c as OUT, to preload into ganesha
+#   bench_built DATA NAME STAMP [TREE WHO]
+#       is the kept input NAME (DATA/NAME.stamp) the one STAMP describes?
+#       If not, it is marked as being built and the caller builds it
 
 # Defaults as shipped except what running here needs: NFSv3 on TCP only,
 # fixed ports, no NLM/RQUOTA (both need rpcbind), MNT of the pseudo path so
@@ -277,4 +280,22 @@ bench_usage() {
 # bench_need_uint OPTION VALUE: exit 2 unless VALUE is a positive integer.
 bench_need_uint() {
     [[ $2 =~ ^[0-9]+$ ]] && (($2 > 0)) || { echo "$bench_me: $1 needs a positive integer" >&2; exit 2; }
+}
+
+# bench_built DATA NAME STAMP [TREE WHO]: 0 when DATA/NAME.stamp says the
+# kept input is the one STAMP describes.  Else 1, with the stamp set to
+# "building" (a run cut short never matches) and DATA made: the caller
+# builds it and writes STAMP into DATA/NAME.stamp when done.  TREE, when
+# given, must not exist without the stamp: a folder the bench did not make
+# is not overwritten (WHO, the script's name, says so; exit status 2).
+bench_built() {
+    local f=$1/$2.stamp
+    [ "$(cat "$f" 2>/dev/null)" = "$3" ] && return 0
+    if [ -n "${4:-}" ] && [ -e "$4" ] && [ ! -e "$f" ]; then
+        echo "${5:-bench}: $4 exists but was not made by ${5:-bench}; choose another --data" >&2
+        exit 2
+    fi
+    mkdir -p "$1"
+    echo building >"$f"
+    return 1
 }

@@ -210,11 +210,7 @@ emit() { echo "$*" >>"$results"; }
 
 # built KIND STAMP: was $data/KIND made with these sizes (its stamp says
 # STAMP)?  If not, marks it as being made; the caller writes STAMP when done.
-built() {
-    [ "$(cat "$data/$1.stamp" 2>/dev/null)" = "$2" ] && return 0
-    echo building >"$data/$1.stamp"
-    return 1
-}
+built() { bench_built "$data" "$1" "$2"; }
 
 # rounds_of KEY FILE...: the values of KEY in the FILEs, in round order, "a / b / c".
 rounds_of() {

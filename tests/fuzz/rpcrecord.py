@@ -1,23 +1,25 @@
 #!/usr/bin/env python3
 """rpcrecord.py - record the ONC RPC calls a client sends, for seed corpora.
 
-  rpcrecord.py proxy RAW_DIR PORTS_FILE UPSTREAM_PORT...
-      A TCP proxy on 127.0.0.1: one listener (a free port) per upstream
-      port on 127.0.0.1, written to PORTS_FILE as one line "P1 P2 ..." once
-      all listen.  Bytes go both ways unchanged; the client's stream is cut
+  rpcrecord.py proxy RAW_DIR PORTS_FILE [LISTEN_PORT:]UPSTREAM_PORT...
+      A TCP proxy on 127.0.0.1: one listener per upstream port on
+      127.0.0.1 (on LISTEN_PORT if given, else a free port), written to
+      PORTS_FILE as one line "P1 P2 ..." once all listen.  Bytes go both ways unchanged; the client's stream is cut
       into records (RFC 5531 section 11 record marking) and each complete
       record is saved as RAW_DIR/<connection>-<n>.rec, and the first 4 KiB
       of each connection's stream, marks included, as RAW_DIR/<connection>.stream.
       Runs until SIGTERM.
 
-  rpcrecord.py corpus RAW_DIR CORPUS_DIR [PER_PROC]
+  rpcrecord.py corpus RAW_DIR CORPUS_DIR [PER_PROC [PREFIX]]
       Turn the recorded calls into the seed formats of two fuzz targets:
       CORPUS_DIR/fuzz_rpc/ (a call record as it is, and connection streams)
       and CORPUS_DIR/fuzz_nfs3_args/ (one byte choosing the decoder, then the
       arguments after the RPC header: see fuzz_nfs3_args.c).  Calls that
       differ only in XID and credentials are one; at most PER_PROC (8) of a
       procedure are kept, of spread sizes; nothing over 4096 bytes (the
-      fuzz runs' -max_len).  Old files named by this script are replaced.
+      fuzz runs' -max_len).  Files are named PREFIX-... (default "rec":
+      libnfs's calls; capture-kernel.sh uses "krec" for the kernel
+      client's); old files of the same PREFIX are replaced.
 """
 import hashlib
 import os
@@ -92,10 +94,11 @@ def proxy(raw_dir, ports_file, upstreams):
             threading.Thread(target=pump, args=(u, c), daemon=True).start()
 
     ports = []
-    for up in upstreams:
+    for spec in upstreams:
+        listen, _, up = spec.rpartition(":")
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", 0))
+        s.bind(("127.0.0.1", int(listen) if listen else 0))
         s.listen(64)
         ports.append(s.getsockname()[1])
         threading.Thread(target=serve, args=(s, int(up)), daemon=True).start()
@@ -143,7 +146,7 @@ def spread(items, k):
     return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)]
 
 
-def corpus(raw_dir, out_dir, per_proc):
+def corpus(raw_dir, out_dir, per_proc, prefix="rec"):
     by_proc = {}
     streams = {}
     for name in sorted(os.listdir(raw_dir)):
@@ -171,22 +174,22 @@ def corpus(raw_dir, out_dir, per_proc):
     for d in (rpc_dir, args_dir):
         os.makedirs(d, exist_ok=True)
         for name in os.listdir(d):
-            if name.startswith("rec-"):
+            if name.startswith(prefix + "-"):
                 os.remove(os.path.join(d, name))
     n_rpc = n_args = 0
     for label, calls in sorted(by_proc.items()):
         chosen = spread([(k, v[0]) for k, v in calls.items()], per_proc)
         for key, data in chosen:
             _, prog, proc, off = calls[key]
-            with open(os.path.join(rpc_dir, "rec-%s-%s" % (label, key)), "wb") as f:
+            with open(os.path.join(rpc_dir, "%s-%s-%s" % (prefix, label, key)), "wb") as f:
                 f.write(data)
             n_rpc += 1
             for idx in nfs3_args_index(prog, proc):
-                with open(os.path.join(args_dir, "rec-%s-%d-%s" % (label, idx, key)), "wb") as f:
+                with open(os.path.join(args_dir, "%s-%s-%d-%s" % (prefix, label, idx, key)), "wb") as f:
                     f.write(bytes([idx]) + data[off:])
                 n_args += 1
     for key, data in sorted(streams.items())[:per_proc * 2]:
-        with open(os.path.join(rpc_dir, "rec-stream-" + key), "wb") as f:
+        with open(os.path.join(rpc_dir, prefix + "-stream-" + key), "wb") as f:
             f.write(data)
         n_rpc += 1
     print("rpcrecord: %d procedures; %d files for fuzz_rpc, %d for fuzz_nfs3_args"
@@ -196,8 +199,9 @@ def corpus(raw_dir, out_dir, per_proc):
 def main():
     if len(sys.argv) >= 5 and sys.argv[1] == "proxy":
         proxy(sys.argv[2], sys.argv[3], sys.argv[4:])
-    elif len(sys.argv) in (4, 5) and sys.argv[1] == "corpus":
-        corpus(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) == 5 else 8)
+    elif len(sys.argv) in (4, 5, 6) and sys.argv[1] == "corpus":
+        corpus(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) >= 5 else 8,
+               sys.argv[5] if len(sys.argv) == 6 else "rec")
     else:
         sys.exit(__doc__)
 

@@ -15,6 +15,10 @@
 #     seconds once the store is back (a wall-clock deadline would wait the
 #     hour), and one in progress when it jumps forward two hours is not cut
 #     short (no retry before its seconds are up);
+#   - a file whose staged data cannot be read (its staged file moved away)
+#     backs off on its own, 1, 2, 4, 8 s: with the clock set back an hour
+#     during its 8 s and the staged file put back, it is uploaded within
+#     12 s;
 #   - every file reaches the bucket byte for byte; the daemon stops cleanly.
 # Prints "N passed, N failed" last.
 set -u
@@ -112,5 +116,44 @@ else fail "clock forward 2 h during the 8 s backoff: no retry of e in the next 5
     "$(($(fails fe) - n)) more failed uploads: the backoff was cut short"; fi
 store_back
 check "... and e is uploaded within 8 s of the store's return" uploaded fe 8
+
+# ---- an unwritable file's own backoff across a jump -------------------------------
+tool() { "$IT_ROOT/bin/bucketnfs" -c "$IT_TMP/c/bucketnfs.conf" "$@"; }
+wb_failures() { tool stats | awk '$1 == "writeback" && $3 == "failures" { print $4 }'; }
+# stuck_backing_off: g is written while no object can be put (so that it
+# stays staged), its staged file is moved away, the store comes back; its
+# uploads now fail for want of its data, on its own backoff: the first
+# failure is logged at ERR, and 3 more make the step 8 s, just begun.
+stuck_backing_off() {
+    chattr +i "$IT_TMP/b/demo" || return 1
+    nfs_tool nfs-cp "$IT_TMP/fg" "$(u fg)" || { store_back; echo "writing fg failed"; return 1; }
+    local f staged=
+    for f in "$IT_TMP"/c/cache/dirty/*; do cmp -s "$f" "$IT_TMP/fg" && staged=$f; done
+    [ -n "$staged" ] || { store_back; echo "fg's staged file not found"; return 1; }
+    echo "$staged" >"$IT_TMP/fg.where"
+    mv "$staged" "$IT_TMP/fg.saved"
+    store_back
+    local i n0=
+    for i in $(seq 150); do
+        if [ -z "$n0" ] && grep -q 'demo/fg: the data written to it cannot be read' "$IT_TMP/c/daemon.log"; then
+            n0=$(wb_failures)
+        fi
+        [ -n "$n0" ] && [ "$(wb_failures)" -ge $((n0 + 3)) ] && return 0
+        sleep 0.2
+    done
+    echo "after 30 s: ${n0:-no} first failure for want of data, $(wb_failures) failures in all"
+    return 1
+}
+head -c 100000 /dev/urandom >"$IT_TMP/fg"
+check "g's staged data gone: its uploads fail and back off to 8 s" stuck_backing_off
+jump +3600 # back one hour from +2 h
+mv "$IT_TMP/fg.saved" "$(cat "$IT_TMP/fg.where")"
+t0=$SECONDS
+if uploaded fg 12; then
+    ok "clock back 1 h during its 8 s backoff: g, its data put back, is uploaded within 12 s ($((SECONDS - t0)) s)"
+else
+    fail "clock back 1 h during its 8 s backoff: g, its data put back, is uploaded within 12 s" \
+        "not uploaded after $((SECONDS - t0)) s"
+fi
 check "the daemon stops cleanly" it_stop c
 it_done

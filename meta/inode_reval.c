@@ -207,11 +207,19 @@ bool file_stale(struct inode_table *t, const struct meta_export *e, const struct
     return true;
 }
 
-/* HEAD a file whose attributes have expired; ESTALE if the object is gone. */
+/*
+ * HEAD a file whose attributes have expired; ESTALE if the object is gone.
+ * What the answer says is stamped with when the HEAD was asked, not when
+ * its answer came: the store may have read the object at any moment in
+ * between, and the object may have changed right after.  Stamped at the
+ * answer, a slow HEAD (a loaded store) would keep a replaced version
+ * served for the TTL plus the HEAD's time, past what metadata_ttl promises.
+ */
 static int file_head(struct inode_table *t, const struct meta_export *e, struct inode_rec *r)
 {
     struct obj_meta m;
     atomic_fetch_add(&t->n_heads, 1);
+    int64_t asked = now_ns();
     int rc = obj_head(e->store, e->bucket, r->key, &m);
     if (rc && rc != ENOENT)
         return rc;
@@ -220,7 +228,7 @@ static int file_head(struct inode_table *t, const struct meta_export *e, struct 
         return ENOMEM;
     a->ino = r->ino;
     a->e = e;
-    a->now = now_ns();
+    a->now = asked;
     m.etag[OBJ_ETAG_MAX - 1] = '\0';
     if (rc == ENOENT) {
         rc = txn_run(t, file_gone_fn, a, false);
@@ -306,6 +314,7 @@ static int dir_head(struct inode_table *t, const struct meta_export *e, struct i
 {
     struct obj_meta m;
     atomic_fetch_add(&t->n_heads, 1);
+    int64_t asked = now_ns(); /* stamped when asked, as file_head does */
     int rc = obj_head(e->store, e->bucket, r->key, &m);
     if (rc && rc != ENOENT)
         return rc;
@@ -315,7 +324,7 @@ static int dir_head(struct inode_table *t, const struct meta_export *e, struct i
     a->ino = r->ino;
     a->e = e;
     a->m = rc == 0 ? &m : NULL;
-    a->now = now_ns();
+    a->now = asked;
     rc = txn_run(t, dirattr_fn, a, false);
     if (rc == 0)
         *r = a->rec;

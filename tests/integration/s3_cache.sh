@@ -15,7 +15,13 @@
 #     the TTL has passed, never the cached old one; and while a writer keeps
 #     replacing it (new versions, then A/B/A/B), readers that read the
 #     whole file in one READ get one whole version every time, never a mix
-#     (cache_versions.py writes them, it_cache checks them)
+#     (cache_versions.py writes them, it_cache checks them), and each of
+#     them sees the version change.  A/B alternating comes in bursts with
+#     holds longer than the TTL between them (A held, a burst, B held, ...):
+#     a gateway that looks once per TTL may find the same one of two
+#     versions at every look while they alternate faster than that, and
+#     then no reader sees a change though nothing is wrong; a version held
+#     longer than the TTL and a HEAD's time it must find while it holds
 #  e. bytes flipped in a cached block on disk (daemon stopped) are caught
 #     by the checksum: the read returns the right bytes and makes exactly
 #     one GET, for that block
@@ -199,16 +205,20 @@ sleep $((TTL + 1))
 vcheck "replaced in the bucket: after the TTL version 2 is served, not the cached version 1" stale.bin 2
 vcheck "and again" stale.bin 2
 
-# race ROUND SECONDS FIRST CYCLE: 4 readers while cache_versions.py replaces race.bin.
+# race ROUND SECONDS FIRST CYCLE [HOLD]: 4 readers while cache_versions.py
+# replaces race.bin (HOLD: bursts and holds of HOLD seconds, see above; the
+# last hold may end after SECONDS, so the readers go on for HOLD more).
 race() {
-    local round=$1 secs=$2 first=$3 cycle=$4 rpids=() i v bad=0 still=0 reads=0 jukebox=0 last
+    local round=$1 secs=$2 first=$3 cycle=$4 hold=${5:-0} rpids=() i v bad=0 still=0 reads=0
+    local jukebox=0 last rsecs
+    rsecs=$(awk -v s="$secs" -v h="$hold" 'BEGIN { printf "%d", s + h + 0.999 }')
     rm -f "$IT_TMP/writer.ready"
     versions race "$MOTO_ENDPOINT" "$bucket" race.bin $((8 * BS)) "$secs" "$first" "$cycle" 0.1 \
-        "$IT_TMP/writer.ready" >"$IT_TMP/writer.out" 2>&1 &
+        "$IT_TMP/writer.ready" "$hold" >"$IT_TMP/writer.out" 2>&1 &
     local wpid=$!
     for _ in $(seq 300); do [ -e "$IT_TMP/writer.ready" ] && break; sleep 0.1; done
     for i in 1 2 3 4; do
-        "$IT_BUILD/tests/it_cache" "$(export_url)" race /race.bin "$secs" >"$IT_TMP/race.$i" 2>&1 &
+        "$IT_BUILD/tests/it_cache" "$(export_url)" race /race.bin "$rsecs" >"$IT_TMP/race.$i" 2>&1 &
         rpids+=($!)
     done
     wait "$wpid"
@@ -224,7 +234,7 @@ race() {
         v=$(sed -n 's/.* jukebox \([0-9]*\)$/\1/p' "$IT_TMP/race.$i" | head -1)
         jukebox=$((jukebox + ${v:-0}))
     done
-    echo "# writer: $last"
+    echo "# writer: $(sed -n 's/^held //p' "$IT_TMP/writer.out" | tr '\n' ' ' | sed 's/^./held &/')$last"
     if [ "$bad" = 0 ] && [ "$still" = 0 ]; then
         ok "$round: $reads whole-file reads racing the writer, each one whole version ($jukebox NFS3ERR_JUKEBOX retried)"
     else
@@ -236,7 +246,11 @@ race() {
         race.bin "${last##* }"
 }
 race "new versions" 8 101 0
-race "versions A/B alternating" 6 200 2
+# Bursts of 2 s and holds of TTL + 1.5 s: A/B/A/B for 2 s, X held until
+# 5.5 s, A/B/A/B, Y held (Y != X) from 7.5 to 11 s.  Every reader, reading
+# from 0 to 14 s, sees X by 2 s + TTL + a HEAD's time, while X still holds,
+# and Y by 7.5 s + TTL + a HEAD's time.
+race "versions A/B alternating" 10 200 2 $((TTL + 1)).5
 
 # ---- e. a corrupt block on disk ---------------------------------------------
 requests_clear

@@ -495,6 +495,35 @@ static void test_ttl_negative(struct inode_table *t, struct tstore *s, uint32_t 
     CHECK_EQ_INT(r1.heads - r0.heads, 0);
 }
 
+/* ---- ttl: a slow HEAD's answer counts from when it was asked ---------------------- */
+
+/*
+ * The store reads the object at once and takes 1.5 s to answer (a loaded
+ * store), with a TTL of 1 s.  The object is replaced the moment the answer
+ * is in: what the answer said was read 1.5 s before, past the TTL, so the
+ * next GETATTR asks again and sees the new version.  (Counted from the
+ * answer, the old version would be served for the TTL plus the HEAD's time.)
+ */
+static void test_ttl_slow_head(struct inode_table *t, struct tstore *s, uint32_t id)
+{
+    ts_put(s, "slow/f", 10, "v1");
+    struct meta_export e = ts_export(s, id, "slow/", 1);
+    struct inode_attr root, f, a;
+    CHECK_EQ_INT(inode_root(t, &e, &root), 0);
+    CHECK_EQ_INT(inode_lookup(t, &e, root.ino, "f", &f, NULL), 0);
+    usleep(1100000); /* past the TTL */
+    s->head_reply_delay_ms = 1500;
+    struct reqs r0 = reqs_now(s);
+    CHECK_EQ_INT(inode_getattr(t, &e, f.ino, &a), 0);
+    CHECK_EQ_INT(a.size, 10);
+    CHECK_EQ_INT(reqs_now(s).heads - r0.heads, 1);
+    s->head_reply_delay_ms = 0;
+    ts_put(s, "slow/f", 20, "v2");
+    CHECK_EQ_INT(inode_getattr(t, &e, f.ino, &a), 0);
+    CHECK_EQ_INT(a.size, 20);
+    CHECK_EQ_INT(reqs_now(s).heads - r0.heads, 2);
+}
+
 /* ---- ttl: READDIRPLUS past the TTL where the listing is as good as HEAD ------------ */
 
 /*
@@ -592,9 +621,9 @@ int main(void)
     CHECK(t != NULL);
     if (!t)
         return TEST_DONE();
-    uint32_t ids[7];
-    const char *paths[] = {"/own", "/ownw", "/par", "/imm", "/strict", "/neg", "/swrp"};
-    for (int i = 0; i < 7; i++)
+    uint32_t ids[8];
+    const char *paths[] = {"/own", "/ownw", "/par", "/imm", "/strict", "/neg", "/swrp", "/slow"};
+    for (int i = 0; i < 8; i++)
         CHECK_EQ_INT(inode_export_id(t, paths[i], &ids[i]), 0);
 
     test_own_ls_l(t, s, ids[0]);
@@ -604,6 +633,7 @@ int main(void)
     test_strict(t, s, ids[4]);
     test_ttl_negative(t, s, ids[5]);
     test_ttl_swr_plus(t, s, ids[6]);
+    test_ttl_slow_head(t, s, ids[7]);
 
     inode_close(t);
     ts_destroy(&s->base);

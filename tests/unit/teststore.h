@@ -40,6 +40,7 @@ struct tstore {
     int fail_copy, fail_del;  /* the same, for every copy / del */
     unsigned list_delay_ms;
     unsigned head_delay_ms;   /* slept in every head: a store with latency */
+    unsigned head_reply_delay_ms; /* slept after a head has read the object: a slow answer */
     bool markers_as_keys;     /* "d/" markers listed as keys (as a dir backend may) */
     bool list_no_posix;       /* listings carry no POSIX metadata (as S3's never do) */
     atomic_uint heads_inflight, heads_inflight_max; /* heads running now / at most at once */
@@ -188,6 +189,8 @@ static inline int ts_head(struct objstore *o, const char *bucket, const char *ke
         }
     }
     pthread_mutex_unlock(&s->mu);
+    if (s->head_reply_delay_ms)
+        usleep(s->head_reply_delay_ms * 1000);
     atomic_fetch_sub(&s->heads_inflight, 1);
     return r;
 }

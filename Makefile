@@ -122,9 +122,11 @@ $(B)/bin/bucketnfs: $(B)/obj/tools/bucketnfs.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# A copy and a rename: a daemon running from bin/ keeps its file, and the
+# build does not fail with "Text file busy".
 bin/%: build/bin/%
 	@mkdir -p $(@D)
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(LIB)
 	@mkdir -p $(@D)

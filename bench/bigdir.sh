@@ -5,7 +5,8 @@
 #   bench/bigdir.sh [--tests LIST] [--entries N] [--rounds N] [--passes N]
 #                   [--meta-cache SIZE] [--swr-entries N] [--swr-seconds N]
 #                   [--swr-ttl N] [--latency-ms N] [--guest-timeout S]
-#                   [--guest-memory SIZE] [--guest-no-find]
+#                   [--guest-memory SIZE] [--guest-no-find] [--store dir|s3]
+#                   [--posix-metadata any|own|ttl]
 #                   [--data DIR] [--out FILE] [--keep] [--build-only]
 #
 # Tests (--tests, comma-separated; default first,cached):
@@ -48,10 +49,28 @@
 #           call each, 2 to 5 ms under TCG.  A million takes an hour or more
 #           here: give it --guest-timeout 7200
 #
+# --store s3 runs first and cached (only those) with bucketnfsd's s3 store
+# against an S3 emulator: one s3rver (bench/s3emu, installed with `npm ci`
+# when missing) on 127.0.0.1, no shaping, serving DIR/s3 with the bucket
+# bigdir holding cam0/ of --entries (default 100,000) empty objects named
+# as above, exported with posix_metadata = "own" (--posix-metadata: what
+# the daemon's README says for a dataset other tools uploaded; "any", the
+# daemon's default, HEADs every object in the first walk).  Before the
+# first test the emulator lists cam0/ itself as the daemon does
+# (ListObjectsV2, delimiter "/", pages of 1000: s3direct.py list), timed,
+# and the count must be --entries; the first test reports the requests
+# the emulator logged during the walk.  ganesha exports
+# DIR/s3names, cam0/ of the same names as files.  For every page s3rver
+# reads the whole folder and stats each file up to the page's start, so
+# its listing time grows with the square of the entries: hence the smaller
+# default (BENCHMARKS.md has its times).
+#
 # --data must be outside /tmp, /run and /mnt for guest (the guest's own).
 # The tree (DIR/buckets/bigdir) is built once, with a stamp, and kept for
-# later runs (--build-only: build it and stop).  Every wait is bounded: servers must listen within 30 s,
-# every nfsbench run is killed by timeout, servers get 10 s to stop.
+# later runs (--build-only: build it and stop); so are the emulator's folder
+# (DIR/s3, written as s3rver lays out what it is PUT: far faster than
+# PUTs) and DIR/s3names.  Every wait is bounded: servers must listen within
+# 30 s, every nfsbench run is killed by timeout, servers get 10 s to stop.
 # Exit status: 0 success, 1 a benchmark or server failed, 2 bad usage or a
 # missing prerequisite.
 set -euo pipefail
@@ -59,10 +78,13 @@ set -euo pipefail
 caller_dir=$PWD
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
+. tools/retry.sh
 . bench/lib.sh
 
 tests=first,cached
-entries=1000000
+entries=
+store=dir
+posix_metadata=
 rounds=3
 passes=1
 meta_cache=64M
@@ -101,11 +123,15 @@ while (($#)); do
         --keep) keep=1 ;;
         --build-only) build_only=1 ;;
         --guest-no-find) guest_find=0 ;;
+        --store) [[ ${2:-} =~ ^(dir|s3)$ ]] || usage; store=$2; shift ;;
+        --posix-metadata) [[ ${2:-} =~ ^(any|own|ttl)$ ]] || usage; posix_metadata=$2; shift ;;
         -h | --help) usage ;;
         *) echo "bigdir.sh: unknown argument $1" >&2; usage ;;
     esac
     shift
 done
+[ -n "$entries" ] || { [ "$store" = s3 ] && entries=100000 || entries=1000000; }
+[ -n "$posix_metadata" ] || [ "$store" = dir ] || posix_metadata=own
 [[ $data == /* ]] || data=$caller_dir/$data
 [[ -z $out || $out == /* ]] || out=$caller_dir/$out
 ((entries <= 10000000 && swr_entries <= 10000000 && rounds <= 9 && passes <= 100 &&
@@ -115,7 +141,11 @@ want() { [[ ,$tests, == *,$1,* ]]; }
 for t in ${tests//,/ }; do
     case $t in first | cached | swr | guest) ;;
         *) echo "bigdir.sh: unknown test $t" >&2; usage ;; esac
+    [[ $store == dir || $t == first || $t == cached ]] ||
+        { echo "bigdir.sh: --store s3 runs first and cached only" >&2; exit 2; }
 done
+[[ $store == dir ]] || ((entries <= 1000000)) ||
+    { echo "bigdir.sh: --store s3: at most 1,000,000 entries (s3rver's listing time grows as their square)" >&2; exit 2; }
 
 # ---- prerequisites -------------------------------------------------------
 
@@ -131,6 +161,11 @@ if want guest; then
     kernel=$(sed -n 's/^kernel=//p' <<<"$img")
     initrd=$(sed -n 's/^initrd=//p' <<<"$img")
 fi
+if [ "$store" = s3 ]; then
+    command -v node >/dev/null && command -v npm >/dev/null || die2 "node and npm are needed for s3rver"
+    python3 -c 'import boto3' 2>/dev/null || die2 "python3 with boto3 is needed (s3direct.py)"
+    bench_s3emu_install
+fi
 if want cached; then
     command -v ganesha.nfsd >/dev/null || die2 "ganesha.nfsd not found (tools/install-deps.sh bench)"
 fi
@@ -141,6 +176,9 @@ pids=() # every process started here, stopped by id at exit
 names=()
 netns=
 bucket=$data/buckets/bigdir
+s3data=$data/s3
+gfolder=$bucket # what ganesha exports
+[ "$store" = dir ] || gfolder=$data/s3names
 cleanup() {
     # The objects swr adds are not part of the kept tree.
     rm -f "$bucket"/swr/new-*.jpg 2>/dev/null || true
@@ -156,6 +194,25 @@ value() { awk -v k="$1" '$1 == k { print $2; exit }' "$2"; }
 
 # ---- the tree --------------------------------------------------------------
 
+# make_files DIR N [SUFFIX CONTENT]...: N files in DIR named like frames
+# (000000123.jpg), one per SUFFIX appended to each name holding CONTENT
+# (one empty file each without a SUFFIX).
+make_files() {
+    python3 - "$@" <<'EOF'
+import os, sys
+top, n, spec = sys.argv[1], int(sys.argv[2]), sys.argv[3:] or ["", ""]
+files = [(spec[i], spec[i + 1].encode()) for i in range(0, len(spec), 2)]
+fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+for i in range(n):
+    for suffix, content in files:
+        f = os.open("%09d.jpg%s" % (i, suffix), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=fd)
+        if content:
+            os.write(f, content)
+        os.close(f)
+os.close(fd)
+EOF
+}
+
 build_tree() {
     local stamp="bigdir v1 entries=$entries swr_entries=$swr_entries"
     bench_built "$data" tree "$stamp" "$bucket" bigdir.sh && return 0
@@ -163,26 +220,61 @@ build_tree() {
     local t0=$SECONDS
     rm -rf "$bucket"
     mkdir -p "$bucket/cam0" "$bucket/swr"
-    python3 - "$bucket" "$entries" "$swr_entries" <<'EOF'
-import os, sys
-top, n, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for d, count in (("cam0", n), ("swr", m)):
-    fd = os.open(os.path.join(top, d), os.O_RDONLY | os.O_DIRECTORY)
-    for i in range(count):
-        os.close(os.open("%09d.jpg" % i, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=fd))
-    os.close(fd)
-EOF
+    make_files "$bucket/cam0" "$entries"
+    make_files "$bucket/swr" "$swr_entries"
     echo "$stamp" >"$data/tree.stamp"
     echo "bigdir.sh: tree built in $((SECONDS - t0)) s" >&2
 }
+
+# The emulator's folder as s3rver 3.7 leaves it after a PUT of an empty
+# object with boto3: KEY._S3rver_object (the body), KEY._S3rver_object.md5
+# (the ETag, the MD5 of nothing) and KEY._S3rver_metadata.json (the
+# Content-Type); the bucket is a folder.  And ganesha's folder of the same names.
+build_s3() {
+    local stamp="bigdir s3 v1 entries=$entries"
+    bench_built "$data" s3 "$stamp" "$s3data" bigdir.sh && return 0
+    echo "bigdir.sh: building the emulator's bucket of $entries empty objects in $s3data" \
+        "and $gfolder (kept for later runs)" >&2
+    local t0=$SECONDS
+    rm -rf "$s3data" "$gfolder"
+    mkdir -p "$s3data/bigdir/cam0" "$gfolder/cam0"
+    make_files "$s3data/bigdir/cam0" "$entries" ._S3rver_object "" \
+        ._S3rver_object.md5 d41d8cd98f00b204e9800998ecf8427e \
+        ._S3rver_metadata.json $'{\n  "content-type": "binary/octet-stream"\n}'
+    make_files "$gfolder/cam0" "$entries"
+    echo "$stamp" >"$data/s3.stamp"
+    echo "bigdir.sh: emulator's bucket built in $((SECONDS - t0)) s" >&2
+}
+
+# The emulator, and its own listing of cam0/ (which must hold --entries).
+start_s3() {
+    local port
+    read -r port < <(bench_free_ports 1)
+    bench_s3rver s3rver "$s3data" "$port" ""
+    endpoint=http://127.0.0.1:$port
+    bench_s3rver_env
+    echo "bigdir.sh: s3rver lists cam0/ itself ($entries objects)" >&2
+    local o=$tmp/emu-list rc=0
+    timeout -k 5 7200 python3 bench/s3direct.py "$endpoint" bigdir list cam0/ >"$o" 2>"$o.err" || rc=$?
+    ((rc == 0)) || { echo "bigdir.sh: s3direct.py list failed (status $rc):" >&2; cat "$o.err" >&2; exit 1; }
+    [ "$(value list_keys "$o")" = "$entries" ] ||
+        { echo "bigdir.sh: the emulator lists $(value list_keys "$o") objects in cam0/, not $entries" >&2; exit 1; }
+    emit emu_list_s "$(value list_seconds "$o")"
+    emit emu_list_pages "$(value list_pages "$o")"
+}
+# Requests s3rver answered so far (a log line each).
+emu_requests() { grep -c -E ' (200|206|304|404|416|500|503) ' "$tmp/s3rver.log" || true; }
 
 # ---- bucketnfsd ------------------------------------------------------------
 
 # start_bnfs NAME TTL [STORE_EXTRA]: a fresh bucketnfsd (empty state_dir)
 # serving the bucket read-only; sets PORT_NFS PORT_MNT DPID.
 start_bnfs() {
-    bench_start_bucketnfsd "$1" "name = \"st\"; type = \"dir\"; root = \"$data/buckets\"; ${3:-}" \
-        bigdir 'size = "1G";' "access = \"ro\"; metadata_ttl = $2;" "meta_cache = \"$meta_cache\";"
+    local st="name = \"st\"; type = \"dir\"; root = \"$data/buckets\"; ${3:-}"
+    [ "$store" = dir ] || st="name = \"st\"; type = \"s3\"; endpoint = \"$endpoint\"; region = \"us-east-1\";
+        addressing = \"path\"; credentials = \"env\"; ${3:-}"
+    bench_start_bucketnfsd "$1" "$st" \
+        bigdir 'size = "1G";' "access = \"ro\"; metadata_ttl = $2;${posix_metadata:+ posix_metadata = \"$posix_metadata\";}" "meta_cache = \"$meta_cache\";"
 }
 
 proc_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$2/status"; }
@@ -201,9 +293,12 @@ run_first() {
     sleep 1
     emit first_vmhwm_before_kib "$(proc_kib VmHWM "$dpid")"
     emit first_cpu_before_s "$(proc_cpu_s "$dpid")"
-    echo "bigdir.sh: first listing of cam0/ ($entries entries) from cold" >&2
+    echo "bigdir.sh: first listing of cam0/ ($entries entries, $store store) from cold" >&2
+    local r0=
+    [ "$store" = dir ] || r0=$(emu_requests)
     # One pass; nfsbench abandons it after 3 x -t.
-    bench_nfsb "$o" 3700 "$np" "$mp" -T readdirplus -D cam0 -E "$entries" -P 1 -t 1200
+    bench_nfsb "$o" 7300 "$np" "$mp" -T readdirplus -D cam0 -E "$entries" -P 1 -t 2400
+    [ "$store" = dir ] || emit first_emu_requests "$(($(emu_requests) - r0))"
     emit first_walk_s "$(value readdirplus_pass_seconds "$o")"
     emit first_call_max_s "$(awk '$1 == "readdirplus_call_max_us" { printf "%.2f", $2 / 1e6 }' "$o")"
     emit first_calls "$(value readdirplus_calls_per_pass "$o")"
@@ -231,7 +326,7 @@ run_cached() {
         # Without the first test: a fresh daemon, listed by a warm-up pass.
         run_first
     fi
-    bench_start_ganesha ganesha "$bucket"
+    bench_start_ganesha ganesha "$gfolder"
     local g_np=$PORT_NFS g_mp=$PORT_MNT g_pid=$GPID
     echo "bigdir.sh: ganesha: warm-up pass (its first listing of cam0/)" >&2
     bench_nfsb "$tmp/ganesha.warmup" 3700 "$g_np" "$g_mp" -T readdirplus -D cam0 -E "$entries" -P 1 -t 1200
@@ -345,8 +440,9 @@ run_guest() {
     emit guest_ok 1
 }
 
-build_tree
+if [ "$store" = dir ]; then build_tree; else build_s3; fi
 ((!build_only)) || exit 0
+[ "$store" = dir ] || start_s3
 want guest && run_guest
 want first && run_first
 want cached && run_cached
@@ -357,21 +453,26 @@ want swr && run_swr
 
 report() {
     echo "# bucketnfs big-directory benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "# command: bench/bigdir.sh --tests $tests --entries $entries --rounds $rounds --passes $passes" \
+    echo "# command: bench/bigdir.sh --store $store${posix_metadata:+ --posix-metadata $posix_metadata} --tests $tests --entries $entries --rounds $rounds --passes $passes" \
         "--meta-cache $meta_cache --swr-entries $swr_entries --swr-seconds $swr_seconds" \
         "--swr-ttl $swr_ttl --latency-ms $latency_ms --guest-timeout $guest_timeout --guest-memory $guest_memory$( ((guest_find)) || echo " --guest-no-find")"
     bench_machine
     echo "# load average before the run: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
-    awk -v n="$entries" -v rounds="$rounds" -v passes="$passes" -v sn="$swr_entries" \
+    awk -v n="$entries" -v store="$store" -v rounds="$rounds" -v passes="$passes" -v sn="$swr_entries" \
         -v added="$swr_added" -v lat="$latency_ms" -v ttl="$swr_ttl" '
         { v[$1] = $2 }
         function per(kib) { return kib == "" ? "-" : sprintf("%.0f", kib * 1024 / n) }
         function mib(kib) { return kib == "" ? "-" : sprintf("%.1f", kib / 1024) }
         END {
             if ("first_walk_s" in v) {
-                printf "\nfirst listing of %d entries (one READDIRPLUS walk from cold)\n", n
+                printf "\nfirst listing of %d entries, %s store (one READDIRPLUS walk from cold)\n", n, store
                 printf "  %-34s %s s (first call: %s s, %s calls)\n", "walk", v["first_walk_s"],
                     v["first_call_max_s"], v["first_calls"]
+                if ("emu_list_s" in v) {
+                    printf "  %-34s %s s, %s pages (ListObjectsV2, delimiter /, by boto3)\n",
+                        "s3rver alone, listing cam0/", v["emu_list_s"], v["emu_list_pages"]
+                    printf "  %-34s %s\n", "s3rver requests during the walk", v["first_emu_requests"]
+                }
                 printf "  %-34s %s MiB before, %s MiB after (VmRSS after %s MiB)\n", "bucketnfsd VmHWM",
                     mib(v["first_vmhwm_before_kib"]), mib(v["first_vmhwm_after_kib"]),
                     mib(v["first_vmrss_after_kib"])

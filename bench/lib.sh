@@ -197,23 +197,9 @@ bench_s3_setup() {
     read -r -a emu_ports < <(bench_free_ports "$emulators")
     for ((i = 0; i < emulators; i++)); do
         # Only the first creates the bucket; all serve the same folder.
-        local cfg=()
-        ((i)) || cfg=(--configure-bucket "$2")
-        # DES, which s3rver's ListObjectsV2 continuation tokens use, is in
-        # OpenSSL 3's legacy provider: without it a listing of more than
-        # 1000 keys answers 500.
-        ip netns exec "$netns" env NODE_OPTIONS=--openssl-legacy-provider \
-            bench/s3emu/node_modules/.bin/s3rver -d "$1" \
-            -a 127.0.0.1 -p "${emu_ports[$i]}" "${cfg[@]}" >"$tmp/s3rver-$i.log" 2>&1 &
-        pids+=($!)
-        names+=("s3rver-$i")
-        local n2
-        for ((n2 = 0; n2 < 300; n2++)); do
-            grep -q 'listening' "$tmp/s3rver-$i.log" 2>/dev/null && break
-            kill -0 "${pids[-1]}" 2>/dev/null || { cat "$tmp/s3rver-$i.log" >&2; exit 1; }
-            sleep 0.1
-        done
-        ((n2 < 300)) || { echo "$bench_me: s3rver-$i did not start in 30 s" >&2; exit 1; }
+        local b=
+        ((i)) || b=$2
+        bench_s3rver "s3rver-$i" "$1" "${emu_ports[$i]}" "$b" ip netns exec "$netns"
     done
     read -r proxy_port < <(bench_free_ports 1)
     ups=$(IFS=,; echo "${emu_ports[*]}")
@@ -224,9 +210,38 @@ bench_s3_setup() {
     names+=(shapeproxy)
     bench_wait_port "${pids[-1]}" "$ns_ip" "$proxy_port" shapeproxy
     endpoint=http://$ns_ip:$proxy_port
-    # s3rver's default credentials; it checks SigV4 against them.
+    bench_s3rver_env
+}
+
+# bench_s3rver_env: s3rver's default credentials (it checks SigV4 against
+# them) in the environment, for bucketnfsd (credentials = "env") and boto3.
+bench_s3rver_env() {
     export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
     unset AWS_SESSION_TOKEN AWS_PROFILE
+}
+
+# bench_s3rver NAME DATA_DIR PORT BUCKET [WRAPPER...]: one s3rver on
+# 127.0.0.1:PORT serving DATA_DIR (creating BUCKET unless it is ""), run
+# under WRAPPER (e.g. ip netns exec NS) when given; its log is $tmp/NAME.log
+# (a line per request).  Waits until it listens (30 s), or dies.
+bench_s3rver() {
+    local name=$1 dir=$2 port=$3 cfg=() n
+    [ -z "$4" ] || cfg=(--configure-bucket "$4")
+    shift 4
+    # DES, which s3rver's ListObjectsV2 continuation tokens use, is in
+    # OpenSSL 3's legacy provider: without it a listing of more than
+    # 1000 keys answers 500.
+    "$@" env NODE_OPTIONS=--openssl-legacy-provider bench/s3emu/node_modules/.bin/s3rver -d "$dir" \
+        -a 127.0.0.1 -p "$port" "${cfg[@]}" >"$tmp/$name.log" 2>&1 &
+    pids+=($!)
+    names+=("$name")
+    for ((n = 0; n < 300; n++)); do
+        grep -q 'listening' "$tmp/$name.log" 2>/dev/null && return 0
+        kill -0 "${pids[-1]}" 2>/dev/null || { cat "$tmp/$name.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "$bench_me: $name did not start in 30 s" >&2
+    exit 1
 }
 
 # bench_s3emu_install: s3rver into bench/s3emu (npm ci) when it is missing.

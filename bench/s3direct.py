@@ -24,6 +24,11 @@ measured against.
         the objects under PREFIX and their bytes (count_objects, count_bytes),
         and how many of them are directory markers, keys ending in "/"
         (count_markers)
+    s3direct.py ENDPOINT BUCKET list PREFIX
+        one directory's listing as the gateway asks for it: ListObjectsV2 of
+        PREFIX with delimiter "/", 1000 keys a page, paged by continuation
+        token; its time and counts (list_seconds, list_keys, list_prefixes,
+        list_pages): what the store itself takes to list it
     s3direct.py ENDPOINT BUCKET mv FROM TO THREADS
         move every object under the prefix FROM to the prefix TO as
         `aws s3 mv --recursive` does: list FROM, then CopyObject and
@@ -164,6 +169,20 @@ def main():
         print("count_objects %d" % len(objs))
         print("count_bytes %d" % sum(o["Size"] for o in objs))
         print("count_markers %d" % sum(1 for o in objs if o["Key"].endswith("/")))
+        return
+    if mode == "list":
+        s3 = client(endpoint, 1)
+        keys = prefixes = pages = 0
+        t0 = time.monotonic()
+        for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=args[0], Delimiter="/", PaginationConfig={"PageSize": 1000}):
+            keys += len(page.get("Contents", []))
+            prefixes += len(page.get("CommonPrefixes", []))
+            pages += 1
+        print("list_seconds %.3f" % (time.monotonic() - t0))
+        print("list_keys %d" % keys)
+        print("list_prefixes %d" % prefixes)
+        print("list_pages %d" % pages)
         return
     if mode == "mv":
         src, dst, threads = args[0], args[1], int(args[2])

@@ -842,13 +842,30 @@ static int parse_export(struct pctx *p, const config_setting_t *g, const struct 
     return 0;
 }
 
-/* Open, read and syntax-check one libconfig file.  cfg is initialized on success. */
+/*
+ * Open, read and syntax-check one libconfig file.  cfg is initialized on
+ * success.  Only a regular file: libconfig's scanner calls exit() when a
+ * read fails, which a directory does (EISDIR), so a configuration naming a
+ * folder would end `bucketnfsd -t`, or the serving daemon on SIGHUP, with
+ * no message of ours; a device or a FIFO may never end.
+ */
 static int read_file(struct pctx *p, const char *path, config_t *cfg)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
         int e = errno;
         snprintf(p->err, p->errlen, "%s:0: cannot open: %s", path, strerror(e));
+        return e;
+    }
+    struct stat st;
+    int e = fstat(fileno(f), &st) != 0 ? errno
+            : S_ISDIR(st.st_mode)      ? EISDIR
+            : !S_ISREG(st.st_mode)     ? EINVAL
+                                       : 0;
+    if (e) {
+        snprintf(p->err, p->errlen, "%s:0: cannot read: %s", path,
+                 e == EINVAL ? "not a regular file" : strerror(e));
+        fclose(f);
         return e;
     }
     config_init(cfg);

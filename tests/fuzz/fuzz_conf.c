@@ -16,6 +16,7 @@
  * the build wraps getaddrinfo (-Wl,--wrap) with one that knows
  * "localhost" and nothing else.
  */
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,14 +64,21 @@ static void cleanup(void)
     rmdir(dir);
 }
 
+/*
+ * Replace path's bytes with p[0..n): written over the old ones, then cut
+ * to n.  Not fopen "w": ext4 (auto_da_alloc) writes a file truncated to
+ * zero back to the disk when it is closed, so each input cost a write to
+ * the disk and, on a filesystem mounted with discard, a discard of the
+ * block the next input freed.
+ */
 static void put(const char *path, const uint8_t *p, size_t n)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666); /* as fopen */
+    if (fd < 0)
         abort();
-    if (n && fwrite(p, 1, n, f) != n)
+    if ((n && pwrite(fd, p, n, 0) != (ssize_t)n) || ftruncate(fd, (off_t)n) != 0)
         abort();
-    fclose(f);
+    close(fd);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

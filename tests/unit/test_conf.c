@@ -323,6 +323,26 @@ static void test_errors(void)
     int rc = load(&c, err, sizeof(err));
     CHECK_EQ_INT(rc, ENOENT);
     CHECK(strstr(err, "nowhere.conf") != NULL);
+
+    /* An exports file, or a configuration, that is a folder is an error,
+       not an exit() in libconfig's scanner (fuzz_conf found exports_file =
+       "." ending the process). */
+    write_lines("bucketnfs.conf", base_conf, 7, "exports_file = \".\";", 0644);
+    rc = load(&c, err, sizeof(err));
+    CHECK_EQ_INT(rc, EISDIR);
+    CHECK(c == NULL && strstr(err, "cannot read") != NULL);
+    char dpath[PATH_MAX + 64];
+    snprintf(dpath, sizeof(dpath), "%s/sub.conf", tmp);
+    CHECK_EQ_INT(mkdir(dpath, 0700), 0);
+    err[0] = '\0';
+    rc = conf_load(dpath, &c, err, sizeof(err));
+    CHECK_EQ_INT(rc, EISDIR);
+    CHECK(c == NULL && strstr(err, "sub.conf:0: cannot read") != NULL);
+    rmdir(dpath);
+    /* a device: read by no parser (/dev/zero would never end) */
+    rc = conf_load("/dev/zero", &c, err, sizeof(err));
+    CHECK_EQ_INT(rc, EINVAL);
+    CHECK(c == NULL && strstr(err, "not a regular file") != NULL);
 }
 
 /* credentials = "config" is accepted from a file only its owner can read. */

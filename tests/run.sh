@@ -83,7 +83,7 @@ if [ -z "${BNFS_SAN:-}" ]; then
     run_suite "kernel" 1500 bash -c '
         tests/kernel/suite.sh --server-cmd "$0/tests/kernel/bucketnfsd.sh @SRC@ @NFS_PORT@ @MOUNT_PORT@" \
             --export /demo --ttl 2 --object-store --rw-export /rw --live-exports \
-            --timeout 780 --test-timeout 480
+            --timeout 1000 --test-timeout 480
         rc=$?
         if [ $rc = 77 ]; then
             echo "SKIP: QEMU cannot run on this machine: the kernel-client suite did not run"
@@ -102,7 +102,7 @@ if [ -z "${BNFS_SAN:-}" ]; then
         BNFS_BIGDIR_COUNT=${BNFS_BIGDIR_COUNT:-2000} tests/kernel/suite.sh \
             --server-cmd "$0/tests/kernel/bucketnfsd-s3.sh @SRC@ @NFS_PORT@ @MOUNT_PORT@" \
             --export /demo --ttl 2 --object-store --no-sparse \
-            --rw-export /rw --rw-tests posix_corners.sh --env BNFS_CORNERS_STORE=s3 --timeout 780
+            --rw-export /rw --rw-tests posix_corners.sh --env BNFS_CORNERS_STORE=s3 --timeout 1100 --test-timeout 480
         rc=$?
         if [ $rc = 77 ]; then
             echo "SKIP: QEMU cannot run on this machine: the kernel-client suite (S3) did not run"

@@ -483,6 +483,50 @@ int name_check(const char *name)
     return 0;
 }
 
+/* Strict UTF-8: no overlong forms, surrogates, or code points past U+10FFFF. */
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned n;
+        uint32_t cp;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        if (*p >= 0xc2 && *p <= 0xdf) {
+            n = 1;
+            cp = *p & 0x1fu;
+        } else if (*p >= 0xe0 && *p <= 0xef) {
+            n = 2;
+            cp = *p & 0x0fu;
+        } else if (*p >= 0xf0 && *p <= 0xf4) {
+            n = 3;
+            cp = *p & 0x07u;
+        } else {
+            return false;
+        }
+        for (unsigned i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+                return false;
+            cp = cp << 6 | (p[i] & 0x3fu);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+int name_check_new(const struct meta_export *e, const char *name)
+{
+    int rc = name_check(name);
+    if (!rc && e->store && e->store->utf8_keys && !utf8_valid(name))
+        rc = EINVAL;
+    return rc;
+}
+
 int inode_getattr(struct inode_table *t, const struct meta_export *e, uint64_t ino,
                   struct inode_attr *out)
 {

@@ -298,7 +298,8 @@ struct inode_change {
  * file as it is (*existed set); GUARDED answers EEXIST; EXCLUSIVE answers
  * EEXIST unless the existing file was made by an EXCLUSIVE create with the
  * same verifier (a retransmission: *existed set).  Lists the directory
- * first if it never was.  EEXIST, ENOTDIR, EINVAL, ENAMETOOLONG, ESTALE.
+ * first if it never was.  EEXIST, ENOTDIR, EINVAL (also a name that is not
+ * UTF-8 when the store's keys must be: name_check_new), ENAMETOOLONG, ESTALE.
  * dir_before / dir_after (may be NULL): the directory around the change.
  */
 int inode_create(struct inode_table *t, const struct meta_export *e, uint64_t dir,

@@ -383,6 +383,10 @@ int rec_get_export(struct inode_table *t, const struct meta_export *e, uint64_t 
                    struct inode_rec *r);
 /* EINVAL (empty, '/'), ENAMETOOLONG, or 0. */
 int name_check(const char *name);
+/* name_check for a name to be made: also EINVAL when e's store keeps UTF-8
+ * keys (S3) and the name is not strict UTF-8: its object could never be
+ * written, nor listed back under the same bytes. */
+int name_check_new(const struct meta_export *e, const char *name);
 
 /* ---- inode_write.c ------------------------------------------------------- */
 

@@ -574,7 +574,7 @@ int inode_create(struct inode_table *t, const struct meta_export *e, uint64_t di
     int rc;
 
     *existed = false;
-    if ((rc = name_check(name)))
+    if ((rc = name_check_new(e, name)))
         return rc;
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return EEXIST;
@@ -1414,7 +1414,7 @@ int inode_rename(struct inode_table *t, const struct meta_export *e, uint64_t fd
     int rc;
 
     memset(replaced, 0, sizeof(*replaced));
-    if ((rc = name_check(fname)) || (rc = name_check(tname)))
+    if ((rc = name_check(fname)) || (rc = name_check_new(e, tname)))
         return rc;
     if (!strcmp(fname, ".") || !strcmp(fname, "..") || !strcmp(tname, ".") ||
         !strcmp(tname, ".."))

@@ -824,6 +824,44 @@ static int may_change_dir(const struct call *c, const struct inode_attr *dir)
     return (perm_bits(c, dir) & 3) == 3 ? 0 : EACCES;
 }
 
+/*
+ * The sticky bit of a directory (/tmp): only root, the directory's owner and
+ * the entry's owner may remove or rename the entry name (EPERM), as on a
+ * local file system.  A name that is not there passes: the call itself says
+ * ENOENT.
+ */
+static int may_delete(const struct call *c, uint64_t dir_ino, const struct inode_attr *dir,
+                      const char *name)
+{
+    if (!(dir->mode & S_ISVTX) || c->uid == 0 || c->uid == dir->uid || !strcmp(name, ".") ||
+        !strcmp(name, ".."))
+        return 0;
+    struct inode_attr obj, d;
+    int err = inode_lookup(c->srv->inodes, &c->exp->m, dir_ino, name, &obj, &d);
+    if (err == ENOENT)
+        return 0;
+    if (err)
+        return err;
+    return obj.uid == c->uid ? 0 : EPERM;
+}
+
+/*
+ * The bits a WRITE by anyone but root clears: set-user-id, and set-group-id
+ * on a group-executable file (Linux's should_remove_suid, which knfsd applies
+ * to every WRITE by a caller without CAP_FSETID).
+ */
+static uint32_t privs_to_kill(const struct call *c, const struct inode_attr *a)
+{
+    uint32_t kill = 0;
+    if (c->uid == 0 || !S_ISREG(a->mode))
+        return 0;
+    if (a->mode & S_ISUID)
+        kill |= S_ISUID;
+    if ((a->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        kill |= S_ISGID;
+    return kill;
+}
+
 static int may_write_file(const struct call *c, const struct inode_attr *a)
 {
     if (!c->rw)
@@ -993,11 +1031,20 @@ static enum rpc_handler_status nfs3_write(struct rpc_req *req, void *args, void 
     if (!err && (a->offset > NFS3_MAX_FILESIZE || a->count > NFS3_MAX_FILESIZE - a->offset))
         err = EFBIG;
     bool sync = a->stable != UNSTABLE;
+    uint32_t kill = err ? 0 : privs_to_kill(&c, &before);
+    struct inode_attr pre = before;
+    if (kill) {
+        struct meta_io io = call_io(&c);
+        struct inode_change ch = {.set_mode = true, .mode = (before.mode & 07777) & ~kill};
+        err = meta_setattr(&io, &c.exp->m, c.fh.ino, &ch, NULL, NULL);
+    }
     if (!err) {
         struct meta_io io = call_io(&c);
         err = meta_write(&io, &c.exp->m, c.fh.ino, a->offset, a->data.data_val, a->count,
                          sync, &before, &after);
         have_after = err == 0;
+        if (kill)
+            before = pre; /* the wcc data: the file as it was before this call */
     }
     r->status = nfs3_stat(err);
     if (!err) {
@@ -1145,6 +1192,8 @@ static void remove_run(struct rpc_req *req, const diropargs3 *o, bool rmdir, REM
         have = true;
         err = may_change_dir(&c, &before);
     }
+    if (!err)
+        err = may_delete(&c, c.fh.ino, &before, o->name);
     if (!err) {
         struct meta_io io = call_io(&c);
         err = meta_remove(&io, &c.exp->m, c.fh.ino, o->name, rmdir, NULL, &after);
@@ -1189,6 +1238,10 @@ static enum rpc_handler_status nfs3_rename(struct rpc_req *req, void *args, void
         err = may_change_dir(&c, &fb);
     if (!err)
         err = may_change_dir(&c2, &tb);
+    if (!err)
+        err = may_delete(&c, c.fh.ino, &fb, a->from.name);
+    if (!err)
+        err = may_delete(&c2, c2.fh.ino, &tb, a->to.name);
     if (!err) {
         struct meta_io io = call_io(&c);
         err = meta_rename(&io, &c.exp->m, c.fh.ino, a->from.name, c2.fh.ino, a->to.name, &fb,

@@ -210,6 +210,8 @@ struct objstore {
      * so its objects are confirmed with HEAD before their attributes count.
      */
     bool list_is_head;
+    /* Keys are UTF-8 text (S3): a name of other bytes cannot be stored. */
+    bool utf8_keys;
     struct obj_stats stats;
     struct obj_health health;
 };

@@ -1509,6 +1509,7 @@ struct objstore *obj_s3_create(const struct conf_store *conf)
         return NULL;
     }
     s->os.ops = &s3_ops;
+    s->os.utf8_keys = true;
     s->os.priv = s;
     s->tun = (struct s3_tuning){.max_attempts = 5,
                                 .base_delay_ms = 100,

@@ -136,6 +136,14 @@ static void fail(struct s3xml *x, int err)
 /* Hand one listing record to the callback (or skip it). */
 static void emit(struct s3xml *x, bool is_prefix)
 {
+    if (!x->o.url_decode && memchr(x->key, '\n', x->key_len)) {
+        /* XML parsers turn a raw CR (and CR LF) into LF: a key read with a
+         * line feed may have had a CR in the store.  Only encoding-type=url
+         * tells them apart: the caller asks again that way, from this entry
+         * on (it is not counted as handed on). */
+        fail(x, EBADMSG);
+        return;
+    }
     unsigned index = x->info.nentries++;
     if (x->key_overflow) {
         fail(x, EBADMSG);
@@ -146,6 +154,7 @@ static void emit(struct s3xml *x, bool is_prefix)
         fail(x, EBADMSG);
         return;
     }
+
     if (len > OBJ_KEY_MAX) {
         fail(x, EBADMSG);
         return;

@@ -74,8 +74,8 @@ fi
 
 if [ -z "${BNFS_SAN:-}" ]; then
     # The Linux kernel client in QEMU against bucketnfsd (dir store):
-    # posix_read.sh on the read-only /demo, then posix_write.sh on the
-    # read-write /rw (an empty bucket of its own), then live_exports.sh:
+    # posix_read.sh on the read-only /demo, then posix_write.sh and
+    # posix_corners.sh on the read-write /rw (an empty bucket of its own), then live_exports.sh:
     # reloads that add, change to ro and remove an export under the mount.  Exit 77 means QEMU cannot
     # run here at all: said loudly, counted as a failure unless
     # BNFS_ALLOW_SKIP=kernel.
@@ -83,15 +83,17 @@ if [ -z "${BNFS_SAN:-}" ]; then
     run_suite "kernel" 1500 bash -c '
         tests/kernel/suite.sh --server-cmd "$0/tests/kernel/bucketnfsd.sh @SRC@ @NFS_PORT@ @MOUNT_PORT@" \
             --export /demo --ttl 2 --object-store --rw-export /rw --live-exports \
-            --timeout 780 --test-timeout 480
+            --timeout 1000 --test-timeout 480
         rc=$?
         if [ $rc = 77 ]; then
             echo "SKIP: QEMU cannot run on this machine: the kernel-client suite did not run"
             case ",${BNFS_ALLOW_SKIP:-}," in *,kernel,*) exit 0 ;; esac
         fi
         exit $rc' "$root"
-    # The same suite against an S3 bucket in moto_server (bucketnfsd-s3.sh):
-    # no 5 GiB sparse file (moto holds objects in memory), a 2,000-entry
+    # The same suite against an S3 bucket in moto_server (bucketnfsd-s3.sh),
+    # with posix_corners.sh on its read-write /rw (object keys of every
+    # character, through SigV4 and LIST): no 5 GiB sparse file (moto holds
+    # objects in memory), a 2,000-entry
     # bigdir: moto takes ~160 uploads a second (20,000 would take two
     # minutes) and lists ~3 pages of 1,000 a second, and a listing slower
     # than the export's TTL is started again by the noac mount's GETATTRs.
@@ -99,7 +101,8 @@ if [ -z "${BNFS_SAN:-}" ]; then
     run_suite "kernel-s3" 1500 bash -c '
         BNFS_BIGDIR_COUNT=${BNFS_BIGDIR_COUNT:-2000} tests/kernel/suite.sh \
             --server-cmd "$0/tests/kernel/bucketnfsd-s3.sh @SRC@ @NFS_PORT@ @MOUNT_PORT@" \
-            --export /demo --ttl 2 --object-store --no-sparse
+            --export /demo --ttl 2 --object-store --no-sparse \
+            --rw-export /rw --rw-tests posix_corners.sh --env BNFS_CORNERS_STORE=s3 --timeout 1100 --test-timeout 480
         rc=$?
         if [ $rc = 77 ]; then
             echo "SKIP: QEMU cannot run on this machine: the kernel-client suite (S3) did not run"

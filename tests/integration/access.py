@@ -12,7 +12,10 @@ and ports: a client outside `clients` is refused at MNT and when it replays
 a valid handle; the most specific `clients` entry decides access and
 squashing; a `secure` export refuses an unprivileged source port and serves
 a privileged one; what uid 0 (root squash) and any uid (squash all) create
-belongs to the export's anon_uid:anon_gid, checked with GETATTR.  Prints "N passed, N failed"; exits non-zero on failure."""
+belongs to the export's anon_uid:anon_gid, checked with GETATTR.  On
+/sqroot, as three users: a sticky folder lets only the folder's and the
+entry's owner remove or rename an entry (NFS3ERR_PERM otherwise), and a
+WRITE clears set-user-id and (on a group-executable file) set-group-id.  Prints "N passed, N failed"; exits non-zero on failure."""
 import random
 import socket
 import struct
@@ -164,5 +167,68 @@ if sa:
     check_owner(sa, "squash all", "by-root", 0, (5151, 5252))
     check_owner(sa, "squash all", "by-1000", 1000, (5151, 5252))
     check_owner(sa, "squash all", "dir-by-1234", 1234, (5151, 5252), directory=True)
+
+
+def mode_of(fh):
+    st, rest = nfs(1, fh)
+    return struct.unpack(">I", rest[4:8])[0] & 0o7777 if st == 0 else st
+
+
+def chmod(fh, mode, uid):
+    return nfs(2, fh, sattr_mode(mode) + struct.pack(">I", 0), uid=uid)[0]  # no guard
+
+
+def remove(dirfh, name, uid):
+    return nfs(12, dirfh, xdr_opaque(name.encode()), uid=uid)[0]
+
+
+def rename(dirfh, name, todir, toname, uid):
+    return nfs(14, dirfh, xdr_opaque(name.encode()) + xdr_opaque(todir) + xdr_opaque(toname.encode()),
+               uid=uid)[0]
+
+
+def write(fh, data, uid):
+    return nfs(7, fh, struct.pack(">QII", 0, len(data), 2) + xdr_opaque(data), uid=uid)[0]
+
+
+NFS3ERR_PERM = 1
+if sq:
+    # A sticky folder of uid 1000, files of 2000 and 3000 in it.
+    st, sdir = new_entry(sq, "sticky", 1000, directory=True)
+    result("MKDIR sticky as uid 1000, chmod 1777", st == 0 and chmod(sdir, 0o1777, 1000) == 0
+           and mode_of(sdir) == 0o1777, (st, mode_of(sdir) if sdir else None))
+    if sdir:
+        for n, u in (("of2000", 2000), ("of2000b", 2000), ("of3000", 3000), ("of2000c", 2000)):
+            new_entry(sdir, n, u)
+        result("sticky: uid 3000 REMOVE of uid 2000's file is NFS3ERR_PERM",
+               remove(sdir, "of2000", 3000) == NFS3ERR_PERM)
+        result("sticky: uid 3000 RENAME of uid 2000's file is NFS3ERR_PERM",
+               rename(sdir, "of2000", sdir, "x", 3000) == NFS3ERR_PERM)
+        result("sticky: uid 3000 RENAME of its file over uid 2000's is NFS3ERR_PERM",
+               rename(sdir, "of3000", sdir, "of2000b", 3000) == NFS3ERR_PERM)
+        result("sticky: uid 3000 RENAME out of it into the export's root is NFS3ERR_PERM too",
+               rename(sdir, "of2000", sq, "stolen", 3000) == NFS3ERR_PERM)
+        st_a, st_b = lookup(sdir, "of2000")[0], lookup(sdir, "of2000b")[0]
+        result("and the files are still there", st_a == 0 and st_b == 0, (st_a, st_b))
+        result("sticky: uid 3000 renames and removes its own file",
+               rename(sdir, "of3000", sdir, "of3000-moved", 3000) == 0 and remove(sdir, "of3000-moved", 3000) == 0)
+        result("sticky: uid 2000 removes its own file", remove(sdir, "of2000b", 2000) == 0)
+        result("sticky: uid 1000, the folder's owner, removes uid 2000's file",
+               remove(sdir, "of2000", 1000) == 0)
+        result("sticky: a missing name is NFS3ERR_NOENT, not NFS3ERR_PERM", remove(sdir, "nothing", 3000) == 2)
+        chmod(sdir, 0o777, 1000)
+        result("without the sticky bit uid 3000 removes uid 2000's file", remove(sdir, "of2000c", 3000) == 0)
+    # WRITE by a user clears set-user-id (and set-group-id with group execute).
+    for name, mode, uid, want in (("suid-other", 0o6777, 3000, 0o777), ("sgid-owner", 0o2755, 2000, 0o755),
+                                  ("sgid-noexec", 0o2666, 3000, 0o2666), ("suid-dir-mode", 0o4666, 3000, 0o666)):
+        st, fh = new_entry(sq, name, 2000)
+        if not fh:
+            result("CREATE " + name, False, st)
+            continue
+        chmod(fh, mode, 2000)
+        before = mode_of(fh)
+        st = write(fh, b"written", uid)
+        result("WRITE by uid %d to a %04o file of uid 2000 leaves it %04o" % (uid, before, want),
+               st == 0 and before == mode and mode_of(fh) == want, (st, oct(before), oct(mode_of(fh))))
 
 sys.exit(done("access.py"))

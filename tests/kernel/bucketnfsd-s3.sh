@@ -13,7 +13,13 @@
 #      bucket (polled every 0.5 s): the close-to-open cases rewrite the
 #      source, standing for another tool rewriting the object, and with a
 #      bucket that write must reach the bucket;
-#   4. bucketnfsd, exported read-only as /demo, registered with rpcbind.
+#   4. bucketnfsd, exported read-only as /demo, registered with rpcbind,
+#      and an empty bucket "rw-test" exported read-write as /rw (squash
+#      none, writeback_delay 1), for posix_corners.sh (suite.sh
+#      --rw-export /rw);
+#   5. the guest's bucket-keys.req in BNFS_CTL_DIR (polled every 0.2 s):
+#      the /rw bucket's keys under a prefix, exactly as moto holds them,
+#      into bucket-keys.done (bucket_keys.py has the format).
 #
 # A change in mutable/ reaches the bucket within the watcher's poll and
 # upload (well under 1 s); the suite waits its --ttl after a change, and the
@@ -48,6 +54,8 @@ moto_auth "$MOTO_ENDPOINT" off
 t0=$SECONDS
 python3 "$here/s3_fixture.py" "$MOTO_ENDPOINT" demo "$src" upload
 echo "bucketnfsd-s3.sh: bucket filled in $((SECONDS - t0))s"
+python3 -c 'import boto3, sys
+boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1").create_bucket(Bucket="rw-test")' "$MOTO_ENDPOINT"
 
 # The watcher lives no longer than the longest suite run.
 python3 "$here/s3_fixture.py" "$MOTO_ENDPOINT" demo "$src" watch 1800 &
@@ -65,8 +73,20 @@ CONF
 cat >"$work/exports.conf" <<CONF
 exports = ( { path = "/demo"; store = "s3"; bucket = "demo"; prefix = "";
               access = "ro"; clients = ( "127.0.0.0/8" ); squash = "none";
-              metadata_ttl = ${BNFS_TTL:-2}; } );
+              metadata_ttl = ${BNFS_TTL:-2}; },
+            { path = "/rw"; store = "s3"; bucket = "rw-test"; prefix = "";
+              access = "rw"; clients = ( "127.0.0.0/8" ); squash = "none";
+              metadata_ttl = ${BNFS_TTL:-2}; writeback_delay = 1; } );
 CONF
 "$bin" -f -c "$work/bucketnfs.conf" &
 pids+=($!)
-wait "${pids[-1]}"
+daemon=$!
+ctl=${BNFS_CTL_DIR:-}
+while kill -0 "$daemon" 2>/dev/null; do
+    if [ -n "$ctl" ] && [ -e "$ctl/bucket-keys.req" ]; then
+        mv -f "$ctl/bucket-keys.req" "$work/bucket-keys.req"
+        python3 "$here/bucket_keys.py" "$work/bucket-keys.req" "$ctl/bucket-keys.done" s3 "$MOTO_ENDPOINT" rw-test
+    fi
+    sleep 0.2
+done
+wait "$daemon"

@@ -27,6 +27,9 @@
 #   bucket-list.req  list the /rw bucket as it is now into bucket-list.done
 #                 (see bucket_list), for the guest to compare with what its
 #                 mount shows once the write-back is done.
+#   bucket-keys.req  the /rw bucket's keys under a prefix, as bytes, with
+#                 sizes, sha256 and stored mtimes, into bucket-keys.done
+#                 (bucket_keys.py has the format; posix_corners.sh asks).
 #   reload.req    holding one word, the exports to serve from now on:
 #                   base     /demo and /rw, as at start
 #                   added    those and /live (rw, squash none, writeback_delay 1)
@@ -217,6 +220,10 @@ while kill -0 "$pid" 2>/dev/null; do
     if [ -n "$ctl" ] && [ -e "$ctl/bucket-list.req" ]; then
         rm -f "$ctl/bucket-list.req" "$ctl/bucket-list.done"
         bucket_list
+    fi
+    if [ -n "$ctl" ] && [ -e "$ctl/bucket-keys.req" ]; then
+        mv -f "$ctl/bucket-keys.req" "$work/bucket-keys.req"
+        python3 "$here/bucket_keys.py" "$work/bucket-keys.req" "$ctl/bucket-keys.done" dir "$rw_bucket"
     fi
     if [ -n "$ctl" ] && [ -e "$ctl/restart.req" ]; then
         rm -f "$ctl/restart.req" "$ctl/restart.done" "$ctl/restart.failed"

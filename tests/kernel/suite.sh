@@ -18,8 +18,10 @@
 # --no-sparse: no 5 GiB sparse file in the tree (BNFS_SPARSE=0), for a
 # server whose store cannot hold it; its cases print "# skipped: ...".
 # --rw-export PATH: the server also exports PATH read-write, an empty
-# bucket of its own (bucketnfsd.sh's /rw): posix_write.sh runs too, after
-# the other tests, against it.
+# bucket of its own (bucketnfsd.sh's /rw): posix_write.sh and
+# posix_corners.sh run too, after the other tests, against it.
+# --rw-tests "A.sh B.sh": the scripts (in this folder) --rw-export runs
+# instead of those two.
 # --live-exports: live_exports.sh runs last: it has the server change and
 # reload its exports under the mounted kernel client (bucketnfsd.sh's
 # reload.req), adding, changing to ro and removing an export /live.
@@ -59,6 +61,7 @@ server_cmd="$here/ganesha.sh @SRC@ @NFS_PORT@ @MOUNT_PORT@"
 export_path=@SRC@
 ttl=0
 rw_export=""
+rw_tests="posix_write.sh posix_corners.sh"
 live_exports=0
 pass=()
 while [ $# -gt 0 ]; do
@@ -67,6 +70,7 @@ while [ $# -gt 0 ]; do
         --export) export_path=$2; shift 2 ;;
         --ttl) ttl=$2; shift 2 ;;
         --rw-export) rw_export=$2; shift 2 ;;
+        --rw-tests) rw_tests=$2; shift 2 ;;
         --live-exports) live_exports=1; shift ;;
         --object-store) export BNFS_OBJSTORE=1; shift ;;
         --no-sparse) export BNFS_SPARSE=0; shift ;;
@@ -122,7 +126,7 @@ echo "suite.sh: source tree ready in $(( $(date +%s) - t0 ))s" >&2
 
 tests=("${BNFS_SUITE_TESTS:-$here/posix_read.sh}")
 if [ -n "$rw_export" ]; then
-    tests+=("$here/posix_write.sh")
+    for t in $rw_tests; do tests+=("$here/$t"); done
     pass+=(--env BNFS_RW_EXPORT="$rw_export")
 fi
 [ "$live_exports" = 1 ] && tests+=("$here/live_exports.sh")

@@ -481,6 +481,22 @@ static void test_create(struct inode_table *t, struct tstore *s)
     longname[255] = '\0';
     CHECK_EQ_INT(mkfile(t, &e, d.ino, longname, &a), 0);
     CHECK_EQ_INT(a.size, 0);
+
+    /* A store whose keys are UTF-8 (S3) takes no other name: not made, not
+     * renamed to; a dir-like store takes any bytes. */
+    s->base.utf8_keys = true;
+    CHECK_EQ_INT(mkfile(t, &e, d.ino, "bad\xff\xfe", &a), EINVAL);
+    CHECK_EQ_INT(mkdir_(t, &e, d.ino, "overlong\xc0\xaf", &a), EINVAL);
+    CHECK_EQ_INT(mkfile(t, &e, d.ino, "surrogate\xed\xa0\x80", &a), EINVAL);
+    CHECK_EQ_INT(mkfile(t, &e, d.ino, "past-10ffff\xf4\x90\x80\x80", &a), EINVAL);
+    CHECK_EQ_INT(mkfile(t, &e, d.ino, "cut\xe2\x82", &a), EINVAL);
+    CHECK_EQ_INT(mv(t, &e, d.ino, "f", d.ino, "bad\xff", NULL), EINVAL);
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "bad\xff\xfe", &a, NULL), ENOENT);
+    CHECK_EQ_INT(inode_lookup(t, &e, d.ino, "f", &a, NULL), 0);
+    CHECK_EQ_INT(mkfile(t, &e, d.ino, "caf\xc3\xa9 \xe5\x90\x8d \xf0\x9f\x98\x80 \x01\x7f", &a), 0);
+    CHECK_EQ_INT(mv(t, &e, d.ino, "f", d.ino, "f-\xc3\xa9", NULL), 0);
+    s->base.utf8_keys = false;
+    CHECK_EQ_INT(mkfile(t, &e, d.ino, "bad\xff\xfe", &a), 0);
 }
 
 /* ---- 5. inode_remove ------------------------------------------------------------------ */

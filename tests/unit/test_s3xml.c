@@ -149,6 +149,27 @@ static void test_url_encoded(void)
         "<ListBucketResult><Contents><Key>a&#1;b</Key></Contents></ListBucketResult>";
     o = (struct s3xml_opts){.cb = on_entry, .cb_arg = &g2};
     CHECK_EQ_INT(parse(ctl, 0, &o, &info), EBADMSG);
+
+    /* A raw CR reaches us as LF (XML end-of-line handling), as does a raw LF:
+     * a key with a line feed is ambiguous unless URL-encoded, so the caller
+     * asks again; %0D and %0A decode to the right bytes. */
+    static const char cr[] =
+        "<ListBucketResult><Contents><Key>ok</Key></Contents>"
+        "<Contents><Key>cr\rhere</Key></Contents></ListBucketResult>";
+    struct got g3 = {.stop_at = -1};
+    o = (struct s3xml_opts){.cb = on_entry, .cb_arg = &g3};
+    CHECK_EQ_INT(parse(cr, 0, &o, &info), EBADMSG);
+    CHECK_EQ_INT(g3.n, 1); /* the keys before it were handed on: the retry skips them */
+    CHECK_EQ_INT(info.nentries, 1); /* and only them */
+    static const char crenc[] =
+        "<ListBucketResult><Contents><Key>cr%0Dhere</Key></Contents>"
+        "<Contents><Key>new%0Aline</Key></Contents></ListBucketResult>";
+    struct got g4 = {.stop_at = -1};
+    o = (struct s3xml_opts){.cb = on_entry, .cb_arg = &g4, .url_decode = true};
+    CHECK_EQ_INT(parse(crenc, 1, &o, &info), 0);
+    CHECK_EQ_INT(g4.n, 2);
+    CHECK(strcmp(g4.keys[0], "cr\rhere") == 0);
+    CHECK(strcmp(g4.keys[1], "new\nline") == 0);
 }
 
 static void test_errors(void)

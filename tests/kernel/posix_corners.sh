@@ -70,7 +70,7 @@ export CX_A=/mnt/cx-a CX_B=/mnt/cx-b CX_C=/mnt/cx-c
 pass=0 fail=0
 umask 022
 
-. "$(dirname "${BASH_SOURCE[0]}")/guest-lib.sh" # ok, not_ok, check, fails, section
+. "$(dirname "${BASH_SOURCE[0]}")/guest-lib.sh" # ok, not_ok, check, fails, section, mount_rw, umount_each
 # want SECTION: whether BNFS_CORNERS_ONLY leaves SECTION in (said if not).
 want() {
     [ -z "$cx_only" ] || [[ ",$cx_only," == *",$1,"* ]] && return 0
@@ -78,17 +78,9 @@ want() {
     return 1
 }
 as_user() { setpriv --reuid="$CX_UID" --regid="$CX_UID" --clear-groups -- "$@"; }
-mount_rw() {
-    mkdir -p "$1"
-    "$BNFS_MOUNT" "10.0.2.2:$rw_export" "$1" \
-        "$BNFS_MOUNT_BASE${BNFS_MOUNT_PORTS:+,$BNFS_MOUNT_PORTS}${2:+,$2}"
-}
 finish() {
     cd /
-    for d in "$CX_C" "$CX_B" "$CX_A"; do
-        mountpoint -q "$d" || continue
-        if umount "$d" 2>/dev/null; then ok "umount $d"; else not_ok "umount $d" "busy or hung"; fi
-    done
+    umount_each "$CX_C" "$CX_B" "$CX_A"
     echo "posix_corners: $pass passed, $fail failed"
     [ "$fail" = 0 ]
     exit

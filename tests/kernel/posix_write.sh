@@ -56,7 +56,7 @@ ref=$tmp/ref # the reference copy of $m/data
 pass=0 fail=0
 umask 022
 
-. "$(dirname "${BASH_SOURCE[0]}")/guest-lib.sh" # ok, not_ok, check, fails, section
+. "$(dirname "${BASH_SOURCE[0]}")/guest-lib.sh" # ok, not_ok, check, fails, section, mount_rw, umount_each
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 as_user() { setpriv --reuid="$uid" --regid="$uid" --clear-groups -- "$@"; }
 # both CMDS: run the shell commands CMDS with D set to the reference copy,
@@ -86,12 +86,6 @@ same_tree() {
     else ok "$name"; fi
 }
 same_data() { same_tree -n "$@"; }
-# mount_rw DIR [OPTS]: mount the read-write export on DIR.
-mount_rw() {
-    mkdir -p "$1"
-    "$BNFS_MOUNT" "10.0.2.2:$rw_export" "$1" \
-        "$BNFS_MOUNT_BASE${BNFS_MOUNT_PORTS:+,$BNFS_MOUNT_PORTS}${2:+,$2}"
-}
 
 # ---- the bucket as the host sees it --------------------------------------
 # bucket_list FILE: ask the host for its listing of the bucket (format in
@@ -145,10 +139,7 @@ no_silly() { ! grep -q '\(^\|/\)\.nfs' "$tmp/bucket.names"; }
 finish() {
     exec 3<&- 4>&- 5<&-
     cd /
-    for d in "$c" "$b" "$m"; do
-        mountpoint -q "$d" || continue
-        if umount "$d" 2>/dev/null; then ok "umount $d"; else not_ok "umount $d" "busy or hung"; fi
-    done
+    umount_each "$c" "$b" "$m"
     rm -rf "$tmp"
     echo "posix_write: $pass passed, $fail failed"
     [ "$fail" = 0 ]

@@ -33,6 +33,31 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def dir_entry(root, path, prefix, full):
+    """(key, size, sha256, mtime) of one file or folder, None if not under prefix."""
+    key = os.path.relpath(path, root)
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode):
+        key += b"/"
+    if not key.startswith(prefix) or key == prefix:
+        return None
+    size, digest, mtime = st.st_size, "-", "-"
+    if full and stat.S_ISLNK(st.st_mode):
+        target = os.readlink(path)
+        size, digest = len(target), sha(target)
+    elif full and stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as f:
+            digest = sha(f.read())
+    elif stat.S_ISDIR(st.st_mode):
+        size = 0
+    if full:
+        try:
+            mtime = os.getxattr(path, "user.bucketnfs.file-mtime", follow_symlinks=False).decode()
+        except OSError:
+            pass
+    return key, size, digest, mtime
+
+
 def dir_keys(root, prefix, full):
     root = os.fsencode(root)
     out = []
@@ -41,30 +66,18 @@ def dir_keys(root, prefix, full):
     start = os.path.join(root, base) if base else root
     if not os.path.isdir(start):
         return out
+    # The store changes under the walk (the write-back uploads, renames and
+    # deletes meanwhile): an entry gone between the walk and its lstat or
+    # read is not listed, as a listing a moment later would not list it.
+    # The guest asks again until what it waits for holds.
     for d, dirs, files in os.walk(start):
         for n in dirs + files:
-            path = os.path.join(d, n)
-            key = os.path.relpath(path, root)
-            st = os.lstat(path)
-            if stat.S_ISDIR(st.st_mode):
-                key += b"/"
-            if not key.startswith(prefix) or key == prefix:
+            try:
+                e = dir_entry(root, os.path.join(d, n), prefix, full)
+            except FileNotFoundError:
                 continue
-            size, digest, mtime = st.st_size, "-", "-"
-            if full and stat.S_ISLNK(st.st_mode):
-                target = os.readlink(path)
-                size, digest = len(target), sha(target)
-            elif full and stat.S_ISREG(st.st_mode):
-                with open(path, "rb") as f:
-                    digest = sha(f.read())
-            elif stat.S_ISDIR(st.st_mode):
-                size = 0
-            if full:
-                try:
-                    mtime = os.getxattr(path, "user.bucketnfs.file-mtime", follow_symlinks=False).decode()
-                except OSError:
-                    pass
-            out.append((key, size, digest, mtime))
+            if e:
+                out.append(e)
     return out
 
 
@@ -90,7 +103,10 @@ def s3_keys(endpoint, bucket, prefix, full):
             size, digest, mtime = o["Size"], "-", "-"
             if full:
                 raw = key.decode("utf-8", "surrogateescape")
-                got = s3.get_object(Bucket=bucket, Key=raw)
+                try:
+                    got = s3.get_object(Bucket=bucket, Key=raw)
+                except s3.exceptions.NoSuchKey:
+                    continue  # deleted since the page was listed (as in dir_keys)
                 digest = sha(got["Body"].read())
                 mtime = got.get("Metadata", {}).get("file-mtime", "-")
             out.append((key, size, digest, mtime))
